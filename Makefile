@@ -1,0 +1,45 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+# Both create .venv with the system python3 if it is missing and are safe to re-run:
+# the install step re-runs only when pyproject.toml changed (stamp files).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+PACKAGES := connectors mappings sync config sandbox
+
+.PHONY: demo test lint typecheck pytest install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e .
+	touch $@
+
+# Editable for development, so tests see the working tree.
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[dev,postgres]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/billsync demo
+
+lint: install-dev
+	$(BIN)/ruff check $(PACKAGES) tests bench
+	$(BIN)/ruff format --check $(PACKAGES) tests bench
+
+typecheck: install-dev
+	$(BIN)/mypy $(PACKAGES)
+
+pytest: install-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
