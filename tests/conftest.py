@@ -69,6 +69,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         Path(target).write_text(json.dumps(_pg_outcomes))
     if _pg_outcomes["passed"] or _pg_outcomes["failed"] or _pg_outcomes["skipped"]:
         session.config.pluginmanager.get_plugin("terminalreporter").write_line(  # type: ignore[union-attr]
-            "postgres-marked tests: "
-            + ", ".join(f"{n} {k}" for k, n in _pg_outcomes.items())
+            "postgres-marked tests: " + ", ".join(f"{n} {k}" for k, n in _pg_outcomes.items())
         )

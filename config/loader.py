@@ -1,0 +1,250 @@
+"""Load `Settings` from a YAML file, secret files and the environment, or explain why not.
+
+Sources, strongest first:
+1. environment variables `BILLSYNC_<SECTION>__<KEY>` (lists as JSON, e.g. `'["a","b"]'`);
+2. secret files: `BILLSYNC_<SECTION>__<KEY>_FILE=/run/secrets/x` in the environment, or
+   `<key>_file: /run/secrets/x` in the YAML, for secret keys only (Docker/Kubernetes);
+3. the YAML file from `--config FILE` or `BILLSYNC_CONFIG`.
+
+Every problem becomes one line `SOURCE: section.key: reason` where SOURCE is the file or
+the environment variable that supplied the value. Messages never include a value, and
+`ConfigError` is raised `from None` so no traceback carries one either.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
+
+from config.settings import (
+    ENV_NESTED_DELIMITER,
+    ENV_PREFIX,
+    SECTIONS,
+    Settings,
+    secret_field_names,
+)
+
+CONFIG_ENV = "BILLSYNC_CONFIG"
+SECRET_FILE_SUFFIX = "_file"  # noqa: S105 - a key suffix, not a secret
+ENVIRONMENT = "environment"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    source: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.key}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used. `str()` is the report, one problem a line."""
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def load_settings(
+    config_file: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build validated settings or raise `ConfigError` listing every problem found."""
+    env = dict(os.environ if environ is None else environ)
+    path = Path(config_file) if config_file else _path_from_env(env)
+    file_label = str(path) if path else ENVIRONMENT
+
+    problems: list[ConfigProblem] = []
+    data = _read_yaml(path, problems) if path else {}
+    _resolve_yaml_secret_files(data, file_label, problems)
+    _overlay_env_secret_files(data, env, problems)
+    if problems:
+        raise ConfigError(problems)
+
+    settings_cls = _bound_to_environment(env)
+    try:
+        return settings_cls(**data)
+    except ValidationError as exc:
+        problems.extend(_explain(exc, file_label, env))
+    raise ConfigError(problems) from None
+
+
+def _path_from_env(env: Mapping[str, str]) -> Path | None:
+    value = env.get(CONFIG_ENV)
+    return Path(value) if value else None
+
+
+def _read_yaml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(ConfigProblem(str(path), "-", f"cannot read the file: {exc.strerror}"))
+        return {}
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "-"
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        problems.append(ConfigProblem(str(path), where, f"invalid YAML: {problem}"))
+        return {}
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        problems.append(
+            ConfigProblem(str(path), "-", "the top level must be a mapping of sections")
+        )
+        return {}
+    return loaded
+
+
+def _resolve_yaml_secret_files(
+    data: dict[str, Any], file_label: str, problems: list[ConfigProblem]
+) -> None:
+    """Replace `<secret>_file: PATH` keys in the YAML by the secret read from PATH."""
+    for section_name, section in data.items():
+        model = SECTIONS.get(section_name)
+        if model is None or not isinstance(section, dict):
+            continue  # reported by validation as an unknown section or a wrong type
+        secrets = secret_field_names(model)
+        for key in [k for k in section if k.endswith(SECRET_FILE_SUFFIX)]:
+            base = key.removesuffix(SECRET_FILE_SUFFIX)
+            if base not in secrets:
+                continue
+            dotted = f"{section_name}.{key}"
+            secret = _read_secret_file(section.pop(key), file_label, dotted, problems)
+            if secret is not None:
+                section[base] = secret
+
+
+def _overlay_env_secret_files(
+    data: dict[str, Any], env: Mapping[str, str], problems: list[ConfigProblem]
+) -> None:
+    """Apply `BILLSYNC_<SECTION>__<KEY>_FILE` variables over the YAML values."""
+    for name, section, key in _env_secret_file_vars(env):
+        secret = _read_secret_file(env[name], name, f"{section}.{key}", problems)
+        if secret is not None:
+            data.setdefault(section, {})
+            if isinstance(data[section], dict):
+                data[section][key] = secret
+
+
+def _env_secret_file_vars(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    found = []
+    for name in env:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or not upper.endswith(SECRET_FILE_SUFFIX.upper()):
+            continue
+        parts = upper[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER)
+        if len(parts) != 2:
+            continue
+        section, key = parts[0], parts[1].removesuffix(SECRET_FILE_SUFFIX)
+        model = SECTIONS.get(section)
+        if model is not None and key in secret_field_names(model):
+            found.append((name, section, key))
+    return found
+
+
+def _read_secret_file(
+    raw_path: Any, source: str, key: str, problems: list[ConfigProblem]
+) -> str | None:
+    if not isinstance(raw_path, str) or not raw_path:
+        problems.append(ConfigProblem(source, key, "must be the path of a secret file"))
+        return None
+    try:
+        # Secret files from Docker/Kubernetes usually end with a newline that is not
+        # part of the secret.
+        return Path(raw_path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        problems.append(
+            ConfigProblem(source, key, f"cannot read secret file {raw_path}: {exc.strerror}")
+        )
+        return None
+
+
+def _bound_to_environment(env: Mapping[str, str]) -> type[Settings]:
+    """A `Settings` subclass whose environment source reads `env`, minus secret-file vars.
+
+    pydantic-settings reads `os.environ` itself; binding the mapping here keeps the
+    loader testable and stops `X_FILE` variables from looking like unknown keys.
+    """
+    handled = {name for name, _, _ in _env_secret_file_vars(env)}
+    visible = {k: v for k, v in env.items() if k not in handled}
+
+    class _MappingEnvSource(EnvSettingsSource):
+        def _load_env_vars(self) -> Mapping[str, str | None]:
+            return {k.lower(): v for k, v in visible.items()}
+
+    class BoundSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (_MappingEnvSource(settings_cls), init_settings)
+
+    return BoundSettings
+
+
+def _explain(exc: ValidationError, file_label: str, env: Mapping[str, str]) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        if error["type"] == "missing_secret":
+            loc.append(str((error.get("ctx") or {})["key"]))
+            reason = _missing_secret_reason(loc)
+        elif error["type"] == "extra_forbidden":
+            reason = _unknown_key_reason(loc)
+        else:
+            reason = error["msg"]
+        problems.append(ConfigProblem(_source_of(loc, file_label, env), ".".join(loc), reason))
+    return problems
+
+
+def _env_name(loc: list[str]) -> str:
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in loc[:2])
+
+
+def _source_of(loc: list[str], file_label: str, env: Mapping[str, str]) -> str:
+    name = _env_name(loc)
+    upper_env = {k.upper() for k in env}
+    return name if name in upper_env else file_label
+
+
+def _missing_secret_reason(loc: list[str]) -> str:
+    name = _env_name(loc)
+    return (
+        f"required secret is missing: set {'.'.join(loc)} in the config file, "
+        f"or {name}, or {name}_FILE pointing at a secret file"
+    )
+
+
+def _unknown_key_reason(loc: list[str]) -> str:
+    known = _known_keys(loc[:-1])
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key{hint}"
+
+
+def _known_keys(parent: list[str]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in parent:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

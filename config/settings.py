@@ -1,0 +1,209 @@
+"""Typed settings for every part of billsync.
+
+One section model per concern; the top-level `Settings` is a pydantic-settings class so
+the environment (`BILLSYNC_<SECTION>__<KEY>`) works without any glue. Loading from a
+YAML file, `<KEY>_FILE` secret files and the error report live in `config.loader`.
+
+Every section forbids unknown keys: a typo in a config file must stop start-up, not be
+silently ignored while the default quietly applies.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "BILLSYNC_"
+ENV_NESTED_DELIMITER = "__"
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def _require_secrets(self, *names: str) -> None:
+        """Raise a `missing_secret` error for the first secret that is absent.
+
+        The error carries the key so the loader can report `section.key`, not just
+        `section`, and it never carries a value.
+        """
+        for name in names:
+            value = getattr(self, name)
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                raise PydanticCustomError(
+                    "missing_secret",
+                    "required secret is missing",
+                    {"key": name},
+                )
+
+
+class LedgerSettings(Section):
+    url: str = Field(
+        default="sqlite:///./billsync.db",
+        description="SQLAlchemy URL: sqlite:///path (default) or postgresql+psycopg://…",
+    )
+
+
+class SalesforceSettings(Section):
+    enabled: bool = True
+    auth: Literal["jwt", "client_credentials"] = "jwt"
+    instance_url: str | None = None
+    login_url: str = "https://login.salesforce.com"
+    api_version: str = Field(default="66.0", pattern=r"^\d{2,3}\.0$")
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    username: str | None = None
+    private_key_file: Path | None = None
+    ca_bundle: Path | None = None
+    query_batch_size: int = Field(default=2000, ge=200, le=2000)
+    overlap_minutes: int = Field(default=5, ge=0, le=1440)
+    quota_floor_percent: Decimal = Field(default=Decimal("10"), ge=0, le=100)
+    record_types: list[str] = Field(default_factory=list)
+    extra_where: str | None = None
+
+    @model_validator(mode="after")
+    def _credentials_for_flow(self) -> Self:
+        if not self.enabled:
+            return self
+        if self.auth == "client_credentials":
+            self._require_secrets("client_secret")
+        return self
+
+
+class QuickBooksSettings(Section):
+    enabled: bool = False
+    environment: Literal["sandbox", "production"] = "production"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    realm_id: str | None = None
+    redirect_uri: str | None = None
+    minorversion: int = Field(default=75, ge=75)
+    base_url: str | None = None
+    discovery_url: str | None = None
+    verifier_token: SecretStr | None = None
+    ca_bundle: Path | None = None
+    home_currency: CurrencyCode = "USD"
+
+    @model_validator(mode="after")
+    def _credentials_when_enabled(self) -> Self:
+        if self.enabled:
+            self._require_secrets("client_secret")
+        return self
+
+
+class StripeSettings(Section):
+    enabled: bool = False
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    ca_bundle: Path | None = None
+
+    @model_validator(mode="after")
+    def _key_when_enabled(self) -> Self:
+        if self.enabled:
+            self._require_secrets("api_key")
+        return self
+
+
+class SyncSettings(Section):
+    default_target: str | None = None
+    company_currency: CurrencyCode = "USD"
+    mapping_files: list[Path] = Field(default_factory=list)
+    on_deal_change: Literal["flag", "void_and_reissue"] = "flag"
+
+
+class RetrySettings(Section):
+    base_seconds: int = Field(default=30, ge=1)
+    cap_seconds: int = Field(default=6 * 3600, ge=1)
+    max_attempts: int = Field(default=8, ge=1)
+
+
+class LoggingSettings(Section):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ServerSettings(Section):
+    host: str = "0.0.0.0"  # noqa: S104 - the container's webhook receiver listens on all interfaces
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+
+class OpsSettings(Section):
+    token: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Precedence: environment, then `_FILE` secrets, then YAML."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
+    quickbooks: QuickBooksSettings = Field(default_factory=QuickBooksSettings)
+    stripe: StripeSettings = Field(default_factory=StripeSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The loader passes the YAML file (with secret files already read) as init
+        # values; the environment outranks it, as operators expect from containers.
+        return (env_settings, init_settings)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret in clear, for the log scrubber and leak tests."""
+        found: list[str] = []
+        _collect_secrets(self, found)
+        return [s for s in found if s]
+
+
+def _collect_secrets(value: Any, found: list[str]) -> None:
+    if isinstance(value, SecretStr):
+        found.append(value.get_secret_value())
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _collect_secrets(getattr(value, name), found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_secrets(item, found)
+
+
+def secret_field_names(section: type[BaseModel]) -> set[str]:
+    """Names of the fields of `section` that hold secrets (SecretStr or lists of them)."""
+    return {
+        name for name, field in section.model_fields.items() if _mentions_secret(field.annotation)
+    }
+
+
+def _mentions_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    return any(_mentions_secret(arg) for arg in get_args(annotation))
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in Settings.model_fields.items()
+}

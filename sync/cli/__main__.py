@@ -1,0 +1,5 @@
+"""`python -m sync.cli` — the same as the `billsync` console script."""
+
+from sync.cli.app import main
+
+main()

@@ -1,0 +1,26 @@
+"""`billsync config check`: validate the configuration and show it with secrets masked."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from sync.cli.options import ConfigOption, JsonOption, settings_for
+
+app = typer.Typer(help="Validate and show the configuration (secrets masked).")
+
+
+@app.command("check")
+def check(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Validate the configuration; exit 2 with one line per problem if it is wrong."""
+    settings = settings_for(ctx, config)
+    # mode="json" renders SecretStr as '**********', so nothing secret is printed.
+    shown = settings.model_dump(mode="json")
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, sort_keys=True))
+        return
+    typer.echo("configuration OK")
+    for section, values in shown.items():
+        for key, value in values.items():
+            typer.echo(f"  {section}.{key} = {json.dumps(value)}")

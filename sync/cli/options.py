@@ -1,0 +1,37 @@
+"""Options shared by several commands, and the one place settings are loaded for the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config.loader import load_settings
+from config.settings import Settings
+from sync.logs import configure_logging
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file (default: $BILLSYNC_CONFIG; environment variables override it).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def settings_for(ctx: typer.Context, config: Path | None) -> Settings:
+    """Load settings (raising ConfigError, which `main` reports) and set up logging."""
+    root = ctx.find_root().obj
+    if root is None:
+        root = ctx.find_root().obj = {}
+    settings = load_settings(config or root.get("config"))
+    root["scrubber"] = configure_logging(
+        log_format=root.get("log_format") or settings.logging.format,
+        level=root.get("log_level") or settings.logging.level,
+        secrets=settings.secret_values(),
+    )
+    return settings
