@@ -82,6 +82,9 @@ class QuickBooksSettings(Section):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     realm_id: str | None = None
+    # Bootstrap only: used when the ledger holds no token yet (e.g. automated set-up);
+    # after the first refresh the rotated token stored in the ledger wins.
+    refresh_token: SecretStr | None = None
     redirect_uri: str | None = None
     minorversion: int = Field(default=75, ge=75)
     base_url: str | None = None

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from config.loader import ConfigError
-from sync.cli import config_cmd, ledger_cmd
+from sync.cli import config_cmd, ledger_cmd, sandbox_cmd
 from sync.cli.not_built import not_built
 from sync.cli.options import ConfigOption, JsonOption
 from sync.logs import SecretScrubber
@@ -104,31 +104,18 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
     not_built("status", "the status view arrives with the ops surface")
 
 
-sandbox_app = typer.Typer(help="Local stand-ins for Salesforce, QuickBooks Online and Stripe.")
 failures_app = typer.Typer(help="Inspect, retry and resolve failed work items.")
 report_app = typer.Typer(help="AR reports: aging and KPIs.")
 mappings_app = typer.Typer(help="Check the mapping files.")
 auth_app = typer.Typer(help="Connect and inspect vendor credentials.")
 
-app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(failures_app, name="failures")
 app.add_typer(report_app, name="report")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(auth_app, name="auth")
 app.add_typer(config_cmd.app, name="config")
 app.command("migrate")(ledger_cmd.migrate)
-
-
-@sandbox_app.command("serve")
-def sandbox_serve() -> None:
-    """Start the sandbox on localhost."""
-    not_built("sandbox serve", "the sandbox is not written yet")
-
-
-@sandbox_app.command("generate")
-def sandbox_generate() -> None:
-    """Write a realistic seed file for the sandbox."""
-    not_built("sandbox generate", "the sandbox is not written yet")
 
 
 @failures_app.command("list")
