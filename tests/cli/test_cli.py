@@ -59,7 +59,6 @@ def test_each_command_has_help(command: str) -> None:
     "args",
     [
         ["demo"],
-        ["sandbox", "serve"],
         ["failures", "list"],
         ["reconcile"],
         ["status"],
