@@ -1,0 +1,308 @@
+"""The small protocols the engine depends on, and the error taxonomy.
+
+Connectors implement these structurally (``typing.Protocol``): no base class to inherit,
+just the methods. Everything crossing this boundary is a canonical model from
+``sync.canonical`` or a ``ConnectorError``; a vendor object or vendor exception leaking
+through is a bug.
+
+Cursors are opaque strings owned by the connector (Salesforce: SystemModstamp and Id of
+the last deal; Stripe: the last event id; QBO: a CDC ``changedSince`` timestamp). The
+engine stores them in the ledger and hands them back; it never parses them. Reads yield
+each item together with the cursor that is safe to store once that item, and every item
+before it, is fully recorded: the watermark then advances only past recorded work, and a
+crash replays at most the unrecorded tail (the ledger dedupes the replay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
+
+from sync.canonical import (
+    Customer,
+    Deal,
+    DealWriteBack,
+    InvoiceDraft,
+    InvoiceRef,
+    PaymentEvent,
+    WebhookNotification,
+)
+
+__all__ = [
+    "Checkpointed",
+    "ConnectorError",
+    "Cursor",
+    "DealSource",
+    "ErrorClass",
+    "InvoiceTarget",
+    "PaymentFeed",
+    "WebhookRejectReason",
+    "WebhookRejected",
+    "WebhookVerifier",
+]
+
+Cursor = str
+"""Opaque, connector-defined position in a source or feed."""
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpointed(Generic[T_co]):
+    """An item read from a source, with the cursor to store once it is recorded."""
+
+    item: T_co
+    cursor: Cursor
+
+
+# --- error taxonomy ----------------------------------------------------------------
+
+
+class ErrorClass(StrEnum):
+    """What the engine does next, decided by each connector's error table.
+
+    - ``transient``: 5xx, timeouts, connection resets. Retry in-call with jittered
+      exponential backoff; if still failing, queue a work item for a later run.
+    - ``rate_limited``: 429, QBO throttle fault 3001, Salesforce REQUEST_LIMIT_EXCEEDED.
+      Wait ``retry_after`` (QBO wants 60 s) before any retry in-call; then queue.
+    - ``auth``: expired or revoked credentials, missing permission. Stop that connector
+      for this run and alert; retrying only hammers the provider and can lock accounts.
+    - ``conflict``: the object changed under us (QBO stale SyncToken 5010). Refetch,
+      reapply the change, retry; never resend the same request.
+    - ``invalid_data``: permanent until the data or the mapping changes (QBO 6240
+      duplicate name, 610 inactive item; Stripe invalid_request_error). Record a
+      needs-attention failure naming the deal and field; retried automatically when the
+      deal's revision or the mapping files change, not on a timer.
+    - ``not_found``: the object does not exist (deleted out of band, wrong id). Callers
+      decide: a lookup returns None/empty, an update of our own invoice becomes a
+      reconciliation discrepancy.
+    """
+
+    TRANSIENT = "transient"
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"
+    CONFLICT = "conflict"
+    INVALID_DATA = "invalid_data"
+    NOT_FOUND = "not_found"
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same request, unchanged, may succeed later."""
+        return self in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED)
+
+
+class ConnectorError(Exception):
+    """A vendor error translated into something the engine and an operator can act on.
+
+    ``message`` is for people: safe (no tokens, no request bodies, no customer data
+    beyond ids), and actionable ("Item 'Consulting' is inactive in QuickBooks; reactivate
+    it or map the product to another item"). ``str()`` and ``repr()`` show only the
+    fields given here. A vendor exception may carry secrets (URLs with tokens, request
+    bodies), so raise this ``from None`` unless the cause is known to be clean.
+    """
+
+    def __init__(
+        self,
+        *,
+        system: str,
+        error_class: ErrorClass | str,
+        message: str,
+        code: str | None = None,
+        retry_after: timedelta | None = None,
+        deal_id: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        if not message:
+            raise ValueError("ConnectorError needs a message an operator can act on")
+        if retry_after is not None and (
+            not isinstance(retry_after, timedelta) or retry_after < timedelta(0)
+        ):
+            raise ValueError("retry_after must be a non-negative timedelta")
+        super().__init__(message)
+        self.system = system
+        self.error_class = ErrorClass(error_class)
+        self.message = message
+        self.code = code
+        self.retry_after = retry_after
+        self.deal_id = deal_id
+        self.field = field
+
+    @property
+    def is_retryable(self) -> bool:
+        """Retry the same call (in-call, then via the queue): transient and rate_limited."""
+        return self.error_class.retryable
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "error_class": self.error_class,
+            "message": self.message,
+            "code": self.code,
+            "retry_after": self.retry_after,
+            "deal_id": self.deal_id,
+            "field": self.field,
+        }
+
+    def with_context(self, *, deal_id: str | None = None, field: str | None = None) -> Self:
+        """A copy naming the deal and field, for callers that know them (the client's
+        error table usually does not)."""
+        fields = self._fields()
+        if deal_id is not None:
+            fields["deal_id"] = deal_id
+        if field is not None:
+            fields["field"] = field
+        return type(self)(**fields)
+
+    def __str__(self) -> str:
+        head = f"[{self.system} {self.error_class}{f' {self.code}' if self.code else ''}]"
+        extras = []
+        if self.deal_id:
+            extras.append(f"deal {self.deal_id}")
+        if self.field:
+            extras.append(f"field {self.field}")
+        if self.retry_after is not None:
+            extras.append(f"retry after {int(self.retry_after.total_seconds())}s")
+        tail = f" ({'; '.join(extras)})" if extras else ""
+        return f"{head} {self.message}{tail}"
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{k}={str(v) if isinstance(v, ErrorClass) else v!r}"
+            for k, v in self._fields().items()
+            if v is not None
+        )
+        return f"{type(self).__name__}({shown})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only __init__: teach pickle (multiprocessing, queues) to rebuild us.
+        return (_rebuild_connector_error, (type(self), self._fields()))
+
+
+def _rebuild_connector_error(cls: type[ConnectorError], fields: dict[str, Any]) -> ConnectorError:
+    return cls(**fields)
+
+
+class WebhookRejectReason(StrEnum):
+    """Why a webhook request was refused; nothing from it is stored."""
+
+    MISSING_SIGNATURE = "missing_signature"
+    BAD_SIGNATURE = "bad_signature"
+    STALE = "stale"  # timestamp outside the tolerance window (Stripe: 300 s)
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+
+    @property
+    def http_status(self) -> int:
+        if self is WebhookRejectReason.MALFORMED:
+            return 400
+        if self is WebhookRejectReason.TOO_LARGE:
+            return 413
+        return 401
+
+
+class WebhookRejected(Exception):
+    """A webhook request that failed verification. The message never quotes the
+    signature, the secret or the body."""
+
+    def __init__(self, reason: WebhookRejectReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return self.reason.http_status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.message))
+
+
+# --- protocols ---------------------------------------------------------------------
+
+
+@runtime_checkable
+class DealSource(Protocol):
+    """Where closed-won deals come from (Salesforce), and where money state goes back."""
+
+    @property
+    def system(self) -> str: ...
+
+    def pull_deals(self, since: Cursor | None) -> Iterator[Checkpointed[Deal]]:
+        """Deals changed since ``since`` (None: from the beginning), oldest first.
+
+        Implementations re-read an overlap window before the cursor (the engine dedupes on
+        deal id and revision) and follow pagination lazily. Raises ConnectorError.
+        """
+        ...
+
+    def write_back(self, updates: Sequence[DealWriteBack]) -> Mapping[str, ConnectorError]:
+        """Write money state onto the deals, batching as the API allows (Salesforce:
+        200 per sObject Collections call). Returns the failures by deal id (empty when
+        all succeeded); raises ConnectorError only when nothing could be written."""
+        ...
+
+
+@runtime_checkable
+class InvoiceTarget(Protocol):
+    """Where invoices are created exactly once (QuickBooks Online, Stripe)."""
+
+    @property
+    def target(self) -> str: ...
+
+    def ensure_customer(self, customer: Customer) -> Customer:
+        """Find (by ``external_id``, then a deterministic match) or create the customer;
+        return it with ``external_id`` set."""
+        ...
+
+    def find_invoices(self, deal_id: str) -> Sequence[InvoiceRef]:
+        """Invoices in the target carrying this deal's reference, by a read that does not
+        depend on idempotency keys (which expire). More than one is a duplicate that
+        reconciliation reports. Used before any create is retried after a crash."""
+        ...
+
+    def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:
+        """Create the invoice, sending ``draft.idempotency_key`` (Stripe
+        ``Idempotency-Key``, QBO ``requestid``) and writing the deal reference where
+        ``find_invoices`` will see it. Must not create a second invoice when called again
+        with the same key."""
+        ...
+
+    def fetch_invoice(self, external_id: str) -> InvoiceRef:
+        """Current state of an invoice; ConnectorError(not_found) if it is gone."""
+        ...
+
+
+@runtime_checkable
+class PaymentFeed(Protocol):
+    """Payment facts from a provider: a polled feed and resolution of webhook events."""
+
+    @property
+    def provider(self) -> str: ...
+
+    def events_since(self, since: Cursor | None) -> Iterator[Checkpointed[PaymentEvent]]:
+        """Events after ``since`` (Stripe events, QBO CDC), oldest first. Both providers
+        reach back only 30 days; a cursor older than that is a gap to report."""
+        ...
+
+    def resolve(self, notification: WebhookNotification) -> Sequence[PaymentEvent]:
+        """Turn a stored notification into payment events, fetching what it only names
+        (Intuit sends ids: fetch the Payment, follow LinkedTxn to invoices). Empty for
+        notifications that are not about money."""
+        ...
+
+
+@runtime_checkable
+class WebhookVerifier(Protocol):
+    """Checks a webhook request on its raw bytes before anything parses it."""
+
+    @property
+    def provider(self) -> str: ...
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> Sequence[WebhookNotification]:
+        """Verify the signature over ``body`` exactly as received and return the
+        notifications it carries; raise WebhookRejected otherwise. Header names must be
+        matched case-insensitively. Comparisons are constant-time."""
+        ...
