@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from sandbox import jsonutil
 from sandbox.runtime import FaultPlan
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ async def _json_body(request: Request) -> dict[str, Any] | Response:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = jsonutil.loads(raw)
     except json.JSONDecodeError as exc:
         return _bad_request(f"body is not JSON: {exc.msg}")
     if not isinstance(body, dict):

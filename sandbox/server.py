@@ -25,6 +25,7 @@ import uvicorn
 import yaml
 from starlette.applications import Starlette
 
+from sandbox import jsonutil
 from sandbox.admin import build_admin_app
 from sandbox.core import Clock, RateLimitMode, SandboxContext, SandboxSystem
 from sandbox.runtime import CallCounter, FaultHolder, RateLimiter, SystemMiddleware
@@ -121,7 +122,7 @@ class Sandbox:
         self._bind()
         self._build_systems()
         if self.options.seed_file:
-            self.seed(json.loads(self.options.seed_file.read_text(encoding="utf-8")))
+            self.seed(jsonutil.loads(self.options.seed_file.read_text(encoding="utf-8")))
         self.outbox.start()
         apps: dict[str, Any] = {"admin": build_admin_app(self)}
         apps.update({name: self._app_for(name) for name in self.systems})

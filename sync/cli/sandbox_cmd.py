@@ -66,3 +66,20 @@ def serve(
         system_options={"search_delay_s": search_delay_s},
     )
     asyncio.run(serve_sandbox(options))
+
+
+@app.command("generate")
+def generate(
+    deals: Annotated[int, typer.Option(min=1, help="How many Opportunities to generate.")],
+    out: Annotated[Path, typer.Option(help="Seed file to write (JSON).")],
+    random_seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 1,
+) -> None:
+    """Write a realistic seed file: repeat customers, currencies, discounts, both targets."""
+    from sandbox import jsonutil
+    from sandbox.generate import GenerateOptions, generate_seed
+
+    seed = generate_seed(GenerateOptions(deals=deals, random_seed=random_seed))
+    out.write_text(jsonutil.dumps(seed, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    opportunities = seed["salesforce"]["Opportunity"]
+    lines = sum(len(o.get("OpportunityLineItems", [])) for o in opportunities)
+    typer.echo(f"wrote {out}: {len(opportunities)} deals, {lines} line items")

@@ -1,0 +1,218 @@
+"""`billsync sandbox generate`: a realistic, reproducible seed file.
+
+What a real org looks like to billsync: customers that buy again and again, a product
+catalogue shared by all three systems (QuickBooks Items by Sku, Stripe prices by
+lookup key), several currencies (JPY among them), 1–8 lines per deal with discounts,
+deals routed to QuickBooks or Stripe or left to the default, a few open deals that
+must not be pulled, and a few won deals with no products. The same `--random-seed`
+always gives the same file.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from connectors.stripe.amounts import to_stripe_amount
+from sync import money
+
+COMPANIES = (
+    "Acme Analytics",
+    "O'Brien & Sons",
+    "Zürich Logistik",
+    "Blue Harbor Foods",
+    "Nakamura Seisakusho",
+    "Café Lumière",
+    "Northwind Traders",
+    "Contoso Health",
+    "Fabrikam Robotics",
+    "Tailspin Toys",
+    "Wide World Importers",
+    "Litware Labs",
+    "Adventure Works",
+    "Proseware Inc",
+    "Woodgrove Bank",
+    "Coho Winery",
+    "Lucerne Publishing",
+    "Margie's Travel",
+    "Alpine Ski House",
+    "Humongous Insurance",
+)
+CITIES = (
+    ("USD", "US", "Austin", "78701"),
+    ("USD", "US", "Chicago", "60601"),
+    ("USD", "US", "Boston", "02110"),
+    ("USD", "US", "Denver", "80202"),
+    ("USD", "US", "Seattle", "98101"),
+    ("EUR", "DE", "Berlin", "10115"),
+    ("EUR", "FR", "Lyon", "69001"),
+    ("GBP", "GB", "Leeds", "LS1 4AP"),
+    ("JPY", "JP", "Osaka", "530-0001"),
+    ("CAD", "CA", "Toronto", "M5H 2N2"),
+)
+# (code, name, USD list price); prices in other currencies derive from it.
+CATALOGUE = (
+    ("PLAT-SUB", "Platform subscription (annual)", "12000.00"),
+    ("SEAT", "Additional seat (annual)", "480.00"),
+    ("ONBOARD", "Onboarding package", "2500.00"),
+    ("TRAIN-HR", "Training (per hour)", "175.00"),
+    ("SUPPORT-PREM", "Premium support (annual)", "3600.00"),
+    ("API-PACK", "API call pack (1M)", "99.90"),
+    ("STORAGE-TB", "Storage (per TB-month)", "23.50"),
+    ("CONSULT-DAY", "Consulting day", "1450.00"),
+    ("HW-GATEWAY", "Gateway appliance", "899.99"),
+    ("LIC-ADDON", "Analytics add-on licence", "2990.00"),
+)
+RATES = {"USD": "1", "EUR": "0.92", "GBP": "0.79", "JPY": "151", "CAD": "1.37"}
+STAGES_OPEN = ("Prospecting", "Negotiation/Review", "Closed Lost")
+DISCOUNTS = ("0", "0", "0", "5", "10", "12.5", "15", "20")
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    deals: int
+    random_seed: int = 1
+    start: date = date(2026, 10, 1)
+
+
+def generate_seed(options: GenerateOptions) -> dict[str, Any]:
+    rng = random.Random(options.random_seed)
+    accounts = _accounts(rng, max(3, options.deals // 3))
+    products = [
+        {"Id": _sf_id("01t", i), "Name": name, "ProductCode": code, "IsActive": True}
+        for i, (code, name, _) in enumerate(CATALOGUE)
+    ]
+    opportunities = [
+        _opportunity(rng, i, rng.choice(accounts), options.start) for i in range(options.deals)
+    ]
+    return {
+        "salesforce": {
+            "Account": accounts,
+            "Product2": products,
+            "Opportunity": opportunities,
+        },
+        "quickbooks": _quickbooks_catalogue(),
+        "stripe": _stripe_catalogue(),
+    }
+
+
+def _sf_id(prefix: str, n: int) -> str:
+    # 18-character ids with the object's key prefix, like Salesforce's.
+    return f"{prefix}{n:012d}AAA"[:18].ljust(18, "A")
+
+
+def _accounts(rng: random.Random, count: int) -> list[dict[str, Any]]:
+    accounts = []
+    for i in range(count):
+        base = COMPANIES[i % len(COMPANIES)]
+        name = base if i < len(COMPANIES) else f"{base} {i // len(COMPANIES) + 1}"
+        currency, country, city, postcode = rng.choice(CITIES)
+        slug = "".join(ch for ch in name.lower() if ch.isascii() and ch.isalnum())[:20]
+        accounts.append(
+            {
+                "Id": _sf_id("001", i),
+                "Name": name,
+                "AccountNumber": f"AC-{i + 1:05d}",
+                "BillingStreet": f"{rng.randint(1, 999)} Market Street",
+                "BillingCity": city,
+                "BillingPostalCode": postcode,
+                "BillingCountry": country,
+                "Billing_Email__c": f"ap@{slug or 'customer'}.example",
+                "CurrencyIsoCode": currency,
+            }
+        )
+    return accounts
+
+
+def _price(code_usd: str, currency: str) -> Decimal:
+    amount = Decimal(code_usd) * Decimal(RATES[currency])
+    return amount.quantize(money.minor_unit(currency), rounding=ROUND_HALF_UP)
+
+
+def _opportunity(
+    rng: random.Random, i: int, account: dict[str, Any], start: date
+) -> dict[str, Any]:
+    currency = account["CurrencyIsoCode"]
+    roll = rng.random()
+    platform: str | None
+    if currency == "USD":
+        platform = "QuickBooks" if roll < 0.55 else "Stripe" if roll < 0.95 else None
+    else:
+        platform = "Stripe" if roll < 0.9 else "QuickBooks"
+    stage = "Closed Won" if rng.random() < 0.93 else rng.choice(STAGES_OPEN)
+    close = start + timedelta(days=rng.randint(0, 45))
+    deal: dict[str, Any] = {
+        "Id": _sf_id("006", i),
+        "Name": f"{account['Name']} — order {i + 1}",
+        "AccountId": account["Id"],
+        "StageName": stage,
+        "CloseDate": close.isoformat(),
+        "CurrencyIsoCode": currency,
+        "Billing_Platform__c": platform,
+    }
+    if rng.random() < 0.03:
+        # A won deal with no products: only an amount (billsync must flag or handle it).
+        deal["Amount"] = _price("5000.00", currency)
+        return deal
+    lines = []
+    for n, (code, name, usd) in enumerate(rng.sample(CATALOGUE, rng.randint(1, 8))):
+        quantity = Decimal(rng.choice((1, 1, 1, 2, 3, 5, 10, 25)))
+        if code == "TRAIN-HR":
+            quantity = Decimal(rng.choice(("1.5", "4", "7.5", "16")))
+        lines.append(
+            {
+                "Id": _sf_id("00k", i * 10 + n),
+                "Product2Id": _sf_id("01t", [c[0] for c in CATALOGUE].index(code)),
+                "ProductCode": code,
+                "Name": name,
+                "Quantity": quantity,
+                "UnitPrice": _price(usd, currency),
+                "Discount": Decimal(rng.choice(DISCOUNTS)),
+                "Description": name,
+                "ServiceDate": close.isoformat(),
+            }
+        )
+    deal["OpportunityLineItems"] = lines
+    return deal
+
+
+def _quickbooks_catalogue() -> dict[str, Any]:
+    return {
+        "Item": [
+            {
+                "Name": name,
+                "Sku": code,
+                "Type": "Service",
+                "UnitPrice": Decimal(usd),
+                "Active": True,
+                "IncomeAccountRef": {"value": "1", "name": "Services"},
+            }
+            for code, name, usd in CATALOGUE
+        ],
+        "Term": [
+            {"Name": "Net 15", "DueDays": 15, "Active": True},
+            {"Name": "Net 30", "DueDays": 30, "Active": True},
+            {"Name": "Due on receipt", "DueDays": 0, "Active": True},
+        ],
+    }
+
+
+def _stripe_catalogue() -> dict[str, Any]:
+    products = [
+        {"id": f"prod_{code.replace('-', '')}", "name": name, "metadata": {"product_code": code}}
+        for code, name, _ in CATALOGUE
+    ]
+    prices = [
+        {
+            "product": f"prod_{code.replace('-', '')}",
+            "currency": currency.lower(),
+            "unit_amount": to_stripe_amount(_price(usd, currency), currency),
+            "lookup_key": f"{code}-{currency}",
+        }
+        for code, _, usd in CATALOGUE
+        for currency in RATES
+    ]
+    return {"products": products, "prices": prices}
