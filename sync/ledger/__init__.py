@@ -1,0 +1,74 @@
+"""The ledger: billsync's durable memory (SQLite by default, PostgreSQL to scale out).
+
+Everything that must survive a crash lives here: intents before vendor calls, the
+retry queue, the webhook inbox, payments, discrepancies, cursors, rotating
+credentials and the audit trail. Typical wiring::
+
+    engine = create_ledger_engine(settings.ledger_url)
+    upgrade_to_head(engine)
+    ledger = Ledger(engine)
+"""
+
+from sync.ledger.database import (
+    DEFAULT_URL,
+    LedgerConfigError,
+    create_ledger_engine,
+    describe_url,
+    normalize_url,
+)
+from sync.ledger.deals import UNSET, IntentConflict
+from sync.ledger.migrate import current_revision, head_revision, is_current, upgrade_to_head
+from sync.ledger.models import (
+    PAYMENT_SIGN,
+    AuditEntry,
+    DealRecord,
+    DealState,
+    Discrepancy,
+    InboxEvent,
+    InboxStatus,
+    InvoiceRecord,
+    Lease,
+    PaymentKind,
+    PaymentRecord,
+    Run,
+    StoredCredentials,
+    WorkItem,
+    WorkStatus,
+)
+from sync.ledger.queue_admin import INVALID_DATA, work_subject
+from sync.ledger.repository import Ledger
+from sync.ledger.types import Money, UTCDateTime
+
+__all__ = [
+    "DEFAULT_URL",
+    "INVALID_DATA",
+    "PAYMENT_SIGN",
+    "UNSET",
+    "AuditEntry",
+    "DealRecord",
+    "DealState",
+    "Discrepancy",
+    "InboxEvent",
+    "InboxStatus",
+    "IntentConflict",
+    "InvoiceRecord",
+    "Lease",
+    "Ledger",
+    "LedgerConfigError",
+    "Money",
+    "PaymentKind",
+    "PaymentRecord",
+    "Run",
+    "StoredCredentials",
+    "UTCDateTime",
+    "WorkItem",
+    "WorkStatus",
+    "create_ledger_engine",
+    "current_revision",
+    "describe_url",
+    "head_revision",
+    "is_current",
+    "normalize_url",
+    "upgrade_to_head",
+    "work_subject",
+]

@@ -1,0 +1,117 @@
+"""Engine factory: one place that knows how to open the ledger on each backend."""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+DEFAULT_URL = "sqlite:///./billsync.db"
+
+# Execution option that marks a transaction as a writer. On SQLite such transactions
+# start with BEGIN IMMEDIATE: taking the write lock up front means a read-then-write
+# transaction waits on busy_timeout instead of failing with "database is locked"
+# when another writer got in between its read and its write.
+WRITE_OPTION = "billsync_write"
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class LedgerConfigError(ValueError):
+    """The ledger URL names a backend billsync does not support."""
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Pick the drivers billsync is tested with: psycopg 3 for PostgreSQL.
+
+    ``postgres://`` (Heroku-style) and bare ``postgresql://`` would otherwise select
+    psycopg2, which is not a dependency.
+    """
+    parsed = make_url(url) if isinstance(url, str) else url
+    backend = parsed.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed
+    raise LedgerConfigError(
+        f"unsupported ledger database {parsed.render_as_string(hide_password=True)!r}: "
+        "use sqlite:///path or postgresql://…"
+    )
+
+
+def describe_url(url: str | URL) -> str:
+    """The URL as it may appear in logs and messages: password masked."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.render_as_string(hide_password=True)
+
+
+def _json_default(value: object) -> str:
+    # JSON has no exact decimal in Python's encoder, so money goes in as a string;
+    # never via float.
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"), sort_keys=True)
+
+
+# Fractional JSON numbers (e.g. amounts in a QuickBooks payload) come back as Decimal,
+# so reading a stored payload can never introduce a float into a money path.
+json_loads = functools.partial(json.loads, parse_float=Decimal)
+
+
+def create_ledger_engine(url: str | URL = DEFAULT_URL, *, echo: bool = False) -> Engine:
+    """Create an Engine for the ledger at ``url`` with the per-backend settings."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, echo=echo)
+    return sa.create_engine(
+        parsed,
+        echo=echo,
+        pool_pre_ping=True,  # `serve` keeps connections for days; survive server restarts
+        json_serializer=json_dumps,
+        json_deserializer=json_loads,
+    )
+
+
+def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url, echo=echo, json_serializer=json_dumps, json_deserializer=json_loads
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (it issues a deferred
+        # BEGIN lazily and not before DDL); _on_begin below issues our own.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # WAL: readers never block the writer and vice versa (webhook receiver
+            # and run cycle share the file). NORMAL is durable across application
+            # crashes in WAL mode; only an OS crash can lose the last transactions.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,151 @@
+"""Per-deal, per-target state: the intent row that makes invoice creation exactly once."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync.ledger.base import Store, insert_for, to_record
+from sync.ledger.models import DealRecord, DealState
+from sync.ledger.schema import deals
+
+
+class _Unset(enum.Enum):
+    TOKEN = 0
+
+
+UNSET = _Unset.TOKEN  # "leave this column alone", distinct from None ("set it to NULL")
+
+
+class IntentConflict(RuntimeError):
+    """A new intent would risk a second invoice for the deal.
+
+    Raised when the deal already has an invoice in the target, or an earlier intent
+    is still in flight (state ``invoicing``: the vendor call may have succeeded).
+    The caller must look the deal up in the target first; see DESIGN "Exactly once".
+    """
+
+    def __init__(self, current: DealRecord) -> None:
+        super().__init__(
+            f"deal {current.deal_id} on {current.target} is {current.state} "
+            f"(invoice {current.external_invoice_id or 'unknown'}); "
+            "look it up in the target before recording a new intent"
+        )
+        self.current = current
+
+
+def _key(deal_id: str, target: str) -> sa.ColumnElement[bool]:
+    return sa.and_(deals.c.deal_id == deal_id, deals.c.target == target)
+
+
+class DealStore(Store):
+    def record_intent(
+        self, deal_id: str, target: str, revision: str, idempotency_key: str
+    ) -> DealRecord:
+        """Commit "we are about to create an invoice for this revision" before the call.
+
+        Idempotent: recording the same key again returns the stored row unchanged
+        (check its state: after a crash it may still be ``invoicing``, which means
+        "look up before you create"). A new revision replaces the intent of a deal
+        that failed or needs attention; it raises IntentConflict if the deal has an
+        invoice or an intent in flight, because that is how duplicates are born.
+        """
+        now = self._now()
+        values: dict[str, Any] = {
+            "state": DealState.INVOICING.value,
+            "revision": revision,
+            "idempotency_key": idempotency_key,
+            "intent_at": now,
+            "last_error": None,
+            "updated_at": now,
+        }
+        with self._write() as conn:
+            stmt = insert_for(conn, deals).values(
+                deal_id=deal_id, target=target, created_at=now, **values
+            )
+            inserted = conn.execute(
+                stmt.on_conflict_do_nothing(
+                    index_elements=[deals.c.deal_id, deals.c.target]
+                ).returning(*deals.c)
+            ).first()
+            if inserted is not None:
+                return to_record(DealRecord, inserted)
+            current_row = conn.execute(
+                sa.select(deals).where(_key(deal_id, target)).with_for_update()
+            ).one()
+            current = to_record(DealRecord, current_row)
+            if current.idempotency_key == idempotency_key:
+                return current
+            if current.external_invoice_id is not None or current.state == DealState.INVOICING:
+                raise IntentConflict(current)
+            updated = conn.execute(
+                sa.update(deals).where(_key(deal_id, target)).values(**values).returning(*deals.c)
+            ).one()
+            return to_record(DealRecord, updated)
+
+    def get_deal(self, deal_id: str, target: str) -> DealRecord | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(deals).where(_key(deal_id, target))).first()
+        return None if row is None else to_record(DealRecord, row)
+
+    def set_deal_state(
+        self,
+        deal_id: str,
+        target: str,
+        state: str,
+        *,
+        external_invoice_id: str | _Unset | None = UNSET,
+        revision: str | _Unset = UNSET,
+        last_error: str | _Unset | None = UNSET,
+        expected_state: str | None = None,
+    ) -> bool:
+        """Move a deal to ``state``, optionally setting the named columns.
+
+        With ``expected_state`` the move is compare-and-set: it happens only if the
+        deal is still in that state, so two workers cannot both advance one deal.
+        Returns False when no row matched (unknown deal or state moved on).
+        """
+        values: dict[str, Any] = {"state": str(state), "updated_at": self._now()}
+        if not isinstance(external_invoice_id, _Unset):
+            values["external_invoice_id"] = external_invoice_id
+        if not isinstance(revision, _Unset):
+            values["revision"] = revision
+        if not isinstance(last_error, _Unset):
+            values["last_error"] = last_error
+        condition = _key(deal_id, target)
+        if expected_state is not None:
+            condition = sa.and_(condition, deals.c.state == str(expected_state))
+        with self._write() as conn:
+            result = conn.execute(sa.update(deals).where(condition).values(**values))
+            return result.rowcount == 1
+
+    def deals_in_state(
+        self, state: str, target: str | None = None, *, batch_size: int = 500
+    ) -> Iterator[DealRecord]:
+        """Yield deals in ``state`` ordered by (deal_id, target), a batch at a time.
+
+        Keyset pagination with a short read per batch: memory stays flat, and no
+        transaction is held open while the caller works on a deal (on SQLite a long
+        read would pin the WAL; on PostgreSQL it would hold a snapshot). A deal whose
+        state changes mid-iteration is seen at most once.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        after: tuple[str, str] | None = None
+        while True:
+            query = sa.select(deals).where(deals.c.state == str(state))
+            if target is not None:
+                query = query.where(deals.c.target == target)
+            if after is not None:
+                query = query.where(sa.tuple_(deals.c.deal_id, deals.c.target) > sa.tuple_(*after))
+            query = query.order_by(deals.c.deal_id, deals.c.target).limit(batch_size)
+            with self._read() as conn:
+                rows = conn.execute(query).all()
+            for row in rows:
+                yield to_record(DealRecord, row)
+            if len(rows) < batch_size:
+                return
+            after = (rows[-1].deal_id, rows[-1].target)

@@ -1,0 +1,220 @@
+"""Invoices and the payments against them.
+
+An invoice's amount_paid and balance are always recomputed from the distinct payment
+rows, in the transaction that changes either side: events arrive twice and out of
+order, and a sum of facts survives both where a running counter does not. Sums are
+done in Python over Decimal rows because SQLite cannot add exact decimals.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sync.ledger.base import Store, insert_for, to_record
+from sync.ledger.models import PAYMENT_SIGN, InvoiceRecord, PaymentKind, PaymentRecord
+from sync.ledger.schema import deals, invoices, payments
+from sync.ledger.types import check_money, exact_sum
+
+
+def _settlement(conn: Connection, target: str, external_id: str) -> tuple[Decimal, Decimal]:
+    """(paid, credited) for one invoice from its payment rows."""
+    rows = conn.execute(
+        sa.select(payments.c.kind, payments.c.amount).where(
+            payments.c.invoice_target == target, payments.c.invoice_external_id == external_id
+        )
+    ).all()
+    # copy_negate, not unary minus: minus rounds to the context's 28 digits.
+    cash = [(row.amount, PAYMENT_SIGN[PaymentKind(row.kind)]) for row in rows]
+    paid = exact_sum([a if sign > 0 else a.copy_negate() for a, sign in cash if sign != 0])
+    credited = exact_sum([row.amount for row in rows if row.kind == PaymentKind.CREDIT])
+    return paid, credited
+
+
+def _balance(total: Decimal, paid: Decimal, credited: Decimal) -> Decimal:
+    return exact_sum([total, paid.copy_negate(), credited.copy_negate()])
+
+
+def _refresh_totals(conn: Connection, target: str, external_id: str, now: datetime) -> None:
+    row = conn.execute(
+        sa.select(invoices.c.total).where(
+            invoices.c.target == target, invoices.c.external_id == external_id
+        )
+    ).first()
+    if row is None:
+        return  # the payment came first; upsert_invoice will pick it up
+    paid, credited = _settlement(conn, target, external_id)
+    conn.execute(
+        sa.update(invoices)
+        .where(invoices.c.target == target, invoices.c.external_id == external_id)
+        .values(amount_paid=paid, balance=_balance(row.total, paid, credited), updated_at=now)
+    )
+
+
+class InvoiceStore(Store):
+    def upsert_invoice(
+        self,
+        *,
+        target: str,
+        external_id: str,
+        currency: str,
+        total: Decimal,
+        status: str,
+        deal_id: str | None = None,
+        number: str | None = None,
+        url: str | None = None,
+    ) -> InvoiceRecord:
+        """Insert or update an invoice as the target reports it.
+
+        None for deal_id, number or url keeps the stored value (a status-only update
+        from a webhook must not erase the link to the deal). amount_paid and balance
+        are derived from the payments table, never taken from the caller.
+        """
+        total = check_money(total)
+        now = self._now()
+        with self._write() as conn:
+            paid, credited = _settlement(conn, target, external_id)
+            stmt = insert_for(conn, invoices).values(
+                target=target,
+                external_id=external_id,
+                deal_id=deal_id,
+                number=number,
+                url=url,
+                currency=currency,
+                total=total,
+                amount_paid=paid,
+                balance=_balance(total, paid, credited),
+                status=status,
+                created_at=now,
+                updated_at=now,
+            )
+            keep = {
+                name: sa.func.coalesce(stmt.excluded[name], invoices.c[name])
+                for name in ("deal_id", "number", "url")
+            }
+            fresh = {
+                name: stmt.excluded[name]
+                for name in ("currency", "total", "amount_paid", "balance", "status", "updated_at")
+            }
+            row = conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[invoices.c.target, invoices.c.external_id],
+                    set_={**keep, **fresh},
+                ).returning(*invoices.c)
+            ).one()
+            return to_record(InvoiceRecord, row)
+
+    def get_invoice(self, target: str, external_id: str) -> InvoiceRecord | None:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(invoices).where(
+                    invoices.c.target == target, invoices.c.external_id == external_id
+                )
+            ).first()
+        return None if row is None else to_record(InvoiceRecord, row)
+
+    def invoice_for_deal(self, deal_id: str, target: str) -> InvoiceRecord | None:
+        """The deal's invoice: the one its deal row links to, else the newest one
+        naming the deal (e.g. found by lookup after a crash, before linking)."""
+        linked = sa.select(invoices).join(
+            deals,
+            sa.and_(
+                deals.c.target == invoices.c.target,
+                deals.c.external_invoice_id == invoices.c.external_id,
+            ),
+        )
+        with self._read() as conn:
+            row = conn.execute(
+                linked.where(deals.c.deal_id == deal_id, deals.c.target == target)
+            ).first()
+            if row is None:
+                row = conn.execute(
+                    sa.select(invoices)
+                    .where(invoices.c.deal_id == deal_id, invoices.c.target == target)
+                    .order_by(invoices.c.created_at.desc(), invoices.c.external_id.desc())
+                    .limit(1)
+                ).first()
+        return None if row is None else to_record(InvoiceRecord, row)
+
+    def invoices_for_deal(self, deal_id: str, target: str) -> list[InvoiceRecord]:
+        """Every invoice naming the deal; more than one is a duplicate to report."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(invoices)
+                .where(invoices.c.deal_id == deal_id, invoices.c.target == target)
+                .order_by(invoices.c.created_at, invoices.c.external_id)
+            ).all()
+        return [to_record(InvoiceRecord, row) for row in rows]
+
+
+class PaymentStore(Store):
+    def record_payment(
+        self,
+        *,
+        provider: str,
+        provider_payment_id: str,
+        invoice_target: str,
+        invoice_external_id: str,
+        kind: PaymentKind | str,
+        amount: Decimal,
+        currency: str,
+        occurred_at: datetime,
+        raw: dict[str, Any] | None = None,
+    ) -> bool:
+        """Store one money movement; False if that provider payment id is known.
+
+        ``amount`` is the positive magnitude; ``kind`` gives the direction (see
+        PaymentKind). The same payment reported by a webhook and by polling is one
+        row, so it counts once; the invoice's totals are refreshed in the same
+        transaction.
+        """
+        kind = PaymentKind(kind)
+        amount = check_money(amount)
+        if amount < 0:
+            raise ValueError("store payment amounts as positive magnitudes; the kind is the sign")
+        now = self._now()
+        with self._write() as conn:
+            stmt = insert_for(conn, payments).values(
+                provider=provider,
+                provider_payment_id=provider_payment_id,
+                invoice_target=invoice_target,
+                invoice_external_id=invoice_external_id,
+                kind=kind.value,
+                amount=amount,
+                currency=currency,
+                occurred_at=occurred_at,
+                recorded_at=now,
+                raw=raw,
+            )
+            inserted = conn.execute(
+                stmt.on_conflict_do_nothing(
+                    index_elements=[payments.c.provider, payments.c.provider_payment_id]
+                ).returning(payments.c.id)
+            ).first()
+            if inserted is None:
+                return False
+            _refresh_totals(conn, invoice_target, invoice_external_id, now)
+            return True
+
+    def amount_paid(self, target: str, external_invoice_id: str) -> Decimal:
+        """Cash received net of refunds and chargebacks (credits are not cash)."""
+        with self._read() as conn:
+            paid, _credited = _settlement(conn, target, external_invoice_id)
+        return paid
+
+    def payments_for_invoice(self, target: str, external_invoice_id: str) -> list[PaymentRecord]:
+        """Oldest first (by when it happened), e.g. for the last payment date."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(payments)
+                .where(
+                    payments.c.invoice_target == target,
+                    payments.c.invoice_external_id == external_invoice_id,
+                )
+                .order_by(payments.c.occurred_at, payments.c.id)
+            ).all()
+        return [to_record(PaymentRecord, row) for row in rows]

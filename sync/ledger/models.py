@@ -1,0 +1,190 @@
+"""What the ledger hands back: small frozen records and the status vocabularies.
+
+Reads return these instead of SQLAlchemy rows so callers cannot hold a cursor open,
+mutate a result by accident, or depend on column order. Field names match the column
+names, which keeps the row-to-record step a plain ``Record(**row)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+
+class DealState(StrEnum):
+    """Where one deal stands for one target. Stored as text, so later issues can add
+    states without a migration; these are the ones the ledger itself relies on."""
+
+    INVOICING = "invoicing"  # intent committed; the vendor call may or may not have happened
+    INVOICED = "invoiced"  # the target confirmed the invoice
+    NEEDS_ATTENTION = "needs_attention"  # invalid data or mapping; an operator or a change fixes it
+    FAILED = "failed"  # the create failed and is in the retry queue
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class WorkStatus(StrEnum):
+    PENDING = "pending"  # due at next_attempt_at
+    LEASED = "leased"  # a worker holds it until lease_expires_at
+    DONE = "done"
+    DEAD = "dead"  # out of attempts (or permanently invalid); waits for an operator
+    RESOLVED = "resolved"  # an operator closed it without success
+
+
+class PaymentKind(StrEnum):
+    """Money movements against an invoice. Amounts are always stored positive; the
+    kind says which way they count (see ``PAYMENT_SIGN``)."""
+
+    PAYMENT = "payment"  # cash received
+    REFUND = "refund"  # cash returned to the customer
+    CHARGEBACK = "chargeback"  # a dispute the merchant lost: the bank took the money back
+    CHARGEBACK_REVERSAL = "chargeback_reversal"  # a dispute won: the money came back
+    CREDIT = "credit"  # a credit note applied: settles part of the balance, but is not cash
+
+
+# Sign of each kind in amount_paid. CREDIT is not cash, so it does not count as paid;
+# it lowers the balance instead (balance = total - paid - credited).
+PAYMENT_SIGN: dict[PaymentKind, int] = {
+    PaymentKind.PAYMENT: 1,
+    PaymentKind.REFUND: -1,
+    PaymentKind.CHARGEBACK: -1,
+    PaymentKind.CHARGEBACK_REVERSAL: 1,
+    PaymentKind.CREDIT: 0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
+    summary: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class DealRecord:
+    deal_id: str
+    target: str
+    state: str
+    revision: str
+    idempotency_key: str
+    intent_at: datetime
+    external_invoice_id: str | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRecord:
+    target: str
+    external_id: str
+    deal_id: str | None
+    number: str | None
+    url: str | None
+    currency: str
+    total: Decimal
+    amount_paid: Decimal
+    balance: Decimal
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    id: int
+    provider: str
+    provider_payment_id: str
+    invoice_target: str
+    invoice_external_id: str
+    kind: str
+    amount: Decimal
+    currency: str
+    occurred_at: datetime
+    recorded_at: datetime
+    raw: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    id: int
+    provider: str
+    event_id: str
+    received_at: datetime
+    body: bytes
+    headers: dict[str, str]
+    status: str
+    attempts: int
+    claimed_by: str | None
+    claim_expires_at: datetime | None
+    processed_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    id: int
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    leased_by: str | None
+    lease_expires_at: datetime | None
+    last_error_class: str | None
+    last_error_code: str | None
+    last_error_message: str | None
+    revision: str | None
+    mapping_hash: str | None
+    requeued: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    id: int
+    kind: str
+    deal_id: str | None
+    target: str | None
+    expected: str | None
+    actual: str | None
+    details: dict[str, Any]
+    detected_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+
+
+class StoredCredentials(NamedTuple):
+    """Credentials plus the version to pass back to ``save_credentials``."""
+
+    data: dict[str, Any]
+    version: int

@@ -1,0 +1,212 @@
+"""The retry queue: work that failed (or must happen later) as a small state machine.
+
+    pending --lease_due_work--> leased --complete_work--> done
+       ^                          |
+       +------ fail_work ---------+--fail_work(dead=True)--> dead --retry_work--> pending
+                                                               \\--resolve_work--> resolved
+
+The row id never changes; attempts rise when an item is leased (so a worker that
+crashes mid-attempt still uses one up); the last error is stored beside the item.
+This module is the workers' side; queue_admin.py is the operators' side.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync.ledger.base import Store, insert_for, require_positive, to_record
+from sync.ledger.models import WorkItem, WorkStatus
+from sync.ledger.schema import work_items
+from sync.ledger.types import UTCDateTime
+
+_PENDING = WorkStatus.PENDING.value
+_LEASED = WorkStatus.LEASED.value
+_DEAD = WorkStatus.DEAD.value
+_RESOLVED = WorkStatus.RESOLVED.value
+_DONE = WorkStatus.DONE.value
+
+_c = work_items.c
+
+
+def _time(value: datetime) -> sa.BindParameter[datetime]:
+    # A typed bind, so values used inside CASE still go through UTCDateTime.
+    return sa.bindparam(None, value, type_=UTCDateTime())
+
+
+class WorkQueue(Store):
+    def enqueue(
+        self,
+        kind: str,
+        key: str,
+        payload: dict[str, Any],
+        next_attempt_at: datetime,
+        *,
+        revision: str | None = None,
+        mapping_hash: str | None = None,
+    ) -> WorkItem:
+        """Queue work for (kind, key); enqueueing a known key reuses its row.
+
+        What happens to an existing row, by its status:
+        - pending, done, or dead/resolved built from another revision or mapping:
+          reset to pending with the new payload, attempts 0, errors cleared;
+        - dead or resolved with the same (non-NULL) revision and the same mapping
+          hash: left as it is, because nothing changed and it would fail again
+          (an operator's retry_work or rearm_invalid_work revives it);
+        - leased: payload and schedule are updated and ``requeued`` is set, so the
+          holder's complete/fail sends the row back to pending instead of losing
+          the new work; the holder's lease is not disturbed.
+        """
+        now = self._now()
+        with self._write() as conn:
+            stmt = insert_for(conn, work_items).values(
+                kind=kind,
+                key=key,
+                payload=payload,
+                status=_PENDING,
+                attempts=0,
+                next_attempt_at=next_attempt_at,
+                revision=revision,
+                mapping_hash=mapping_hash,
+                requeued=False,
+                created_at=now,
+                updated_at=now,
+            )
+            new = stmt.excluded
+            leased = _c.status == _LEASED
+            held = sa.and_(
+                _c.status.in_((_DEAD, _RESOLVED)),
+                _c.revision.is_not(None),
+                _c.revision.is_not_distinct_from(new.revision),
+                _c.mapping_hash.is_not_distinct_from(new.mapping_hash),
+            )
+            keep = sa.or_(leased, held)
+            set_: dict[str, Any] = {
+                "payload": new.payload,
+                "revision": new.revision,
+                "mapping_hash": new.mapping_hash,
+                "updated_at": new.updated_at,
+                "status": sa.case((keep, _c.status), else_=new.status),
+                "next_attempt_at": sa.case((held, _c.next_attempt_at), else_=new.next_attempt_at),
+                "requeued": sa.case((leased, sa.true()), else_=sa.false()),
+                "attempts": sa.case((keep, _c.attempts), else_=0),
+            }
+            for column in ("last_error_class", "last_error_code", "last_error_message"):
+                set_[column] = sa.case((keep, _c[column]), else_=sa.null())
+            row = conn.execute(
+                stmt.on_conflict_do_update(index_elements=[_c.kind, _c.key], set_=set_).returning(
+                    *work_items.c
+                )
+            ).one()
+        return to_record(WorkItem, row)
+
+    def lease_due_work(
+        self, now: datetime, limit: int, holder: str, lease_for: timedelta
+    ) -> list[WorkItem]:
+        """Lease up to ``limit`` due items to ``holder`` until ``now + lease_for``.
+
+        Due means pending with next_attempt_at <= now, or leased with an expired
+        lease (its worker died). PostgreSQL: the candidates are selected FOR UPDATE
+        SKIP LOCKED, so several workers share one queue and never receive the same
+        item. SQLite: the transaction holds the write lock from BEGIN IMMEDIATE, so
+        selection and update are one atomic step.
+        """
+        require_positive(lease_for, "lease_for")
+        due = sa.or_(
+            sa.and_(_c.status == _PENDING, _c.next_attempt_at <= now),
+            sa.and_(_c.status == _LEASED, _c.lease_expires_at <= now),
+        )
+        with self._write() as conn:
+            ids = (
+                conn.execute(
+                    sa.select(_c.id)
+                    .where(due)
+                    .order_by(_c.next_attempt_at, _c.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            rows = conn.execute(
+                sa.update(work_items)
+                .where(_c.id.in_(ids), due)
+                .values(
+                    status=_LEASED,
+                    leased_by=holder,
+                    lease_expires_at=now + lease_for,
+                    attempts=_c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*work_items.c)
+            ).all()
+        items = [to_record(WorkItem, row) for row in rows]
+        return sorted(items, key=lambda item: (item.next_attempt_at, item.id))
+
+    def _holding(self, item_id: int, holder: str | None) -> sa.ColumnElement[bool]:
+        # Without a holder the caller acts on any open item; with one, only on an
+        # item it still holds, so a worker whose lease expired and passed to another
+        # worker cannot overwrite that worker's outcome.
+        if holder is None:
+            return sa.and_(_c.id == item_id, _c.status.in_((_PENDING, _LEASED)))
+        return sa.and_(_c.id == item_id, _c.status == _LEASED, _c.leased_by == holder)
+
+    def complete_work(self, item_id: int, *, holder: str | None = None) -> bool:
+        """Mark done (or pending again if the key was re-enqueued meanwhile)."""
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(work_items)
+                .where(self._holding(item_id, holder))
+                .values(
+                    status=sa.case((_c.requeued, _PENDING), else_=_DONE),
+                    attempts=sa.case((_c.requeued, 0), else_=_c.attempts),
+                    requeued=False,
+                    leased_by=None,
+                    lease_expires_at=None,
+                    last_error_class=None,
+                    last_error_code=None,
+                    last_error_message=None,
+                    updated_at=self._now(),
+                )
+            )
+            return result.rowcount == 1
+
+    def fail_work(
+        self,
+        item_id: int,
+        error_class: str,
+        code: str | None,
+        message: str,
+        next_attempt_at: datetime,
+        dead: bool,
+        *,
+        holder: str | None = None,
+    ) -> bool:
+        """Record a failed attempt: retry at ``next_attempt_at``, or ``dead`` for an
+        operator. The caller owns the backoff policy and the attempt limit. A key
+        re-enqueued during the attempt goes back to pending on its new schedule."""
+        failed_status = _DEAD if dead else _PENDING
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(work_items)
+                .where(self._holding(item_id, holder))
+                .values(
+                    status=sa.case((_c.requeued, _PENDING), else_=failed_status),
+                    next_attempt_at=sa.case(
+                        (_c.requeued, _c.next_attempt_at), else_=_time(next_attempt_at)
+                    ),
+                    attempts=sa.case((_c.requeued, 0), else_=_c.attempts),
+                    requeued=False,
+                    leased_by=None,
+                    lease_expires_at=None,
+                    last_error_class=error_class,
+                    last_error_code=code,
+                    last_error_message=message,
+                    updated_at=self._now(),
+                )
+            )
+            return result.rowcount == 1

@@ -1,0 +1,227 @@
+"""The ledger's tables, declared once. Migration 0001 creates exactly this.
+
+Conventions that hold for every table:
+- money is ``Money`` (exact Decimal), time is ``UTCDateTime`` (aware UTC), payloads are
+  JSON (JSONB on PostgreSQL) and raw webhook bodies are bytes;
+- defaults live in the repository, not the database, so SQLite and PostgreSQL cannot
+  disagree about them;
+- constraint names come from the naming convention, so later migrations can address
+  them by name on both dialects (SQLite batch mode needs names to drop anything).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from sync.ledger.models import InboxStatus, WorkStatus
+from sync.ledger.types import Money, UTCDateTime, id_type, json_type
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# Identifier widths: Salesforce ids are 18 characters, vendor ids are short, but
+# 64/255 leave room for other sources without a migration.
+_DEAL_ID = 64
+_TARGET = 32
+_EXTERNAL_ID = 255
+_HOLDER = 200
+
+
+def _in(column: str, values: type[InboxStatus] | type[WorkStatus]) -> str:
+    quoted = ", ".join(f"'{v.value}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+# One row per named lease (e.g. "run"). Whoever holds an unexpired row owns the cycle.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(_HOLDER), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# One row per sync cycle; outcome is NULL while the run is in progress (or crashed).
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Column("summary", json_type(), nullable=True),
+)
+
+# The exactly-once state machine: one row per deal and target, written (with its
+# idempotency key) before any vendor call.
+deals = sa.Table(
+    "deals",
+    metadata,
+    sa.Column("deal_id", sa.String(_DEAL_ID), primary_key=True),
+    sa.Column("target", sa.String(_TARGET), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("revision", sa.String(64), nullable=False),  # Salesforce SystemModstamp
+    sa.Column("idempotency_key", sa.String(255), nullable=False, unique=True),
+    sa.Column("intent_at", UTCDateTime(), nullable=False),
+    sa.Column("external_invoice_id", sa.String(_EXTERNAL_ID), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_deals_state_target", "state", "target"),
+)
+
+# Invoices as the target reports them. amount_paid and balance are derived from the
+# payments table (facts), never counted up, so replays cannot inflate them.
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("target", sa.String(_TARGET), primary_key=True),
+    sa.Column("external_id", sa.String(_EXTERNAL_ID), primary_key=True),
+    sa.Column("deal_id", sa.String(_DEAL_ID), nullable=True),  # NULL: created out of band
+    sa.Column("number", sa.String(64), nullable=True),
+    sa.Column("url", sa.Text(), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("total", Money(), nullable=False),
+    sa.Column("amount_paid", Money(), nullable=False),
+    sa.Column("balance", Money(), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_invoices_deal_id_target", "deal_id", "target"),
+)
+
+# Distinct money movements. No foreign key to invoices on purpose: a payment event can
+# arrive before the invoice row (out-of-order webhooks) or name an invoice we never
+# made, which reconciliation reports.
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.String(_TARGET), nullable=False),
+    sa.Column("provider_payment_id", sa.String(_EXTERNAL_ID), nullable=False),
+    sa.Column("invoice_target", sa.String(_TARGET), nullable=False),
+    sa.Column("invoice_external_id", sa.String(_EXTERNAL_ID), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("amount", Money(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.Column("raw", json_type(), nullable=True),
+    sa.UniqueConstraint("provider", "provider_payment_id"),
+    sa.Index("ix_payments_invoice", "invoice_target", "invoice_external_id"),
+)
+
+# Verified webhook events, stored raw before they are parsed or acknowledged.
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.String(_TARGET), nullable=False),
+    sa.Column("event_id", sa.String(_EXTERNAL_ID), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("headers", json_type(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("claimed_by", sa.String(_HOLDER), nullable=True),
+    sa.Column("claim_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("processed_at", UTCDateTime(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.UniqueConstraint("provider", "event_id"),
+    sa.CheckConstraint(_in("status", InboxStatus), name="status"),
+    sa.Index("ix_inbox_status_id", "status", "id"),
+)
+
+# The retry queue. (kind, key) is unique: enqueueing an existing key resets that row
+# instead of adding a second one, so one piece of work has one history.
+work_items = sa.Table(
+    "work_items",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("payload", json_type(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("leased_by", sa.String(_HOLDER), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error_class", sa.String(32), nullable=True),
+    sa.Column("last_error_code", sa.String(64), nullable=True),
+    sa.Column("last_error_message", sa.Text(), nullable=True),
+    # What the item was built from: an invalid_data failure is re-armed when either
+    # the deal revision or the mapping files' hash moves on.
+    sa.Column("revision", sa.String(64), nullable=True),
+    sa.Column("mapping_hash", sa.String(128), nullable=True),
+    # Set when the key was enqueued again while leased: the holder's outcome then
+    # sends the row back to pending instead of closing it.
+    sa.Column("requeued", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("kind", "key"),
+    sa.CheckConstraint(_in("status", WorkStatus), name="status"),
+    sa.Index("ix_work_items_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+# Disagreements between Salesforce, the ledger and the target. History is kept, so a
+# (kind, deal, target) can have many resolved rows but only one open row: open_key
+# holds "kind|deal|target" while open and NULL once resolved, and is unique. That is
+# a partial unique index that works the same on SQLite and PostgreSQL, including
+# for discrepancies with no deal or no target.
+discrepancies = sa.Table(
+    "discrepancies",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("deal_id", sa.String(_DEAL_ID), nullable=True),
+    sa.Column("target", sa.String(_TARGET), nullable=True),
+    sa.Column("expected", sa.Text(), nullable=True),
+    sa.Column("actual", sa.Text(), nullable=True),
+    sa.Column("details", json_type(), nullable=False),
+    sa.Column("detected_at", UTCDateTime(), nullable=False),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.Column("open_key", sa.String(400), nullable=True, unique=True),
+    sa.Index("ix_discrepancies_deal_id", "deal_id"),
+)
+
+# Watermarks and feed cursors (Salesforce SystemModstamp, Stripe event id, QBO CDC time).
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Rotating OAuth tokens. version makes saves compare-and-swap, so two refreshers
+# cannot overwrite each other's rotated refresh token.
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("data", json_type(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Append-only trail of external writes and operator actions.
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(_HOLDER), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("details", json_type(), nullable=False),
+    sa.Index("ix_audit_subject_id", "subject", "id"),
+    sa.Index("ix_audit_at", "at"),
+)
