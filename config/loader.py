@@ -31,6 +31,7 @@ from config.settings import (
     Settings,
     secret_field_names,
 )
+from sync.yamlio import load_yaml
 
 CONFIG_ENV = "BILLSYNC_CONFIG"
 SECRET_FILE_SUFFIX = "_file"  # noqa: S105 - a key suffix, not a secret
@@ -91,7 +92,7 @@ def _read_yaml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any]:
         problems.append(ConfigProblem(str(path), "-", f"cannot read the file: {exc.strerror}"))
         return {}
     try:
-        loaded = yaml.safe_load(text)
+        loaded = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "-"

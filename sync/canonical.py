@@ -254,7 +254,9 @@ class DealLine(_Model):
     description: str | None = None
     quantity: ExactDecimal
     unit_price: ExactDecimal
-    discount_percent: Percent | None = None
+    # As the source holds it, even out of range: the mapping layer's validation names
+    # the deal, the line and the fix, which a model error here could not.
+    discount_percent: ExactDecimal | None = None
     service_date: date | None = None
 
     def amount(self, currency: str) -> Decimal:

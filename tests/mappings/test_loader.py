@@ -1,0 +1,121 @@
+"""Mapping files: defaults, overrides, and errors that name the file, line and key."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from mappings.loader import MappingError, default_mapping_path, load_mappings
+from mappings.transforms import FunctionRegistry
+
+
+def write(tmp_path: Path, text: str, name: str = "custom.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems(exc: pytest.ExceptionInfo[MappingError]) -> list[str]:
+    return [str(p) for p in exc.value.problems]
+
+
+def test_default_mapping_loads_and_is_exact() -> None:
+    loaded = load_mappings()
+    assert loaded.files == (str(default_mapping_path()),)
+    assert loaded.spec.validation.amount_tolerance == Decimal("0.01")
+    assert isinstance(loaded.spec.validation.amount_tolerance, Decimal)
+    assert loaded.spec.writeback.status == "Billing_Status__c"
+    assert set(loaded.spec.terms.values) >= {"Net 30", "Due on receipt"}
+
+
+def test_user_file_overrides_key_by_key(tmp_path: Path) -> None:
+    custom = write(tmp_path, "terms:\n  default: Net 15\nsource:\n  po_number: PO_Number__c\n")
+    loaded = load_mappings([custom])
+    assert loaded.spec.terms.default == "Net 15"
+    assert "Net 30" in loaded.spec.terms.values  # the rest of terms is kept
+    assert loaded.spec.source.po_number == "PO_Number__c"
+    assert loaded.spec.source.target_hint == "Billing_Platform__c"
+    assert loaded.digest != load_mappings().digest
+
+
+def test_digest_is_stable() -> None:
+    assert load_mappings().digest == load_mappings().digest
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
+    custom = write(tmp_path, "invoice:\n  memo: deal.name\n  memmo: deal.name\n")
+    with pytest.raises(MappingError) as exc:
+        load_mappings([custom])
+    assert problems(exc) == [f"{custom}:3: invoice.memmo: unknown key"]
+
+
+def test_unknown_path_and_transform(tmp_path: Path) -> None:
+    custom = write(
+        tmp_path,
+        "invoice:\n  memo: deal.nmae\n  doc_number: {path: deal.id, transforms: [{explode: 1}]}\n",
+    )
+    with pytest.raises(MappingError) as exc:
+        load_mappings([custom])
+    lines = problems(exc)
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{custom}:2: invoice.memo: unknown field path 'deal.nmae'")
+    assert lines[1].startswith(f"{custom}:3: invoice.doc_number: unknown transform 'explode'")
+
+
+def test_line_paths_only_where_lines_exist(tmp_path: Path) -> None:
+    custom = write(tmp_path, "invoice:\n  memo: line.description\n")
+    with pytest.raises(MappingError) as exc:
+        load_mappings([custom])
+    assert "unknown field path 'line.description'" in problems(exc)[0]
+
+
+def test_wrong_type_and_cross_checks(tmp_path: Path) -> None:
+    custom = write(
+        tmp_path,
+        "terms:\n  default: Net 45\nvalidation:\n  amount_tolerance: lots\n",
+    )
+    with pytest.raises(MappingError) as exc:
+        load_mappings([custom])
+    lines = problems(exc)
+    assert any(line.startswith(f"{custom}:4: validation.amount_tolerance:") for line in lines)
+    custom.write_text("terms:\n  default: Net 45\n")
+    with pytest.raises(MappingError) as exc:
+        load_mappings([custom])
+    assert problems(exc) == [f"{custom}:2: terms.default: 'Net 45' is not one of terms.values"]
+
+
+def test_routing_value_for_two_targets(tmp_path: Path) -> None:
+    custom = write(tmp_path, "routing:\n  values:\n    stripe: [Stripe, QBO]\n")
+    with pytest.raises(MappingError) as exc:
+        load_mappings([custom])
+    assert "'QBO' also routes to quickbooks" in problems(exc)[0]
+
+
+def test_salesforce_field_names_are_checked(tmp_path: Path) -> None:
+    custom = write(tmp_path, 'source:\n  po_number: "PO\'; DROP"\n')
+    with pytest.raises(MappingError) as exc:
+        load_mappings([custom])
+    assert problems(exc)[0].startswith(f"{custom}:2: source.po_number:")
+
+
+def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
+    broken = write(tmp_path, "invoice: [unclosed\n")
+    with pytest.raises(MappingError) as exc:
+        load_mappings([broken, tmp_path / "missing.yaml"])
+    lines = problems(exc)
+    assert "invalid YAML" in lines[0] and str(broken) in lines[0]
+    assert lines[1].startswith(f"{tmp_path / 'missing.yaml'}: -: cannot read")
+
+
+def test_registered_function(tmp_path: Path) -> None:
+    custom = write(
+        tmp_path, "customer:\n  name: {path: account.name, transforms: [{function: shout}]}\n"
+    )
+    with pytest.raises(MappingError):
+        load_mappings([custom])
+    registry = FunctionRegistry.discover({"shout": lambda v: f"{v}!"})
+    assert load_mappings([custom], functions=registry).spec.customer.name.transforms == (
+        {"function": "shout"},
+    )
