@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from config.loader import ConfigError
-from sync.cli import config_cmd, ledger_cmd, sandbox_cmd
+from sync.cli import config_cmd, ledger_cmd, mappings_cmd, sandbox_cmd
 from sync.cli.not_built import not_built
 from sync.cli.options import ConfigOption, JsonOption
 from sync.logs import SecretScrubber
@@ -106,13 +106,12 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
 
 failures_app = typer.Typer(help="Inspect, retry and resolve failed work items.")
 report_app = typer.Typer(help="AR reports: aging and KPIs.")
-mappings_app = typer.Typer(help="Check the mapping files.")
 auth_app = typer.Typer(help="Connect and inspect vendor credentials.")
 
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(failures_app, name="failures")
 app.add_typer(report_app, name="report")
-app.add_typer(mappings_app, name="mappings")
+app.add_typer(mappings_cmd.app, name="mappings")
 app.add_typer(auth_app, name="auth")
 app.add_typer(config_cmd.app, name="config")
 app.command("migrate")(ledger_cmd.migrate)
@@ -152,12 +151,6 @@ def report_aging() -> None:
 def report_kpis() -> None:
     """DSO, collection effectiveness, billing accuracy, disputes, write-offs."""
     not_built("report kpis", "AR reports arrive with the ops surface")
-
-
-@mappings_app.command("check")
-def mappings_check() -> None:
-    """Validate the mapping files (and, with a config, the referenced target records)."""
-    not_built("mappings check", "the mapping layer is not written yet")
 
 
 @auth_app.command("quickbooks")

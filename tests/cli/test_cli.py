@@ -63,7 +63,6 @@ def test_each_command_has_help(command: str) -> None:
         ["reconcile"],
         ["status"],
         ["report", "aging"],
-        ["mappings", "check"],
         ["auth", "quickbooks"],
     ],
 )
@@ -124,3 +123,25 @@ def test_console_script_is_installed() -> None:
         [str(script), "--help"], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0
+
+
+def test_mappings_check_default_and_bad_file(tmp_path: Path) -> None:
+    ok = billsync("mappings", "check", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "mappings OK" in ok.stdout and "default.yaml" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("invoice:\n  memo: deal.nmae\n")
+    result = billsync("mappings", "check", str(bad), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{bad}:2: invoice.memo: unknown field path 'deal.nmae'")
+    assert "Traceback" not in result.stderr
+
+
+def test_mappings_check_uses_configured_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("terms:\n  default: Net 99\n")
+    config = tmp_path / "billsync.yaml"
+    config.write_text(f"sync:\n  mapping_files: [{bad}]\n")
+    result = billsync("mappings", "check", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "terms.default: 'Net 99' is not one of terms.values" in result.stderr
