@@ -91,7 +91,10 @@ class Sandbox:
         names = ["admin", *SYSTEMS]
         for offset, name in enumerate(names):
             port = self.options.port + offset if self.options.port else 0
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets
+            # whose proto says TCP, and without it every keep-alive request waits ~40 ms
+            # for Nagle + delayed ACK.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.options.host, port))
             sock.listen(2048)
