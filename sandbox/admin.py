@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 def build_admin_app(sandbox: Sandbox) -> Starlette:
     async def state(request: Request) -> Response:
-        return JSONResponse(sandbox.state())
+        # Systems keep money as Decimal; JSONResponse cannot write it exactly.
+        return Response(jsonutil.dumps(sandbox.state()), media_type="application/json")
 
     async def seed(request: Request) -> Response:
         body = await _json_body(request)

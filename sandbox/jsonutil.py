@@ -21,18 +21,15 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
-def _tag(value: Any) -> Any:
+def _tag(value: Any) -> str:
+    # json.dumps calls this only for objects it cannot encode itself.
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("non-finite Decimal cannot be written as JSON")
         return _TAG + format(value, "f")
-    if isinstance(value, dict):
-        return {k: _tag(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_tag(v) for v in value]
-    return value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def dumps(value: Any, **kwargs: Any) -> str:
     """`json.dumps` that writes Decimals as numbers, digit for digit."""
-    return _TAGGED.sub(r"\1", json.dumps(_tag(value), **kwargs))
+    return _TAGGED.sub(r"\1", json.dumps(value, default=_tag, **kwargs))

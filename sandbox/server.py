@@ -203,7 +203,10 @@ class Sandbox:
         for server in self._servers:
             server.should_exit = True
         await self.outbox.stop()
-        await asyncio.sleep(0.05)
+        # uvicorn checks should_exit every 0.1 s; give in-flight requests a moment.
+        _, pending = await asyncio.wait(self._tasks, timeout=5)
+        for task in pending:
+            task.cancel()
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -8,7 +8,6 @@ subprocess (`sandbox.launcher.running_sandbox`) instead.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from sandbox import jsonutil
 from sandbox import server as sandbox_server
 from sandbox.server import Sandbox, SandboxOptions
 
@@ -60,7 +60,7 @@ def start_in_thread(
     seed_file = None
     if seed is not None:
         seed_file = tmp_path / "seed.json"
-        seed_file.write_text(json.dumps(seed))
+        seed_file.write_text(jsonutil.dumps(seed))
     sandbox_options = SandboxOptions(
         seed_file=seed_file,
         ready_file=tmp_path / "ready.json",

@@ -1,0 +1,1 @@
+"""QuickBooks Online + Intuit OAuth stand-in (see README.md beside this file)."""

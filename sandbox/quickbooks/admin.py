@@ -1,0 +1,150 @@
+"""Admin routes under `/_sandbox/quickbooks/`: act as the customer, Intuit or the ops
+person would (record a payment, void it, revoke the app, expire tokens, throttle)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox import jsonutil
+from sandbox.quickbooks.errors import QboFault, fault_response, json_response
+from sandbox.quickbooks.spec import Write
+from sandbox.quickbooks.values import ref_value, to_decimal
+
+if TYPE_CHECKING:
+    from sandbox.quickbooks.system import QuickBooksSandbox
+
+
+def admin_routes(qb: QuickBooksSandbox) -> list[BaseRoute]:
+    async def payments(request: Request) -> Response:
+        body = await _body(request)
+        w = Write(qb.realm(body.get("realm_id")), qb.clock.now())
+        try:
+            payment = _record_payment(qb, w, body)
+        except QboFault as fault:
+            return fault_response(fault, w.now)
+        finally:
+            qb.notifier.flush(w.realm)
+        return json_response({"Payment": payment})
+
+    async def void_payment(request: Request) -> Response:
+        body = await _body(request)
+        w = Write(qb.realm(body.get("realm_id")), qb.clock.now())
+        try:
+            current = qb.ops.read(w, "Payment", request.path_params["id"])
+            payment = qb.ops.void(
+                w, "Payment", {"Id": current["Id"], "SyncToken": current["SyncToken"]}
+            )
+        except QboFault as fault:
+            return fault_response(fault, w.now)
+        finally:
+            qb.notifier.flush(w.realm)
+        return json_response({"Payment": payment})
+
+    async def webhook_format(request: Request) -> Response:
+        body = await _body(request)
+        if request.method == "POST":
+            chosen = body.get("format")
+            if chosen not in ("legacy", "cloudevents"):
+                return _bad("format must be legacy or cloudevents")
+            qb.notifier.format = chosen
+        return JSONResponse({"format": qb.notifier.format})
+
+    async def preferences(request: Request) -> Response:
+        prefs = qb.realm(None).preferences
+        if request.method == "POST":
+            for key, value in (await _body(request)).items():
+                if not hasattr(prefs, key):
+                    return _bad(f"unknown preference {key!r}")
+                setattr(prefs, key, value)
+        return JSONResponse(prefs.describe())
+
+    async def throttle(request: Request) -> Response:
+        body = await _body(request)
+        qb.throttle.remaining = int(body.get("count", 1))
+        qb.throttle.as_xml = body.get("format", "xml") != "json"
+        return JSONResponse({"remaining": qb.throttle.remaining, "xml": qb.throttle.as_xml})
+
+    async def oauth_code(request: Request) -> Response:
+        body = await _body(request)
+        realm_id = str(body.get("realm_id") or qb.realm_id)
+        code = qb.oauth.mint_code(realm_id, body.get("redirect_uri"))
+        return JSONResponse({"code": code, "realm_id": realm_id})
+
+    async def oauth_revoke(request: Request) -> Response:
+        body = await _body(request)
+        return JSONResponse({"revoked_grants": qb.oauth.revoke(body.get("token"))})
+
+    async def oauth_expire(request: Request) -> Response:
+        body = await _body(request)
+        return JSONResponse({"expired": qb.oauth.expire_access_tokens(body.get("access_token"))})
+
+    async def oauth_config(request: Request) -> Response:
+        body = await _body(request)
+        if request.method == "POST" and "refresh_grace_s" in body:
+            grace = body["refresh_grace_s"]
+            qb.oauth.refresh_grace_s = None if grace is None else int(grace)
+        return JSONResponse(
+            {
+                "refresh_grace_s": qb.oauth.refresh_grace_s,
+                "initial_refresh_token": qb.oauth.initial_refresh_token,
+                "refresh_tokens": len(qb.oauth.refresh_tokens),
+                "access_tokens": len(qb.oauth.access_tokens),
+            }
+        )
+
+    async def state(request: Request) -> Response:
+        return Response(jsonutil.dumps(qb.snapshot()), media_type="application/json")
+
+    return [
+        Route("/payments", payments, methods=["POST"]),
+        Route("/payments/{id}/void", void_payment, methods=["POST"]),
+        Route("/webhook_format", webhook_format, methods=["GET", "POST"]),
+        Route("/preferences", preferences, methods=["GET", "POST"]),
+        Route("/throttle", throttle, methods=["POST"]),
+        Route("/oauth/code", oauth_code, methods=["POST"]),
+        Route("/oauth/revoke", oauth_revoke, methods=["POST"]),
+        Route("/oauth/expire_access_tokens", oauth_expire, methods=["POST"]),
+        Route("/oauth/config", oauth_config, methods=["GET", "POST"]),
+        Route("/state", state, methods=["GET"]),
+    ]
+
+
+def _record_payment(qb: QuickBooksSandbox, w: Write, body: dict[str, Any]) -> dict[str, Any]:
+    """A customer pays an invoice: the part above the open balance stays unapplied."""
+    invoice = qb.ops.read(w, "Invoice", str(body.get("invoice_id", "")))
+    amount = to_decimal(body.get("amount"), "amount")
+    if amount is None or amount <= 0:
+        raise QboFault("2020", "Required param missing", "amount must be a positive decimal")
+    balance = to_decimal(invoice.get("Balance"), "Balance") or Decimal(0)
+    applied = min(amount, balance)
+    payment: dict[str, Any] = {
+        "CustomerRef": {"value": body.get("customer_id") or ref_value(invoice["CustomerRef"])},
+        "TotalAmt": amount,
+        "CurrencyRef": invoice.get("CurrencyRef"),
+        "Line": [{"Amount": applied, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]
+        if applied > 0
+        else [],
+    }
+    if invoice.get("ExchangeRate") is not None:
+        payment["ExchangeRate"] = invoice["ExchangeRate"]
+    return qb.ops.create(w, "Payment", payment)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = jsonutil.loads(raw)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _bad(message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=400)

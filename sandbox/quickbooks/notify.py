@@ -1,0 +1,90 @@
+"""Intuit webhook notifications, signed with the app's verifier token.
+
+Each API request that changed Customer, Invoice, Payment, CreditMemo or Item records
+sends one notification listing every change (a batch becomes one notification, as
+Intuit aggregates). Two shapes, chosen by `POST /_sandbox/quickbooks/webhook_format`:
+
+- legacy: {"eventNotifications": [{"realmId", "dataChangeEvent": {"entities": [...]}}]}
+- cloudevents: a top-level JSON array of CloudEvents 1.0 objects, one per change,
+  `type` like "qbo.payment.created.v1" (the format Intuit is migrating everyone to).
+
+`intuit-signature` is base64(HMAC-SHA256(verifier token, exact body bytes)) for both.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any, Literal
+
+from sandbox.core import WebhookSink
+from sandbox.quickbooks.store import ChangeEvent, Realm
+from sandbox.quickbooks.timefmt import webhook_time
+
+Format = Literal["legacy", "cloudevents"]
+VERBS = {
+    "Create": "created",
+    "Update": "updated",
+    "Delete": "deleted",
+    "Void": "voided",
+    "Emailed": "emailed",
+}
+
+
+def signature(verifier_token: str, body: bytes) -> str:
+    digest = hmac.new(verifier_token.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+class Notifier:
+    def __init__(self, sink: WebhookSink, verifier_token: str, app_id: str) -> None:
+        self.sink = sink
+        self.verifier_token = verifier_token
+        self.app_id = app_id
+        self.format: Format = "legacy"
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        return {"intuit-signature": signature(self.verifier_token, body)}
+
+    def flush(self, realm: Realm) -> None:
+        events, realm.events = realm.events, []
+        if not events:
+            return
+        payload: Any
+        if self.format == "cloudevents":
+            payload = [self._cloud_event(realm.realm_id, e) for e in events]
+        else:
+            payload = self._legacy(realm.realm_id, events)
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self.sink.deliver("quickbooks", body, self.sign)
+
+    @staticmethod
+    def _legacy(realm_id: str, events: list[ChangeEvent]) -> dict[str, Any]:
+        entities = [
+            {
+                "name": e.entity,
+                "id": e.id,
+                "operation": e.operation,
+                "lastUpdated": webhook_time(e.at),
+            }
+            for e in events
+        ]
+        return {
+            "eventNotifications": [{"realmId": realm_id, "dataChangeEvent": {"entities": entities}}]
+        }
+
+    def _cloud_event(self, realm_id: str, event: ChangeEvent) -> dict[str, Any]:
+        return {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": f"intuit.{self.app_id}",
+            "type": f"qbo.{event.entity.lower()}.{VERBS[event.operation]}.v1",
+            "datacontenttype": "application/json",
+            "time": webhook_time(event.at),
+            "intuitentityid": event.id,
+            "intuitaccountid": realm_id,
+            "data": {},
+        }
