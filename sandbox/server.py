@@ -111,7 +111,11 @@ class Sandbox:
                 clock=self.clock,
                 webhooks=self.outbox,
                 base_url=self.urls[name],
-                options={**self.options.system_options, "ca_bundle": str(self.tls.ca_bundle)},
+                options={
+                    **self.options.system_options,
+                    "ca_bundle": str(self.tls.ca_bundle),
+                    "rate_limits": self.options.rate_limits,
+                },
             )
             self.systems[name] = cls(context)
 

@@ -1,0 +1,1 @@
+"""Salesforce REST stand-in: OAuth, SOQL query with pagination, sObjects, Collections."""
