@@ -16,11 +16,13 @@ crash replays at most the unrecorded tail (the ledger dedupes the replay).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
+from mappings.catalog import TargetCatalog
 from sync.canonical import (
     Customer,
     Deal,
@@ -34,6 +36,7 @@ from sync.canonical import (
 __all__ = [
     "Checkpointed",
     "ConnectorError",
+    "CredentialStore",
     "Cursor",
     "DealSource",
     "ErrorClass",
@@ -270,8 +273,45 @@ class InvoiceTarget(Protocol):
         with the same key."""
         ...
 
+    def create_invoices(
+        self, drafts: Sequence[InvoiceDraft]
+    ) -> Mapping[str, InvoiceRef | ConnectorError]:
+        """Create several invoices, using the target's batch path where it has one
+        (QBO ``batch``, 30 items a call). Same exactly-once rules as ``create_invoice``
+        for each draft; returns one outcome per ``deal_id``. A target without a batch
+        path loops over ``create_invoice``."""
+        ...
+
     def fetch_invoice(self, external_id: str) -> InvoiceRef:
         """Current state of an invoice; ConnectorError(not_found) if it is gone."""
+        ...
+
+    def catalog(self) -> TargetCatalog:
+        """What the mapping layer may ask before a draft is accepted: products, terms,
+        tax codes, currencies. Loaded once per run (e.g. every QBO Item, paged)."""
+        ...
+
+
+@runtime_checkable
+class CredentialStore(Protocol):
+    """Durable storage for rotating credentials (the ledger's ``credentials`` table).
+
+    Intuit rotates refresh tokens: a refreshed token must be saved, committed, before
+    the new access token is used, and only one process may refresh at a time.
+    """
+
+    def load(self, name: str) -> tuple[Mapping[str, Any], int] | None:
+        """The stored data and its version, or None when nothing is stored yet."""
+        ...
+
+    def save(self, name: str, data: Mapping[str, Any], expected_version: int | None) -> bool:
+        """Compare-and-swap: store ``data`` if the stored version is still
+        ``expected_version`` (None: nothing stored). Committed before returning."""
+        ...
+
+    def hold(self, name: str, ttl: timedelta) -> AbstractContextManager[bool]:
+        """Hold the refresher lease for ``name`` while the block runs; yields False if
+        another process holds it (the caller waits and reloads instead)."""
         ...
 
 

@@ -19,6 +19,7 @@ from connectors.base import (
     WebhookRejectReason,
     WebhookVerifier,
 )
+from mappings.catalog import MappingOnlyCatalog
 from sync.canonical import (
     Customer,
     Deal,
@@ -181,6 +182,12 @@ class FakeTarget:
 
     def find_invoices(self, deal_id: str) -> Sequence[InvoiceRef]:
         return [i for i in self.invoices.values() if i.deal_id == deal_id]
+
+    def create_invoices(self, drafts: Sequence[InvoiceDraft]) -> dict[str, object]:
+        return {draft.deal_id: self.create_invoice(draft) for draft in drafts}
+
+    def catalog(self) -> MappingOnlyCatalog:
+        return MappingOnlyCatalog(self.target)
 
     def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:
         if draft.idempotency_key in self.keys:
