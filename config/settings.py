@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -64,8 +64,15 @@ class SalesforceSettings(Section):
     query_batch_size: int = Field(default=2000, ge=200, le=2000)
     overlap_minutes: int = Field(default=5, ge=0, le=1440)
     quota_floor_percent: Decimal = Field(default=Decimal("10"), ge=0, le=100)
+    start_from: AwareDatetime | None = None
     record_types: list[str] = Field(default_factory=list)
     extra_where: str | None = None
+    # Whether the org has multi-currency (the CurrencyIsoCode field): "auto" asks for it
+    # and falls back to sync.company_currency when Salesforce says the field is unknown.
+    multi_currency: Literal["auto"] | bool = "auto"
+    timeout_s: int = Field(default=60, ge=1, le=600)
+    retry_attempts: int = Field(default=4, ge=1, le=10)
+    writeback_batch_size: int = Field(default=200, ge=1, le=200)
 
     @model_validator(mode="after")
     def _credentials_for_flow(self) -> Self:

@@ -17,7 +17,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationIn
 from mappings.transforms import FunctionRegistry
 from mappings.values import ValueSpec, parse_value_spec
 
-SALESFORCE_FIELD = r"^(Account\.)?[A-Za-z][A-Za-z0-9_]*$"
+# A SOQL field path relative to the Opportunity: identifiers joined by dots
+# (`Billing_Platform__c`, `Account.Billing_Email__c`, `Bill_To__r.Email`).
+SALESFORCE_FIELD = r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*){0,5}$"
 
 
 def _value(line_level: bool) -> Any:
@@ -33,6 +35,7 @@ def _value(line_level: bool) -> Any:
 DealValue = Annotated[ValueSpec, _value(line_level=False)]
 LineValue = Annotated[ValueSpec, _value(line_level=True)]
 SalesforceField = Annotated[str, Field(pattern=SALESFORCE_FIELD)]
+OpportunityField = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
 MatchKey = Literal["name", "email"]
 ItemKey = Literal["sku", "name"]
 DEFAULT_MATCH_BY: tuple[MatchKey, ...] = ("name", "email")
@@ -148,15 +151,15 @@ class ValidationSpec(_Section):
 
 
 class WriteBackSpec(_Section):
-    invoice_id: SalesforceField = "Billing_Invoice_Id__c"
-    invoice_number: SalesforceField = "Billing_Invoice_Number__c"
-    invoice_url: SalesforceField = "Billing_Invoice_URL__c"
-    status: SalesforceField = "Billing_Status__c"
-    amount_paid: SalesforceField = "Billing_Amount_Paid__c"
-    balance_due: SalesforceField = "Billing_Balance_Due__c"
-    last_payment_date: SalesforceField = "Billing_Last_Payment_Date__c"
-    sync_error: SalesforceField = "Billing_Sync_Error__c"
-    synced_at: SalesforceField = "Billing_Synced_At__c"
+    invoice_id: OpportunityField = "Billing_Invoice_Id__c"
+    invoice_number: OpportunityField = "Billing_Invoice_Number__c"
+    invoice_url: OpportunityField = "Billing_Invoice_URL__c"
+    status: OpportunityField = "Billing_Status__c"
+    amount_paid: OpportunityField = "Billing_Amount_Paid__c"
+    balance_due: OpportunityField = "Billing_Balance_Due__c"
+    last_payment_date: OpportunityField = "Billing_Last_Payment_Date__c"
+    sync_error: OpportunityField = "Billing_Sync_Error__c"
+    synced_at: OpportunityField = "Billing_Synced_At__c"
 
 
 class MappingSpec(_Section):

@@ -18,6 +18,8 @@ from typing import Any
 
 import requests
 
+from sandbox import jsonutil
+
 START_TIMEOUT_S = 30
 
 
@@ -41,7 +43,7 @@ class SandboxHandle:
             method, f"{self.admin_url}/_sandbox/{path.lstrip('/')}", json=body, timeout=30
         )
         response.raise_for_status()
-        return response.json()
+        return jsonutil.loads(response.text)  # exact decimals, never float
 
     def state(self) -> dict[str, Any]:
         return dict(self.admin("GET", "state"))

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from config.loader import ConfigError
-from sync.cli import config_cmd, ledger_cmd, mappings_cmd, sandbox_cmd
+from sync.cli import config_cmd, ledger_cmd, mappings_cmd, plan_cmd, sandbox_cmd
 from sync.cli.not_built import not_built
 from sync.cli.options import ConfigOption, JsonOption
 from sync.logs import SecretScrubber
@@ -69,8 +69,19 @@ def root(
 
 
 @app.command()
-def run(ctx: typer.Context, config: ConfigOption = None) -> None:
+def run(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show what would be done (= billsync plan).")
+    ] = False,
+    as_json: JsonOption = False,
+    since: plan_cmd.SinceOption = None,
+) -> None:
     """Run one sync cycle: pull deals, invoice them exactly once, apply payments, write back."""
+    if dry_run:
+        plan_cmd.plan(ctx, config, as_json, since)
+        return
     from sync.cli.options import settings_for
 
     settings_for(ctx, config)
@@ -115,6 +126,7 @@ app.add_typer(mappings_cmd.app, name="mappings")
 app.add_typer(auth_app, name="auth")
 app.add_typer(config_cmd.app, name="config")
 app.command("migrate")(ledger_cmd.migrate)
+app.command("plan")(plan_cmd.plan)
 
 
 @failures_app.command("list")

@@ -1,0 +1,417 @@
+"""Transport to the Salesforce REST API: session renewal, retries, quota, the error table.
+
+Everything that talks to Salesforce goes through `SalesforceClient`; the rest of the
+package never handles a simple-salesforce exception, and the engine only ever sees
+`ConnectorError`s classified by `ERROR_CODES` / `HTTP_STATUS` / `EXCEPTIONS` below.
+
+- Auth: a token from `auth.OAuthLogin`, then simple-salesforce in "direct" mode
+  (instance URL + session id). Direct mode never renews an expired session, so on 401
+  INVALID_SESSION_ID the client fetches a new token and repeats that call exactly once.
+- Retries: transient and rate-limited errors are retried in-call with tenacity (jittered
+  exponential backoff, ``salesforce.retry_attempts`` attempts, injectable sleep).
+- Quota: after every response the ``Sforce-Limit-Info`` header (``api-usage=U/M``) is
+  read; once the remaining daily allocation is below ``salesforce.quota_floor_percent``
+  the client makes no more calls for its lifetime (one run) and raises QUOTA_FLOOR.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from config.settings import SalesforceSettings
+from connectors.base import ConnectorError, ErrorClass
+from connectors.salesforce.auth import OAuthLogin, TokenEndpointError, check_settings
+from connectors.salesforce.session import DecimalSession
+from sync.logs import SecretScrubber, get_logger
+
+__all__ = [
+    "ERROR_CODES",
+    "EXCEPTIONS",
+    "HTTP_STATUS",
+    "SYSTEM",
+    "Quota",
+    "Rule",
+    "SalesforceClient",
+    "classify",
+    "rule_for",
+]
+
+SYSTEM = "salesforce"
+T = TypeVar("T")
+log = get_logger("billsync.salesforce")
+
+
+# --- the error table ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    error_class: ErrorClass
+    fix: str
+
+
+_T, _R, _A = ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH
+_C, _I, _N = ErrorClass.CONFLICT, ErrorClass.INVALID_DATA, ErrorClass.NOT_FOUND
+_FIELD_FIX = "create the field (with edit access for the integration user) or change the mapping"
+_TRIGGER_FIX = "an Apex trigger or Flow on Opportunity failed; fix the automation or the data"
+
+ERROR_CODES: dict[str, Rule] = {
+    # REST errorCode / collection statusCode / OAuth error -> what to do next.
+    "SERVER_UNAVAILABLE": Rule(_T, "Salesforce is briefly unavailable; billsync retries"),
+    # Lock contention clears in seconds, and a write-back sets absolute values, so the
+    # same request repeated is correct: transient, not conflict (which means "refetch").
+    "UNABLE_TO_LOCK_ROW": Rule(_T, "another process held the record's lock; billsync retries"),
+    "INVALID_QUERY_LOCATOR": Rule(_T, "the query cursor expired; the next run resumes"),
+    "QUERY_TIMEOUT": Rule(_T, "narrow the query (record_types / extra_where) if this repeats"),
+    "REQUEST_RUNNING_TOO_LONG": Rule(_T, "narrow the query if this repeats"),
+    "ALL_OR_NONE_OPERATION_ROLLED_BACK": Rule(_T, "rolled back with another record; retried"),
+    "REQUEST_LIMIT_EXCEEDED": Rule(
+        _R, "an org API limit was hit; wait for it to recover or raise the org's allocation"
+    ),
+    "INVALID_SESSION_ID": Rule(
+        _A,
+        "a freshly issued session was refused; check the connected app's session policy "
+        "and that the integration user is active",
+    ),
+    "INSUFFICIENT_ACCESS": Rule(
+        _A, "grant the integration user API access and read/edit on Opportunity"
+    ),
+    "INSUFFICIENT_ACCESS_OR_READONLY": Rule(
+        _A, "give the integration user edit access to this opportunity (sharing/permission set)"
+    ),
+    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": Rule(
+        _A, "give the integration user access to the related record"
+    ),
+    "API_DISABLED_FOR_ORG": Rule(_A, "enable API access for the org (edition) and the user"),
+    "API_CURRENTLY_DISABLED": Rule(_A, "enable 'API Enabled' on the integration user's profile"),
+    "invalid_grant": Rule(
+        _A,
+        "check salesforce.username, that the connected app is pre-approved for that user, "
+        "that its certificate matches salesforce.private_key_file, and salesforce.login_url "
+        "(https://test.salesforce.com for sandboxes)",
+    ),
+    "invalid_client": Rule(_A, "check salesforce.client_id and salesforce.client_secret"),
+    "invalid_client_id": Rule(_A, "salesforce.client_id is not a known consumer key"),
+    "unauthorized_client": Rule(_A, "enable this OAuth flow for the connected app"),
+    "unsupported_grant_type": Rule(_A, "enable this OAuth flow for the connected app"),
+    "inactive_user": Rule(_A, "reactivate the integration user or configure another"),
+    "inactive_org": Rule(_A, "the org is inactive or locked; contact its administrator"),
+    "MALFORMED_QUERY": Rule(
+        _I, "fix salesforce.extra_where / record_types or the source paths in the mapping"
+    ),
+    "INVALID_FIELD": Rule(_I, _FIELD_FIX),
+    "INVALID_TYPE": Rule(_I, "the object does not exist or the user cannot see it"),
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION": Rule(
+        _I, "a validation rule rejected the values; exempt the integration user or fix the data"
+    ),
+    "STRING_TOO_LONG": Rule(_I, "lengthen the field or shorten the value in the mapping"),
+    "INVALID_TYPE_ON_FIELD_IN_RECORD": Rule(
+        _I, "the field's type does not take this value; change the field or the mapping"
+    ),
+    "INVALID_FIELD_FOR_INSERT_UPDATE": Rule(
+        _I, "the field is read-only for the integration user; make it editable or unmap it"
+    ),
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": Rule(
+        _I, "add the value to the picklist (e.g. every Billing Status label) or unrestrict it"
+    ),
+    "REQUIRED_FIELD_MISSING": Rule(_I, "a required field is empty; fill it or relax the rule"),
+    "FIELD_INTEGRITY_EXCEPTION": Rule(_I, "the value breaks the field's integrity rules"),
+    "NUMBER_OUTSIDE_VALID_RANGE": Rule(_I, "widen the number field's precision"),
+    "DUPLICATE_VALUE": Rule(_I, "a unique field already holds this value on another record"),
+    "MALFORMED_ID": Rule(_I, "the record id is malformed"),
+    "JSON_PARSER_ERROR": Rule(_I, "Salesforce could not parse billsync's request; a bug"),
+    "EXCEEDED_ID_LIMIT": Rule(_I, "lower salesforce.writeback_batch_size (at most 200)"),
+    "CANNOT_EXECUTE_FLOW_TRIGGER": Rule(_I, _TRIGGER_FIX),
+    "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY": Rule(_I, _TRIGGER_FIX),
+    "NOT_FOUND": Rule(_N, "the record or resource does not exist"),
+    "ENTITY_IS_DELETED": Rule(_N, "the opportunity was deleted; restore it or resolve the item"),
+    # On an update this means the record id itself is unknown or invisible to the user
+    # (deleted, merged, or shared away): the deal is gone for us, not our data wrong.
+    "INVALID_CROSS_REFERENCE_KEY": Rule(
+        _N, "the record does not exist or the integration user cannot see it"
+    ),
+    "INVALID_ID_FIELD": Rule(_N, "the record id does not exist"),
+    "ENTITY_IS_LOCKED": Rule(
+        _C, "the opportunity is locked (e.g. by an approval process); unlock it, then retry"
+    ),
+}
+
+HTTP_STATUS: dict[int, Rule] = {
+    # Fallback when the body names no known errorCode.
+    400: Rule(_I, "Salesforce could not accept the request"),
+    401: Rule(_A, "the session was refused; check the connected app and integration user"),
+    403: Rule(_A, "the request was refused; check the integration user's permissions"),
+    404: Rule(_N, "check salesforce.instance_url and salesforce.api_version"),
+    409: Rule(_C, "the record changed concurrently; billsync retries later"),
+    429: Rule(_R, "too many requests; billsync backs off"),
+}
+_SERVER_ERROR = Rule(_T, "Salesforce had a server error; billsync retries")
+
+EXCEPTIONS: tuple[tuple[type[BaseException], Rule], ...] = (
+    # First match wins: SSLError is a ConnectionError, but retrying cannot fix it.
+    (requests.exceptions.SSLError, Rule(_A, "TLS failed: check salesforce.ca_bundle and URLs")),
+    (
+        requests.exceptions.InvalidURL,
+        Rule(_A, "check salesforce.instance_url and salesforce.login_url"),
+    ),
+    (requests.exceptions.MissingSchema, Rule(_A, "URLs in salesforce.* need https://")),
+    (requests.exceptions.Timeout, Rule(_T, "Salesforce did not answer in time; retried")),
+    (requests.exceptions.ConnectionError, Rule(_T, "the connection failed; retried")),
+    (requests.exceptions.ChunkedEncodingError, Rule(_T, "the response was cut off; retried")),
+    (requests.exceptions.ContentDecodingError, Rule(_T, "the response was garbled; retried")),
+    (requests.exceptions.JSONDecodeError, Rule(_T, "the response was not JSON; retried")),
+    (requests.exceptions.RequestException, Rule(_T, "the HTTP request failed; retried")),
+)
+
+_NO_SUCH_COLUMN = re.compile(r"No such column '([A-Za-z0-9_.]+)'")
+_SCRUB = SecretScrubber()
+
+
+def rule_for(code: str | None, status: int | None = None) -> Rule:
+    """The rule for a Salesforce error code, else for the HTTP status."""
+    if code and code in ERROR_CODES:
+        return ERROR_CODES[code]
+    if status is not None and status >= 500:
+        return _SERVER_ERROR
+    if status is not None and status in HTTP_STATUS:
+        return HTTP_STATUS[status]
+    return Rule(_I, "see the Salesforce message") if code else _SERVER_ERROR
+
+
+def salesforce_detail(message: object) -> str:
+    """Salesforce's message, shortened: query errors echo the whole SOQL above the reason."""
+    text = str(message or "")
+    if "ERROR at Row:" in text:
+        text = text.split("ERROR at Row:", 1)[1].partition("\n")[2] or text
+    return _SCRUB.scrub(" ".join(text.split()))[:400]
+
+
+def classify(exc: BaseException, *, operation: str) -> ConnectorError | None:
+    """A vendor or transport exception as a ConnectorError; None if it is not one of ours."""
+    if isinstance(exc, SalesforceError):
+        content = exc.content[0] if isinstance(exc.content, list) and exc.content else None
+        first: dict[str, Any] = content if isinstance(content, dict) else {}
+        code = str(first.get("errorCode") or "") or None
+        detail = salesforce_detail(first.get("message") or "")
+        fields = first.get("fields") or []
+        column = _NO_SUCH_COLUMN.search(str(first.get("message") or ""))
+        field = column.group(1) if column else (",".join(map(str, fields)) or None)
+        return _error(operation, rule_for(code, exc.status), code, exc.status, detail, field)
+    if isinstance(exc, TokenEndpointError):
+        detail = salesforce_detail(exc.description)
+        rule = rule_for(exc.error, exc.status)
+        return _error(f"login ({operation})", rule, exc.error, exc.status, detail, None)
+    for kind, rule in EXCEPTIONS:
+        if isinstance(exc, kind):
+            # The exception text may carry the URL with the query; name only its type.
+            name = type(exc).__name__
+            return _error(operation, rule, name.upper(), None, name, None)
+    return None
+
+
+def _error(
+    operation: str,
+    rule: Rule,
+    code: str | None,
+    status: int | None,
+    detail: str,
+    field: str | None,
+) -> ConnectorError:
+    where = f"{code}{f' (HTTP {status})' if status else ''}" if code else f"HTTP {status}"
+    return ConnectorError(
+        system=SYSTEM,
+        error_class=rule.error_class,
+        code=code,
+        field=field,
+        message=f"Salesforce {operation} failed: {where}: {detail or 'no message'} — {rule.fix}",
+    )
+
+
+# --- the client --------------------------------------------------------------------
+
+# Retryable later, but never by repeating the same call now: the quota floor (the run
+# stops calling) and an expired query locator (the pull restarts from its cursor).
+_NOT_IN_CALL = frozenset({"QUOTA_FLOOR", "INVALID_QUERY_LOCATOR"})
+_MAX_WAIT_S = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """The org's daily API allocation as last reported, and whether this run stopped."""
+
+    used: int | None
+    max: int | None
+    stopped: bool
+    floor_percent: Decimal
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.used is None or self.max is None else max(0, self.max - self.used)
+
+
+class SalesforceClient:
+    """One authenticated connection to an org, for one run (or one process)."""
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        session: DecimalSession | None = None,
+        now: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        check_settings(settings)  # ConfigError naming the keys to fix, before any call
+        if session is not None and not isinstance(session, DecimalSession):
+            raise TypeError("pass a DecimalSession: a plain Session decodes money as float")
+        ca_bundle = str(settings.ca_bundle) if settings.ca_bundle else None
+        self._settings = settings
+        self._session = session or DecimalSession(timeout_s=settings.timeout_s, ca_bundle=ca_bundle)
+        self._login = OAuthLogin(settings, self._session, now=now)
+        self._sleep = sleep or time.sleep
+        self._jitter = wait_random_exponential(multiplier=1, max=_MAX_WAIT_S)
+        self._sf: Salesforce | None = None
+        self._used: int | None = None
+        self._max: int | None = None
+        self._stopped = False
+        self.logins = 0
+
+    def __repr__(self) -> str:
+        return f"SalesforceClient(auth={self._settings.auth!r}, quota={self.quota!r})"
+
+    def close(self) -> None:
+        """Close the HTTP connections (an injected session is closed too)."""
+        self._session.close()
+
+    @property
+    def quota(self) -> Quota:
+        return Quota(self._used, self._max, self._stopped, self._settings.quota_floor_percent)
+
+    def query(self, soql: str, *, batch_size: int) -> dict[str, Any]:
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
+        result: dict[str, Any] = self._call("query", lambda sf: sf.query(soql, headers=headers))
+        return result
+
+    def query_more(self, next_records_url: str, *, batch_size: int) -> dict[str, Any]:
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
+        result: dict[str, Any] = self._call(
+            "query (next page)",
+            lambda sf: sf.query_more(next_records_url, identifier_is_url=True, headers=headers),
+        )
+        return result
+
+    def patch_collection(self, body: bytes) -> Any:
+        """PATCH composite/sobjects with a body serialised by the caller (exact numbers)."""
+        return self._call(
+            "write-back", lambda sf: sf.restful("composite/sobjects", method="PATCH", data=body)
+        )
+
+    # --- machinery -----------------------------------------------------------------
+
+    def _call(self, operation: str, request: Callable[[Salesforce], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._settings.retry_attempts),
+            wait=self._jitter,
+            retry=retry_if_exception(self._retry_in_call),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=_log_retry,
+        )
+        result: T = retrying(self._attempt, operation, request)
+        return result
+
+    def _attempt(self, operation: str, request: Callable[[Salesforce], T]) -> T:
+        if self._stopped:
+            raise self._floor_error()
+        try:
+            try:
+                return request(self._connected())
+            except SalesforceExpiredSession:
+                # Direct mode does not renew: renew once and repeat the call once. A
+                # second 401 goes to the table as an auth error.
+                log.info("salesforce.session_renewal", operation=operation)
+                self._renew()
+                return request(self._connected())
+        except (SalesforceError, TokenEndpointError, requests.RequestException) as exc:
+            error = classify(exc, operation=operation)
+            assert error is not None
+            if error.code == "REQUEST_LIMIT_EXCEEDED" and "TotalRequests" in error.message:
+                self._stopped = True  # the daily allocation is spent: no more calls this run
+            raise error from None
+        finally:
+            self._track_quota()
+
+    def _connected(self) -> Salesforce:
+        if self._sf is None:
+            self._renew()
+        assert self._sf is not None
+        return self._sf
+
+    def _renew(self) -> None:
+        self._sf = None
+        token = self._login.fetch(timeout=self._settings.timeout_s)
+        self.logins += 1
+        self._sf = Salesforce(
+            instance_url=token.instance_url,
+            session_id=token.reveal(),
+            version=self._settings.api_version,
+            session=self._session,
+            parse_float=Decimal,
+            object_pairs_hook=dict,
+        )
+
+    def _track_quota(self) -> None:
+        info = self._session.last_limit_info
+        usage = Salesforce.parse_api_usage(info).get("api-usage") if info else None
+        if usage is None:
+            return
+        self._used, self._max = usage.used, usage.total
+        floor = self._settings.quota_floor_percent
+        if not self._stopped and (self._max - self._used) * 100 < floor * self._max:
+            self._stopped = True
+            log.warning(
+                "salesforce.quota_floor", used=self._used, max=self._max, floor_percent=str(floor)
+            )
+
+    def _floor_error(self) -> ConnectorError:
+        quota = self.quota
+        return ConnectorError(
+            system=SYSTEM,
+            error_class=ErrorClass.RATE_LIMITED,
+            code="QUOTA_FLOOR",
+            message=(
+                f"Salesforce daily API allocation nearly spent: {quota.used} of {quota.max} "
+                f"calls used, {quota.remaining} left, below the floor of "
+                f"{quota.floor_percent}% (salesforce.quota_floor_percent). billsync makes no "
+                "more Salesforce calls in this run; the rest waits for the next run. Raise "
+                "the org's allocation or lower the floor to go on sooner."
+            ),
+        )
+
+    def _retry_in_call(self, exc: BaseException) -> bool:
+        return (
+            isinstance(exc, ConnectorError)
+            and exc.is_retryable
+            and exc.code not in _NOT_IN_CALL
+            and not self._stopped
+        )
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.warning(
+        "salesforce.retry",
+        attempt=state.attempt_number,
+        error=str(exc) if isinstance(exc, ConnectorError) else type(exc).__name__,
+    )

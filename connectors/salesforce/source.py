@@ -1,0 +1,127 @@
+"""`SalesforceDealSource`: the `DealSource` the engine uses, wired from settings.
+
+Two ways to read deals:
+- `pull()` yields ``Checkpointed[Deal | DealRejected]``: a deal that cannot be
+  represented (no account, garbage values) arrives as a `DealRejected` naming the field
+  and the reason, so the engine can record a needs-attention failure and go on;
+- `pull_deals()` is the `DealSource` protocol method: only the `Deal`s, rejections
+  logged (with their cursor folded into the next deal's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Self
+
+from config.settings import SalesforceSettings
+from connectors.base import Checkpointed, ConnectorError, Cursor
+from connectors.salesforce.actions import WriteBack
+from connectors.salesforce.client import SYSTEM, Quota, SalesforceClient
+from connectors.salesforce.convert import DealRejected
+from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
+from connectors.salesforce.pull import DealPuller
+from connectors.salesforce.session import DecimalSession
+from sync import money
+from sync.canonical import Deal, DealWriteBack, PaymentKind
+from sync.logs import get_logger
+
+__all__ = ["SalesforceDealSource"]
+
+log = get_logger("billsync.salesforce")
+
+
+class SalesforceDealSource:
+    """Closed-won deals from Salesforce, and the money state written back to them.
+
+    Construction validates everything that can be checked without a call (credentials
+    for the chosen flow, the private key file, ``extra_where``, field paths) and raises
+    `config.loader.ConfigError` naming the keys; no network traffic happens until the
+    first pull or write-back.
+
+    ``start_from`` (aware datetime): where a pull with no cursor begins; None pulls every
+    closed-won deal.
+    """
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        company_currency: str,
+        field_paths: DealFieldPaths | None = None,
+        writeback_fields: WriteBackFields | None = None,
+        start_from: datetime | None = None,
+        session: DecimalSession | None = None,
+        now: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        currency = money.normalise_currency(company_currency)
+        self._client = SalesforceClient(settings, session=session, now=now, sleep=sleep)
+        self._puller = DealPuller(
+            self._client,
+            settings,
+            paths=field_paths or DealFieldPaths(),
+            company_currency=currency,
+            start_from=start_from,
+        )
+        self._writer = WriteBack(
+            self._client,
+            writeback_fields or WriteBackFields(),
+            batch_size=settings.writeback_batch_size,
+            now=now,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def system(self) -> str:
+        return SYSTEM
+
+    @property
+    def quota(self) -> Quota:
+        """Daily API usage as last reported, and whether the quota floor stopped this run."""
+        return self._client.quota
+
+    @property
+    def client(self) -> SalesforceClient:
+        return self._client
+
+    def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | DealRejected]]:
+        return self._puller.pull(since)
+
+    def pull_deals(self, since: Cursor | None) -> Iterator[Checkpointed[Deal]]:
+        for checkpointed in self._puller.pull(since):
+            item = checkpointed.item
+            if isinstance(item, Deal):
+                yield Checkpointed(item, checkpointed.cursor)
+            else:
+                log.warning(
+                    "salesforce.deal_rejected",
+                    deal_id=item.deal_id,
+                    field=item.field,
+                    reason=item.reason,
+                )
+
+    def write_back(
+        self,
+        updates: Sequence[DealWriteBack],
+        errors: Mapping[str, str] | None = None,
+        *,
+        previous: Mapping[str, DealWriteBack] | None = None,
+        last_events: Mapping[str, PaymentKind] | None = None,
+    ) -> Mapping[str, ConnectorError]:
+        """Write money state (and sync errors) onto the deals; failures by deal id.
+
+        ``errors``: a sync error per deal for Billing_Sync_Error__c (a deal with an error
+        and no update gets status Error). ``previous``: what was last written per deal;
+        identical deals are not rewritten. ``last_events``: the latest payment event kind
+        per deal, for the Disputed / Refunded / Payment Failed labels.
+        """
+        return self._writer.write(updates, errors, previous=previous, last_events=last_events)
