@@ -8,6 +8,7 @@ twelve objects. The stores share nothing but the engine and the clock.
 from __future__ import annotations
 
 from sync.ledger.audit import AuditStore
+from sync.ledger.customers import CustomerLinkStore
 from sync.ledger.deals import DealStore
 from sync.ledger.discrepancies import DiscrepancyStore
 from sync.ledger.inbox import InboxStore
@@ -30,6 +31,7 @@ class Ledger(
     DiscrepancyStore,
     CursorStore,
     CredentialStore,
+    CustomerLinkStore,
     AuditStore,
 ):
     """billsync's durable state on SQLite or PostgreSQL (same behaviour on both).

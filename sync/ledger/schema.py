@@ -201,6 +201,18 @@ cursors = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# Which target customer bills a source account: the "ledger link" consulted before any
+# look-up in the target (DESIGN.md run cycle step 4). Added by migration 0002.
+customer_links = sa.Table(
+    "customer_links",
+    metadata,
+    sa.Column("target", sa.String(_TARGET), primary_key=True),
+    sa.Column("account_id", sa.String(_DEAL_ID), primary_key=True),
+    sa.Column("external_id", sa.String(_EXTERNAL_ID), nullable=False),
+    sa.Column("name", sa.Text(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 # Rotating OAuth tokens. version makes saves compare-and-swap, so two refreshers
 # cannot overwrite each other's rotated refresh token.
 credentials = sa.Table(
