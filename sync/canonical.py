@@ -207,20 +207,21 @@ class InvoiceStatus(StrEnum):
 
 
 class DiscrepancyKind(StrEnum):
-    """What reconciliation can find (DESIGN.md "Reconciliation")."""
+    """What reconciliation can find (DESIGN.md "Reconciliation"); the names ops see."""
 
+    CLOSED_WON_NOT_INVOICED = "closed_won_not_invoiced"  # a won deal with no invoice
     DEAL_AMOUNT_MISMATCH = "deal_amount_mismatch"  # deal amount != sum of its lines
     INVOICE_TOTAL_MISMATCH = "invoice_total_mismatch"  # target total != intended total
     CURRENCY_MISMATCH = "currency_mismatch"  # e.g. QBO customer in another currency
-    DEAL_CHANGED_AFTER_INVOICING = "deal_changed_after_invoicing"
+    DEAL_CHANGED_AFTER_INVOICE = "deal_changed_after_invoice"
+    INVOICE_MISSING_IN_TARGET = "invoice_missing_in_target"  # deleted out of band
     INVOICE_VOIDED_OUT_OF_BAND = "invoice_voided_out_of_band"
-    INVOICE_DELETED_OUT_OF_BAND = "invoice_deleted_out_of_band"
     PARTIAL_PAYMENT = "partial_payment"  # payment < open balance
     OVERPAYMENT = "overpayment"  # payment > open balance
     PAYMENT_FOR_UNKNOWN_INVOICE = "payment_for_unknown_invoice"
     WRITEBACK_MISSING = "writeback_missing"
     WRITEBACK_STALE = "writeback_stale"
-    DUPLICATE_INVOICES = "duplicate_invoices"
+    DUPLICATE_INVOICE_FOR_DEAL = "duplicate_invoice_for_deal"
 
 
 # --- deals (source side) -----------------------------------------------------------

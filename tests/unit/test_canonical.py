@@ -382,7 +382,7 @@ def test_closed_enums():
     ]
     with pytest.raises(ValidationError):
         payment(kind="chargeback")
-    assert DiscrepancyKind("duplicate_invoices") is DiscrepancyKind.DUPLICATE_INVOICES
+    assert DiscrepancyKind("duplicate_invoice_for_deal") is DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL
     assert InvoiceStatus("void") is InvoiceStatus.VOID
 
 
