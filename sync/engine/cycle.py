@@ -1,0 +1,184 @@
+"""One sync cycle: lease, stages in DESIGN.md order, summary, release.
+
+Stages: pull+invoice (the watermark advances only past deals whose outcome is recorded),
+retry (due items of the retry queue), then the later stages that other modules add
+(payments, write-back, reconcile). A stage never lets a vendor failure escape: it is
+recorded and the run goes on; only a lease held by someone else stops the run before
+it starts (exit 3).
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from connectors.base import Checkpointed, ConnectorError, Cursor, InvoiceTarget
+from mappings.loader import LoadedMapping
+from mappings.plan import Planner
+from sync.canonical import Deal
+from sync.engine.failures import INVOICE, FailureRecorder, RetryPolicy
+from sync.engine.invoicing import InvoiceStage, Job
+from sync.engine.summary import RunSummary
+from sync.ledger import Ledger
+from sync.ledger.models import DealState
+from sync.logs import get_logger
+from sync.planning import ReadRejection
+
+log = get_logger("billsync.engine")
+
+RUN_LEASE = "run"
+DEALS_CURSOR = "salesforce.deals"
+BATCH_SIZE = 200
+LEASE_TTL = timedelta(minutes=15)
+WORK_LEASE = timedelta(minutes=10)
+STAGES = ("pull", "invoice", "payments", "writeback", "retry", "reconcile")
+
+
+class LeaseHeld(Exception):
+    """Another run holds the ledger's run lease."""
+
+
+class PullingSource(Protocol):
+    """A deal source that reports unreadable deals instead of dropping them."""
+
+    @property
+    def system(self) -> str: ...
+
+    def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | ReadRejection]]: ...
+
+
+@dataclass
+class Engine:
+    """Everything a cycle needs, wired by `sync.wiring`."""
+
+    ledger: Ledger
+    source: PullingSource
+    targets: Mapping[str, InvoiceTarget]
+    planner: Planner
+    mapping: LoadedMapping
+    policy: RetryPolicy
+    now: Callable[[], datetime]
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
+    batch_size: int = BATCH_SIZE
+
+
+def run_cycle(
+    engine: Engine, *, stages: tuple[str, ...] = STAGES, since: Cursor | None = None
+) -> RunSummary:
+    ledger = engine.ledger
+    if not ledger.acquire_lease(RUN_LEASE, engine.holder, LEASE_TTL):
+        raise LeaseHeld(RUN_LEASE)
+    run_id = ledger.start_run(engine.now())
+    summary = RunSummary(run_id)
+    with structlog.contextvars.bound_contextvars(run_id=run_id):
+        _stages(engine, summary, stages, since)
+    return summary
+
+
+def _stages(
+    engine: Engine, summary: RunSummary, stages: tuple[str, ...], since: Cursor | None
+) -> None:
+    ledger, run_id = engine.ledger, summary.run_id
+    log.info("run.started", stages=list(stages))
+    try:
+        failures = FailureRecorder(
+            ledger,
+            engine.policy,
+            mapping_hash=engine.mapping.digest,
+            run_id=run_id,
+            holder=engine.holder,
+            now=engine.now,
+        )
+        ledger.rearm_invalid_work(engine.mapping.digest)
+        invoicing = InvoiceStage(
+            ledger, engine.targets, engine.planner, failures, summary, run_id, engine.now
+        )
+        if "pull" in stages or "invoice" in stages:
+            _pull_and_invoice(engine, invoicing, summary, since)
+        if "retry" in stages:
+            _retry(engine, invoicing, summary)
+    finally:
+        summary.finish()
+        ledger.finish_run(run_id, summary.outcome, summary.as_json(), engine.now())
+        ledger.release_lease(RUN_LEASE, engine.holder)
+        details = {k: v for k, v in summary.as_json().items() if k != "run_id"}
+        log.info("run.finished", outcome=summary.outcome, **details)
+
+
+def _pull_and_invoice(
+    engine: Engine, invoicing: InvoiceStage, summary: RunSummary, since: Cursor | None
+) -> None:
+    ledger = engine.ledger
+    cursor = since if since is not None else ledger.get_cursor(DEALS_CURSOR)
+    batch: list[Deal | ReadRejection] = []
+    last: Cursor | None = None
+
+    def flush() -> None:
+        nonlocal batch
+        if not batch:
+            return
+        invoicing.process(batch)
+        batch = []
+        if last:
+            # Only now is every deal up to `last` recorded (invoiced, queued or needing
+            # attention): a crash before this line re-reads the batch, and the ledger
+            # turns the re-read into look-ups, never into second invoices.
+            ledger.set_cursor(DEALS_CURSOR, last)
+        ledger.renew_lease(RUN_LEASE, engine.holder, LEASE_TTL)
+
+    try:
+        for checkpointed in engine.source.pull(cursor):
+            batch.append(checkpointed.item)
+            last = checkpointed.cursor
+            if len(batch) >= engine.batch_size:
+                flush()
+        flush()
+    except ConnectorError as error:
+        flush()  # what was read before the failure is still processed and recorded
+        summary.stopped[engine.source.system] = error.message
+        log.error(
+            "connector.stopped",
+            target=engine.source.system,
+            stage="pull",
+            error_class=str(error.error_class),
+            code=error.code,
+            message=error.message,
+        )
+
+
+def _retry(engine: Engine, invoicing: InvoiceStage, summary: RunSummary) -> None:
+    """Run due items of the retry queue that carry what they need to run again."""
+    ledger = engine.ledger
+    items = ledger.lease_due_work(engine.now(), 500, engine.holder, WORK_LEASE)
+    jobs: dict[str, list[Job]] = defaultdict(list)
+    for item in items:
+        payload = item.payload
+        if item.kind != INVOICE or "draft" not in payload:
+            # A rejected deal is retried when it is read again (it changed) or when the
+            # mapping changed and re-armed it: put it back as it was.
+            ledger.fail_work(
+                item.id,
+                item.last_error_class or "invalid_data",
+                item.last_error_code,
+                item.last_error_message or "",
+                engine.policy.next_attempt(engine.now(), 1),
+                dead=True,
+                holder=engine.holder,
+            )
+            continue
+        record = ledger.get_deal(str(payload["deal_id"]), str(payload["target"]))
+        if record is not None and record.state == DealState.INVOICED:
+            ledger.complete_work(item.id, holder=engine.holder)
+            continue
+        jobs[str(payload["target"])].append(Job.from_payload(payload, item.revision or ""))
+        summary.retried += 1
+    for target, batch in jobs.items():
+        if target in engine.targets:
+            invoicing.invoice(target, batch)

@@ -1,0 +1,376 @@
+"""Map, validate and invoice deals exactly once (DESIGN.md run cycle steps 3–4).
+
+For each deal, in this order:
+1. a deal already invoiced for any target is never invoiced again: if its billing
+   content changed, that is a `deal_changed_after_invoice` discrepancy (on_deal_change
+   flag, the default);
+2. the planner maps and validates it; a rejection is a needs-attention item naming the
+   deal, the field and the fix;
+3. the intent (deal, target, content revision, idempotency key) is committed to the
+   ledger BEFORE any vendor call;
+4. a deal whose earlier attempt may have reached the target (intent still `invoicing`
+   after a crash, or `failed` after a timeout) is first looked up in the target by its
+   deal reference and adopted if found; only otherwise is it created, with the SAME key;
+5. the outcome is recorded: invoice row, deal state, audit row, a total that differs
+   from the draft becomes a discrepancy; failures go to the retry queue.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
+from mappings.plan import Planner, Rejected, plan_invoice
+from mappings.rejections import Rejection
+from sync.canonical import Customer, Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef
+from sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
+from sync.engine.fingerprint import deal_fingerprint
+from sync.engine.summary import RunSummary
+from sync.ledger import Ledger
+from sync.ledger.models import DealRecord, DealState
+from sync.logs import get_logger
+from sync.planning import READ_FIX, ReadRejection
+
+log = get_logger("billsync.engine")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One invoice to create (or find) for one deal in one target."""
+
+    deal_id: str
+    deal_name: str
+    draft: InvoiceDraft
+    fingerprint: str
+    recover: bool
+    """True when an earlier attempt may have created the invoice: look up first."""
+
+    @property
+    def target(self) -> str:
+        return self.draft.target
+
+    def payload(self) -> dict[str, object]:
+        """What the retry queue keeps, so a retry needs no new read of the deal."""
+        return {
+            "deal_id": self.deal_id,
+            "target": self.target,
+            "stage": "invoice",
+            "deal_name": self.deal_name,
+            "draft": self.draft.model_dump(mode="json"),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], fingerprint: str) -> Job:
+        draft = InvoiceDraft.model_validate(payload["draft"])
+        return cls(draft.deal_id, str(payload.get("deal_name") or ""), draft, fingerprint, True)
+
+
+@dataclass
+class InvoiceStage:
+    ledger: Ledger
+    targets: Mapping[str, InvoiceTarget]
+    planner: Planner
+    failures: FailureRecorder
+    summary: RunSummary
+    run_id: str
+    now: Callable[[], datetime]
+    _jobs: dict[str, list[Job]] = field(default_factory=lambda: defaultdict(list))
+
+    # --- triage ------------------------------------------------------------------
+
+    def process(self, items: Iterable[Deal | ReadRejection]) -> None:
+        """Triage a batch of deals, then invoice the accepted ones per target."""
+        for item in items:
+            self.summary.deals_seen += 1
+            if isinstance(item, Deal):
+                self._triage(item)
+            else:
+                problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
+                self.failures.rejected(item.deal_id, None, (problem,), None)
+                self.summary.needs_attention += 1
+        jobs, self._jobs = self._jobs, defaultdict(list)
+        for target, batch in jobs.items():
+            self.invoice(target, batch)
+
+    def _invoiced_record(self, deal_id: str) -> DealRecord | None:
+        for target in self.targets:
+            record = self.ledger.get_deal(deal_id, target)
+            if record is not None and record.state == DealState.INVOICED:
+                return record
+        return None
+
+    def _triage(self, deal: Deal) -> None:
+        fingerprint = deal_fingerprint(deal)
+        invoiced = self._invoiced_record(deal.id)
+        if invoiced is not None:
+            if invoiced.revision != fingerprint:
+                self._changed_after_invoice(deal, invoiced, fingerprint)
+            return
+        outcome = plan_invoice(deal, self.planner)
+        if isinstance(outcome, Rejected):
+            self._needs_attention(deal.id, outcome.target, outcome.rejections, fingerprint)
+            return
+        draft = outcome.draft
+        record = self.ledger.get_deal(deal.id, draft.target)
+        if record is not None and record.state == DealState.INVOICING:
+            # A crash left the intent open: the invoice may exist. Same key, look up first.
+            draft = draft.model_copy(update={"idempotency_key": record.idempotency_key})
+            self._jobs[draft.target].append(
+                Job(deal.id, deal.name, draft, fingerprint, recover=True)
+            )
+            return
+        recover = record is not None and record.state == DealState.FAILED
+        intent = self.ledger.record_intent(
+            deal.id, draft.target, fingerprint, draft.idempotency_key
+        )
+        draft = draft.model_copy(update={"idempotency_key": intent.idempotency_key})
+        self._jobs[draft.target].append(
+            Job(deal.id, deal.name, draft, fingerprint, recover=recover)
+        )
+
+    def _needs_attention(
+        self,
+        deal_id: str,
+        target: str | None,
+        rejections: tuple[Rejection, ...],
+        fingerprint: str,
+    ) -> None:
+        if target is not None:
+            record = self.ledger.get_deal(deal_id, target)
+            if record is not None and record.state != DealState.INVOICING:
+                self.ledger.set_deal_state(
+                    deal_id, target, DealState.NEEDS_ATTENTION, last_error=rejections[0].message()
+                )
+        self.failures.rejected(deal_id, target, rejections, fingerprint)
+        self.summary.needs_attention += 1
+
+    def _changed_after_invoice(self, deal: Deal, record: DealRecord, fingerprint: str) -> None:
+        recorded = self.ledger.record_discrepancy(
+            DiscrepancyKind.DEAL_CHANGED_AFTER_INVOICE,
+            deal.id,
+            record.target,
+            expected=record.revision,
+            actual=fingerprint,
+            details={
+                "invoice": record.external_invoice_id,
+                "note": "the deal's amount, lines, currency or account changed after it "
+                "was invoiced; the invoice was not changed (on_deal_change: flag)",
+            },
+        )
+        if recorded:
+            self.summary.discrepancies += 1
+            log.warning(
+                "deal.changed_after_invoice",
+                deal_id=deal.id,
+                target=record.target,
+                stage="invoice",
+                invoice=record.external_invoice_id,
+            )
+
+    # --- invoicing ---------------------------------------------------------------
+
+    def invoice(self, target: str, jobs: Sequence[Job]) -> None:
+        """Customers, look-ups and creates for one target's share of the batch."""
+        if target in self.summary.stopped:
+            self._not_attempted(target, jobs)
+            return
+        connector = self.targets[target]
+        jobs = self._with_customers(connector, jobs)
+        to_create: list[Job] = []
+        for job in jobs:
+            if not job.recover:
+                to_create.append(job)
+                continue
+            try:
+                found = connector.find_invoices(job.deal_id)
+            except ConnectorError as error:
+                self._failed(job, error)
+                continue
+            if found:
+                self._adopt(job, found)
+            else:
+                to_create.append(job)
+        if target in self.summary.stopped:
+            self._not_attempted(target, to_create)
+            return
+        if not to_create:
+            return
+        try:
+            outcomes: Mapping[str, InvoiceRef | ConnectorError] = connector.create_invoices(
+                [job.draft for job in to_create]
+            )
+        except ConnectorError as error:
+            outcomes = {job.deal_id: error for job in to_create}
+        for job in to_create:
+            result = outcomes.get(job.deal_id)
+            if isinstance(result, InvoiceRef):
+                self._recorded(job, result, adopted=False)
+            else:
+                self._failed(job, result or _missing_outcome(target, job.deal_id))
+
+    def _with_customers(self, connector: InvoiceTarget, jobs: Sequence[Job]) -> list[Job]:
+        target = connector.target
+        resolved: dict[str, Customer | ConnectorError] = {}
+        kept: list[Job] = []
+        for job in jobs:
+            wanted = job.draft.customer
+            account = wanted.account_id
+            if account not in resolved:
+                resolved[account] = self._customer(connector, wanted)
+            customer = resolved[account]
+            if isinstance(customer, ConnectorError):
+                self._failed(job, customer)
+                continue
+            draft = job.draft.model_copy(update={"customer": customer})
+            kept.append(replace(job, draft=draft))
+        if target in self.summary.stopped:
+            return []
+        return kept
+
+    def _customer(self, connector: InvoiceTarget, wanted: Customer) -> Customer | ConnectorError:
+        target = connector.target
+        linked = self.ledger.customer_link(target, wanted.account_id)
+        if linked is not None:
+            return wanted.model_copy(update={"external_id": linked})
+        if target in self.summary.stopped:
+            return ConnectorError(
+                system=target, error_class=ErrorClass.AUTH, message=self.summary.stopped[target]
+            )
+        try:
+            customer = connector.ensure_customer(wanted)
+        except ConnectorError as error:
+            if error.error_class == ErrorClass.AUTH:
+                self._stop(target, error)
+            return error
+        if customer.external_id:
+            self.ledger.link_customer(
+                target, wanted.account_id, customer.external_id, customer.name
+            )
+        return customer
+
+    def _adopt(self, job: Job, found: Sequence[InvoiceRef]) -> None:
+        if len(found) > 1:
+            recorded = self.ledger.record_discrepancy(
+                DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL,
+                job.deal_id,
+                job.target,
+                expected="1",
+                actual=str(len(found)),
+                details={"invoices": [ref.external_id for ref in found]},
+            )
+            self.summary.discrepancies += int(recorded)
+        self._recorded(job, found[0], adopted=True)
+
+    def _recorded(self, job: Job, ref: InvoiceRef, *, adopted: bool) -> None:
+        deal_id, target = job.deal_id, job.target
+        self.ledger.upsert_invoice(
+            target=ref.target,
+            external_id=ref.external_id,
+            currency=ref.currency,
+            total=ref.total,
+            status=str(ref.status),
+            deal_id=deal_id,
+            number=ref.number,
+            url=ref.url,
+        )
+        self.ledger.set_deal_state(
+            deal_id,
+            target,
+            DealState.INVOICED,
+            external_invoice_id=ref.external_id,
+            revision=job.fingerprint,
+            last_error=None,
+        )
+        action = "invoice.adopted" if adopted else "invoice.created"
+        self.ledger.append_audit(
+            f"run:{self.run_id}",
+            action,
+            f"deal:{deal_id}",
+            {
+                "target": target,
+                "invoice": ref.external_id,
+                "number": ref.number,
+                "total": format(ref.total, "f"),
+                "currency": ref.currency,
+                "idempotency_key": job.draft.idempotency_key,
+            },
+        )
+        self.failures.succeeded(INVOICE, deal_id)
+        if ref.total != job.draft.total:
+            recorded = self.ledger.record_discrepancy(
+                DiscrepancyKind.INVOICE_TOTAL_MISMATCH,
+                deal_id,
+                target,
+                expected=format(job.draft.total, "f"),
+                actual=format(ref.total, "f"),
+                details={"invoice": ref.external_id, "currency": ref.currency},
+            )
+            self.summary.discrepancies += int(recorded)
+        if adopted:
+            self.summary.invoices_adopted += 1
+        else:
+            self.summary.invoices_created += 1
+        log.info(
+            action,
+            deal_id=deal_id,
+            target=target,
+            stage="invoice",
+            invoice=ref.external_id,
+            total=format(ref.total, "f"),
+        )
+
+    def _failed(self, job: Job, error: ConnectorError) -> None:
+        error = error.with_context(deal_id=job.deal_id)
+        deal_id, target = job.deal_id, job.target
+        if error.error_class == ErrorClass.AUTH:
+            self._stop(target, error)
+        permanent = error.error_class in PERMANENT
+        state = DealState.NEEDS_ATTENTION if permanent else DealState.FAILED
+        if error.error_class != ErrorClass.AUTH:
+            # After an auth failure the call never reached the target: the intent stays
+            # `invoicing` and the next run looks it up before creating.
+            self.ledger.set_deal_state(deal_id, target, state, last_error=error.message)
+        self.failures.failed(INVOICE, deal_id, job.payload(), error, job.fingerprint)
+        if permanent:
+            self.summary.needs_attention += 1
+        else:
+            self.summary.failures += 1
+
+    def _not_attempted(self, target: str, jobs: Sequence[Job]) -> None:
+        """The target stopped (auth) before these were sent: queue them for next run.
+
+        Their intents stay `invoicing`, so the retry looks them up before creating."""
+        error = ConnectorError(
+            system=target,
+            error_class=ErrorClass.AUTH,
+            code="CONNECTOR_STOPPED",
+            message=self.summary.stopped[target],
+        )
+        for job in jobs:
+            self._failed(job, error)
+
+    def _stop(self, target: str, error: ConnectorError) -> None:
+        if target not in self.summary.stopped:
+            self.summary.stopped[target] = error.message
+            log.error(
+                "connector.stopped",
+                target=target,
+                stage="invoice",
+                error_class=str(error.error_class),
+                code=error.code,
+                message=error.message,
+            )
+
+
+def _missing_outcome(target: str, deal_id: str) -> ConnectorError:
+    return ConnectorError(
+        system=target,
+        error_class=ErrorClass.TRANSIENT,
+        code="NO_OUTCOME",
+        message=f"{target} returned no outcome for deal {deal_id}; it will be looked up "
+        "and retried",
+    )

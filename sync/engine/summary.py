@@ -1,0 +1,63 @@
+"""What one run did, for `--json`, the runs table and the exit code."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+EXIT_CLEAN = 0
+EXIT_FAILURES = 1
+EXIT_CONFIG = 2
+EXIT_LEASE_HELD = 3
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    deals_seen: int = 0
+    invoices_created: int = 0
+    invoices_adopted: int = 0
+    failures: int = 0
+    needs_attention: int = 0
+    payments_applied: int = 0
+    writebacks: int = 0
+    discrepancies: int = 0
+    retried: int = 0
+    api_calls: dict[str, int] = field(default_factory=dict)
+    stopped: dict[str, str] = field(default_factory=dict)
+    """Connectors stopped for this run (auth failure, quota floor) and why."""
+    started: float = field(default_factory=time.monotonic)
+    duration_s: float = 0.0
+
+    def finish(self) -> None:
+        self.duration_s = round(time.monotonic() - self.started, 3)
+
+    @property
+    def exit_code(self) -> int:
+        return (
+            EXIT_FAILURES
+            if (self.failures or self.needs_attention or self.stopped)
+            else (EXIT_CLEAN)
+        )
+
+    @property
+    def outcome(self) -> str:
+        return "clean" if self.exit_code == EXIT_CLEAN else "failures"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "deals_seen": self.deals_seen,
+            "invoices_created": self.invoices_created,
+            "invoices_adopted": self.invoices_adopted,
+            "failures": self.failures + self.needs_attention,
+            "needs_attention": self.needs_attention,
+            "payments_applied": self.payments_applied,
+            "writebacks": self.writebacks,
+            "discrepancies": self.discrepancies,
+            "retried": self.retried,
+            "stopped": self.stopped,
+            "api_calls": self.api_calls,
+            "duration_s": self.duration_s,
+        }

@@ -1,0 +1,180 @@
+"""In-memory source and target with crash and failure injection, for engine tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
+from mappings.catalog import ProductMatch, ProductQuery
+from sync.canonical import Account, Customer, Deal, DealLine, InvoiceDraft, InvoiceRef
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL: not an Exception, so nothing in the engine catches it."""
+
+
+def make_deal(
+    n: int, *, amount_lines: int = 1, stamp: datetime | None = None, **kw: object
+) -> Deal:
+    lines = tuple(
+        DealLine(
+            id=f"00k{n:05d}{i:02d}",
+            product_code="SEAT",
+            quantity=Decimal(2),
+            unit_price=Decimal("50.00"),
+            service_date=date(2026, 11, 1),
+        )
+        for i in range(amount_lines)
+    )
+    fields: dict[str, object] = {
+        "id": f"006{n:015d}",
+        "account": Account(id=f"001{n % 3:015d}", name=f"Customer {n % 3}"),
+        "name": f"Deal {n}",
+        "close_date": date(2026, 11, 1),
+        "currency": "USD",
+        "amount": Decimal("100.00") * amount_lines,
+        "lines": lines,
+        "revision": stamp or datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=n),
+        "target_hint": "QuickBooks",
+    }
+    fields.update(kw)
+    return Deal(**fields)  # type: ignore[arg-type]
+
+
+@dataclass
+class FakeSource:
+    deals: list[Deal]
+    system: str = "salesforce"
+    fail_after: int | None = None
+
+    def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal]]:
+        ordered = sorted(self.deals, key=lambda d: (d.revision, d.id))
+        for index, deal in enumerate(ordered):
+            cursor = f"{deal.revision.isoformat()}|{deal.id}"
+            if since and cursor <= since:
+                continue
+            if self.fail_after is not None and index >= self.fail_after:
+                raise ConnectorError(
+                    system="salesforce",
+                    error_class=ErrorClass.RATE_LIMITED,
+                    code="QUOTA_FLOOR",
+                    message="quota floor reached",
+                )
+            yield Checkpointed(deal, cursor)
+
+
+@dataclass
+class FakeCatalog:
+    target: str = "quickbooks"
+
+    def resolve_product(self, query: ProductQuery) -> ProductMatch | None:
+        return ProductMatch(ref=f"item-{query.product_code}", label=query.product_code)
+
+    def currency_problem(self, currency: str) -> str | None:
+        return None
+
+    def term_exists(self, name: str) -> bool:
+        return True
+
+    def tax_code_exists(self, code: str) -> bool:
+        return True
+
+
+@dataclass
+class FakeTarget:
+    target: str = "quickbooks"
+    invoices: dict[str, InvoiceRef] = field(default_factory=dict)
+    by_key: dict[str, str] = field(default_factory=dict)
+    customers: dict[str, str] = field(default_factory=dict)
+    create_calls: int = 0
+    customer_calls: int = 0
+    # failure injection
+    crash_before_create: set[str] = field(default_factory=set)
+    crash_after_create: set[str] = field(default_factory=set)
+    errors: dict[str, ConnectorError] = field(default_factory=dict)
+    error_after_create: dict[str, ConnectorError] = field(default_factory=dict)
+    total_offset: Decimal = Decimal(0)
+
+    def ensure_customer(self, customer: Customer) -> Customer:
+        self.customer_calls += 1
+        external = self.customers.setdefault(customer.account_id, f"C{len(self.customers) + 1}")
+        return customer.model_copy(update={"external_id": external})
+
+    def find_invoices(self, deal_id: str) -> Sequence[InvoiceRef]:
+        return [ref for ref in self.invoices.values() if ref.deal_id == deal_id]
+
+    def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:
+        self.create_calls += 1
+        if draft.deal_id in self.crash_before_create:
+            self.crash_before_create.discard(draft.deal_id)
+            raise Crash(draft.deal_id)
+        if draft.deal_id in self.errors:
+            raise self.errors.pop(draft.deal_id)
+        if draft.idempotency_key in self.by_key:
+            return self.invoices[self.by_key[draft.idempotency_key]]
+        external = f"INV{len(self.invoices) + 1}"
+        ref = InvoiceRef(
+            target=self.target,
+            external_id=external,
+            deal_id=draft.deal_id,
+            number=external,
+            currency=draft.currency,
+            total=draft.total + self.total_offset,
+            status="open",
+        )
+        self.invoices[external] = ref
+        self.by_key[draft.idempotency_key] = external
+        if draft.deal_id in self.crash_after_create:
+            self.crash_after_create.discard(draft.deal_id)
+            raise Crash(draft.deal_id)
+        if draft.deal_id in self.error_after_create:
+            raise self.error_after_create.pop(draft.deal_id)
+        return ref
+
+    def create_invoices(
+        self, drafts: Sequence[InvoiceDraft]
+    ) -> Mapping[str, InvoiceRef | ConnectorError]:
+        outcomes: dict[str, InvoiceRef | ConnectorError] = {}
+        for draft in drafts:
+            try:
+                outcomes[draft.deal_id] = self.create_invoice(draft)
+            except ConnectorError as error:
+                outcomes[draft.deal_id] = error
+        return outcomes
+
+    def fetch_invoice(self, external_id: str) -> InvoiceRef:
+        return self.invoices[external_id]
+
+    def catalog(self) -> FakeCatalog:
+        return FakeCatalog(self.target)
+
+    def per_deal(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for ref in self.invoices.values():
+            assert ref.deal_id is not None
+            counts[ref.deal_id] = counts.get(ref.deal_id, 0) + 1
+        return counts
+
+
+def transient(message: str = "timeout") -> ConnectorError:
+    return ConnectorError(
+        system="quickbooks", error_class=ErrorClass.TRANSIENT, code="TIMEOUT", message=message
+    )
+
+
+def invalid(message: str = "Invalid Reference Id: item inactive") -> ConnectorError:
+    return ConnectorError(
+        system="quickbooks", error_class=ErrorClass.INVALID_DATA, code="610", message=message
+    )
+
+
+def auth() -> ConnectorError:
+    return ConnectorError(
+        system="quickbooks",
+        error_class=ErrorClass.AUTH,
+        code="invalid_grant",
+        message="reconnect with billsync auth quickbooks",
+    )

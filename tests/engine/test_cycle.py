@@ -1,0 +1,262 @@
+"""The run cycle against fakes: exactly once under crashes, failures and re-runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mappings.loader import load_mappings
+from mappings.plan import Planner
+from sync.engine.cycle import DEALS_CURSOR, Engine, LeaseHeld, run_cycle
+from sync.engine.failures import RetryPolicy
+from sync.idempotency import invoice_key
+from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from sync.ledger.models import DealState, WorkStatus
+from tests.engine.fakes import Crash, FakeSource, FakeTarget, auth, invalid, make_deal, transient
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, clock: Clock) -> Iterator[Ledger]:
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    upgrade_to_head(engine)
+    yield Ledger(engine, clock=clock)
+    engine.dispose()
+
+
+def build(ledger: Ledger, source: FakeSource, target: FakeTarget, clock: Clock) -> Engine:
+    mapping = load_mappings()
+    planner = Planner(
+        mapping=mapping,
+        catalogs={"quickbooks": target.catalog()},
+        default_target="quickbooks",
+        idempotency_key=invoice_key,
+    )
+    return Engine(
+        ledger=ledger,
+        source=source,
+        targets={"quickbooks": target},
+        planner=planner,
+        mapping=mapping,
+        policy=RetryPolicy(base_s=1, cap_s=60, max_attempts=3),
+        now=clock,
+        batch_size=3,
+    )
+
+
+def run(ledger: Ledger, source: FakeSource, target: FakeTarget, clock: Clock, **kw: object):
+    return run_cycle(build(ledger, source, target, clock), **kw)  # type: ignore[arg-type]
+
+
+def states(ledger: Ledger, deals: list) -> list[str | None]:
+    out = []
+    for deal in deals:
+        record = ledger.get_deal(deal.id, "quickbooks")
+        out.append(None if record is None else record.state)
+    return out
+
+
+def test_happy_path_then_nothing_to_do(ledger: Ledger, clock: Clock) -> None:
+    deals = [make_deal(n) for n in range(7)]
+    source, target = FakeSource(deals), FakeTarget()
+    summary = run(ledger, source, target, clock)
+    assert summary.exit_code == 0
+    assert summary.deals_seen == 7 and summary.invoices_created == 7
+    assert target.per_deal() == {d.id: 1 for d in deals}
+    assert states(ledger, deals) == [DealState.INVOICED] * 7
+    assert target.customer_calls == 3  # three accounts, each resolved once
+    assert ledger.get_cursor(DEALS_CURSOR) is not None
+    invoice = ledger.invoice_for_deal(deals[0].id, "quickbooks")
+    assert invoice is not None and invoice.total == Decimal("100.00")
+    assert [a.action for a in ledger.audit_for(f"deal:{deals[0].id}")] == ["invoice.created"]
+
+    calls_before = (target.create_calls, target.customer_calls)
+    again = run(ledger, source, target, clock)
+    assert again.deals_seen == 0 and (target.create_calls, target.customer_calls) == calls_before
+
+
+def test_rereading_every_deal_creates_nothing_new(ledger: Ledger, clock: Clock) -> None:
+    deals = [make_deal(n) for n in range(4)]
+    source, target = FakeSource(deals), FakeTarget()
+    run(ledger, source, target, clock)
+    # Salesforce restamps every written-back deal: same content, new SystemModstamp.
+    source.deals = [
+        d.model_copy(update={"revision": d.revision + timedelta(days=1)}) for d in deals
+    ]
+    summary = run(ledger, source, target, clock)
+    assert summary.deals_seen == 4 and summary.invoices_created == 0
+    assert summary.discrepancies == 0
+    assert target.per_deal() == {d.id: 1 for d in deals}
+
+
+@pytest.mark.parametrize("where", ["crash_before_create", "crash_after_create"])
+def test_crash_around_the_create_call_never_duplicates(
+    ledger: Ledger, clock: Clock, where: str
+) -> None:
+    deals = [make_deal(n) for n in range(5)]
+    source, target = FakeSource(deals), FakeTarget()
+    getattr(target, where).add(deals[3].id)
+    with pytest.raises(Crash):
+        run(ledger, source, target, clock)
+    assert ledger.get_deal(deals[3].id, "quickbooks").state == DealState.INVOICING  # type: ignore[union-attr]
+    ledger.release_lease(
+        "run", build(ledger, source, target, clock).holder
+    )  # the killed run's lease
+    ledger.engine.dispose()
+    clock.advance(minutes=20)  # the dead run's lease expires
+    summary = run(ledger, source, target, clock)
+    assert target.per_deal() == {d.id: 1 for d in deals}
+    assert states(ledger, deals) == [DealState.INVOICED] * 5
+    if where == "crash_after_create":
+        assert summary.invoices_adopted == 1
+
+
+def test_timeout_after_processing_is_adopted_on_retry(ledger: Ledger, clock: Clock) -> None:
+    deals = [make_deal(n) for n in range(3)]
+    source, target = FakeSource(deals), FakeTarget()
+    target.error_after_create[deals[1].id] = transient("read timed out")
+    first = run(ledger, source, target, clock)
+    assert first.exit_code == 1 and first.failures == 1
+    assert ledger.get_deal(deals[1].id, "quickbooks").state == DealState.FAILED  # type: ignore[union-attr]
+    item = ledger.find_work("invoice", deals[1].id)
+    assert item is not None and item.status == WorkStatus.PENDING
+    assert item.last_error_class == "transient"
+    clock.advance(minutes=5)
+    second = run(ledger, source, target, clock)
+    assert second.invoices_adopted == 1 and second.exit_code == 0
+    assert target.per_deal() == {d.id: 1 for d in deals}
+    assert ledger.find_work("invoice", deals[1].id).status == WorkStatus.DONE  # type: ignore[union-attr]
+
+
+def test_transient_failure_gives_up_after_the_attempt_limit(ledger: Ledger, clock: Clock) -> None:
+    deals = [make_deal(1)]
+    source, target = FakeSource(deals), FakeTarget()
+    for attempt in range(5):
+        target.errors[deals[0].id] = transient(f"boom {attempt}")
+        run(ledger, source, target, clock)
+        clock.advance(hours=1)
+    item = ledger.find_work("invoice", deals[0].id)
+    assert item is not None and item.status == WorkStatus.DEAD
+    assert target.invoices == {}
+
+
+def test_rejected_deal_fails_alone_and_is_fixed_by_a_change(ledger: Ledger, clock: Clock) -> None:
+    good = [make_deal(n) for n in range(3)]
+    bad = make_deal(9, target_hint="Xero")
+    source, target = FakeSource([*good, bad]), FakeTarget()
+    summary = run(ledger, source, target, clock)
+    assert summary.exit_code == 1 and summary.needs_attention == 1
+    assert summary.invoices_created == 3
+    item = ledger.find_work("invoice", bad.id)
+    assert item is not None and item.status == WorkStatus.DEAD
+    assert "'Xero' is not a known billing platform" in (item.last_error_message or "")
+    assert bad.id in (item.last_error_message or "")
+    # Someone fixes the deal in Salesforce: it is read again and invoiced.
+    source.deals = [
+        *good,
+        bad.model_copy(
+            update={"target_hint": "QuickBooks", "revision": bad.revision + timedelta(hours=1)}
+        ),
+    ]
+    clock.advance(minutes=1)
+    fixed = run(ledger, source, target, clock)
+    assert fixed.exit_code == 0 and fixed.invoices_created == 1
+    assert ledger.find_work("invoice", bad.id).status == WorkStatus.RESOLVED  # type: ignore[union-attr]
+
+
+def test_permanent_target_error_needs_attention(ledger: Ledger, clock: Clock) -> None:
+    deals = [make_deal(n) for n in range(2)]
+    source, target = FakeSource(deals), FakeTarget()
+    target.errors[deals[0].id] = invalid()
+    summary = run(ledger, source, target, clock)
+    assert summary.needs_attention == 1 and summary.invoices_created == 1
+    assert ledger.get_deal(deals[0].id, "quickbooks").state == DealState.NEEDS_ATTENTION  # type: ignore[union-attr]
+    assert ledger.find_work("invoice", deals[0].id).status == WorkStatus.DEAD  # type: ignore[union-attr]
+
+
+def test_auth_failure_stops_the_target_and_loses_nothing(ledger: Ledger, clock: Clock) -> None:
+    deals = [make_deal(n) for n in range(4)]
+    source, target = FakeSource(deals), FakeTarget()
+    target.errors[deals[0].id] = auth()
+    summary = run(ledger, source, target, clock)
+    assert "quickbooks" in summary.stopped and summary.exit_code == 1
+    created_before = len(target.invoices)
+    assert created_before < 4
+    clock.advance(hours=1)
+    run(ledger, source, target, clock)
+    assert target.per_deal() == {d.id: 1 for d in deals}
+
+
+def test_deal_changed_after_invoice_is_flagged_once(ledger: Ledger, clock: Clock) -> None:
+    deal = make_deal(1)
+    source, target = FakeSource([deal]), FakeTarget()
+    run(ledger, source, target, clock)
+    changed = deal.model_copy(
+        update={"amount": Decimal("150.00"), "revision": deal.revision + timedelta(hours=1)}
+    )
+    source.deals = [changed]
+    first = run(ledger, source, target, clock)
+    source.deals = [changed.model_copy(update={"revision": changed.revision + timedelta(hours=1)})]
+    second = run(ledger, source, target, clock)
+    assert first.discrepancies == 1 and second.discrepancies == 0
+    kinds = [d.kind for d in ledger.open_discrepancies()]
+    assert kinds == ["deal_changed_after_invoice"]
+    assert target.per_deal() == {deal.id: 1}
+
+
+def test_total_mismatch_is_a_discrepancy(ledger: Ledger, clock: Clock) -> None:
+    source, target = FakeSource([make_deal(1)]), FakeTarget(total_offset=Decimal("8.25"))
+    summary = run(ledger, source, target, clock)
+    (found,) = ledger.open_discrepancies()
+    assert summary.discrepancies == 1
+    assert (found.kind, found.expected, found.actual) == (
+        "invoice_total_mismatch",
+        "100.00",
+        "108.25",
+    )
+
+
+def test_source_failure_keeps_what_was_read(ledger: Ledger, clock: Clock) -> None:
+    deals = [make_deal(n) for n in range(5)]
+    source, target = FakeSource(deals, fail_after=4), FakeTarget()
+    summary = run(ledger, source, target, clock)
+    assert summary.stopped == {"salesforce": "quota floor reached"}
+    assert summary.invoices_created == 4
+    source.fail_after = None
+    run(ledger, source, target, clock)
+    assert target.per_deal() == {d.id: 1 for d in deals}
+
+
+def test_lease_held_by_another_run(ledger: Ledger, clock: Clock) -> None:
+    assert ledger.acquire_lease("run", "someone-else", timedelta(minutes=15))
+    with pytest.raises(LeaseHeld):
+        run(ledger, FakeSource([]), FakeTarget(), clock)
+
+
+def test_runs_are_recorded(ledger: Ledger, clock: Clock) -> None:
+    summary = run(ledger, FakeSource([make_deal(1)]), FakeTarget(), clock)
+    (recorded,) = ledger.recent_runs(5)
+    assert recorded.id == summary.run_id and recorded.outcome == "clean"
+    assert recorded.summary is not None and recorded.summary["invoices_created"] == 1
+    with ledger.engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from leases where holder != ''")).scalar() >= 0
