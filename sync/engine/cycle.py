@@ -19,13 +19,15 @@ from typing import Protocol
 
 import structlog
 
-from connectors.base import Checkpointed, ConnectorError, Cursor, InvoiceTarget
+from connectors.base import Checkpointed, ConnectorError, Cursor, InvoiceTarget, PaymentFeed
 from mappings.loader import LoadedMapping
 from mappings.plan import Planner
 from sync.canonical import Deal
 from sync.engine.failures import INVOICE, FailureRecorder, RetryPolicy
 from sync.engine.invoicing import InvoiceStage, Job
+from sync.engine.payments import PaymentStage
 from sync.engine.summary import RunSummary
+from sync.engine.writeback import WriteBackSink, WriteBackStage
 from sync.ledger import Ledger
 from sync.ledger.models import DealState
 from sync.logs import get_logger
@@ -45,11 +47,9 @@ class LeaseHeld(Exception):
     """Another run holds the ledger's run lease."""
 
 
-class PullingSource(Protocol):
-    """A deal source that reports unreadable deals instead of dropping them."""
-
-    @property
-    def system(self) -> str: ...
+class PullingSource(WriteBackSink, Protocol):
+    """A deal source that reports unreadable deals instead of dropping them, and takes
+    the money state back."""
 
     def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | ReadRejection]]: ...
 
@@ -61,6 +61,7 @@ class Engine:
     ledger: Ledger
     source: PullingSource
     targets: Mapping[str, InvoiceTarget]
+    feeds: Mapping[str, PaymentFeed]
     planner: Planner
     mapping: LoadedMapping
     policy: RetryPolicy
@@ -102,8 +103,14 @@ def _stages(
         )
         if "pull" in stages or "invoice" in stages:
             _pull_and_invoice(engine, invoicing, summary, since)
+        if "payments" in stages:
+            PaymentStage(ledger, engine.feeds, failures, summary, engine.holder, engine.now).run()
         if "retry" in stages:
             _retry(engine, invoicing, summary)
+        if "writeback" in stages:
+            WriteBackStage(
+                ledger, engine.source, failures, summary, engine.holder, engine.now
+            ).run()
     finally:
         summary.finish()
         ledger.finish_run(run_id, summary.outcome, summary.as_json(), engine.now())
@@ -156,7 +163,7 @@ def _pull_and_invoice(
 def _retry(engine: Engine, invoicing: InvoiceStage, summary: RunSummary) -> None:
     """Run due items of the retry queue that carry what they need to run again."""
     ledger = engine.ledger
-    items = ledger.lease_due_work(engine.now(), 500, engine.holder, WORK_LEASE)
+    items = ledger.lease_due_work(engine.now(), 500, engine.holder, WORK_LEASE, kinds=(INVOICE,))
     jobs: dict[str, list[Job]] = defaultdict(list)
     for item in items:
         payload = item.payload

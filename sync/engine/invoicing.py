@@ -30,6 +30,7 @@ from sync.canonical import Customer, Deal, DiscrepancyKind, InvoiceDraft, Invoic
 from sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
 from sync.engine.fingerprint import deal_fingerprint
 from sync.engine.summary import RunSummary
+from sync.engine.writeback import queue_writeback
 from sync.ledger import Ledger
 from sync.ledger.models import DealRecord, DealState
 from sync.logs import get_logger
@@ -146,6 +147,7 @@ class InvoiceStage:
                     deal_id, target, DealState.NEEDS_ATTENTION, last_error=rejections[0].message()
                 )
         self.failures.rejected(deal_id, target, rejections, fingerprint)
+        queue_writeback(self.ledger, deal_id, target, self.now(), error=rejections[0].message())
         self.summary.needs_attention += 1
 
     def _changed_after_invoice(self, deal: Deal, record: DealRecord, fingerprint: str) -> None:
@@ -300,6 +302,7 @@ class InvoiceStage:
             },
         )
         self.failures.succeeded(INVOICE, deal_id)
+        queue_writeback(self.ledger, deal_id, target, self.now())
         if ref.total != job.draft.total:
             recorded = self.ledger.record_discrepancy(
                 DiscrepancyKind.INVOICE_TOTAL_MISMATCH,
@@ -336,6 +339,7 @@ class InvoiceStage:
             self.ledger.set_deal_state(deal_id, target, state, last_error=error.message)
         self.failures.failed(INVOICE, deal_id, job.payload(), error, job.fingerprint)
         if permanent:
+            queue_writeback(self.ledger, deal_id, target, self.now(), error=error.message)
             self.summary.needs_attention += 1
         else:
             self.summary.failures += 1

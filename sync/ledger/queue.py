@@ -103,7 +103,13 @@ class WorkQueue(Store):
         return to_record(WorkItem, row)
 
     def lease_due_work(
-        self, now: datetime, limit: int, holder: str, lease_for: timedelta
+        self,
+        now: datetime,
+        limit: int,
+        holder: str,
+        lease_for: timedelta,
+        *,
+        kinds: tuple[str, ...] | None = None,
     ) -> list[WorkItem]:
         """Lease up to ``limit`` due items to ``holder`` until ``now + lease_for``.
 
@@ -111,13 +117,16 @@ class WorkQueue(Store):
         lease (its worker died). PostgreSQL: the candidates are selected FOR UPDATE
         SKIP LOCKED, so several workers share one queue and never receive the same
         item. SQLite: the transaction holds the write lock from BEGIN IMMEDIATE, so
-        selection and update are one atomic step.
+        selection and update are one atomic step. ``kinds`` restricts the lease to
+        some kinds of work (each stage leases its own).
         """
         require_positive(lease_for, "lease_for")
         due = sa.or_(
             sa.and_(_c.status == _PENDING, _c.next_attempt_at <= now),
             sa.and_(_c.status == _LEASED, _c.lease_expires_at <= now),
         )
+        if kinds is not None:
+            due = sa.and_(due, _c.kind.in_(kinds))
         with self._write() as conn:
             ids = (
                 conn.execute(

@@ -9,7 +9,23 @@ from decimal import Decimal
 
 from connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
 from mappings.catalog import ProductMatch, ProductQuery
-from sync.canonical import Account, Customer, Deal, DealLine, InvoiceDraft, InvoiceRef
+from mappings.loader import load_mappings
+from mappings.plan import Planner
+from sync.canonical import (
+    Account,
+    Customer,
+    Deal,
+    DealLine,
+    DealWriteBack,
+    InvoiceDraft,
+    InvoiceRef,
+    PaymentEvent,
+    WebhookNotification,
+)
+from sync.engine.cycle import Engine
+from sync.engine.failures import RetryPolicy
+from sync.idempotency import invoice_key
+from sync.ledger import Ledger
 
 
 class Crash(BaseException):
@@ -49,6 +65,22 @@ class FakeSource:
     deals: list[Deal]
     system: str = "salesforce"
     fail_after: int | None = None
+    written: dict[str, DealWriteBack] = field(default_factory=dict)
+    errors_written: dict[str, str] = field(default_factory=dict)
+    writeback_calls: int = 0
+
+    def write_back(
+        self,
+        updates: Sequence[DealWriteBack],
+        errors: Mapping[str, str] | None = None,
+        *,
+        last_events: Mapping[str, object] | None = None,
+    ) -> Mapping[str, ConnectorError]:
+        self.writeback_calls += 1
+        for update in updates:
+            self.written[update.deal_id] = update
+        self.errors_written.update(errors or {})
+        return {}
 
     def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal]]:
         ordered = sorted(self.deals, key=lambda d: (d.revision, d.id))
@@ -177,4 +209,71 @@ def auth() -> ConnectorError:
         error_class=ErrorClass.AUTH,
         code="invalid_grant",
         message="reconnect with billsync auth quickbooks",
+    )
+
+
+@dataclass
+class FakeFeed:
+    """A provider feed: events to poll (with cursors) and notifications to resolve."""
+
+    provider: str = "quickbooks"
+    events: list[PaymentEvent] = field(default_factory=list)
+    resolved: dict[str, list[PaymentEvent]] = field(default_factory=dict)
+    polls: int = 0
+
+    def events_since(self, since: Cursor | None) -> Iterator[Checkpointed[PaymentEvent]]:
+        self.polls += 1
+        for index, event in enumerate(self.events):
+            cursor = f"{index:08d}"
+            if since is None or cursor > since:
+                yield Checkpointed(event, cursor)
+
+    def resolve(self, notification: WebhookNotification) -> Sequence[PaymentEvent]:
+        return self.resolved.get(notification.event_id, [])
+
+
+def payment(
+    invoice: str | None, amount: str, kind: str = "paid", pid: str | None = None, n: int = 0
+) -> PaymentEvent:
+    return PaymentEvent(
+        provider="quickbooks",
+        event_id=f"evt{n}-{pid or invoice}-{kind}",
+        invoice_external_id=invoice,
+        kind=kind,
+        amount=Decimal(amount),
+        currency="USD",
+        occurred_at=datetime(2026, 11, 20, 10, n, tzinfo=UTC),
+        provider_payment_id=pid,
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+def build(ledger: Ledger, source: FakeSource, target: FakeTarget, clock: Clock) -> Engine:
+    mapping = load_mappings()
+    planner = Planner(
+        mapping=mapping,
+        catalogs={"quickbooks": target.catalog()},
+        default_target="quickbooks",
+        idempotency_key=invoice_key,
+    )
+    return Engine(
+        ledger=ledger,
+        source=source,
+        targets={"quickbooks": target},
+        feeds={},
+        planner=planner,
+        mapping=mapping,
+        policy=RetryPolicy(base_s=1, cap_s=60, max_attempts=3),
+        now=clock,
+        batch_size=3,
     )

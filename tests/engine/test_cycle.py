@@ -2,66 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from mappings.loader import load_mappings
-from mappings.plan import Planner
-from sync.engine.cycle import DEALS_CURSOR, Engine, LeaseHeld, run_cycle
-from sync.engine.failures import RetryPolicy
-from sync.idempotency import invoice_key
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from sync.engine.cycle import DEALS_CURSOR, LeaseHeld, run_cycle
+from sync.ledger import Ledger
 from sync.ledger.models import DealState, WorkStatus
-from tests.engine.fakes import Crash, FakeSource, FakeTarget, auth, invalid, make_deal, transient
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, clock: Clock) -> Iterator[Ledger]:
-    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-    upgrade_to_head(engine)
-    yield Ledger(engine, clock=clock)
-    engine.dispose()
-
-
-def build(ledger: Ledger, source: FakeSource, target: FakeTarget, clock: Clock) -> Engine:
-    mapping = load_mappings()
-    planner = Planner(
-        mapping=mapping,
-        catalogs={"quickbooks": target.catalog()},
-        default_target="quickbooks",
-        idempotency_key=invoice_key,
-    )
-    return Engine(
-        ledger=ledger,
-        source=source,
-        targets={"quickbooks": target},
-        planner=planner,
-        mapping=mapping,
-        policy=RetryPolicy(base_s=1, cap_s=60, max_attempts=3),
-        now=clock,
-        batch_size=3,
-    )
+from tests.engine.fakes import (
+    Clock,
+    Crash,
+    FakeSource,
+    FakeTarget,
+    auth,
+    build,
+    invalid,
+    make_deal,
+    transient,
+)
 
 
 def run(ledger: Ledger, source: FakeSource, target: FakeTarget, clock: Clock, **kw: object):

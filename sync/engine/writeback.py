@@ -1,0 +1,142 @@
+"""Write the money state back onto the deals (DESIGN.md run cycle step 6).
+
+Work comes from the queue: the invoice stage queues a write-back for every deal it
+invoices (and for every deal that needs attention, so the reason shows on the deal);
+the payment stage queues one whenever an invoice's money changes. Only queued deals are
+written, so unchanged deals are never rewritten. Writes go out in batches of up to 200
+(Salesforce sObject Collections); per-deal failures go back to the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from connectors.base import ConnectorError, ErrorClass
+from sync.canonical import DealWriteBack, InvoiceStatus, PaymentKind
+from sync.engine.failures import WRITEBACK, FailureRecorder
+from sync.engine.summary import RunSummary
+from sync.ledger import Ledger
+from sync.ledger.models import WorkItem
+from sync.logs import get_logger
+
+log = get_logger("billsync.engine")
+
+LEASE_FOR = timedelta(minutes=10)
+CHUNK = 2000
+
+
+class WriteBackSink(Protocol):
+    @property
+    def system(self) -> str: ...
+
+    def write_back(
+        self,
+        updates: list[DealWriteBack],
+        errors: Mapping[str, str] | None = None,
+        *,
+        last_events: Mapping[str, PaymentKind] | None = None,
+    ) -> Mapping[str, ConnectorError]: ...
+
+
+@dataclass
+class WriteBackStage:
+    ledger: Ledger
+    sink: WriteBackSink
+    failures: FailureRecorder
+    summary: RunSummary
+    holder: str
+    now: Callable[[], datetime]
+
+    def run(self) -> None:
+        if self.sink.system in self.summary.stopped:
+            return
+        while True:
+            items = self.ledger.lease_due_work(
+                self.now(), CHUNK, self.holder, LEASE_FOR, kinds=(WRITEBACK,)
+            )
+            if not items:
+                return
+            self._write(items)
+            if len(items) < CHUNK or self.sink.system in self.summary.stopped:
+                return
+
+    def _write(self, items: list[WorkItem]) -> None:
+        updates: list[DealWriteBack] = []
+        errors: dict[str, str] = {}
+        last_events: dict[str, PaymentKind] = {}
+        by_deal: dict[str, WorkItem] = {}
+        for item in items:
+            payload = item.payload
+            deal_id = str(payload["deal_id"])
+            by_deal[deal_id] = item
+            if payload.get("error"):
+                errors[deal_id] = str(payload["error"])
+            if payload.get("last_event"):
+                last_events[deal_id] = PaymentKind(str(payload["last_event"]))
+            update = self._state_of(deal_id, payload.get("target"))
+            if update is not None:
+                updates.append(update)
+        try:
+            failed = self.sink.write_back(updates, errors, last_events=last_events)
+        except ConnectorError as whole:
+            failed = {deal_id: whole for deal_id in by_deal}
+            if whole.error_class in (ErrorClass.AUTH, ErrorClass.RATE_LIMITED):
+                self.summary.stopped[self.sink.system] = whole.message
+        for deal_id, item in by_deal.items():
+            problem = failed.get(deal_id)
+            if problem is None:
+                self.ledger.complete_work(item.id, holder=self.holder)
+                self.summary.writebacks += 1
+            else:
+                self.failures.failed(WRITEBACK, deal_id, dict(item.payload), problem, None)
+                self.summary.failures += 1
+
+    def _state_of(self, deal_id: str, target: Any) -> DealWriteBack | None:
+        if not target:
+            return None
+        invoice = self.ledger.invoice_for_deal(deal_id, str(target))
+        if invoice is None:
+            return None
+        payments = self.ledger.payments_for_invoice(invoice.target, invoice.external_id)
+        last_payment: date | None = None
+        if payments:
+            last_payment = max(p.occurred_at for p in payments).date()
+        return DealWriteBack(
+            deal_id=deal_id,
+            target=invoice.target,
+            invoice_external_id=invoice.external_id,
+            invoice_number=invoice.number,
+            invoice_url=invoice.url,
+            status=_status(invoice.status),
+            currency=invoice.currency,
+            amount_paid=invoice.amount_paid,
+            balance=invoice.balance,
+            last_payment_date=last_payment,
+        )
+
+
+def _status(value: str) -> InvoiceStatus:
+    try:
+        return InvoiceStatus(value)
+    except ValueError:
+        return InvoiceStatus.OPEN
+
+
+def queue_writeback(
+    ledger: Ledger,
+    deal_id: str,
+    target: str | None,
+    now: datetime,
+    *,
+    error: str | None = None,
+    last_event: str | None = None,
+) -> None:
+    payload: dict[str, Any] = {"deal_id": deal_id, "target": target, "stage": "writeback"}
+    if error:
+        payload["error"] = error[:1000]
+    if last_event:
+        payload["last_event"] = last_event
+    ledger.enqueue(WRITEBACK, deal_id, payload, now)
