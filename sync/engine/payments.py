@@ -148,7 +148,8 @@ class PaymentStage:
                 occurred_at=event.occurred_at,
                 raw={"event_id": event.event_id, "kind": str(event.kind)},
             )
-        status = self._status(invoice.status, event)
+        settled = self.ledger.get_invoice(target, invoice.external_id) or invoice
+        status = self._status(invoice.status, event, settled.balance, settled.amount_paid)
         if status != invoice.status:
             self.ledger.upsert_invoice(
                 target=target,
@@ -192,14 +193,18 @@ class PaymentStage:
             invoice=refreshed.external_id,
         )
 
-    def _status(self, current: str, event: PaymentEvent) -> str:
+    def _status(self, current: str, event: PaymentEvent, balance: Decimal, paid: Decimal) -> str:
+        """Status from facts: terminal events win; otherwise what the money says (an
+        event's kind, paid or partially paid, is only the provider's hint)."""
         if current in ("void", "deleted"):
             return current  # terminal: a late payment event cannot reopen a voided invoice
         if event.kind in TERMINAL_STATUS:
             return TERMINAL_STATUS[event.kind]
-        if event.kind == PaymentKind.PAID:
+        if current == "uncollectible":
+            return current
+        if balance <= 0 and paid > 0:
             return "paid"
-        return current if current != "draft" else "open"
+        return "open"
 
     def _unknown_invoice(self, event: PaymentEvent) -> None:
         recorded = self.ledger.record_discrepancy(
