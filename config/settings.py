@@ -99,6 +99,30 @@ class QuickBooksSettings(Section):
     verifier_token: SecretStr | None = None
     ca_bundle: Path | None = None
     home_currency: CurrencyCode = "USD"
+    # Transport: QBO aborts requests after 120 s, so waiting longer is pointless.
+    timeout_s: int = Field(default=60, ge=1, le=120)
+    retry_attempts: int = Field(default=4, ge=1, le=10)
+    # Intuit sends no Retry-After on 429; its guidance is to wait 60 s.
+    throttle_wait_s: int = Field(default=60, ge=0, le=600)
+    # Client-side limits per realm (Intuit: 500/min, 10 concurrent, 40 batch/min).
+    requests_per_minute: int = Field(default=500, ge=1, le=500)
+    max_concurrent: int = Field(default=10, ge=1, le=10)
+    batch_requests_per_minute: int = Field(default=40, ge=1, le=40)
+    batch_size: int = Field(default=30, ge=1, le=30)
+    # Tokens: refresh this long before the access token expires; wait this long for
+    # another process that holds the refresher lease.
+    token_refresh_margin_s: int = Field(default=300, ge=0, le=3000)
+    refresh_wait_s: int = Field(default=30, ge=1, le=600)
+    # Customers.
+    match_customer_by_email: bool = True
+    display_name_colon_replacement: str = Field(default="-", max_length=3, pattern=r"^[^:]*$")
+    duplicate_name_strategy: Literal["account_number", "account_id", "fail"] = "account_number"
+    reactivate_inactive_customers: bool = False
+    # Invoices.
+    send_after_create: bool = False
+    lookup_before_create: bool = True
+    # Payment feed: re-read this many seconds before the CDC cursor (deduplicated).
+    cdc_overlap_s: int = Field(default=300, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> Self:
@@ -113,6 +137,22 @@ class StripeSettings(Section):
     base_url: str | None = None
     webhook_secrets: list[SecretStr] = Field(default_factory=list)
     ca_bundle: Path | None = None
+    # None: the version stripe-python pins (16.1.0: 2026-10-28.endive). Requests send it
+    # and webhooks rendered with any other version are refused, so the webhook
+    # endpoint's API version must be set to the same value in the Stripe Dashboard.
+    api_version: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}\.[a-z]+$")
+    timeout_s: int = Field(default=30, ge=1, le=600)
+    # stripe-python's own retries (StripeClient does none by default and never retries a
+    # plain 429); billsync retries in-call itself, so more here multiplies the attempts.
+    max_network_retries: int = Field(default=0, ge=0, le=5)
+    retry_attempts: int = Field(default=4, ge=1, le=10)
+    # Client-side request budget; None: 25/s for test keys, 100/s for live keys.
+    rate_limit_per_s: int | None = Field(default=None, ge=1, le=1000)
+    send_after_finalize: bool = True
+    automatic_tax: bool = False
+    lines_per_call: int = Field(default=250, ge=1, le=250)
+    # Zero is not allowed: a signature check without a time window accepts replays.
+    webhook_tolerance_s: int = Field(default=300, ge=10, le=3600)
 
     @model_validator(mode="after")
     def _key_when_enabled(self) -> Self:

@@ -1,5 +1,84 @@
-"""Stripe connector: invoice target and payment feed (stripe-python).
+"""Stripe connector: invoice target and payment feed (stripe-python 16, `StripeClient`).
 
-Only this package imports ``stripe``. ``amounts`` converts canonical Decimals to Stripe's
-integer amounts and back.
+Only this package imports ``stripe``. The modules:
+- ``client``: the SDK client, retries, the error table (``ratelimit``: the request budget);
+- ``amounts``: canonical Decimals ⇄ Stripe integer amounts; ``convert``: Stripe JSON ⇄
+  canonical models; ``lines``: draft lines as exact ``add_lines`` entries;
+- ``catalog`` (`TargetCatalog`), ``customers``, ``lookup`` (invoices read back) and
+  ``actions`` (`StripeTarget`, the `InvoiceTarget`: invoices exactly once);
+- ``events`` (what each event means in money), ``feed`` (`StripeFeed`, the
+  `PaymentFeed`) and ``webhooks`` (`StripeWebhookVerifier`, the `WebhookVerifier`).
+`connect` wires the target, the feed and the verifier from settings around one client.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import requests
+
+from config.settings import StripeSettings
+from connectors.stripe.actions import StripeTarget
+from connectors.stripe.catalog import StripeCatalog
+from connectors.stripe.client import StripeApi
+from connectors.stripe.feed import StripeFeed
+from connectors.stripe.webhooks import StripeWebhookVerifier
+
+if TYPE_CHECKING:
+    from connectors.base import InvoiceTarget, PaymentFeed, WebhookVerifier
+    from mappings.catalog import TargetCatalog
+
+    def _meets_the_protocols(
+        t: StripeTarget, f: StripeFeed, w: StripeWebhookVerifier, c: StripeCatalog
+    ) -> tuple[InvoiceTarget, PaymentFeed, WebhookVerifier, TargetCatalog]:
+        return t, f, w, c  # mypy checks the structural match here
+
+
+__all__ = [
+    "StripeApi",
+    "StripeCatalog",
+    "StripeConnector",
+    "StripeFeed",
+    "StripeTarget",
+    "StripeWebhookVerifier",
+    "connect",
+]
+
+
+@dataclass(frozen=True)
+class StripeConnector:
+    api: StripeApi
+    target: StripeTarget
+    feed: StripeFeed
+    webhooks: StripeWebhookVerifier | None  # None when no webhook secret is configured
+
+
+def connect(
+    settings: StripeSettings,
+    *,
+    session: requests.Session | None = None,
+    sleep: Callable[[float], None] | None = None,
+    now: Callable[[], datetime] | None = None,
+    max_body_bytes: int | None = None,
+) -> StripeConnector:
+    """The Stripe target, feed and webhook verifier sharing one client (and so one rate
+    limit). ``session``, ``sleep`` and ``now`` are for tests."""
+    api = StripeApi(settings, session=session, sleep=sleep)
+    verifier = None
+    if settings.webhook_secrets:
+        verifier = StripeWebhookVerifier(
+            settings.webhook_secrets,
+            api_version=api.api_version,
+            tolerance_s=settings.webhook_tolerance_s,
+            max_body_bytes=max_body_bytes,
+            now=now,
+        )
+    return StripeConnector(
+        api=api,
+        target=StripeTarget(api, now=now),
+        feed=StripeFeed(api, now=now),
+        webhooks=verifier,
+    )

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from config.loader import ConfigError
-from sync.cli import config_cmd, ledger_cmd, mappings_cmd, plan_cmd, sandbox_cmd
+from sync.cli import auth_cmd, config_cmd, ledger_cmd, mappings_cmd, plan_cmd, sandbox_cmd
 from sync.cli.not_built import not_built
 from sync.cli.options import ConfigOption, JsonOption
 from sync.logs import SecretScrubber
@@ -117,13 +117,12 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
 
 failures_app = typer.Typer(help="Inspect, retry and resolve failed work items.")
 report_app = typer.Typer(help="AR reports: aging and KPIs.")
-auth_app = typer.Typer(help="Connect and inspect vendor credentials.")
 
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(failures_app, name="failures")
 app.add_typer(report_app, name="report")
 app.add_typer(mappings_cmd.app, name="mappings")
-app.add_typer(auth_app, name="auth")
+app.add_typer(auth_cmd.app, name="auth")
 app.add_typer(config_cmd.app, name="config")
 app.command("migrate")(ledger_cmd.migrate)
 app.command("plan")(plan_cmd.plan)
@@ -163,12 +162,6 @@ def report_aging() -> None:
 def report_kpis() -> None:
     """DSO, collection effectiveness, billing accuracy, disputes, write-offs."""
     not_built("report kpis", "AR reports arrive with the ops surface")
-
-
-@auth_app.command("quickbooks")
-def auth_quickbooks() -> None:
-    """Connect QuickBooks Online (authorization-code flow) or show token health."""
-    not_built("auth quickbooks", "the QuickBooks connector is not written yet")
 
 
 def main() -> None:

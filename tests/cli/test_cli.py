@@ -63,7 +63,6 @@ def test_each_command_has_help(command: str) -> None:
         ["reconcile"],
         ["status"],
         ["report", "aging"],
-        ["auth", "quickbooks"],
     ],
 )
 def test_unbuilt_commands_say_so_and_exit_2(args: list[str], tmp_path: Path) -> None:

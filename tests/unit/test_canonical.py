@@ -382,7 +382,9 @@ def test_closed_enums():
     ]
     with pytest.raises(ValidationError):
         payment(kind="chargeback")
-    assert DiscrepancyKind("duplicate_invoice_for_deal") is DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL
+    assert (
+        DiscrepancyKind("duplicate_invoice_for_deal") is DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL
+    )
     assert InvoiceStatus("void") is InvoiceStatus.VOID
 
 

@@ -1,0 +1,134 @@
+"""`QuickBooksConnector`: the invoice target and payment feed, wired from settings.
+
+Composition only: tokens (`auth`), transport and error table (`client`), the catalog,
+customers, invoice writes (`actions`) and the payment feed, sharing one client — one
+token, one set of client-side limits — per company. The webhook verifier is separate
+(`QboWebhookVerifier.from_settings`): ``billsync serve`` needs it without a client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+
+from config.settings import QuickBooksSettings
+from connectors.base import Checkpointed, ConnectorError, CredentialStore, Cursor
+from connectors.quickbooks.actions import InvoiceWriter
+from connectors.quickbooks.auth import AuthGateway, TokenManager
+from connectors.quickbooks.catalog import QboCatalog
+from connectors.quickbooks.client import QboClient
+from connectors.quickbooks.customers import CustomerResolver
+from connectors.quickbooks.feed import QboPaymentFeed
+from connectors.quickbooks.limits import RequestLimits
+from sync.canonical import (
+    Customer,
+    Discrepancy,
+    InvoiceDraft,
+    InvoiceRef,
+    PaymentEvent,
+    WebhookNotification,
+)
+
+__all__ = ["QuickBooksConnector"]
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], None]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class QuickBooksConnector:
+    """Implements ``InvoiceTarget`` and ``PaymentFeed`` (connectors/base.py).
+
+    Beyond the protocols: `ensure_customers` (batch), `take_discrepancies`,
+    `void_invoice`, `send_invoice`, and `last_cursor` for the feed (see feed.py).
+    ``clock``/``sleep``/``monotonic`` are injectable so tests never wait.
+    """
+
+    def __init__(
+        self,
+        settings: QuickBooksSettings,
+        store: CredentialStore,
+        *,
+        clock: Clock = _utcnow,
+        sleep: Sleep = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        gateway: AuthGateway | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tokens = TokenManager(settings, store, gateway=gateway, clock=clock, sleep=sleep)
+        limits = RequestLimits(
+            requests_per_minute=settings.requests_per_minute,
+            max_concurrent=settings.max_concurrent,
+            batch_requests_per_minute=settings.batch_requests_per_minute,
+            clock=monotonic,
+            sleep=sleep,
+        )
+        self.client = QboClient(settings, self.tokens, limits=limits, sleep=sleep)
+        self._catalog = QboCatalog(self.client, settings)
+        self.customers = CustomerResolver(self.client, settings, self._catalog)
+        self.invoices = InvoiceWriter(
+            self.client, settings, self._catalog, self.customers, clock=clock
+        )
+        self.feed = QboPaymentFeed(self.client, settings, self._catalog, clock=clock)
+
+    @property
+    def target(self) -> str:
+        return "quickbooks"
+
+    @property
+    def provider(self) -> str:
+        return "quickbooks"
+
+    # --- InvoiceTarget -----------------------------------------------------------
+
+    def catalog(self) -> QboCatalog:
+        return self._catalog
+
+    def ensure_customer(self, customer: Customer) -> Customer:
+        return self.customers.ensure(customer)
+
+    def ensure_customers(
+        self, customers: Sequence[Customer]
+    ) -> Mapping[str, Customer | ConnectorError]:
+        """Several at once (one name query per 50, batch creates): outcome per account id."""
+        return self.customers.ensure_many(customers)
+
+    def find_invoices(self, deal_id: str) -> Sequence[InvoiceRef]:
+        return self.invoices.find_invoices(deal_id)
+
+    def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:
+        return self.invoices.create_invoice(draft)
+
+    def create_invoices(
+        self, drafts: Sequence[InvoiceDraft]
+    ) -> Mapping[str, InvoiceRef | ConnectorError]:
+        return self.invoices.create_invoices(drafts)
+
+    def fetch_invoice(self, external_id: str) -> InvoiceRef:
+        return self.invoices.fetch_invoice(external_id)
+
+    def void_invoice(self, external_id: str) -> InvoiceRef:
+        return self.invoices.void_invoice(external_id)
+
+    def send_invoice(self, external_id: str) -> InvoiceRef:
+        return self.invoices.send_invoice(external_id)
+
+    def take_discrepancies(self) -> list[Discrepancy]:
+        """Total mismatches found by creates since the last call (the engine records them)."""
+        return self.invoices.take_discrepancies()
+
+    # --- PaymentFeed -------------------------------------------------------------
+
+    def events_since(self, since: Cursor | None) -> Iterator[Checkpointed[PaymentEvent]]:
+        return self.feed.events_since(since)
+
+    def resolve(self, notification: WebhookNotification) -> Sequence[PaymentEvent]:
+        return self.feed.resolve(notification)
+
+    @property
+    def last_cursor(self) -> Cursor | None:
+        return self.feed.last_cursor

@@ -1,0 +1,214 @@
+"""Intuit webhooks: ``intuit-signature`` checked on the raw bytes, both payload shapes.
+
+The signature is base64(HMAC-SHA256(verifier token, body bytes)), compared in constant
+time against each configured verifier token (several during a rotation). Only then is
+the body parsed. Two shapes are accepted (api-facts §2.10):
+
+- legacy: ``{"eventNotifications": [{"realmId", "dataChangeEvent": {"entities":
+  [{"name", "id", "operation", "lastUpdated", "deletedId"?}]}}]}`` — no event id, so
+  one is derived from realm, entity, id, operation and lastUpdated (the same change
+  delivered twice gets the same id);
+- CloudEvents: a top-level array of ``{"specversion": "1.0", "id", "type":
+  "qbo.payment.created.v1", "time", "intuitentityid", "intuitaccountid", ...}``.
+
+Each change becomes one `WebhookNotification` whose ``event_type`` uses the CloudEvents
+vocabulary for both shapes (``qbo.payment.created.v1``) and whose ``payload`` is the
+change itself as JSON (`notification_facts` reads it back). Notifications for another
+company are dropped; a request with none for ours is refused (the endpoint would
+otherwise store work it can never resolve).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from config.settings import QuickBooksSettings
+from connectors.base import WebhookRejected, WebhookRejectReason
+from sync.canonical import WebhookNotification
+from sync.logs import get_logger
+
+__all__ = ["NotificationFacts", "QboWebhookVerifier", "notification_facts"]
+
+log = get_logger("billsync.quickbooks.webhooks")
+Clock = Callable[[], datetime]
+PROVIDER = "quickbooks"
+HEADER = "intuit-signature"
+VERBS = {"Create": "created", "Update": "updated", "Delete": "deleted", "Void": "voided",
+         "Emailed": "emailed", "Merge": "merged"}  # fmt: skip
+OPERATIONS = {verb: operation for operation, verb in VERBS.items()}
+ENTITIES = {name.lower(): name for name in (
+    "Invoice", "Payment", "CreditMemo", "Customer", "Item", "Vendor", "Employee", "Estimate",
+    "SalesReceipt", "RefundReceipt", "Bill", "BillPayment", "Account", "Term", "TaxCode",
+)}  # fmt: skip
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NotificationFacts:
+    realm_id: str
+    entity: str
+    entity_id: str
+    operation: str  # Create | Update | Delete | Void | Emailed | Merge
+    occurred_at: datetime
+
+
+def _reject(reason: WebhookRejectReason, message: str) -> WebhookRejected:
+    return WebhookRejected(reason, message)
+
+
+class QboWebhookVerifier:
+    """Implements ``connectors.base.WebhookVerifier`` for Intuit."""
+
+    provider = PROVIDER
+
+    def __init__(
+        self, verifier_tokens: Sequence[str], realm_id: str | None, *, clock: Clock = _utcnow
+    ) -> None:
+        tokens = [t for t in verifier_tokens if t]
+        if not tokens:
+            # Refusing to start beats accepting unsigned webhooks by accident.
+            raise ValueError("set quickbooks.verifier_token to receive Intuit webhooks")
+        self._keys = [t.encode("utf-8") for t in tokens]
+        self._realm_id = realm_id
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"QboWebhookVerifier(realm_id={self._realm_id!r}, tokens={len(self._keys)})"
+
+    @classmethod
+    def from_settings(cls, settings: QuickBooksSettings) -> QboWebhookVerifier:
+        token = settings.verifier_token.get_secret_value() if settings.verifier_token else ""
+        return cls([token], settings.realm_id)
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookNotification]:
+        self._check_signature(body, headers)
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise _reject(WebhookRejectReason.MALFORMED, "the body is not JSON") from None
+        received = self._clock()
+        try:
+            changes = _cloud_events(payload) if isinstance(payload, list) else _legacy(payload)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise _reject(
+                WebhookRejectReason.MALFORMED, "the body is not an Intuit notification"
+            ) from None
+        ours = [c for c in changes if self._realm_id is None or c[0].realm_id == self._realm_id]
+        if len(ours) < len(changes):
+            log.warning("quickbooks.webhook_other_realm", dropped=len(changes) - len(ours))
+        if changes and not ours:
+            raise _reject(
+                WebhookRejectReason.MALFORMED, "the notification is for another QuickBooks company"
+            )
+        return [
+            WebhookNotification(
+                provider=PROVIDER,
+                event_id=event_id,
+                event_type=_event_type(facts),
+                payload=json.dumps(raw, sort_keys=True, separators=(",", ":")),
+                received_at=received,
+            )
+            for facts, event_id, raw in ours
+        ]
+
+    def _check_signature(self, body: bytes, headers: Mapping[str, str]) -> None:
+        given = next((v for k, v in headers.items() if k.lower() == HEADER), None)
+        if not given:
+            raise _reject(WebhookRejectReason.MISSING_SIGNATURE, f"no {HEADER} header")
+        try:
+            signature = base64.b64decode(given.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise _reject(WebhookRejectReason.BAD_SIGNATURE, f"{HEADER} is not base64") from None
+        matched = False
+        for key in self._keys:
+            expected = hmac.new(key, body, hashlib.sha256).digest()
+            matched |= hmac.compare_digest(expected, signature)
+        if not matched:
+            raise _reject(WebhookRejectReason.BAD_SIGNATURE, f"{HEADER} does not match the body")
+
+
+Change = tuple[NotificationFacts, str, dict[str, Any]]
+
+
+def _legacy(payload: Mapping[str, Any]) -> list[Change]:
+    changes: list[Change] = []
+    for notification in payload["eventNotifications"]:
+        realm = str(notification["realmId"])
+        for entity in notification["dataChangeEvent"]["entities"]:
+            raw = {"format": "legacy", "realmId": realm, **entity}
+            facts = _facts_from_legacy(raw)
+            seed = "|".join(
+                (realm, facts.entity, facts.entity_id, facts.operation, str(entity["lastUpdated"]))
+            )
+            event_id = "qbo-legacy-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+            changes.append((facts, event_id, raw))
+    return changes
+
+
+def _cloud_events(payload: list[Any]) -> list[Change]:
+    changes: list[Change] = []
+    for event in payload:
+        raw = {"format": "cloudevents", **event}
+        changes.append((_facts_from_cloud(raw), str(event["id"]), raw))
+    return changes
+
+
+def _event_type(facts: NotificationFacts) -> str:
+    verb = VERBS.get(facts.operation, facts.operation.lower())
+    return f"qbo.{facts.entity.lower()}.{verb}.v1"
+
+
+def _entity(name: str) -> str:
+    return ENTITIES.get(name.lower(), name[:1].upper() + name[1:])
+
+
+def _parse(moment: Any) -> datetime:
+    parsed = datetime.fromisoformat(str(moment))
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp without zone")
+    return parsed.astimezone(UTC)
+
+
+def _facts_from_legacy(raw: Mapping[str, Any]) -> NotificationFacts:
+    entity_id = str(raw.get("id") or raw.get("deletedId") or "")
+    if not entity_id:
+        raise ValueError("entity without id")
+    return NotificationFacts(
+        realm_id=str(raw["realmId"]),
+        entity=_entity(str(raw["name"])),
+        entity_id=entity_id,
+        operation=str(raw["operation"]),
+        occurred_at=_parse(raw["lastUpdated"]),
+    )
+
+
+def _facts_from_cloud(raw: Mapping[str, Any]) -> NotificationFacts:
+    prefix, entity, verb, *_ = str(raw["type"]).split(".")
+    if prefix != "qbo" or not raw.get("intuitentityid"):
+        raise ValueError("not a QuickBooks event")
+    return NotificationFacts(
+        realm_id=str(raw["intuitaccountid"]),
+        entity=_entity(entity),
+        entity_id=str(raw["intuitentityid"]),
+        operation=OPERATIONS.get(verb, verb.capitalize()),
+        occurred_at=_parse(raw["time"]),
+    )
+
+
+def notification_facts(notification: WebhookNotification) -> NotificationFacts:
+    """What a stored notification names (raises ValueError for a foreign payload)."""
+    raw = json.loads(notification.payload)
+    if raw.get("format") == "cloudevents":
+        return _facts_from_cloud(raw)
+    return _facts_from_legacy(raw)

@@ -1,0 +1,123 @@
+"""Customers: ledger link, then a deterministic match, then create — never a duplicate.
+
+Resolution order (each step only when the one before found nothing):
+1. ``Customer.external_id`` (the ledger's link): returned as is, no call.
+2. ``GET /v1/customers?email=…`` (strongly consistent), keeping only a customer whose
+   ``metadata.billsync_account_id`` is the Salesforce Account id. A customer with the
+   same email but no such metadata is someone else's record and is not adopted.
+3. ``GET /v1/customers/search`` on that metadata, for a customer whose email changed or
+   who has none. Search lags writes (about a minute, up to an hour in incidents,
+   api-facts §3.2), which is why it is not step 2 — and why step 4 can still rely on it:
+4. ``POST /v1/customers`` with an idempotency key derived from the Account id alone. A
+   create repeated within 24 h replays the first one (checked to be still alive); after
+   24 h the first customer is long searchable, so step 3 finds it. Together no window is
+   left open. Should the key be taken by other details (the customer was deleted, or
+   renamed within the search lag), a key naming the new details is used instead.
+
+A linked customer deleted out of band is not recreated silently: Stripe refuses to bill
+it ("No such customer"), and the invoice step reports ``not_found`` naming the customer
+and the fix. Someone deleted it on purpose (merged duplicates, erased personal data);
+recreating it would undo that and split the account's billing history, so a person
+decides (clear the link and let billsync create a new one, or relink it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from connectors.base import ConnectorError
+from connectors.stripe.client import Reply, StripeApi
+from connectors.stripe.convert import ACCOUNT_KEY, customer_params, metadata
+from sync.canonical import Customer
+from sync.idempotency import short_key
+from sync.logs import get_logger
+
+__all__ = ["CustomerResolver"]
+
+log = get_logger("billsync.stripe.customers")
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class CustomerResolver:
+    def __init__(self, api: StripeApi) -> None:
+        self._api = api
+
+    def ensure(self, customer: Customer) -> Customer:
+        if customer.external_id:
+            return customer
+        found = self._find(customer)
+        if found is None:
+            found = self._create(customer)
+        return customer.model_copy(update={"external_id": found})
+
+    def _find(self, customer: Customer) -> str | None:
+        if customer.email:
+            for candidate in self._by_email(customer.email):
+                if metadata(candidate).get(ACCOUNT_KEY) == customer.account_id:
+                    return str(candidate["id"])
+        query = f"metadata[{_quoted(ACCOUNT_KEY)}]:{_quoted(customer.account_id)}"
+        matches = [
+            c
+            for c in self._api.search_pages(
+                "customer search",
+                lambda params, options: self._api.v1.customers.search(
+                    params=params, options=options
+                ),
+                query,
+            )
+            if metadata(c).get(ACCOUNT_KEY) == customer.account_id
+        ]
+        if len(matches) > 1:
+            log.warning(
+                "stripe.customer_duplicates",
+                account_id=customer.account_id,
+                customers=[c["id"] for c in matches],
+            )
+        # Oldest first: the one invoices most likely already point at.
+        matches.sort(key=lambda c: (c.get("created") or 0, c["id"]))
+        return str(matches[0]["id"]) if matches else None
+
+    def _by_email(self, email: str) -> Iterator[dict[str, Any]]:
+        return self._api.pages(
+            "customer lookup by email",
+            lambda params, options: self._api.v1.customers.list(params=params, options=options),
+            {"email": email},
+        )
+
+    def _create(self, customer: Customer) -> str:
+        base = f"billsync:stripe:customer:{customer.account_id}"
+        params = customer_params(customer)
+        try:
+            reply = self._post(params, short_key(base, "create"))
+        except ConnectorError as exc:
+            if exc.code != "idempotency_error":
+                raise
+            # This account's key was used in the last 24 h with other details: a
+            # customer made moments ago (not searchable yet) or since deleted. Create
+            # under a key naming these details; at worst a duplicate customer (no
+            # money involved) that the duplicate warning above reports.
+            digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+            reply = self._post(params, short_key(base, f"create:{digest[:16]}"))
+        if reply.replayed:
+            # The key returned an earlier create: make sure that customer still exists.
+            current = self._api.call(
+                "customer read",
+                lambda options: self._api.v1.customers.retrieve(reply.data["id"], options=options),
+            ).data
+            if current.get("deleted"):
+                reply = self._post(params, short_key(base, f"create:after:{reply.data['id']}"))
+        log.info("stripe.customer_created", account_id=customer.account_id, id=reply.data["id"])
+        return str(reply.data["id"])
+
+    def _post(self, params: dict[str, Any], key: str) -> Reply:
+        return self._api.call(
+            "customer create",
+            lambda options: self._api.v1.customers.create(params=params, options=options),
+            idempotency_key=key,
+        )
