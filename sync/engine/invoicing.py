@@ -216,7 +216,9 @@ class InvoiceStage:
 
     def _with_customers(self, connector: InvoiceTarget, jobs: Sequence[Job]) -> list[Job]:
         target = connector.target
-        resolved: dict[str, Customer | ConnectorError] = {}
+        resolved: dict[str, Customer | ConnectorError] = self._customers_in_batch(
+            connector, [job.draft.customer for job in jobs]
+        )
         kept: list[Job] = []
         for job in jobs:
             wanted = job.draft.customer
@@ -232,6 +234,37 @@ class InvoiceStage:
         if target in self.summary.stopped:
             return []
         return kept
+
+    def _customers_in_batch(
+        self, connector: InvoiceTarget, wanted: Sequence[Customer]
+    ) -> dict[str, Customer | ConnectorError]:
+        """Linked customers from the ledger; the rest in one batch where the target has
+        one (QBO `ensure_customers`: a few queries and batch creates, not one call each)."""
+        target = connector.target
+        resolved: dict[str, Customer | ConnectorError] = {}
+        unlinked: dict[str, Customer] = {}
+        for customer in wanted:
+            linked = self.ledger.customer_link(target, customer.account_id)
+            if linked is not None:
+                resolved[customer.account_id] = customer.model_copy(update={"external_id": linked})
+            else:
+                unlinked.setdefault(customer.account_id, customer)
+        batch = getattr(connector, "ensure_customers", None)
+        if not unlinked or batch is None or target in self.summary.stopped:
+            return resolved
+        try:
+            outcomes = batch(list(unlinked.values()))
+        except ConnectorError as error:
+            if error.error_class == ErrorClass.AUTH:
+                self._stop(target, error)
+            return {**resolved, **{account: error for account in unlinked}}
+        for account, outcome in outcomes.items():
+            if isinstance(outcome, Customer) and outcome.external_id:
+                self.ledger.link_customer(target, account, outcome.external_id, outcome.name)
+            elif isinstance(outcome, ConnectorError) and outcome.error_class == ErrorClass.AUTH:
+                self._stop(target, outcome)
+            resolved[account] = outcome
+        return resolved
 
     def _customer(self, connector: InvoiceTarget, wanted: Customer) -> Customer | ConnectorError:
         target = connector.target

@@ -120,12 +120,18 @@ class PaymentStage:
                 None,
             )
             self.summary.failures += 1
-        if last:
-            self.ledger.set_cursor(name, last)
+        # A feed may know a later position than its last event (QBO: the time of the
+        # CDC query), so a quiet account does not age past the 30-day look-back.
+        final = getattr(feed, "last_cursor", None) or last
+        if final:
+            self.ledger.set_cursor(name, str(final))
 
     def apply(self, event: PaymentEvent) -> None:
         """Apply one fact; safe to call again with the same event."""
         target = event.provider
+        if self._is_payment_void(event):
+            self._void_payment(event)
+            return
         if event.invoice_external_id is None:
             self._unknown_invoice(event)
             return
@@ -192,6 +198,46 @@ class PaymentStage:
             amount=format(event.amount, "f"),
             invoice=refreshed.external_id,
         )
+
+    def _is_payment_void(self, event: PaymentEvent) -> bool:
+        """A `voided` fact about a payment we recorded (QBO voided/deleted Payment), as
+        opposed to the invoice's own void (which has no money row of that id)."""
+        return (
+            event.kind == PaymentKind.VOIDED
+            and event.provider_payment_id is not None
+            and self.ledger.known_payment(event.provider, event.provider_payment_id)
+        )
+
+    def _void_payment(self, event: PaymentEvent) -> None:
+        assert event.provider_payment_id is not None
+        voided = self.ledger.void_payments(event.provider, event.provider_payment_id)
+        for row in voided:
+            invoice = self.ledger.get_invoice(row.invoice_target, row.invoice_external_id)
+            if invoice is None or invoice.deal_id is None:
+                continue
+            status = "open" if invoice.status == "paid" and invoice.balance > 0 else invoice.status
+            if status != invoice.status:
+                self.ledger.upsert_invoice(
+                    target=invoice.target,
+                    external_id=invoice.external_id,
+                    currency=invoice.currency,
+                    total=invoice.total,
+                    status=status,
+                )
+            state = _deal_state(status, event, invoice.balance, invoice.amount_paid)
+            if state == "voided":  # the payment, not the invoice, was voided
+                state = "partially_paid" if invoice.amount_paid > 0 else str(DealState.INVOICED)
+            self.ledger.set_deal_state(invoice.deal_id, invoice.target, state)
+            queue_writeback(self.ledger, invoice.deal_id, invoice.target, self.now())
+            self.summary.payments_applied += 1
+            log.info(
+                "payment.voided",
+                deal_id=invoice.deal_id,
+                target=invoice.target,
+                stage="payments",
+                payment=row.provider_payment_id,
+                amount=format(row.amount, "f"),
+            )
 
     def _status(self, current: str, event: PaymentEvent, balance: Decimal, paid: Decimal) -> str:
         """Status from facts: terminal events win; otherwise what the money says (an

@@ -25,7 +25,9 @@ def _settlement(conn: Connection, target: str, external_id: str) -> tuple[Decima
     """(paid, credited) for one invoice from its payment rows."""
     rows = conn.execute(
         sa.select(payments.c.kind, payments.c.amount).where(
-            payments.c.invoice_target == target, payments.c.invoice_external_id == external_id
+            payments.c.invoice_target == target,
+            payments.c.invoice_external_id == external_id,
+            payments.c.voided_at.is_(None),
         )
     ).all()
     # copy_negate, not unary minus: minus rounds to the context's 28 digits.
@@ -199,6 +201,39 @@ class PaymentStore(Store):
                 return False
             _refresh_totals(conn, invoice_target, invoice_external_id, now)
             return True
+
+    def void_payments(self, provider: str, provider_payment_id: str) -> list[PaymentRecord]:
+        """Void the payment row with this id and every row keyed ``<id>:…`` (one
+        provider payment can settle several invoices). The rows stay as tombstones, so
+        a late re-delivery of the original event is still a duplicate; the invoices'
+        totals are refreshed in the same transaction. Returns the rows voided now."""
+        now = self._now()
+        match = sa.or_(
+            payments.c.provider_payment_id == provider_payment_id,
+            payments.c.provider_payment_id.startswith(f"{provider_payment_id}:", autoescape=True),
+        )
+        with self._write() as conn:
+            rows = conn.execute(
+                sa.update(payments)
+                .where(payments.c.provider == provider, match, payments.c.voided_at.is_(None))
+                .values(voided_at=now)
+                .returning(*payments.c)
+            ).all()
+            for key in {(row.invoice_target, row.invoice_external_id) for row in rows}:
+                _refresh_totals(conn, key[0], key[1], now)
+        return [to_record(PaymentRecord, row) for row in rows]
+
+    def known_payment(self, provider: str, provider_payment_id: str) -> bool:
+        """Whether any row is keyed by this id (or ``<id>:…``), voided or not."""
+        match = sa.or_(
+            payments.c.provider_payment_id == provider_payment_id,
+            payments.c.provider_payment_id.startswith(f"{provider_payment_id}:", autoescape=True),
+        )
+        with self._read() as conn:
+            found = conn.execute(
+                sa.select(payments.c.id).where(payments.c.provider == provider, match).limit(1)
+            ).first()
+        return found is not None
 
     def amount_paid(self, target: str, external_invoice_id: str) -> Decimal:
         """Cash received net of refunds and chargebacks (credits are not cash)."""

@@ -121,6 +121,7 @@ class PaymentRecord:
     occurred_at: datetime
     recorded_at: datetime
     raw: dict[str, Any] | None
+    voided_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

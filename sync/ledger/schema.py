@@ -115,6 +115,9 @@ payments = sa.Table(
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
     sa.Column("raw", json_type(), nullable=True),
+    # Set when the provider voids or deletes the payment (migration 0003). The row stays
+    # as a tombstone so a late re-delivery of the original event cannot count it again.
+    sa.Column("voided_at", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("provider", "provider_payment_id"),
     sa.Index("ix_payments_invoice", "invoice_target", "invoice_external_id"),
 )

@@ -103,3 +103,21 @@ def test_payment_with_no_invoice_is_a_discrepancy(ledger: Ledger, clock: Clock) 
     summary = run(ledger, source, target, feed, clock)
     assert summary.discrepancies == 1
     assert [d.kind for d in ledger.open_discrepancies()] == ["payment_for_unknown_invoice"]
+
+
+def test_voided_payment_is_reversed_not_the_invoice(ledger: Ledger, clock: Clock) -> None:
+    deal = make_deal(1)
+    source, target, feed = FakeSource([deal]), FakeTarget(), FakeFeed()
+    run(ledger, source, target, feed, clock)
+    invoice = target.find_invoices(deal.id)[0].external_id
+    feed.events = [payment(invoice, "100.00", "paid", pid=f"P7:invoice:{invoice}", n=1)]
+    run(ledger, source, target, feed, clock)
+    assert ledger.get_deal(deal.id, "quickbooks").state == "paid"  # type: ignore[union-attr]
+    feed.events.append(payment(None, "0", "voided", pid="P7", n=2))  # payment deleted/voided
+    run(ledger, source, target, feed, clock)
+    record = ledger.invoice_for_deal(deal.id, "quickbooks")
+    assert record is not None and record.status == "open" and record.amount_paid == 0
+    assert record.balance == Decimal("100.00")
+    assert ledger.get_deal(deal.id, "quickbooks").state == "invoiced"  # type: ignore[union-attr]
+    assert source.written[deal.id].balance == Decimal("100.00")
+    assert ledger.open_discrepancies() == []

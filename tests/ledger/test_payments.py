@@ -133,3 +133,20 @@ def test_concurrent_duplicate_payments_count_once(ledger):
     assert results.count(True) == 1
     assert ledger.amount_paid("stripe", "in_1") == Decimal("2.5")
     assert ledger.get_invoice("stripe", "in_1").balance == Decimal("7.5")
+
+
+def test_voided_payment_stops_counting_and_stays_a_duplicate(ledger):
+    invoice(ledger, Decimal("100"), "in_1")
+    invoice(ledger, Decimal("50"), "in_2")
+    assert pay(ledger, "P1:invoice:in_1", Decimal("60"), invoice="in_1")
+    assert pay(ledger, "P1:invoice:in_2", Decimal("50"), invoice="in_2")
+    assert pay(ledger, "P10:invoice:in_1", Decimal("5"), invoice="in_1")  # not P1's
+    assert ledger.known_payment("stripe", "P1") and not ledger.known_payment("stripe", "P2")
+    voided = ledger.void_payments("stripe", "P1")
+    assert sorted(r.provider_payment_id for r in voided) == ["P1:invoice:in_1", "P1:invoice:in_2"]
+    assert ledger.amount_paid("stripe", "in_1") == Decimal("5")
+    assert ledger.get_invoice("stripe", "in_2").balance == Decimal("50")
+    # A late re-delivery of the original payment cannot bring it back.
+    assert not pay(ledger, "P1:invoice:in_1", Decimal("60"), invoice="in_1")
+    assert ledger.amount_paid("stripe", "in_1") == Decimal("5")
+    assert ledger.void_payments("stripe", "P1") == []
