@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from config.loader import ConfigError
-from sync.cli import auth_cmd, config_cmd, ledger_cmd, mappings_cmd, plan_cmd, sandbox_cmd
+from sync.cli import auth_cmd, config_cmd, ledger_cmd, mappings_cmd, plan_cmd, run_cmd, sandbox_cmd
 from sync.cli.not_built import not_built
 from sync.cli.options import ConfigOption, JsonOption
 from sync.logs import SecretScrubber
@@ -77,15 +77,22 @@ def run(
     ] = False,
     as_json: JsonOption = False,
     since: plan_cmd.SinceOption = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Run only these stages: pull, invoice, payments, writeback, retry, reconcile.",
+        ),
+    ] = None,
 ) -> None:
-    """Run one sync cycle: pull deals, invoice them exactly once, apply payments, write back."""
+    """Run one sync cycle: pull deals, invoice them exactly once, apply payments, write back.
+
+    Exit codes: 0 clean; 1 some items failed and are recorded for retry or attention;
+    2 configuration or credentials wrong; 3 another run holds the lease."""
     if dry_run:
         plan_cmd.plan(ctx, config, as_json, since)
         return
-    from sync.cli.options import settings_for
-
-    settings_for(ctx, config)
-    not_built("run", "the sync cycle arrives with the engine (Salesforce → targets)")
+    run_cmd.run(ctx, config, as_json, since, only)
 
 
 @app.command()

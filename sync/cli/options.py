@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +24,13 @@ ConfigOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def settings_for(ctx: typer.Context, config: Path | None) -> Settings:
-    """Load settings (raising ConfigError, which `main` reports) and set up logging."""
+def settings_for(
+    ctx: typer.Context, config: Path | None, *, logs_to_stderr: bool = False
+) -> Settings:
+    """Load settings (raising ConfigError, which `main` reports) and set up logging.
+
+    ``logs_to_stderr``: for commands whose stdout is a machine-readable document
+    (`--json`), so the JSON lines of the log never mix with it."""
     root = ctx.find_root().obj
     if root is None:
         root = ctx.find_root().obj = {}
@@ -33,5 +39,6 @@ def settings_for(ctx: typer.Context, config: Path | None) -> Settings:
         log_format=root.get("log_format") or settings.logging.format,
         level=root.get("log_level") or settings.logging.level,
         secrets=settings.secret_values(),
+        stream=sys.stderr if logs_to_stderr else None,
     )
     return settings

@@ -37,7 +37,7 @@ def plan(
     """Show the invoices a run would create and the deals it would reject (no writes)."""
     from sync import wiring
 
-    settings = settings_for(ctx, config)
+    settings = settings_for(ctx, config, logs_to_stderr=as_json)
     try:
         mapping = wiring.mapping_for(settings)
     except MappingError as exc:

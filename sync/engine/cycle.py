@@ -19,7 +19,14 @@ from typing import Protocol
 
 import structlog
 
-from connectors.base import Checkpointed, ConnectorError, Cursor, InvoiceTarget, PaymentFeed
+from connectors.base import (
+    Checkpointed,
+    ConnectorError,
+    Cursor,
+    ErrorClass,
+    InvoiceTarget,
+    PaymentFeed,
+)
 from mappings.loader import LoadedMapping
 from mappings.plan import Planner
 from sync.canonical import Deal
@@ -119,6 +126,10 @@ def _stages(
         log.info("run.finished", outcome=summary.outcome, **details)
 
 
+class _BatchFailed(Exception):
+    """A batch could not be processed (e.g. a target's catalogue failed to load)."""
+
+
 def _pull_and_invoice(
     engine: Engine, invoicing: InvoiceStage, summary: RunSummary, since: Cursor | None
 ) -> None:
@@ -131,8 +142,14 @@ def _pull_and_invoice(
         nonlocal batch
         if not batch:
             return
-        invoicing.process(batch)
-        batch = []
+        pending, batch = batch, []
+        try:
+            invoicing.process(pending)
+        except ConnectorError as error:
+            # Nothing of this batch is known to be recorded: keep the watermark where it
+            # is, so the next run reads these deals again (the ledger dedupes them).
+            _stopped(summary, error, "invoice")
+            raise _BatchFailed from None
         if last:
             # Only now is every deal up to `last` recorded (invoiced, queued or needing
             # attention): a crash before this line re-reads the batch, and the ledger
@@ -147,17 +164,28 @@ def _pull_and_invoice(
             if len(batch) >= engine.batch_size:
                 flush()
         flush()
+    except _BatchFailed:
+        return
     except ConnectorError as error:
-        flush()  # what was read before the failure is still processed and recorded
-        summary.stopped[engine.source.system] = error.message
-        log.error(
-            "connector.stopped",
-            target=engine.source.system,
-            stage="pull",
-            error_class=str(error.error_class),
-            code=error.code,
-            message=error.message,
-        )
+        _stopped(summary, error, "pull")
+        try:
+            flush()  # what was read before the failure is still processed and recorded
+        except _BatchFailed:
+            return
+
+
+def _stopped(summary: RunSummary, error: ConnectorError, stage: str) -> None:
+    summary.stopped.setdefault(error.system, error.message)
+    if error.error_class == ErrorClass.AUTH:
+        summary.auth_failed.add(error.system)
+    log.error(
+        "connector.stopped",
+        target=error.system,
+        stage=stage,
+        error_class=str(error.error_class),
+        code=error.code,
+        message=error.message,
+    )
 
 
 def _retry(engine: Engine, invoicing: InvoiceStage, summary: RunSummary) -> None:

@@ -44,3 +44,11 @@ def deal_fingerprint(deal: Deal) -> str:
 def describe_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Which billing attributes differ, for a deal_changed_after_invoice discrepancy."""
     return [key for key in sorted(after) if before.get(key) != after.get(key)]
+
+
+def full_fingerprint(deal: Deal) -> str:
+    """Everything about the deal but Salesforce's stamp: a rejected deal is planned again
+    only when something that could be its fix (routing, terms, account, …) changed."""
+    data = deal.model_dump(mode="json", exclude={"revision"})
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_LENGTH]

@@ -28,11 +28,11 @@ from mappings.plan import Planner, Rejected, plan_invoice
 from mappings.rejections import Rejection
 from sync.canonical import Customer, Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef
 from sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
-from sync.engine.fingerprint import deal_fingerprint
+from sync.engine.fingerprint import deal_fingerprint, full_fingerprint
 from sync.engine.summary import RunSummary
 from sync.engine.writeback import queue_writeback
 from sync.ledger import Ledger
-from sync.ledger.models import DealRecord, DealState
+from sync.ledger.models import DealRecord, DealState, WorkStatus
 from sync.logs import get_logger
 from sync.planning import READ_FIX, ReadRejection
 
@@ -111,9 +111,15 @@ class InvoiceStage:
             if invoiced.revision != fingerprint:
                 self._changed_after_invoice(deal, invoiced, fingerprint)
             return
+        whole = full_fingerprint(deal)
+        if self._rejected_before(deal.id, (whole, fingerprint)):
+            # Same content, same mapping, already rejected and shown on the deal:
+            # nothing to redo (and no write-back that would bump SystemModstamp again).
+            self.summary.needs_attention += 1
+            return
         outcome = plan_invoice(deal, self.planner)
         if isinstance(outcome, Rejected):
-            self._needs_attention(deal.id, outcome.target, outcome.rejections, fingerprint)
+            self._needs_attention(deal.id, outcome.target, outcome.rejections, whole)
             return
         draft = outcome.draft
         record = self.ledger.get_deal(deal.id, draft.target)
@@ -131,6 +137,18 @@ class InvoiceStage:
         draft = draft.model_copy(update={"idempotency_key": intent.idempotency_key})
         self._jobs[draft.target].append(
             Job(deal.id, deal.name, draft, fingerprint, recover=recover)
+        )
+
+    def _rejected_before(self, deal_id: str, revisions: tuple[str, str]) -> bool:
+        """Permanently failed for this very content under this mapping: an operator's
+        retry or a change to the deal or the mapping is what brings it back."""
+        item = self.ledger.find_work(INVOICE, deal_id)
+        return (
+            item is not None
+            and item.status == WorkStatus.DEAD
+            and item.last_error_class in (ErrorClass.INVALID_DATA, ErrorClass.NOT_FOUND)
+            and item.revision in revisions
+            and item.mapping_hash == self.failures.mapping_hash
         )
 
     def _needs_attention(
@@ -391,6 +409,8 @@ class InvoiceStage:
             self._failed(job, error)
 
     def _stop(self, target: str, error: ConnectorError) -> None:
+        if error.error_class == ErrorClass.AUTH and error.code != "CONNECTOR_STOPPED":
+            self.summary.auth_failed.add(target)
         if target not in self.summary.stopped:
             self.summary.stopped[target] = error.message
             log.error(

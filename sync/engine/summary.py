@@ -27,6 +27,8 @@ class RunSummary:
     api_calls: dict[str, int] = field(default_factory=dict)
     stopped: dict[str, str] = field(default_factory=dict)
     """Connectors stopped for this run (auth failure, quota floor) and why."""
+    auth_failed: set[str] = field(default_factory=set)
+    """Connectors whose credentials were refused (exit 2 when nothing else happened)."""
     started: float = field(default_factory=time.monotonic)
     duration_s: float = 0.0
 
@@ -35,11 +37,12 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return (
-            EXIT_FAILURES
-            if (self.failures or self.needs_attention or self.stopped)
-            else (EXIT_CLEAN)
-        )
+        did_something = self.invoices_created or self.invoices_adopted or self.payments_applied
+        if self.auth_failed and not did_something and not self.writebacks:
+            return EXIT_CONFIG  # credentials wrong: nothing could be attempted
+        if self.failures or self.needs_attention or self.stopped:
+            return EXIT_FAILURES
+        return EXIT_CLEAN
 
     @property
     def outcome(self) -> str:

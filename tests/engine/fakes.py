@@ -129,6 +129,11 @@ class FakeTarget:
     errors: dict[str, ConnectorError] = field(default_factory=dict)
     error_after_create: dict[str, ConnectorError] = field(default_factory=dict)
     total_offset: Decimal = Decimal(0)
+    # read-back (reconciliation): counters and injected read errors
+    fetched: list[str] = field(default_factory=list)
+    find_calls: int = 0
+    fetch_errors: dict[str, ConnectorError] = field(default_factory=dict)
+    find_errors: dict[str, ConnectorError] = field(default_factory=dict)
 
     def ensure_customer(self, customer: Customer) -> Customer:
         self.customer_calls += 1
@@ -136,6 +141,9 @@ class FakeTarget:
         return customer.model_copy(update={"external_id": external})
 
     def find_invoices(self, deal_id: str) -> Sequence[InvoiceRef]:
+        self.find_calls += 1
+        if deal_id in self.find_errors:
+            raise self.find_errors[deal_id]
         return [ref for ref in self.invoices.values() if ref.deal_id == deal_id]
 
     def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:
@@ -178,7 +186,38 @@ class FakeTarget:
         return outcomes
 
     def fetch_invoice(self, external_id: str) -> InvoiceRef:
+        self.fetched.append(external_id)
+        if external_id in self.fetch_errors:
+            raise self.fetch_errors[external_id]
+        if external_id not in self.invoices:
+            raise not_found(f"invoice {external_id} does not exist")
         return self.invoices[external_id]
+
+    # --- changes made in the target, not through billsync ---------------------------
+
+    def change(self, external_id: str, **changes: object) -> InvoiceRef:
+        ref = InvoiceRef.model_validate({**self.invoices[external_id].model_dump(), **changes})
+        self.invoices[external_id] = ref
+        return ref
+
+    def void(self, external_id: str) -> InvoiceRef:
+        return self.change(external_id, status="void")
+
+    def delete(self, external_id: str) -> InvoiceRef:
+        return self.invoices.pop(external_id)
+
+    def pay(self, external_id: str, amount: str) -> InvoiceRef:
+        ref = self.invoices[external_id]
+        balance = ref.total - Decimal(amount)
+        status = "paid" if balance <= 0 else "open"
+        return self.change(external_id, amount_paid=Decimal(amount), balance=balance, status=status)
+
+    def duplicate(self, deal_id: str) -> InvoiceRef:
+        original = next(ref for ref in self.invoices.values() if ref.deal_id == deal_id)
+        external = f"INV{len(self.invoices) + 1}"
+        ref = original.model_copy(update={"external_id": external, "number": external})
+        self.invoices[external] = ref
+        return ref
 
     def catalog(self) -> FakeCatalog:
         return FakeCatalog(self.target)
@@ -189,6 +228,28 @@ class FakeTarget:
             assert ref.deal_id is not None
             counts[ref.deal_id] = counts.get(ref.deal_id, 0) + 1
         return counts
+
+
+@dataclass
+class BatchTarget(FakeTarget):
+    """A target with a batched read (like QBO's ``Id IN (…)`` query)."""
+
+    batch_calls: int = 0
+
+    def fetch_invoices(
+        self, external_ids: Sequence[str]
+    ) -> Mapping[str, InvoiceRef | ConnectorError]:
+        self.batch_calls += 1
+        return {
+            external_id: self.invoices.get(external_id) or not_found(external_id)
+            for external_id in external_ids
+        }
+
+
+def not_found(message: str = "Object Not Found") -> ConnectorError:
+    return ConnectorError(
+        system="quickbooks", error_class=ErrorClass.NOT_FOUND, code="610", message=message
+    )
 
 
 def transient(message: str = "timeout") -> ConnectorError:
@@ -230,6 +291,32 @@ class FakeFeed:
 
     def resolve(self, notification: WebhookNotification) -> Sequence[PaymentEvent]:
         return self.resolved.get(notification.event_id, [])
+
+
+@dataclass
+class ListingSource(FakeSource):
+    """A source that can list won deal ids (``WonDealLister``); ``unread`` are won deals
+    the pull never returns."""
+
+    unread: list[str] = field(default_factory=list)
+    listed: int = 0
+
+    def won_deal_ids(self, up_to: Cursor) -> Iterator[str]:
+        self.listed += 1
+        for deal in self.deals:
+            if f"{deal.revision.isoformat()}|{deal.id}" <= up_to:
+                yield deal.id
+        yield from self.unread
+
+
+@dataclass
+class InvoiceFeed(FakeFeed):
+    """A feed that can read one invoice's payment facts (``InvoicePaymentReader``)."""
+
+    by_invoice: dict[str, list[PaymentEvent]] = field(default_factory=dict)
+
+    def payments_for_invoice(self, external_id: str) -> Sequence[PaymentEvent]:
+        return self.by_invoice.get(external_id, [])
 
 
 def payment(

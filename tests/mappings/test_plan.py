@@ -267,3 +267,18 @@ def test_line_totals_follow_the_formula_and_sum_to_the_total(
     assert [line.amount for line in result.draft.lines] == expected
     assert result.draft.total == sum(expected)
     assert all(isinstance(line.amount, Decimal) for line in result.draft.lines)
+
+
+def test_jpy_rounding_per_line_is_not_a_pricing_error(mapping: LoadedMapping) -> None:
+    # Salesforce: 3 lines of 1.5 × 101 yen = 151.50 each, Amount 454.50; the invoice
+    # rounds each line to 152 yen (456): rounding, not a mismatch.
+    lines = tuple(
+        make_line(n, quantity=Decimal("1.5"), unit_price=Decimal(101), discount_percent=None)
+        for n in range(1, 4)
+    )
+    deal = make_deal(lines, currency="JPY", target_hint="Stripe", amount=Decimal("454.50"))
+    result = plan_invoice(deal, make_planner(mapping))
+    assert isinstance(result, Planned), result
+    assert result.draft.total == Decimal(456)
+    wrong = make_deal(lines, currency="JPY", target_hint="Stripe", amount=Decimal("460"))
+    assert isinstance(plan_invoice(wrong, make_planner(mapping)), Rejected)

@@ -1,0 +1,79 @@
+"""`billsync run`: one sync cycle, with the exit codes of DESIGN.md."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from mappings.loader import MappingError
+from sync.cli.options import settings_for
+from sync.engine.cycle import STAGES, LeaseHeld, run_cycle
+from sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD, RunSummary
+from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+
+
+def run(
+    ctx: typer.Context,
+    config: Path | None,
+    as_json: bool,
+    since: datetime | None,
+    only: list[str] | None,
+) -> None:
+    from sync import wiring
+
+    stages = tuple(only) if only else STAGES
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown stage(s) {', '.join(sorted(unknown))}; choose from {', '.join(STAGES)}",
+            param_hint="--only",
+        )
+    settings = settings_for(ctx, config, logs_to_stderr=as_json)
+    db = create_ledger_engine(settings.ledger.url)
+    try:
+        upgrade_to_head(db)  # migrations run on start, so a new version just works
+        ledger = Ledger(db)
+        try:
+            engine = wiring.engine_for(settings, ledger)
+        except MappingError as exc:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            raise typer.Exit(EXIT_CONFIG) from None
+        cursor = None
+        if since is not None:
+            from connectors.salesforce.pull import encode_cursor
+
+            cursor = encode_cursor((since.replace(tzinfo=since.tzinfo or UTC), "0"))
+        try:
+            summary = run_cycle(engine, stages=stages, since=cursor)
+        except LeaseHeld:
+            typer.echo(
+                "billsync run: another run holds the lease on this ledger; nothing was done",
+                err=True,
+            )
+            raise typer.Exit(EXIT_LEASE_HELD) from None
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(json.dumps(summary.as_json()))
+    else:
+        _print(summary)
+    raise typer.Exit(summary.exit_code)
+
+
+def _print(summary: RunSummary) -> None:
+    data = summary.as_json()
+    typer.echo(
+        f"run {data['run_id']}: {data['deals_seen']} deals seen, "
+        f"{data['invoices_created']} invoices created, {data['invoices_adopted']} adopted, "
+        f"{data['payments_applied']} payments applied, {data['writebacks']} write-backs, "
+        f"{data['failures']} failures, {data['discrepancies']} new discrepancies "
+        f"({data['duration_s']} s)"
+    )
+    for system, reason in summary.stopped.items():
+        typer.echo(f"  {system} stopped for this run: {reason}")
+    if summary.failures or summary.needs_attention:
+        typer.echo("  see `billsync failures list` for what failed and how to fix it")
