@@ -16,7 +16,16 @@ from typing import Annotated
 import typer
 
 from config.loader import ConfigError
-from sync.cli import auth_cmd, config_cmd, ledger_cmd, mappings_cmd, plan_cmd, run_cmd, sandbox_cmd
+from sync.cli import (
+    auth_cmd,
+    config_cmd,
+    ledger_cmd,
+    mappings_cmd,
+    plan_cmd,
+    reconcile_cmd,
+    run_cmd,
+    sandbox_cmd,
+)
 from sync.cli.not_built import not_built
 from sync.cli.options import ConfigOption, JsonOption
 from sync.logs import SecretScrubber
@@ -111,12 +120,6 @@ def demo() -> None:
 
 
 @app.command()
-def reconcile(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Compare Salesforce, the ledger and the targets; list every discrepancy."""
-    not_built("reconcile", "three-way reconciliation arrives with the engine")
-
-
-@app.command()
 def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Last runs, queue depth, cursors, inbox lag and credential health."""
     not_built("status", "the status view arrives with the ops surface")
@@ -133,6 +136,7 @@ app.add_typer(auth_cmd.app, name="auth")
 app.add_typer(config_cmd.app, name="config")
 app.command("migrate")(ledger_cmd.migrate)
 app.command("plan")(plan_cmd.plan)
+app.command("reconcile")(reconcile_cmd.reconcile)
 
 
 @failures_app.command("list")

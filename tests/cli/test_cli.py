@@ -60,7 +60,6 @@ def test_each_command_has_help(command: str) -> None:
     [
         ["demo"],
         ["failures", "list"],
-        ["reconcile"],
         ["status"],
         ["report", "aging"],
     ],

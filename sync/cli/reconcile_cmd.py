@@ -1,0 +1,157 @@
+"""`billsync reconcile [--json] [--fix]`: the three-way comparison (Salesforce ↔ ledger ↔
+targets), shown as a table, plain lines (not a TTY) or JSON.
+
+Exit codes: 0 nothing disagrees, 1 a discrepancy is open (or a payment gap is left, or
+something could not be checked), 2 configuration or mapping files wrong,
+3 a run holds the ledger's lease (reconcile would see its half-done work as problems).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sync.cli.options import ConfigOption, JsonOption, settings_for
+from sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD
+
+if TYPE_CHECKING:
+    from sync.engine.cycle import Engine
+    from sync.engine.reconcile import ReconcileReport
+
+FixOption = Annotated[
+    bool,
+    typer.Option(
+        "--fix",
+        help="Also queue the mechanical fixes: write-backs that were lost or gave up, and "
+        "payments the target shows but the ledger missed.",
+    ),
+]
+LimitOption = Annotated[
+    int | None,
+    typer.Option(
+        "--limit",
+        min=1,
+        help="Invoices read back per target in this pass (default 500); the next pass "
+        "continues where this one stopped.",
+        show_default=False,
+    ),
+]
+
+
+def reconcile(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    fix: FixOption = False,
+    limit: LimitOption = None,
+) -> None:
+    """Compare Salesforce, the ledger and the targets; list every discrepancy."""
+    from mappings.loader import MappingError
+    from sync import wiring
+    from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+
+    # stdout is the report (a JSON document, a table or lines); logs go to stderr.
+    settings = settings_for(ctx, config, logs_to_stderr=True)
+    database = create_ledger_engine(settings.ledger.url)
+    try:
+        upgrade_to_head(database)  # as `billsync run` does: a new version just works
+        try:
+            engine = wiring.engine_for(settings, Ledger(database))
+        except MappingError as exc:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            raise typer.Exit(EXIT_CONFIG) from None
+        code = run_reconcile(engine, fix=fix, as_json=as_json, limit=limit)
+    finally:
+        database.dispose()
+    raise typer.Exit(code)
+
+
+def run_reconcile(
+    engine: Engine,
+    *,
+    fix: bool,
+    as_json: bool,
+    limit: int | None = None,
+    console: Console | None = None,
+) -> int:
+    """One pass under the run lease, printed; returns the exit code."""
+    # The engine is imported here, not at module level: `billsync --help` stays quick.
+    from sync.engine.cycle import LEASE_TTL, RUN_LEASE
+    from sync.engine.reconcile import DEFAULT_LIMIT
+    from sync.engine.reconcile import reconcile as reconcile_pass
+
+    console = console or Console(soft_wrap=True)
+    ledger = engine.ledger
+    if not ledger.acquire_lease(RUN_LEASE, engine.holder, LEASE_TTL):
+        typer.echo(
+            "billsync reconcile: a run holds the ledger lease; try again when it has finished",
+            err=True,
+        )
+        return EXIT_LEASE_HELD
+    try:
+        report = reconcile_pass(engine, fix=fix, limit=limit or DEFAULT_LIMIT)
+    finally:
+        ledger.release_lease(RUN_LEASE, engine.holder)
+    if as_json:
+        console.out(json.dumps(report.as_json(), indent=2), highlight=False)
+    elif console.is_terminal:
+        _table(report, console)
+    else:
+        _lines(report, console)
+    return report.exit_code
+
+
+def _table(report: ReconcileReport, console: Console) -> None:
+    table = Table(title=f"Open discrepancies ({len(report.open)})")
+    for column in ("kind", "deal", "target", "expected", "actual", "detected", "detail"):
+        table.add_column(column)
+    for d in report.open:
+        table.add_row(
+            str(d.kind),
+            d.deal_id or "",
+            d.target or "",
+            d.expected or "",
+            d.actual or "",
+            f"{d.detected_at:%Y-%m-%d %H:%M}",
+            d.detail,
+        )
+    console.print(table)
+    for line in _footer(report):
+        console.print(line, markup=False, highlight=False)
+
+
+def _lines(report: ReconcileReport, console: Console) -> None:
+    """One line per fact, greppable: the kind first, then key=value pairs."""
+    for d in report.open:
+        console.out(
+            f"{d.kind} deal={d.deal_id or '-'} target={d.target or '-'} "
+            f"expected={d.expected or '-'} actual={d.actual or '-'} "
+            f"detected={d.detected_at.isoformat()} {d.detail}",
+            highlight=False,
+        )
+    for line in _footer(report):
+        console.out(line, highlight=False)
+
+
+def _footer(report: ReconcileReport) -> list[str]:
+    gaps = [g.as_json() for g in report.payment_gaps]
+    lines = [
+        f"payment_gap target={g['target']} invoice={g['invoice']} deal={g['deal_id'] or '-'} "
+        f"ledger={g['ledger_settled']} target_shows={g['target_settled']} {g['currency']} "
+        f"fixed={'yes' if g['fixed'] else 'no'} {g['detail']}"
+        for g in gaps
+    ]
+    lines += [f"fixed {f.action} deal={f.deal_id or '-'} {f.detail}" for f in report.fixed]
+    lines += [f"error {system}: {m}" for system, ms in report.errors.items() for m in ms]
+    lines += [f"skipped {reason}" for reason in report.skipped]
+    checked = ", ".join(f"{target} {n}" for target, n in report.checked.items()) or "none"
+    lines.append(
+        f"{len(report.open)} open ({report.recorded} new, {len(report.resolved)} resolved "
+        f"this pass); invoices read back: {checked}"
+    )
+    return lines
