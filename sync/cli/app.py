@@ -116,7 +116,11 @@ def serve(ctx: typer.Context, config: ConfigOption = None) -> None:
 @app.command()
 def demo() -> None:
     """Run the whole loop against the built-in sandbox and print what happened."""
-    not_built("demo", "it needs the sandbox and the sync engine, which are still being built")
+    from rich.console import Console
+
+    from sync.demo import run_demo
+
+    raise typer.Exit(run_demo(Console(soft_wrap=True)))
 
 
 @app.command()

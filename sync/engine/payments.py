@@ -165,6 +165,8 @@ class PaymentStage:
                 status=status,
             )
             changed = True
+        if event.kind == PaymentKind.PAYMENT_FAILED:
+            changed = True  # no money moved, but the deal must show the failure
         if not changed:
             return
         self.summary.payments_applied += 1

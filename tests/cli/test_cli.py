@@ -58,7 +58,6 @@ def test_each_command_has_help(command: str) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ["demo"],
         ["failures", "list"],
         ["status"],
         ["report", "aging"],
