@@ -166,6 +166,7 @@ class SyncSettings(Section):
     company_currency: CurrencyCode = "USD"
     mapping_files: list[Path] = Field(default_factory=list)
     on_deal_change: Literal["flag", "void_and_reissue"] = "flag"
+    lease_ttl_seconds: int = Field(default=90, ge=3, le=3600)
 
 
 class RetrySettings(Section):

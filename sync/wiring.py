@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from config.settings import Settings
 from connectors.base import InvoiceTarget, PaymentFeed
@@ -142,4 +142,5 @@ def engine_for(settings: Settings, ledger: Ledger, *, holder: str | None = None)
         policy=RetryPolicy(retry.base_seconds, retry.cap_seconds, retry.max_attempts),
         now=utc_now,
         holder=holder,
+        lease_ttl=timedelta(seconds=settings.sync.lease_ttl_seconds),
     )

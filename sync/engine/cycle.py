@@ -10,6 +10,7 @@ it starts (exit 3).
 from __future__ import annotations
 
 import socket
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -45,7 +46,7 @@ log = get_logger("billsync.engine")
 RUN_LEASE = "run"
 DEALS_CURSOR = "salesforce.deals"
 BATCH_SIZE = 200
-LEASE_TTL = timedelta(minutes=15)
+LEASE_TTL = timedelta(seconds=90)
 WORK_LEASE = timedelta(minutes=10)
 STAGES = ("pull", "invoice", "payments", "writeback", "retry", "reconcile")
 
@@ -75,18 +76,46 @@ class Engine:
     now: Callable[[], datetime]
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
     batch_size: int = BATCH_SIZE
+    lease_ttl: timedelta = LEASE_TTL
+    """Short, and renewed by a heartbeat while the run is alive: a run killed by SIGKILL
+    or a lost container blocks the next one for at most this long."""
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the run lease every third of its lifetime while the run works."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(name="billsync-lease-heartbeat", daemon=True)
+        self.engine = engine
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = self.engine.lease_ttl.total_seconds() / 3
+        while not self.stopped.wait(interval):
+            if not self.engine.ledger.renew_lease(
+                RUN_LEASE, self.engine.holder, self.engine.lease_ttl
+            ):
+                log.error("run.lease_lost", holder=self.engine.holder)
+                return
 
 
 def run_cycle(
     engine: Engine, *, stages: tuple[str, ...] = STAGES, since: Cursor | None = None
 ) -> RunSummary:
     ledger = engine.ledger
-    if not ledger.acquire_lease(RUN_LEASE, engine.holder, LEASE_TTL):
+    if not ledger.acquire_lease(RUN_LEASE, engine.holder, engine.lease_ttl):
         raise LeaseHeld(RUN_LEASE)
-    run_id = ledger.start_run(engine.now())
-    summary = RunSummary(run_id)
-    with structlog.contextvars.bound_contextvars(run_id=run_id):
-        _stages(engine, summary, stages, since)
+    heartbeat = _Heartbeat(engine)
+    heartbeat.start()
+    try:
+        run_id = ledger.start_run(engine.now())
+        summary = RunSummary(run_id)
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            _stages(engine, summary, stages, since)
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=5)
+        ledger.release_lease(RUN_LEASE, engine.holder)
     return summary
 
 
@@ -121,7 +150,6 @@ def _stages(
     finally:
         summary.finish()
         ledger.finish_run(run_id, summary.outcome, summary.as_json(), engine.now())
-        ledger.release_lease(RUN_LEASE, engine.holder)
         details = {k: v for k, v in summary.as_json().items() if k != "run_id"}
         log.info("run.finished", outcome=summary.outcome, **details)
 
@@ -155,7 +183,7 @@ def _pull_and_invoice(
             # attention): a crash before this line re-reads the batch, and the ledger
             # turns the re-read into look-ups, never into second invoices.
             ledger.set_cursor(DEALS_CURSOR, last)
-        ledger.renew_lease(RUN_LEASE, engine.holder, LEASE_TTL)
+        ledger.renew_lease(RUN_LEASE, engine.holder, engine.lease_ttl)
 
     try:
         for checkpointed in engine.source.pull(cursor):
