@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from mappings.loader import MappingError, load_mappings
+from connectors.base import ConnectorError
+from mappings.loader import LoadedMapping, MappingError, load_mappings
+from mappings.references import ReferenceProblem, check_references
 from sync.cli.options import ConfigOption, settings_for
 
 app = typer.Typer(help="Check the mapping files.")
@@ -45,7 +47,35 @@ def check(
         f"  product overrides: quickbooks {len(spec.products.quickbooks.map)}, "
         f"stripe {len(spec.products.stripe.map)}"
     )
-    typer.echo(
-        "  not checked yet: that referenced items, prices, terms and tax codes exist in "
-        "QuickBooks and Stripe (arrives with the target connectors)"
-    )
+    if not (config is not None or (ctx.find_root().obj or {}).get("config") is not None):
+        typer.echo(
+            "  references not checked: give --config to check that the items, prices, "
+            "terms and tax codes named here exist in QuickBooks and Stripe"
+        )
+        return
+    missing = _check_references(ctx, config, loaded)
+    for reference in missing:
+        typer.echo(f"mappings: {reference}", err=True)
+    if missing:
+        raise typer.Exit(MAPPING_ERROR_EXIT)
+    typer.echo("  references OK: every mapped item, price, term and tax code exists")
+
+
+def _check_references(
+    ctx: typer.Context, config: Path | None, loaded: LoadedMapping
+) -> list[ReferenceProblem]:
+    """Read each enabled target's catalogue (reads only) and check the mapping's names."""
+    from sync import wiring
+    from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+
+    settings = settings_for(ctx, config)
+    db = create_ledger_engine(settings.ledger.url)
+    try:
+        upgrade_to_head(db)  # the QuickBooks tokens live in the ledger
+        built = wiring.targets_for(settings, Ledger(db), wiring.new_holder())
+        catalogs = {name: target.catalog() for name, target in built.targets.items()}
+        return check_references(loaded.spec, catalogs, settings.quickbooks.home_currency)
+    except ConnectorError as exc:
+        return [ReferenceProblem(exc.system, f"cannot read the catalogue: {exc.message}")]
+    finally:
+        db.dispose()
