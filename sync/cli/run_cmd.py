@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from config.loader import ConfigError, ConfigProblem
 from mappings.loader import MappingError
 from sync.cli.options import settings_for
 from sync.engine.cycle import STAGES, LeaseHeld, run_cycle
@@ -32,6 +33,18 @@ def run(
             param_hint="--only",
         )
     settings = settings_for(ctx, config, logs_to_stderr=as_json)
+    if settings.sync.on_deal_change != "flag":
+        # Refuse rather than silently behave like `flag`.
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "configuration",
+                    "sync.on_deal_change",
+                    "void_and_reissue is not built yet; use flag (record a "
+                    "deal_changed_after_invoice discrepancy)",
+                )
+            ]
+        )
     db = create_ledger_engine(settings.ledger.url)
     try:
         upgrade_to_head(db)  # migrations run on start, so a new version just works
