@@ -64,7 +64,13 @@ def test_dry_run_plans_valid_deals_and_explains_rejections(
         assert "has no products" in by_deal[deal_id]["reason"]
     amounts = {d["Id"]: d["Amount"] for d in won}
     for draft in report["drafts"]:
-        assert Decimal(draft["total"]) == amounts[draft["deal_id"]]
+        difference = abs(Decimal(draft["total"]) - amounts[draft["deal_id"]])
+        if draft["currency"] == "JPY":
+            # Salesforce keeps JPY line totals to the cent; the invoice rounds each line
+            # to whole yen: at most half a yen per line apart.
+            assert difference <= Decimal(len(draft["lines"])) / 2
+        else:
+            assert difference == 0
 
 
 def test_dry_run_writes_nothing(sandbox: SandboxHandle, tmp_path: Path) -> None:

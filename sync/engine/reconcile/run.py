@@ -1,0 +1,90 @@
+"""One reconciliation pass in order, and `reconcile`, which wires one from an Engine."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from sync.engine.failures import FailureRecorder
+from sync.engine.payments import PaymentStage
+from sync.engine.reconcile.closing import close_recorded_by_stages
+from sync.engine.reconcile.deals import unbilled_in_ledger, won_deals
+from sync.engine.reconcile.recorder import DEFAULT_LIMIT, Reconciler, log
+from sync.engine.reconcile.report import ReconcileReport
+from sync.engine.reconcile.targets import TargetPass
+from sync.engine.reconcile.writebacks import check_writebacks
+from sync.engine.summary import RunSummary
+
+if TYPE_CHECKING:
+    from sync.engine.cycle import Engine
+
+
+def run_pass(rec: Reconciler) -> ReconcileReport:
+    """Run every check of the pass on ``rec`` and return its report."""
+    if rec.limit < 1:
+        raise ValueError("limit must be at least 1")
+    rec.begin()
+    log.info("reconcile.started", stage="reconcile", fix=rec.fix)
+    close_recorded_by_stages(rec)
+    unbilled_in_ledger(rec)
+    for target, connector in rec.targets.items():
+        TargetPass(rec, target, connector).run()
+    won_deals(rec)
+    check_writebacks(rec)
+    rec.collect_open()
+    log.info(
+        "reconcile.finished",
+        stage="reconcile",
+        open=len(rec.report.open),
+        recorded=rec.report.recorded,
+        resolved=len(rec.report.resolved),
+        fixed=len(rec.report.fixed),
+        errors=sum(len(v) for v in rec.report.errors.values()),
+    )
+    return rec.report
+
+
+def reconcile(
+    engine: Engine,
+    summary: RunSummary | None = None,
+    *,
+    fix: bool = False,
+    limit: int = DEFAULT_LIMIT,
+) -> ReconcileReport:
+    """One reconciliation pass over the engine's ledger, source, targets and feeds.
+
+    Call it holding the run lease (the cycle does; so does `billsync reconcile`): it
+    writes ledger state, and a concurrent run would show half-done work as discrepancies.
+    """
+    from sync.engine.cycle import DEALS_CURSOR, LEASE_TTL, RUN_LEASE
+
+    ledger = engine.ledger
+    summary = summary or RunSummary(f"reconcile-{uuid.uuid4()}")
+    failures = FailureRecorder(
+        ledger,
+        engine.policy,
+        mapping_hash=engine.mapping.digest,
+        run_id=summary.run_id,
+        holder=engine.holder,
+        now=engine.now,
+    )
+    payment_stage = PaymentStage(ledger, engine.feeds, failures, summary, engine.holder, engine.now)
+
+    def heartbeat() -> None:
+        ledger.renew_lease(RUN_LEASE, engine.holder, LEASE_TTL)
+
+    return run_pass(
+        Reconciler(
+            ledger=ledger,
+            source=engine.source,
+            targets=engine.targets,
+            feeds=engine.feeds,
+            now=engine.now,
+            fix=fix,
+            summary=summary,
+            apply_payment=payment_stage.apply,
+            deals_cursor=ledger.get_cursor(DEALS_CURSOR),
+            limit=limit,
+            heartbeat=heartbeat,
+        )
+    )

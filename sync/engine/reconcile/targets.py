@@ -1,0 +1,300 @@
+"""Ledger ↔ each target: read back the invoices we created (a bounded, rotating share
+per pass, plus every invoice with an open discrepancy) and check each: gone
+(``invoice_missing_in_target``), voided behind our back (``invoice_voided_out_of_band``),
+total edited (``invoice_total_mismatch``), more than one live invoice for the deal
+(``duplicate_invoice_for_deal``), and payment gaps (see payments.py).
+
+The target is the truth about what exists: a void or deletion found out of band and an
+edited total are written into the ledger (status, total) and the deal's write-back is
+queued, so balances, AR and Salesforce are right while the discrepancy stays open for a
+person to look at. An invoice that could not be read this pass keeps its rows open.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
+from sync.canonical import DiscrepancyKind, InvoiceRef, InvoiceStatus
+from sync.engine.reconcile.payments import check_settled
+from sync.engine.reconcile.readback import candidates, outcomes
+from sync.engine.reconcile.recorder import ACTOR, CHUNK
+from sync.engine.reconcile.report import show
+from sync.ledger.models import InvoiceRecord
+from sync.logs import get_logger
+
+if TYPE_CHECKING:
+    from sync.engine.reconcile.recorder import Reconciler
+
+log = get_logger("billsync.engine")
+
+SUSPICIOUS_ALL_MISSING = 3
+"""If every invoice read from a target (at least this many) is not found, the connection
+is more likely pointed at the wrong company or account than every invoice deleted."""
+
+GONE = frozenset({InvoiceStatus.VOID.value, InvoiceStatus.DELETED.value})
+
+
+class _Stop(Exception):
+    """The target answered auth or rate_limited: stop reading it this pass."""
+
+
+class TargetPass:
+    """Ledger ↔ one target: read back our invoices and check each against the ledger."""
+
+    def __init__(self, rec: Reconciler, target: str, connector: InvoiceTarget) -> None:
+        self.rec = rec
+        self.ledger = rec.ledger
+        self.target = target
+        self.connector = connector
+        self.missing: list[InvoiceRecord] = []
+        self.read = 0
+
+    def run(self) -> None:
+        report = self.rec.report
+        stopped = self.rec.stopped
+        if self.target in stopped:
+            report.error(
+                self.target, f"not checked: stopped earlier in this run: {stopped[self.target]}"
+            )
+            return
+        invoices = candidates(self.rec, self.target)
+        try:
+            for index, (invoice, outcome) in enumerate(
+                outcomes(self.connector, self.target, invoices), start=1
+            ):
+                self._check(invoice, outcome)
+                if index % CHUNK == 0:
+                    self.rec.heartbeat()
+        except _Stop:
+            pass
+        self._missing()
+        report.checked[self.target] = self.read
+
+    # --- checks ------------------------------------------------------------------
+
+    def _check(self, invoice: InvoiceRecord, outcome: InvoiceRef | ConnectorError) -> None:
+        if isinstance(outcome, ConnectorError):
+            if outcome.error_class == ErrorClass.NOT_FOUND:
+                self.read += 1
+                self.missing.append(invoice)
+            else:
+                self._failed(f"invoice {invoice.external_id} (deal {invoice.deal_id})", outcome)
+            return
+        self.read += 1
+        if outcome.status == InvoiceStatus.DELETED:
+            self.missing.append(invoice)
+            return
+        deal_id = invoice.deal_id
+        assert deal_id is not None  # the scan reads only invoices that name a deal
+        invoice = self._present(invoice, outcome, deal_id)
+        if outcome.status == InvoiceStatus.VOID:
+            self._voided(invoice, deal_id)
+        else:
+            invoice = self._total(invoice, outcome, deal_id)
+            check_settled(self.rec, self.target, invoice, outcome, deal_id)
+        duplicate = DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL
+        if outcome.status != InvoiceStatus.VOID or self.rec.open_row(
+            duplicate, deal_id, self.target
+        ):
+            self._duplicates(deal_id)
+
+    def _present(self, invoice: InvoiceRecord, ref: InvoiceRef, deal_id: str) -> InvoiceRecord:
+        """The invoice exists: undo what an earlier pass (or a misread event) concluded."""
+        missing = DiscrepancyKind.INVOICE_MISSING_IN_TARGET
+        voided = DiscrepancyKind.INVOICE_VOIDED_OUT_OF_BAND
+        self.rec.resolve(missing, deal_id, self.target, "the invoice exists in the target")
+        if ref.status == InvoiceStatus.VOID:
+            return invoice
+        self.rec.resolve(voided, deal_id, self.target, "the invoice is no longer void")
+        if invoice.status not in GONE:
+            return invoice
+        # The ledger says void or deleted, the target says it is live: the target is the
+        # truth about what exists (e.g. a QBO payment void that was read as an invoice void).
+        return self._correct(invoice, ref.status.value, invoice.total, deal_id, restore=True)
+
+    def _voided(self, invoice: InvoiceRecord, deal_id: str) -> None:
+        kind = DiscrepancyKind.INVOICE_VOIDED_OUT_OF_BAND
+        mismatch = DiscrepancyKind.INVOICE_TOTAL_MISMATCH
+        self.rec.resolve(mismatch, deal_id, self.target, "the invoice is void")
+        if invoice.status == InvoiceStatus.VOID.value:
+            return  # learned through a payment event, or recorded by an earlier pass
+        self.rec.record(
+            kind,
+            deal_id,
+            self.target,
+            expected=invoice.status,
+            actual=InvoiceStatus.VOID.value,
+            details={
+                "invoice": invoice.external_id,
+                "number": invoice.number,
+                "total": show(invoice.total, invoice.currency),
+                "currency": invoice.currency,
+                "note": "voided in the target, not through billsync; the ledger and the "
+                "deal now show it void",
+            },
+        )
+        self._correct(invoice, InvoiceStatus.VOID.value, invoice.total, deal_id)
+
+    def _missing(self) -> None:
+        if not self.missing:
+            return
+        if len(self.missing) == self.read and self.read >= SUSPICIOUS_ALL_MISSING:
+            self.rec.report.error(
+                self.target,
+                f"every one of the {self.read} invoices read back was not found: is billsync "
+                f"connected to the right {self.target} company or account? Nothing was "
+                "recorded for them",
+            )
+            return
+        for invoice in self.missing:
+            deal_id = invoice.deal_id
+            assert deal_id is not None
+            self.rec.resolve(
+                DiscrepancyKind.INVOICE_TOTAL_MISMATCH, deal_id, self.target, "invoice is gone"
+            )
+            self.rec.record(
+                DiscrepancyKind.INVOICE_MISSING_IN_TARGET,
+                deal_id,
+                self.target,
+                expected=invoice.external_id,
+                actual="not found",
+                details={
+                    "invoice": invoice.external_id,
+                    "number": invoice.number,
+                    "total": show(invoice.total, invoice.currency),
+                    "currency": invoice.currency,
+                    "note": "deleted in the target, not through billsync; the ledger and "
+                    "the deal now show it deleted",
+                },
+            )
+            if invoice.status != InvoiceStatus.DELETED.value:
+                self._correct(invoice, InvoiceStatus.DELETED.value, invoice.total, deal_id)
+
+    def _total(self, invoice: InvoiceRecord, ref: InvoiceRef, deal_id: str) -> InvoiceRecord:
+        kind = DiscrepancyKind.INVOICE_TOTAL_MISMATCH
+        opened = self.rec.open_row(kind, deal_id, self.target)
+        # The intended total: the draft's when the invoice stage recorded the mismatch,
+        # else what the target showed when we created the invoice (the ledger's).
+        intended = _decimal(opened.expected) if opened is not None else invoice.total
+        if intended is not None and ref.total == intended:
+            self.rec.resolve(kind, deal_id, self.target, "the total is as intended again")
+        elif opened is None:
+            self.rec.record(
+                kind,
+                deal_id,
+                self.target,
+                expected=show(invoice.total, invoice.currency),
+                actual=show(ref.total, invoice.currency),
+                details={
+                    "invoice": invoice.external_id,
+                    "currency": invoice.currency,
+                    "note": "the total was changed in the target after billsync created it",
+                },
+            )
+        if ref.total != invoice.total:
+            return self._correct(invoice, invoice.status, ref.total, deal_id)
+        return invoice
+
+    def _duplicates(self, deal_id: str) -> None:
+        kind = DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL
+        try:
+            found = self.connector.find_invoices(deal_id)
+        except ConnectorError as error:
+            self._failed(f"invoices of deal {deal_id}", error)
+            return
+        live = [ref.external_id for ref in found if ref.status.value not in GONE]
+        if len(live) > 1:
+            self.rec.record(
+                kind,
+                deal_id,
+                self.target,
+                expected="1",
+                actual=str(len(live)),
+                details={"invoices": live, "note": "void the extra invoices in the target"},
+            )
+        else:
+            self.rec.resolve(kind, deal_id, self.target, "one live invoice for the deal")
+
+    # --- ledger corrections and errors -------------------------------------------
+
+    def _correct(
+        self,
+        invoice: InvoiceRecord,
+        status: str,
+        total: Decimal,
+        deal_id: str,
+        *,
+        restore: bool = False,
+    ) -> InvoiceRecord:
+        """Make the ledger show what the target shows, and queue the deal's write-back."""
+        updated = self.ledger.upsert_invoice(
+            target=self.target,
+            external_id=invoice.external_id,
+            currency=invoice.currency,
+            total=total,
+            status=status,
+        )
+        if status in GONE:
+            self.ledger.set_deal_state(deal_id, self.target, "voided")
+        elif restore:
+            self.ledger.set_deal_state(deal_id, self.target, _deal_state(updated))
+        changes = {
+            "status": [invoice.status, status],
+            "total": [show(invoice.total, invoice.currency), show(total, invoice.currency)],
+        }
+        self.ledger.append_audit(
+            ACTOR,
+            "invoice.corrected",
+            f"deal:{deal_id}",
+            {"target": self.target, "invoice": invoice.external_id, **changes},
+        )
+        self.rec.queue_writeback(deal_id, self.target)
+        what = ", ".join(
+            f"{name} {old} → {new}" for name, (old, new) in changes.items() if old != new
+        )
+        self.rec.fixed(
+            "ledger_corrected", deal_id, self.target, f"invoice {invoice.external_id}: {what}"
+        )
+        return updated
+
+    def _failed(self, what: str, error: ConnectorError) -> None:
+        self.rec.report.error(self.target, f"{what}: {error}")
+        if error.error_class in (ErrorClass.AUTH, ErrorClass.RATE_LIMITED):
+            if self.rec.summary is not None:
+                self.rec.summary.stopped.setdefault(self.target, error.message)
+                if error.error_class == ErrorClass.AUTH:
+                    self.rec.summary.auth_failed.add(self.target)
+            log.error(
+                "connector.stopped",
+                target=self.target,
+                stage="reconcile",
+                error_class=str(error.error_class),
+                code=error.code,
+                message=error.message,
+            )
+            raise _Stop(self.target)
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        return None
+
+
+def _deal_state(invoice: InvoiceRecord) -> str:
+    """The deal's state from its invoice's settled facts (as the payment stage sets it,
+    without the per-event states it alone can know)."""
+    if invoice.status in GONE:
+        return "voided"
+    if invoice.status == InvoiceStatus.UNCOLLECTIBLE.value:
+        return "uncollectible"
+    if invoice.status == InvoiceStatus.PAID.value or invoice.balance <= 0:
+        return "paid"
+    if invoice.amount_paid > 0:
+        return "partially_paid"
+    return "invoiced"
