@@ -162,6 +162,10 @@ class StripeSettings(Section):
 
 
 class SyncSettings(Section):
+    # Connectors by entry-point name (`billsync.connectors`, docs/connectors.md): the deal
+    # source, and the invoice targets (None: each built-in target whose section is enabled).
+    source: str = "salesforce"
+    targets: list[str] | None = None
     default_target: str | None = None
     company_currency: CurrencyCode = "USD"
     mapping_files: list[Path] = Field(default_factory=list)

@@ -1,8 +1,10 @@
 """Builds the connectors a command needs from settings and mapping files.
 
 Explicit wiring, one place: commands ask for a deal source, the targets or a whole
-engine and get objects that speak the protocols of `connectors.base`; nothing else in
-the engine imports a connector package.
+engine and get objects that speak the protocols of `connectors.base`. Connectors are
+found by name through the `billsync.connectors` entry points (`connectors.registry`):
+``sync.source`` names the deal source, ``sync.targets`` the invoice targets; no module
+of the engine imports a connector package.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from config.settings import Settings
-from connectors.base import InvoiceTarget, PaymentFeed
-from connectors.quickbooks import QuickBooksConnector
-from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
-from connectors.salesforce.source import SalesforceDealSource
-from connectors.stripe import connect as connect_stripe
+from connectors import registry
+from connectors.base import InvoiceTarget, PaymentFeed, WebhookVerifier
+from connectors.registry import BuildContext, SourceConnector
 from mappings.catalog import MappingOnlyCatalog, ProductMatch, ProductQuery, TargetCatalog
 from mappings.loader import LoadedMapping, load_mappings
 from mappings.plan import Planner
@@ -40,15 +40,32 @@ def mapping_for(settings: Settings) -> LoadedMapping:
     return load_mappings(list(settings.sync.mapping_files))
 
 
-def deal_source(settings: Settings, mapping: LoadedMapping) -> SalesforceDealSource:
-    spec = mapping.spec
-    return SalesforceDealSource(
-        settings.salesforce,
-        company_currency=settings.sync.company_currency,
-        field_paths=DealFieldPaths(**spec.source.model_dump()),
-        writeback_fields=WriteBackFields(**spec.writeback.model_dump()),
-        start_from=settings.salesforce.start_from,
-    )
+BUILTIN_TARGETS = ("quickbooks", "stripe")
+"""Built when ``sync.targets`` is not set and their section is enabled."""
+
+
+def target_names(settings: Settings) -> list[str]:
+    """``sync.targets`` in order without repeats; unset: the enabled built-in targets."""
+    if settings.sync.targets is not None:
+        return list(dict.fromkeys(settings.sync.targets))
+    enabled = {"quickbooks": settings.quickbooks.enabled, "stripe": settings.stripe.enabled}
+    return [name for name in BUILTIN_TARGETS if enabled[name]]
+
+
+def deal_source(
+    settings: Settings, mapping: LoadedMapping, *, holder: str | None = None
+) -> SourceConnector:
+    name = settings.sync.source
+    factory = registry.discover(
+        [name], config_key="sync.source", fix="set sync.source to an installed deal source"
+    )[name]
+    context = BuildContext(holder=holder or new_holder(), mapping=mapping)
+    source = factory(settings, context).source
+    if source is None:
+        raise registry.plugin_problem(
+            "sync.source", f"connector '{name}' provides no deal source; name one that does"
+        )
+    return source
 
 
 @dataclass
@@ -85,30 +102,44 @@ class LazyCatalog:
 class Targets:
     targets: dict[str, InvoiceTarget] = field(default_factory=dict)
     feeds: dict[str, PaymentFeed] = field(default_factory=dict)
+    webhooks: dict[str, WebhookVerifier] = field(default_factory=dict)
 
 
-def targets_for(settings: Settings, ledger: Ledger, holder: str) -> Targets:
+def targets_for(
+    settings: Settings, ledger: Ledger, holder: str, *, mapping: LoadedMapping | None = None
+) -> Targets:
+    """Every target named by ``sync.targets``, with its payment feed and webhook
+    verifier when it has them, keyed by connector name."""
+    names = target_names(settings)
+    factories = registry.discover(names, config_key="sync.targets")
+    context = BuildContext(
+        holder=holder, credentials=LedgerCredentialStore(ledger, holder), mapping=mapping
+    )
     built = Targets()
-    if settings.quickbooks.enabled:
-        qbo = QuickBooksConnector(settings.quickbooks, LedgerCredentialStore(ledger, holder))
-        built.targets["quickbooks"] = qbo
-        built.feeds["quickbooks"] = qbo
-    if settings.stripe.enabled:
-        stripe = connect_stripe(settings.stripe)
-        built.targets["stripe"] = stripe.target
-        built.feeds["stripe"] = stripe.feed
+    for name, factory in factories.items():
+        parts = factory(settings, context)
+        if parts.target is None:
+            provides = ", ".join(parts.provides()) or "nothing"
+            raise registry.plugin_problem(
+                "sync.targets",
+                f"connector '{name}' is not an invoice target (it provides: {provides}); "
+                "remove it from sync.targets",
+            )
+        built.targets[name] = parts.target
+        if parts.feed is not None:
+            built.feeds[name] = parts.feed
+        if parts.webhooks is not None:
+            built.webhooks[name] = parts.webhooks
     return built
 
 
 def target_catalogs(settings: Settings) -> dict[str, TargetCatalog]:
     """Catalogs for a dry run without a ledger: answered from the mapping alone
-    (product refs are marked `unverified:` in the plan)."""
-    catalogs: dict[str, TargetCatalog] = {}
-    if settings.quickbooks.enabled:
-        catalogs["quickbooks"] = MappingOnlyCatalog("quickbooks")
-    if settings.stripe.enabled:
-        catalogs["stripe"] = MappingOnlyCatalog("stripe")
-    return catalogs
+    (product refs are marked `unverified:` in the plan). The targets' plug-ins are
+    still looked up, so a missing one fails the dry run as it would fail a run."""
+    names = target_names(settings)
+    registry.discover(names, config_key="sync.targets")
+    return {name: MappingOnlyCatalog(name) for name in names}
 
 
 def planner_for(
@@ -127,14 +158,14 @@ def planner_for(
 def engine_for(settings: Settings, ledger: Ledger, *, holder: str | None = None) -> Engine:
     holder = holder or new_holder()
     mapping = mapping_for(settings)
-    built = targets_for(settings, ledger, holder)
+    built = targets_for(settings, ledger, holder, mapping=mapping)
     catalogs: dict[str, TargetCatalog] = {
         name: LazyCatalog(target) for name, target in built.targets.items()
     }
     retry = settings.retry
     return Engine(
         ledger=ledger,
-        source=deal_source(settings, mapping),
+        source=deal_source(settings, mapping, holder=holder),
         targets=built.targets,
         feeds=built.feeds,
         planner=planner_for(settings, mapping, catalogs),

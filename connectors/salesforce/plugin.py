@@ -1,0 +1,31 @@
+"""The `salesforce` entry point of `billsync.connectors`: the deal source.
+
+The field paths and write-back fields come from the loaded mapping (``source:`` and
+``writeback:``); without a mapping the connector's defaults apply.
+"""
+
+from __future__ import annotations
+
+from config.settings import Settings
+from connectors.registry import BuildContext, ConnectorParts
+from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
+from connectors.salesforce.source import SalesforceDealSource
+
+__all__ = ["build"]
+
+
+def build(settings: Settings, context: BuildContext) -> ConnectorParts:
+    field_paths = writeback_fields = None
+    if context.mapping is not None:
+        spec = context.mapping.spec
+        field_paths = DealFieldPaths(**spec.source.model_dump())
+        writeback_fields = WriteBackFields(**spec.writeback.model_dump())
+    source = SalesforceDealSource(
+        settings.salesforce,
+        company_currency=settings.sync.company_currency,
+        field_paths=field_paths,
+        writeback_fields=writeback_fields,
+        start_from=settings.salesforce.start_from,
+        sleep=context.sleep,
+    )
+    return ConnectorParts(source=source)
