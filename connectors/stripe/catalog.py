@@ -19,30 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.base import ConnectorError
-from connectors.stripe.amounts import stripe_currency
+from connectors.stripe.amounts import STRIPE_CURRENCIES, stripe_currency
 from connectors.stripe.client import StripeApi
 from connectors.stripe.convert import metadata
 from mappings.catalog import ProductMatch, ProductQuery
 from sync import money
 
-__all__ = ["STRIPE_CURRENCIES", "StripeCatalog"]
-
-# Presentment currencies Stripe supports (https://docs.stripe.com/currencies).
-STRIPE_CURRENCIES = frozenset(
-  {
-      "usd", "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd",
-      "bdt", "bgn", "bhd", "bif", "bmd", "bnd", "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad",
-      "cdf", "chf", "clp", "cny", "cop", "crc", "cve", "czk", "djf", "dkk", "dop", "dzd", "egp",
-      "etb", "eur", "fjd", "fkp", "gbp", "gel", "gip", "gmd", "gnf", "gtq", "gyd", "hkd", "hnl",
-      "htg", "huf", "idr", "ils", "inr", "isk", "jmd", "jod", "jpy", "kes", "kgs", "khr", "kmf",
-      "krw", "kwd", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl", "mga", "mkd",
-      "mmk", "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok",
-      "npr", "nzd", "omr", "pab", "pen", "pgk", "php", "pkr", "pln", "pyg", "qar", "ron", "rsd",
-      "rub", "rwf", "sar", "sbd", "scr", "sek", "sgd", "shp", "sle", "sos", "srd", "std", "szl",
-      "thb", "tjs", "tnd", "top", "try", "ttd", "twd", "tzs", "uah", "ugx", "uyu", "uzs", "vnd",
-      "vuv", "wst", "xaf", "xcd", "xof", "xpf", "yer", "zar", "zmw",
-  }
-)  # fmt: skip
+__all__ = ["STRIPE_CURRENCIES", "StripeCatalog"]  # STRIPE_CURRENCIES re-exported
 
 
 class StripeCatalog:

@@ -9,31 +9,12 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from connectors.stripe.amounts import STRIPE_CURRENCIES, THREE_DECIMAL
 from sandbox.stripe.errors import StripeError, invalid
 
 # Amounts are whole units: amount=500 is 500 JPY.
-ZERO_DECIMAL = frozenset(
-    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga",
-     "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
-)  # fmt: skip
-# Amounts are thousandths, and the last digit must be 0 (card networks settle to 0.010).
-THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
-
-SUPPORTED = frozenset(
-  {
-      "usd", "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd",
-      "bdt", "bgn", "bhd", "bif", "bmd", "bnd", "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad",
-      "cdf", "chf", "clp", "cny", "cop", "crc", "cve", "czk", "djf", "dkk", "dop", "dzd", "egp",
-      "etb", "eur", "fjd", "fkp", "gbp", "gel", "gip", "gmd", "gnf", "gtq", "gyd", "hkd", "hnl",
-      "htg", "huf", "idr", "ils", "inr", "isk", "jmd", "jod", "jpy", "kes", "kgs", "khr", "kmf",
-      "krw", "kwd", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl", "mga", "mkd",
-      "mmk", "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok",
-      "npr", "nzd", "omr", "pab", "pen", "pgk", "php", "pkr", "pln", "pyg", "qar", "ron", "rsd",
-      "rub", "rwf", "sar", "sbd", "scr", "sek", "sgd", "shp", "sle", "sos", "srd", "std", "szl",
-      "thb", "tjs", "tnd", "top", "try", "ttd", "twd", "tzs", "uah", "ugx", "uyu", "uzs", "vnd",
-      "vuv", "wst", "xaf", "xcd", "xof", "xpf", "yer", "zar", "zmw",
-  }
-)  # fmt: skip
+# Stripe's currency facts are shared with the connector: one list, one source.
+SUPPORTED = STRIPE_CURRENCIES
 MAX_AMOUNT = 99_999_999_999  # Stripe refuses amounts above 12 digits on invoice items
 
 
