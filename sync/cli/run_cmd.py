@@ -10,6 +10,7 @@ import typer
 
 from config.loader import ConfigError, ConfigProblem
 from mappings.loader import MappingError
+from sync.apicalls import counting_api_calls, hosts_from_settings
 from sync.cli.options import settings_for
 from sync.engine.cycle import STAGES, LeaseHeld, run_cycle
 from sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD, RunSummary
@@ -61,7 +62,9 @@ def run(
 
             cursor = encode_cursor((since.replace(tzinfo=since.tzinfo or UTC), "0"))
         try:
-            summary = run_cycle(engine, stages=stages, since=cursor)
+            with counting_api_calls(hosts_from_settings(settings)) as calls:
+                summary = run_cycle(engine, stages=stages, since=cursor)
+            summary.api_calls = dict(sorted(calls.items()))
         except LeaseHeld:
             typer.echo(
                 "billsync run: another run holds the lease on this ledger; nothing was done",

@@ -1,0 +1,30 @@
+"""API calls are counted per system by host, whatever library sends them."""
+
+from __future__ import annotations
+
+import requests
+import responses
+
+from sync.apicalls import counting_api_calls, system_for
+
+
+def test_system_for_configured_and_vendor_hosts() -> None:
+    hosts = {"127.0.0.1:4443": "salesforce"}
+    assert system_for("127.0.0.1:4443", hosts) == "salesforce"
+    assert system_for("acme.my.salesforce.com", hosts) == "salesforce"
+    assert system_for("quickbooks.api.intuit.com", hosts) == "quickbooks"
+    assert system_for("api.stripe.com", hosts) == "stripe"
+    assert system_for("example.org", hosts) == "other"
+
+
+@responses.activate
+def test_counting_wraps_and_unwraps_requests() -> None:
+    responses.get("https://api.stripe.com/v1/customers", json={})
+    responses.get("https://acme.my.salesforce.com/services/data/", json=[])
+    original = requests.Session.send
+    with counting_api_calls({}) as calls:
+        requests.get("https://api.stripe.com/v1/customers", timeout=5)
+        requests.get("https://api.stripe.com/v1/customers", timeout=5)
+        requests.get("https://acme.my.salesforce.com/services/data/", timeout=5)
+    assert dict(calls) == {"stripe": 2, "salesforce": 1}
+    assert requests.Session.send is original
