@@ -21,13 +21,22 @@
 - Cursor: ``<SystemModstamp ISO-8601 UTC, ms>|<Opportunity Id>`` of the last deal, e.g.
   ``2026-11-01T12:00:00.000Z|006000000000001AAA``. It never moves backwards: deals
   re-read from the overlap window carry the cursor the pull started from.
+
+The re-read (`DealPuller.fetch`): the same query, fields, conversion and child-line
+pagination, with ``Id IN (...)`` in place of the watermark and no cursor. Ids go in
+chunks sized so each GET stays inside Salesforce's request limits: at most
+`FETCH_CHUNK_IDS` ids, and the URL-encoded query at most `FETCH_QUERY_URL_BYTES` (the REST
+API refuses a URI plus headers over 16,384 bytes with 414/431, well before the
+100,000-character SOQL limit; each 18-character id costs 27 bytes encoded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote_plus, urlencode
 
 from config.loader import ConfigError, ConfigProblem
 from config.settings import SalesforceSettings
@@ -48,10 +57,29 @@ from connectors.salesforce.soql import WhereFragmentError, build_pull_query, val
 from sync.canonical import Deal
 from sync.logs import get_logger
 
-__all__ = ["DealPuller", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "FETCH_CHUNK_IDS",
+    "FETCH_QUERY_URL_BYTES",
+    "DealPuller",
+    "decode_cursor",
+    "encode_cursor",
+    "is_salesforce_id",
+]
 
 log = get_logger("billsync.salesforce")
 Position = tuple[datetime, str]
+QueryText = Callable[[bool], str]  # currency -> the SOQL
+
+# At most this many ids per re-read query, and at most this many bytes of URL-encoded
+# ``q=<SOQL>``: of the 16,384 bytes allowed for URI plus headers, ~4 KB stay for the rest.
+FETCH_CHUNK_IDS = 500
+FETCH_QUERY_URL_BYTES = 12_000
+_SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+
+def is_salesforce_id(value: object) -> bool:
+    """True for the shape of a record id: 15 (case-sensitive) or 18 letters and digits."""
+    return isinstance(value, str) and _SALESFORCE_ID.fullmatch(value) is not None
 
 
 def encode_cursor(position: Position | None) -> Cursor:
@@ -120,7 +148,10 @@ class DealPuller:
         """Whether the org has CurrencyIsoCode; None until the first query tells (auto)."""
         return self._multi_currency
 
-    def query_text(self, since: datetime | None, *, currency: bool) -> str:
+    def query_text(
+        self, since: datetime | None, *, currency: bool, ids: Sequence[str] | None = None
+    ) -> str:
+        """The pull query; with ``ids``, the re-read of those deals (``since`` is then None)."""
         configured = self._paths.configured().values()
         fields = [
             *OPPORTUNITY_FIELDS,
@@ -134,6 +165,7 @@ class DealPuller:
             since=since,
             record_types=self._settings.record_types,
             extra_where=self._extra_where,
+            ids=ids,
         )
 
     def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | DealRejected]]:
@@ -146,7 +178,7 @@ class DealPuller:
         position = floor
         seen_stamp: datetime | None = None
         seen_ids: set[str] = set()
-        for record in self._records(lower):
+        for record in self._records(lambda currency: self.query_text(lower, currency=currency)):
             item = self._item(record)
             revision = item.revision
             if revision is not None:
@@ -162,10 +194,65 @@ class DealPuller:
                     position = here
             yield Checkpointed(item, encode_cursor(position))
 
+    def fetch(self, ids: Sequence[str]) -> Iterator[Deal | DealRejected]:
+        """Re-read these won deals by Id, streamed; absent ids (deleted, no longer won or
+        out of the configured scope) are simply not yielded. Ids that are not 15/18-char
+        Salesforce ids are skipped with a warning; duplicates are read once."""
+        if isinstance(ids, str):  # a str is a Sequence[str] of its characters
+            raise TypeError("fetch takes a sequence of ids, not one str")
+        wanted = list(dict.fromkeys(ids))
+        bad = [value for value in wanted if not is_salesforce_id(value)]
+        if bad:
+            log.warning(
+                "salesforce.fetch_bad_ids",
+                count=len(bad),
+                ids=[repr(value)[:40] for value in bad[:10]],
+                reason="not a 15- or 18-character Salesforce id; skipped",
+            )
+            wanted = [value for value in wanted if is_salesforce_id(value)]
+        for chunk in self._id_chunks(wanted):
+            yield from self._fetch_chunk(chunk)
+
     # --- internals ---------------------------------------------------------------
 
-    def _records(self, lower: datetime | None) -> Iterator[dict[str, Any]]:
-        page: dict[str, Any] | None = self._first_page(lower)
+    def _id_chunks(self, ids: list[str]) -> Iterator[list[str]]:
+        """Consecutive slices of ``ids`` whose queries fit `FETCH_QUERY_URL_BYTES`."""
+        if not ids:
+            return
+        # Fixed cost: the query around the id list, measured with the widest id
+        # (with currency, the longer form); each id then costs its encoded quotes + comma.
+        probe = "0" * 18
+        fixed = _encoded_length(self.query_text(None, currency=True, ids=[probe])) - _id_cost(probe)
+        start = 0
+        while start < len(ids):
+            used, end = fixed, start
+            while end < len(ids) and end - start < FETCH_CHUNK_IDS:
+                cost = _id_cost(ids[end])
+                if used + cost > FETCH_QUERY_URL_BYTES and end > start:
+                    break
+                used, end = used + cost, end + 1
+            if used > FETCH_QUERY_URL_BYTES:
+                raise ConnectorError(
+                    system=SYSTEM,
+                    error_class=ErrorClass.INVALID_DATA,
+                    code="QUERY_TOO_LONG",
+                    message=(
+                        f"the Salesforce re-read query is {used} bytes encoded with a single "
+                        f"id (limit {FETCH_QUERY_URL_BYTES}); shorten salesforce.extra_where "
+                        "or the mapped source fields"
+                    ),
+                )
+            yield ids[start:end]
+            start = end
+
+    def _fetch_chunk(self, ids: list[str]) -> Iterator[Deal | DealRejected]:
+        for record in self._records(
+            lambda currency: self.query_text(None, currency=currency, ids=ids)
+        ):
+            yield self._item(record)
+
+    def _records(self, query_text: QueryText) -> Iterator[dict[str, Any]]:
+        page: dict[str, Any] | None = self._first_page(query_text)
         while page is not None:
             records: list[dict[str, Any]] = page.get("records") or []
             next_url = None if page.get("done", True) else page.get("nextRecordsUrl")
@@ -176,12 +263,10 @@ class DealPuller:
             if next_url:
                 page = self._client.query_more(next_url, batch_size=self._batch_size)
 
-    def _first_page(self, lower: datetime | None) -> dict[str, Any]:
+    def _first_page(self, query_text: QueryText) -> dict[str, Any]:
         currency = self._multi_currency is not False
         try:
-            page = self._client.query(
-                self.query_text(lower, currency=currency), batch_size=self._batch_size
-            )
+            page = self._client.query(query_text(currency), batch_size=self._batch_size)
         except ConnectorError as exc:
             unknown_currency = (
                 exc.code == "INVALID_FIELD"
@@ -201,9 +286,7 @@ class DealPuller:
             # auto: this org has no multi-currency; remember it for the client's life.
             log.info("salesforce.single_currency_org", currency=self._company_currency)
             self._multi_currency = False
-            return self._client.query(
-                self.query_text(lower, currency=False), batch_size=self._batch_size
-            )
+            return self._client.query(query_text(False), batch_size=self._batch_size)
         self._multi_currency = currency
         return page
 
@@ -243,6 +326,16 @@ class DealPuller:
             lines.extend(more.get("records") or [])
             next_url = None if more.get("done", True) else more.get("nextRecordsUrl")
         return lines
+
+
+def _encoded_length(soql: str) -> int:
+    """Bytes of ``q=<soql>`` as simple-salesforce's requests sends it (quote_plus)."""
+    return len(urlencode({"q": soql}))
+
+
+def _id_cost(deal_id: str) -> int:
+    """Encoded bytes one id adds to ``IN (...)``: the id, its quotes and a comma."""
+    return len(quote_plus(f"'{deal_id}',"))
 
 
 def _deal_id(item: Deal | DealRejected) -> str:

@@ -57,10 +57,13 @@ def build_pull_query(
     since: datetime | None,
     record_types: Sequence[str] = (),
     extra_where: str | None = None,
+    ids: Sequence[str] | None = None,
 ) -> str:
     """The one query of the incremental pull: won deals, their account and their lines.
 
     Ordered by (SystemModstamp, Id) so the cursor of each deal is a safe resume point.
+    ``ids``: read only these Opportunities (``Id IN (...)``, each value through
+    `format_soql`), the re-read of known deals; it must not be empty.
     """
     for path in (*opportunity_fields, *line_fields):
         check_path(path, what="field")  # identifiers and dots only: nothing to escape
@@ -68,6 +71,10 @@ def build_pull_query(
     select_lines = ", ".join(line_fields)
     lines = f"(SELECT {select_lines} FROM {LINE_RELATIONSHIP} ORDER BY SortOrder, Id)"  # noqa: S608
     conditions = ["IsWon = true"]
+    if ids is not None:
+        if not ids:
+            raise ValueError("ids is empty: 'Id IN ()' is not valid SOQL")
+        conditions.insert(0, f"Id IN {soql_value(list(ids))}")
     if since is not None:
         conditions.append(f"SystemModstamp >= {soql_value(since)}")
     if record_types:

@@ -1,11 +1,13 @@
 """`SalesforceDealSource`: the `DealSource` the engine uses, wired from settings.
 
-Two ways to read deals:
+Three ways to read deals:
 - `pull()` yields ``Checkpointed[Deal | DealRejected]``: a deal that cannot be
   represented (no account, garbage values) arrives as a `DealRejected` naming the field
   and the reason, so the engine can record a needs-attention failure and go on;
 - `pull_deals()` is the `DealSource` protocol method: only the `Deal`s, rejections
-  logged (with their cursor folded into the next deal's).
+  logged (with their cursor folded into the next deal's);
+- `fetch_deals(ids)` re-reads given deals by Id (the retry queue), same fields and
+  conversion as the pull, no cursor: deals deleted or no longer won are simply absent.
 """
 
 from __future__ import annotations
@@ -108,6 +110,17 @@ class SalesforceDealSource:
                     field=item.field,
                     reason=item.reason,
                 )
+
+    def fetch_deals(self, ids: Sequence[str]) -> Iterator[Deal | DealRejected]:
+        """Re-read these closed-won deals by Opportunity Id, streamed, in no set order.
+
+        Same fields, child lines (followed past 200), conversion and scope
+        (record_types, extra_where) as `pull`. Ids not returned (deleted, no longer won,
+        out of scope) are absent from the result. Ids that are not 15/18-character
+        Salesforce ids are skipped with a logged warning. Queries go in chunks of at most
+        500 ids, kept inside the REST API's URI limit.
+        """
+        return self._puller.fetch(ids)
 
     def write_back(
         self,

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from config.loader import ConfigError, ConfigProblem
 from mappings.loader import MappingError
 from sync.apicalls import counting_api_calls, hosts_from_settings
 from sync.cli.options import settings_for
-from sync.engine.cycle import STAGES, LeaseHeld, run_cycle
+from sync.engine.cycle import STAGES, Engine, LeaseHeld, run_cycle
 from sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD, RunSummary
 from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
@@ -62,7 +67,10 @@ def run(
 
             cursor = encode_cursor((since.replace(tzinfo=since.tzinfo or UTC), "0"))
         try:
-            with counting_api_calls(hosts_from_settings(settings)) as calls:
+            with (
+                counting_api_calls(hosts_from_settings(settings)) as calls,
+                _progress(engine, show=sys.stderr.isatty() and not as_json),
+            ):
                 summary = run_cycle(engine, stages=stages, since=cursor)
             summary.api_calls = dict(sorted(calls.items()))
         except LeaseHeld:
@@ -92,4 +100,35 @@ def _print(summary: RunSummary) -> None:
     for system, reason in summary.stopped.items():
         typer.echo(f"  {system} stopped for this run: {reason}")
     if summary.failures or summary.needs_attention:
-        typer.echo("  see `billsync failures list` for what failed and how to fix it")
+        typer.echo(
+            "  what failed and how to fix it: the log events deal.rejected and work.failed "
+            "(each names the deal, the field and the fix); failed items are retried next run"
+        )
+
+
+@contextmanager
+def _progress(engine: Engine, *, show: bool) -> Iterator[None]:
+    """A live progress line on a terminal (e.g. during a `--since` backfill)."""
+    if not show:
+        yield
+        return
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("reading deals…")
+
+        def update(summary: RunSummary) -> None:
+            bar.update(
+                task,
+                description=f"{summary.deals_seen} deals read, "
+                f"{summary.invoices_created + summary.invoices_adopted} invoiced, "
+                f"{summary.needs_attention + summary.failures} need attention",
+            )
+
+        engine.progress = update
+        yield

@@ -76,6 +76,8 @@ class Engine:
     now: Callable[[], datetime]
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
     batch_size: int = BATCH_SIZE
+    progress: Callable[[RunSummary], None] | None = None
+    """Called after each batch of deals (the CLI draws a progress line on a TTY)."""
     lease_ttl: timedelta = LEASE_TTL
     """Short, and renewed by a heartbeat while the run is alive: a run killed by SIGKILL
     or a lost container blocks the next one for at most this long."""
@@ -184,6 +186,8 @@ def _pull_and_invoice(
             # turns the re-read into look-ups, never into second invoices.
             ledger.set_cursor(DEALS_CURSOR, last)
         ledger.renew_lease(RUN_LEASE, engine.holder, engine.lease_ttl)
+        if engine.progress is not None:
+            engine.progress(summary)
 
     try:
         for checkpointed in engine.source.pull(cursor):
@@ -217,24 +221,20 @@ def _stopped(summary: RunSummary, error: ConnectorError, stage: str) -> None:
 
 
 def _retry(engine: Engine, invoicing: InvoiceStage, summary: RunSummary) -> None:
-    """Run due items of the retry queue that carry what they need to run again."""
+    """Run due items of the retry queue.
+
+    Items that carry their draft are created again (looked up first). Items without
+    one — deals rejected before and re-armed by a mapping change or an operator — are
+    read again from the source, when it can fetch deals by id, and planned afresh.
+    """
     ledger = engine.ledger
     items = ledger.lease_due_work(engine.now(), 500, engine.holder, WORK_LEASE, kinds=(INVOICE,))
     jobs: dict[str, list[Job]] = defaultdict(list)
+    refetch: dict[str, int] = {}
     for item in items:
         payload = item.payload
-        if item.kind != INVOICE or "draft" not in payload:
-            # A rejected deal is retried when it is read again (it changed) or when the
-            # mapping changed and re-armed it: put it back as it was.
-            ledger.fail_work(
-                item.id,
-                item.last_error_class or "invalid_data",
-                item.last_error_code,
-                item.last_error_message or "",
-                engine.policy.next_attempt(engine.now(), 1),
-                dead=True,
-                holder=engine.holder,
-            )
+        if "draft" not in payload:
+            refetch[str(payload["deal_id"])] = item.id
             continue
         record = ledger.get_deal(str(payload["deal_id"]), str(payload["target"]))
         if record is not None and record.state == DealState.INVOICED:
@@ -245,3 +245,36 @@ def _retry(engine: Engine, invoicing: InvoiceStage, summary: RunSummary) -> None
     for target, batch in jobs.items():
         if target in engine.targets:
             invoicing.invoice(target, batch)
+    if refetch:
+        _replan(engine, invoicing, summary, refetch)
+
+
+def _replan(
+    engine: Engine, invoicing: InvoiceStage, summary: RunSummary, items: dict[str, int]
+) -> None:
+    ledger = engine.ledger
+    fetch = getattr(engine.source, "fetch_deals", None)
+    if fetch is None:
+        for item_id in items.values():  # nothing to re-read with: back to waiting
+            ledger.fail_work(
+                item_id,
+                "invalid_data",
+                "VALIDATION",
+                "waiting for the deal to change",
+                engine.policy.next_attempt(engine.now(), 1),
+                True,
+                holder=engine.holder,
+            )
+        return
+    try:
+        deals = list(fetch(list(items)))
+    except ConnectorError as error:
+        _stopped(summary, error, "retry")
+        return
+    summary.retried += len(deals)
+    invoicing.process(deals)
+    for item_id in items.values():
+        item = ledger.get_work(item_id)
+        if item is not None and item.status == "leased" and item.leased_by == engine.holder:
+            # Nothing left to do for it (already invoiced, or no longer a won deal).
+            ledger.complete_work(item_id, holder=engine.holder)

@@ -88,16 +88,30 @@ class FailureRecorder:
             "stage": "validate",
             "problems": [{"field": r.field, "reason": r.reason, "fix": r.fix} for r in rejections],
         }
-        self._record(
-            INVOICE,
-            deal_id,
-            payload,
-            ErrorClass.INVALID_DATA,
-            "VALIDATION",
-            message,
-            revision,
-            dead=True,
-        )
+        held = self._held(INVOICE, deal_id)
+        if held is not None:
+            # A retry of a leased item (e.g. re-armed by a mapping change) that is still
+            # invalid: back to dead until the deal or the mapping changes again.
+            self.ledger.fail_work(
+                held.id,
+                str(ErrorClass.INVALID_DATA),
+                "VALIDATION",
+                message,
+                self.now(),
+                True,
+                holder=self.holder,
+            )
+        else:
+            self._record(
+                INVOICE,
+                deal_id,
+                payload,
+                ErrorClass.INVALID_DATA,
+                "VALIDATION",
+                message,
+                revision,
+                dead=True,
+            )
         log.warning(
             "deal.rejected",
             deal_id=deal_id,

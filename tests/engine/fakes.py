@@ -69,6 +69,10 @@ class FakeSource:
     errors_written: dict[str, str] = field(default_factory=dict)
     writeback_calls: int = 0
 
+    def fetch_deals(self, ids: Sequence[str]) -> Iterator[Deal]:
+        wanted = set(ids)
+        return iter([deal for deal in self.deals if deal.id in wanted])
+
     def write_back(
         self,
         updates: Sequence[DealWriteBack],

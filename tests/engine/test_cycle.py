@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from mappings.loader import load_mappings
+from mappings.plan import Planner
 from sync.engine.cycle import DEALS_CURSOR, LeaseHeld, run_cycle
+from sync.idempotency import invoice_key
 from sync.ledger import Ledger
 from sync.ledger.models import DealState, WorkStatus
 from tests.engine.fakes import (
@@ -220,3 +224,27 @@ def test_runs_are_recorded(ledger: Ledger, clock: Clock) -> None:
     assert recorded.summary is not None and recorded.summary["invoices_created"] == 1
     with ledger.engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from leases where holder != ''")).scalar() >= 0
+
+
+def test_mapping_change_re_arms_and_re_reads_a_rejected_deal(
+    ledger: Ledger, clock: Clock, tmp_path: Path
+) -> None:
+    bad = make_deal(5, target_hint="Xero")
+    source, target = FakeSource([bad]), FakeTarget()
+    assert run(ledger, source, target, clock).needs_attention == 1
+    assert run(ledger, source, target, clock).deals_seen == 0  # nothing changed: not re-read
+    custom = tmp_path / "routing.yaml"
+    custom.write_text("routing:\n  values:\n    quickbooks: [QuickBooks, Xero]\n")
+    engine = build(ledger, source, target, clock)
+    mapping = load_mappings([custom])
+    engine.mapping = mapping
+    engine.planner = Planner(
+        mapping=mapping,
+        catalogs={"quickbooks": target.catalog()},
+        default_target="quickbooks",
+        idempotency_key=invoice_key,
+    )
+    summary = run_cycle(engine)
+    assert summary.invoices_created == 1 and summary.exit_code == 0
+    assert target.per_deal() == {bad.id: 1}
+    assert ledger.find_work("invoice", bad.id).status in ("done", "resolved")  # type: ignore[union-attr]
