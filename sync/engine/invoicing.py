@@ -17,8 +17,10 @@ For each deal, in this order:
 
 from __future__ import annotations
 
+import contextvars
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -86,16 +88,28 @@ class InvoiceStage:
     def process(self, items: Iterable[Deal | ReadRejection]) -> None:
         """Triage a batch of deals, then invoice the accepted ones per target."""
         for item in items:
-            self.summary.deals_seen += 1
+            self.summary.count("deals_seen", 1)
             if isinstance(item, Deal):
                 self._triage(item)
             else:
                 problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
                 self.failures.rejected(item.deal_id, None, (problem,), None)
-                self.summary.needs_attention += 1
+                self.summary.count("needs_attention", 1)
         jobs, self._jobs = self._jobs, defaultdict(list)
-        for target, batch in jobs.items():
-            self.invoice(target, batch)
+        if len(jobs) <= 1:
+            for target, batch in jobs.items():
+                self.invoice(target, batch)
+            return
+        # One worker per target: QuickBooks and Stripe are invoiced at the same time,
+        # each on its own batch path and inside its own client-side rate limits. The
+        # workers share only the ledger (transactional) and the summary (locked).
+        with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="invoice") as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, self.invoice, target, batch)
+                for target, batch in jobs.items()
+            ]
+            for future in futures:
+                future.result()  # re-raise anything unexpected in the caller
 
     def _invoiced_record(self, deal_id: str) -> DealRecord | None:
         for target in self.targets:
@@ -115,7 +129,7 @@ class InvoiceStage:
         if self._rejected_before(deal.id, (whole, fingerprint)):
             # Same content, same mapping, already rejected and shown on the deal:
             # nothing to redo (and no write-back that would bump SystemModstamp again).
-            self.summary.needs_attention += 1
+            self.summary.count("needs_attention", 1)
             return
         outcome = plan_invoice(deal, self.planner)
         if isinstance(outcome, Rejected):
@@ -166,7 +180,7 @@ class InvoiceStage:
                 )
         self.failures.rejected(deal_id, target, rejections, fingerprint)
         queue_writeback(self.ledger, deal_id, target, self.now(), error=rejections[0].message())
-        self.summary.needs_attention += 1
+        self.summary.count("needs_attention", 1)
 
     def _changed_after_invoice(self, deal: Deal, record: DealRecord, fingerprint: str) -> None:
         recorded = self.ledger.record_discrepancy(
@@ -182,7 +196,7 @@ class InvoiceStage:
             },
         )
         if recorded:
-            self.summary.discrepancies += 1
+            self.summary.count("discrepancies", 1)
             log.warning(
                 "deal.changed_after_invoice",
                 deal_id=deal.id,
@@ -315,7 +329,7 @@ class InvoiceStage:
                 actual=str(len(found)),
                 details={"invoices": [ref.external_id for ref in found]},
             )
-            self.summary.discrepancies += int(recorded)
+            self.summary.count("discrepancies", int(recorded))
         self._recorded(job, found[0], adopted=True)
 
     def _recorded(self, job: Job, ref: InvoiceRef, *, adopted: bool) -> None:
@@ -363,11 +377,11 @@ class InvoiceStage:
                 actual=format(ref.total, "f"),
                 details={"invoice": ref.external_id, "currency": ref.currency},
             )
-            self.summary.discrepancies += int(recorded)
+            self.summary.count("discrepancies", int(recorded))
         if adopted:
-            self.summary.invoices_adopted += 1
+            self.summary.count("invoices_adopted", 1)
         else:
-            self.summary.invoices_created += 1
+            self.summary.count("invoices_created", 1)
         log.info(
             action,
             deal_id=deal_id,
@@ -391,9 +405,9 @@ class InvoiceStage:
         self.failures.failed(INVOICE, deal_id, job.payload(), error, job.fingerprint)
         if permanent:
             queue_writeback(self.ledger, deal_id, target, self.now(), error=error.message)
-            self.summary.needs_attention += 1
+            self.summary.count("needs_attention", 1)
         else:
-            self.summary.failures += 1
+            self.summary.count("failures", 1)
 
     def _not_attempted(self, target: str, jobs: Sequence[Job]) -> None:
         """The target stopped (auth) before these were sent: queue them for next run.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,13 @@ class RunSummary:
     auth_failed: set[str] = field(default_factory=set)
     """Connectors whose credentials were refused (exit 2 when nothing else happened)."""
     started: float = field(default_factory=time.monotonic)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     duration_s: float = 0.0
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add to a counter; safe from the per-target invoice workers."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
 
     def finish(self) -> None:
         self.duration_s = round(time.monotonic() - self.started, 3)

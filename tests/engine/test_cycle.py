@@ -248,3 +248,20 @@ def test_mapping_change_re_arms_and_re_reads_a_rejected_deal(
     assert summary.invoices_created == 1 and summary.exit_code == 0
     assert target.per_deal() == {bad.id: 1}
     assert ledger.find_work("invoice", bad.id).status in ("done", "resolved")  # type: ignore[union-attr]
+
+
+def test_two_targets_are_invoiced_side_by_side(ledger: Ledger, clock: Clock) -> None:
+    deals = [make_deal(n, target_hint="Stripe" if n % 2 else "QuickBooks") for n in range(12)]
+    quickbooks, stripe = FakeTarget(), FakeTarget(target="stripe")
+    engine = build(ledger, FakeSource(deals), quickbooks, clock)
+    engine.targets = {"quickbooks": quickbooks, "stripe": stripe}
+    engine.planner = Planner(
+        mapping=engine.mapping,
+        catalogs={"quickbooks": quickbooks.catalog(), "stripe": stripe.catalog()},
+        default_target="quickbooks",
+        idempotency_key=invoice_key,
+    )
+    summary = run_cycle(engine)
+    assert summary.invoices_created == 12 and summary.exit_code == 0
+    assert quickbooks.per_deal() == {d.id: 1 for d in deals[0::2]}
+    assert stripe.per_deal() == {d.id: 1 for d in deals[1::2]}
