@@ -17,7 +17,7 @@ from config.loader import ConfigError, ConfigProblem
 from mappings.loader import MappingError
 from sync.apicalls import counting_api_calls, hosts_from_settings
 from sync.cli.options import settings_for
-from sync.engine.cycle import STAGES, Engine, LeaseHeld, run_cycle
+from sync.engine.cycle import DEFAULT_STAGES, STAGES, Engine, LeaseHeld, run_cycle
 from sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD, RunSummary
 from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
@@ -31,7 +31,7 @@ def run(
 ) -> None:
     from sync import wiring
 
-    stages = tuple(only) if only else STAGES
+    stages = tuple(only) if only else DEFAULT_STAGES
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise typer.BadParameter(

@@ -49,6 +49,9 @@ BATCH_SIZE = 200
 LEASE_TTL = timedelta(seconds=90)
 WORK_LEASE = timedelta(minutes=10)
 STAGES = ("pull", "invoice", "payments", "writeback", "retry", "reconcile")
+# Reconciliation reads invoices back from the targets (calls per invoice), so a
+# routine run leaves it out; `--only reconcile` or `billsync reconcile` runs it.
+DEFAULT_STAGES = ("pull", "invoice", "payments", "writeback", "retry")
 
 
 class LeaseHeld(Exception):
@@ -102,7 +105,7 @@ class _Heartbeat(threading.Thread):
 
 
 def run_cycle(
-    engine: Engine, *, stages: tuple[str, ...] = STAGES, since: Cursor | None = None
+    engine: Engine, *, stages: tuple[str, ...] = DEFAULT_STAGES, since: Cursor | None = None
 ) -> RunSummary:
     ledger = engine.ledger
     if not ledger.acquire_lease(RUN_LEASE, engine.holder, engine.lease_ttl):
@@ -149,6 +152,10 @@ def _stages(
             WriteBackStage(
                 ledger, engine.source, failures, summary, engine.holder, engine.now
             ).run()
+        if "reconcile" in stages:
+            from sync.engine.reconcile import reconcile
+
+            reconcile(engine, summary)  # records discrepancies on the summary itself
     finally:
         summary.finish()
         ledger.finish_run(run_id, summary.outcome, summary.as_json(), engine.now())

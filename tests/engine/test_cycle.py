@@ -265,3 +265,15 @@ def test_two_targets_are_invoiced_side_by_side(ledger: Ledger, clock: Clock) -> 
     assert summary.invoices_created == 12 and summary.exit_code == 0
     assert quickbooks.per_deal() == {d.id: 1 for d in deals[0::2]}
     assert stripe.per_deal() == {d.id: 1 for d in deals[1::2]}
+
+
+def test_reconcile_stage_runs_only_when_asked(ledger: Ledger, clock: Clock) -> None:
+    deal = make_deal(1)
+    source, target = FakeSource([deal]), FakeTarget()
+    run(ledger, source, target, clock)
+    invoice = target.find_invoices(deal.id)[0]
+    del target.invoices[invoice.external_id]  # deleted in QuickBooks out of band
+    assert run(ledger, source, target, clock).discrepancies == 0  # routine run: no read-back
+    summary = run(ledger, source, target, clock, stages=("reconcile",))
+    assert summary.discrepancies == 1
+    assert [d.kind for d in ledger.open_discrepancies()] == ["invoice_missing_in_target"]
