@@ -219,7 +219,7 @@ class QboClient:
     # --- internals ---------------------------------------------------------------
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = float(self._backoff(state))
+        backoff = float(self._backoff(state))  # money-ok: seconds of backoff
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, ConnectorError) and exc.retry_after is not None:
             return max(backoff, exc.retry_after.total_seconds())
