@@ -40,6 +40,7 @@ __all__ = [
     "Cursor",
     "DealSource",
     "ErrorClass",
+    "ErrorRule",
     "InvoiceTarget",
     "PaymentFeed",
     "WebhookRejectReason",
@@ -186,6 +187,15 @@ class ConnectorError(Exception):
 
 def _rebuild_connector_error(cls: type[ConnectorError], fields: dict[str, Any]) -> ConnectorError:
     return cls(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRule:
+    """One row of a connector's error table: what class of failure, and the fix to
+    tell the operator. Each connector keeps its own table of these in ``client.py``."""
+
+    error_class: ErrorClass
+    fix: str
 
 
 class WebhookRejectReason(StrEnum):

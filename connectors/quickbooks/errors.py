@@ -17,14 +17,13 @@ a JSON 3001 fault lands in python-quickbooks' ValidationException range; 5000–
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import requests
 from quickbooks.exceptions import QuickbooksException
 
-from connectors.base import ConnectorError, ErrorClass
+from connectors.base import ConnectorError, ErrorClass, ErrorRule
 from sync.logs import SecretScrubber
 
 __all__ = [
@@ -46,10 +45,7 @@ SYSTEM = "quickbooks"
 _SCRUB = SecretScrubber()
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    error_class: ErrorClass
-    fix: str
+Rule = ErrorRule  # a row of this connector's error table
 
 
 _T, _R, _A = ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH

@@ -31,7 +31,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_random_exponential
 
 from config.settings import SalesforceSettings
-from connectors.base import ConnectorError, ErrorClass
+from connectors.base import ConnectorError, ErrorClass, ErrorRule
 from connectors.salesforce.auth import OAuthLogin, TokenEndpointError, check_settings
 from connectors.salesforce.session import DecimalSession
 from sync.logs import SecretScrubber, get_logger
@@ -56,10 +56,7 @@ log = get_logger("billsync.salesforce")
 # --- the error table ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    error_class: ErrorClass
-    fix: str
+Rule = ErrorRule  # a row of this connector's error table
 
 
 _T, _R, _A = ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH

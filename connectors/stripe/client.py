@@ -33,7 +33,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_random_exponential
 
 from config.settings import StripeSettings
-from connectors.base import ConnectorError, ErrorClass
+from connectors.base import ConnectorError, ErrorClass, ErrorRule
 from connectors.stripe.ratelimit import RateLimiter
 from sync.logs import SecretScrubber, get_logger
 
@@ -46,10 +46,7 @@ _T, _R, _A = ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH
 _C, _I, _N = ErrorClass.CONFLICT, ErrorClass.INVALID_DATA, ErrorClass.NOT_FOUND
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    error_class: ErrorClass
-    fix: str
+Rule = ErrorRule  # a row of this connector's error table
 
 
 # --- the error table ---------------------------------------------------------------
