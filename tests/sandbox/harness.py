@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import requests
+
 from sandbox import jsonutil
 from sandbox import server as sandbox_server
 from sandbox.server import Sandbox, SandboxOptions
@@ -39,6 +41,18 @@ class LoopThread:
 
     def call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the admin API; 4xx answers are returned (tests check refusals), 5xx fail."""
+        response = requests.request(
+            method,
+            f"{self.info['admin_url']}/_sandbox/{path}",
+            data=None if body is None else jsonutil.dumps(body),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert response.status_code < 500, response.text
+        return jsonutil.loads(response.content)
 
     def close(self) -> None:
         self.call(self.sandbox.stop())

@@ -18,11 +18,9 @@ from typing import Any
 from unittest import mock
 
 import intuitlib.config
-import requests
 from intuitlib.client import AuthClient
 from quickbooks import QuickBooks
 
-from sandbox import jsonutil
 from tests.sandbox.harness import LoopThread, start_in_thread
 
 SYSTEM = "sandbox.quickbooks.system:QuickBooksSandbox"
@@ -49,15 +47,7 @@ class QboEnv:
         return self.runner.sandbox.systems["quickbooks"]
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(
-            method,
-            f"{self.info['admin_url']}/_sandbox/{path}",
-            data=None if body is None else jsonutil.dumps(body),
-            headers={"Content-Type": "application/json"},
-            timeout=10,
-        )
-        assert response.status_code < 500, response.text
-        return jsonutil.loads(response.content)
+        return self.runner.admin(method, path, body)
 
     def state(self) -> dict[str, Any]:
         return dict(self.admin("GET", "quickbooks/state"))

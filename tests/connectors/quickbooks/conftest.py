@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from config.settings import QuickBooksSettings
 from connectors.quickbooks import QuickBooksConnector
-from sandbox import jsonutil
 from sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine
 from sync.idempotency import invoice_key
 from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
@@ -90,15 +88,7 @@ class Qbo:
         return str(self.info["quickbooks_realm_id"])
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(
-            method,
-            f"{self.info['admin_url']}/_sandbox/{path}",
-            data=None if body is None else jsonutil.dumps(body),
-            headers={"Content-Type": "application/json"},
-            timeout=10,
-        )
-        assert response.status_code < 500, response.text
-        return jsonutil.loads(response.content)
+        return self.runner.admin(method, path, body)
 
     def state(self) -> dict[str, Any]:
         return dict(self.admin("GET", "quickbooks/state"))
