@@ -209,7 +209,9 @@ class WebhookRejectReason(StrEnum):
 
     @property
     def http_status(self) -> int:
-        if self is WebhookRejectReason.MALFORMED:
+        """The default answer; a connector may override it per provider (Stripe's own
+        examples answer a bad signature with 400, Intuit expects 401)."""
+        if self in (WebhookRejectReason.MALFORMED, WebhookRejectReason.STALE):
             return 400
         if self is WebhookRejectReason.TOO_LARGE:
             return 413
@@ -220,17 +222,26 @@ class WebhookRejected(Exception):
     """A webhook request that failed verification. The message never quotes the
     signature, the secret or the body."""
 
-    def __init__(self, reason: WebhookRejectReason, message: str) -> None:
+    def __init__(
+        self, reason: WebhookRejectReason, message: str, *, http_status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self._http_status = http_status
 
     @property
     def http_status(self) -> int:
-        return self.reason.http_status
+        return self._http_status or self.reason.http_status
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.reason, self.message))
+        return (_rebuild_rejection, (self.reason, self.message, self._http_status))
+
+
+def _rebuild_rejection(
+    reason: WebhookRejectReason, message: str, http_status: int | None
+) -> WebhookRejected:
+    return WebhookRejected(reason, message, http_status=http_status)
 
 
 # --- protocols ---------------------------------------------------------------------

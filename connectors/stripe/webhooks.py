@@ -31,6 +31,15 @@ __all__ = ["StripeWebhookVerifier"]
 
 _HEADER = "stripe-signature"
 
+# Stripe's own webhook examples answer every failed check with 400 (the endpoint then
+# shows the failure in the Dashboard and Stripe retries); only the size limit keeps 413.
+_STRIPE_STATUS = 400
+
+
+def _rejected(reason: WebhookRejectReason, message: str) -> WebhookRejected:
+    status = None if reason is WebhookRejectReason.TOO_LARGE else _STRIPE_STATUS
+    return WebhookRejected(reason, message, http_status=status)
+
 
 class StripeWebhookVerifier:
     """`WebhookVerifier` for Stripe. Holds the secrets; its repr never shows them."""
@@ -65,12 +74,12 @@ class StripeWebhookVerifier:
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookNotification]:
         if self._max_body is not None and len(body) > self._max_body:
-            raise WebhookRejected(
+            raise _rejected(
                 WebhookRejectReason.TOO_LARGE, f"body over {self._max_body} bytes"
             )
         header = next((v for k, v in headers.items() if k.lower() == _HEADER), None)
         if not header:
-            raise WebhookRejected(
+            raise _rejected(
                 WebhookRejectReason.MISSING_SIGNATURE, "no Stripe-Signature header"
             )
         timestamp, signatures = _parse(header)
@@ -81,14 +90,14 @@ class StripeWebhookVerifier:
             for value in expected:  # every pair, no early exit on the secret
                 matched |= hmac.compare_digest(candidate.encode(), value.encode())
         if not matched:
-            raise WebhookRejected(
+            raise _rejected(
                 WebhookRejectReason.BAD_SIGNATURE,
                 "no v1 signature matches a configured endpoint secret "
                 "(check stripe.webhook_secrets against the endpoint's signing secret)",
             )
         age = int(self._now().timestamp()) - timestamp
         if abs(age) > self._tolerance:
-            raise WebhookRejected(
+            raise _rejected(
                 WebhookRejectReason.STALE,
                 f"signature timestamp is {age} s from now, outside ±{self._tolerance} s "
                 "(a replayed request, or a clock out of sync)",
@@ -100,12 +109,12 @@ class StripeWebhookVerifier:
             text = body.decode("utf-8")
             event = json.loads(text)
         except (UnicodeDecodeError, ValueError):
-            raise WebhookRejected(WebhookRejectReason.MALFORMED, "body is not UTF-8 JSON") from None
+            raise _rejected(WebhookRejectReason.MALFORMED, "body is not UTF-8 JSON") from None
         if not isinstance(event, dict) or event.get("object") != "event":
-            raise WebhookRejected(WebhookRejectReason.MALFORMED, "body is not a Stripe event")
+            raise _rejected(WebhookRejectReason.MALFORMED, "body is not a Stripe event")
         version = event.get("api_version")
         if version != self._api_version:
-            raise WebhookRejected(
+            raise _rejected(
                 WebhookRejectReason.MALFORMED,
                 f"event {event.get('id')} was rendered with Stripe API version {version}, "
                 f"billsync reads {self._api_version}: set the webhook endpoint's API version "
@@ -122,7 +131,7 @@ class StripeWebhookVerifier:
                 received_at=self._now(),
             )
         except ValidationError:
-            raise WebhookRejected(
+            raise _rejected(
                 WebhookRejectReason.MALFORMED, "event has no id or type"
             ) from None
 
@@ -137,7 +146,7 @@ def _parse(header: str) -> tuple[int, list[str]]:
         elif name == "v1" and value:
             signatures.append(value)
     if timestamp is None or not signatures:
-        raise WebhookRejected(
+        raise _rejected(
             WebhookRejectReason.BAD_SIGNATURE,
             "Stripe-Signature has no timestamp or no v1 signature",
         )

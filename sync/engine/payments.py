@@ -60,22 +60,31 @@ class PaymentStage:
     now: Callable[[], datetime]
 
     def run(self) -> None:
-        self._drain_inbox()
+        self.drain_inbox()
         for provider, feed in self.feeds.items():
             if provider not in self.summary.stopped:
                 self._poll(provider, feed)
 
-    def _drain_inbox(self) -> None:
-        """Process stored webhook events (any provider) until the inbox is empty."""
+    def drain_inbox(
+        self, *, stopping: Callable[[], bool] = lambda: False, batch: int = INBOX_BATCH
+    ) -> int:
+        """Process stored webhook events (any provider) until the inbox is empty; returns
+        how many were claimed.
+
+        ``stopping`` is asked between events (the webhook server's worker at shutdown):
+        events claimed but not yet processed go back to pending for the next start
+        instead of waiting out their claim.
+        """
         seen: set[int] = set()
         while True:
-            claimed = self.ledger.claim_inbox_events(
-                INBOX_BATCH, self.holder, claim_for=INBOX_CLAIM
-            )
+            claimed = self.ledger.claim_inbox_events(batch, self.holder, claim_for=INBOX_CLAIM)
             if all(stored.id in seen for stored in claimed):
-                return  # only events that already failed this run: leave them for the next
+                return len(seen)  # only events that already failed in this drain
             seen.update(stored.id for stored in claimed)
-            for stored in claimed:
+            for index, stored in enumerate(claimed):
+                if stopping():
+                    self.ledger.release_inbox_claims([e.id for e in claimed[index:]])
+                    return len(seen)
                 feed = self.feeds.get(stored.provider)
                 if feed is None or stored.provider in self.summary.stopped:
                     self.ledger.mark_inbox_failed(
@@ -98,8 +107,8 @@ class PaymentStage:
                     )
                     continue
                 self.ledger.mark_inbox_done(stored.id)
-            if len(claimed) < INBOX_BATCH:
-                return
+            if len(claimed) < batch:
+                return len(seen)
 
     def _poll(self, provider: str, feed: PaymentFeed) -> None:
         name = feed_cursor_name(provider)

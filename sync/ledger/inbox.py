@@ -119,6 +119,25 @@ class InboxStore(Store):
             )
             return result.rowcount == 1
 
+    def release_inbox_claims(self, inbox_ids: list[int]) -> int:
+        """Give claimed events back (pending, no error) without counting a failure: a
+        worker shutting down leaves them for the next claimer at once rather than
+        after the claim expires."""
+        if not inbox_ids:
+            return 0
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(inbox)
+                .where(inbox.c.id.in_(inbox_ids), inbox.c.status == InboxStatus.PROCESSING.value)
+                .values(
+                    status=InboxStatus.PENDING.value,
+                    attempts=sa.case((inbox.c.attempts > 0, inbox.c.attempts - 1), else_=0),
+                    claimed_by=None,
+                    claim_expires_at=None,
+                )
+            )
+            return int(result.rowcount)
+
     def get_inbox_event(self, inbox_id: int) -> InboxEvent | None:
         with self._read() as conn:
             row = conn.execute(sa.select(inbox).where(inbox.c.id == inbox_id)).first()

@@ -115,3 +115,16 @@ def test_concurrent_claims_are_disjoint(ledger):
     claimed = [i for ids in run_concurrently(drain, 4) for i in ids]
     assert len(claimed) == 60 == len(set(claimed))
     assert ledger.inbox_counts()[InboxStatus.PROCESSING] == 60
+
+
+def test_released_claims_go_back_to_pending_without_counting_an_attempt(ledger):
+    for n in range(3):
+        ledger.store_inbox_event("stripe", f"evt_{n}", BODY, HEADERS)
+    first, second, third = ledger.claim_inbox_events(10, "w1")
+    ledger.mark_inbox_done(first.id)
+    assert ledger.release_inbox_claims([first.id, second.id, third.id]) == 2  # done stays done
+    assert ledger.get_inbox_event(first.id).status == InboxStatus.DONE.value
+    again = ledger.claim_inbox_events(10, "w2")
+    assert [e.id for e in again] == [second.id, third.id]
+    assert all(e.attempts == 1 and e.claimed_by == "w2" for e in again)
+    assert ledger.release_inbox_claims([]) == 0

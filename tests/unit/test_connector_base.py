@@ -137,7 +137,7 @@ def test_webhook_rejections_map_to_http_statuses():
     expected = {
         WebhookRejectReason.MISSING_SIGNATURE: 401,
         WebhookRejectReason.BAD_SIGNATURE: 401,
-        WebhookRejectReason.STALE: 401,
+        WebhookRejectReason.STALE: 400,
         WebhookRejectReason.MALFORMED: 400,
         WebhookRejectReason.TOO_LARGE: 413,
     }
@@ -145,6 +145,9 @@ def test_webhook_rejections_map_to_http_statuses():
         exc = WebhookRejected(reason, "no")
         assert exc.http_status == status
         assert pickle.loads(pickle.dumps(exc)).reason is reason
+    overridden = WebhookRejected(WebhookRejectReason.BAD_SIGNATURE, "no", http_status=400)
+    assert overridden.http_status == 400
+    assert pickle.loads(pickle.dumps(overridden)).http_status == 400
 
 
 # --- the protocols are small enough to implement in a few lines -------------------

@@ -88,7 +88,7 @@ def test_rotation_any_configured_secret_passes() -> None:
 def test_wrong_secret() -> None:
     raw = body()
     error = rejected(raw, {"Stripe-Signature": sign(raw, "whsec_someoneelse")})
-    assert error.reason is WebhookRejectReason.BAD_SIGNATURE and error.http_status == 401
+    assert error.reason is WebhookRejectReason.BAD_SIGNATURE and error.http_status == 400
 
 
 def test_tampered_body() -> None:
@@ -102,7 +102,7 @@ def test_stale_or_future_timestamp(offset: int) -> None:
     raw = body()
     at = NOW + timedelta(seconds=offset)
     error = rejected(raw, {"Stripe-Signature": sign(raw, at=at)})
-    assert error.reason is WebhookRejectReason.STALE and error.http_status == 401
+    assert error.reason is WebhookRejectReason.STALE and error.http_status == 400
 
 
 def test_within_tolerance_passes() -> None:
