@@ -155,10 +155,20 @@ def planner_for(
     )
 
 
-def engine_for(settings: Settings, ledger: Ledger, *, holder: str | None = None) -> Engine:
+def engine_for(
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    holder: str | None = None,
+    mapping: LoadedMapping | None = None,
+    built: Targets | None = None,
+) -> Engine:
+    """The engine for one cycle. ``built`` shares connectors already made for the same
+    holder (the webhook server's verifiers and its worker's feeds are one connector,
+    so one client and one client-side rate limit)."""
     holder = holder or new_holder()
-    mapping = mapping_for(settings)
-    built = targets_for(settings, ledger, holder, mapping=mapping)
+    mapping = mapping or mapping_for(settings)
+    built = built or targets_for(settings, ledger, holder, mapping=mapping)
     catalogs: dict[str, TargetCatalog] = {
         name: LazyCatalog(target) for name, target in built.targets.items()
     }

@@ -74,14 +74,10 @@ class StripeWebhookVerifier:
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookNotification]:
         if self._max_body is not None and len(body) > self._max_body:
-            raise _rejected(
-                WebhookRejectReason.TOO_LARGE, f"body over {self._max_body} bytes"
-            )
+            raise _rejected(WebhookRejectReason.TOO_LARGE, f"body over {self._max_body} bytes")
         header = next((v for k, v in headers.items() if k.lower() == _HEADER), None)
         if not header:
-            raise _rejected(
-                WebhookRejectReason.MISSING_SIGNATURE, "no Stripe-Signature header"
-            )
+            raise _rejected(WebhookRejectReason.MISSING_SIGNATURE, "no Stripe-Signature header")
         timestamp, signatures = _parse(header)
         signed = f"{timestamp}.".encode() + body
         expected = [hmac.new(key, signed, hashlib.sha256).hexdigest() for key in self._keys]
@@ -131,9 +127,7 @@ class StripeWebhookVerifier:
                 received_at=self._now(),
             )
         except ValidationError:
-            raise _rejected(
-                WebhookRejectReason.MALFORMED, "event has no id or type"
-            ) from None
+            raise _rejected(WebhookRejectReason.MALFORMED, "event has no id or type") from None
 
 
 def _parse(header: str) -> tuple[int, list[str]]:

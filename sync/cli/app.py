@@ -105,12 +105,30 @@ def run(
 
 
 @app.command()
-def serve(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Serve webhooks, health, metrics and the ops pages."""
-    from sync.cli.options import settings_for
+def serve(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Listen address (default: server.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Listen port (default: server.port).")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule",
+            help='Also run the sync cycle on this cron schedule, in UTC (e.g. "*/15 * * * *"); '
+            "the run lease keeps it safe beside an external cron.",
+        ),
+    ] = None,
+) -> None:
+    """Serve webhooks (POST /webhooks/stripe, /webhooks/quickbooks), /healthz, /readyz
+    and /metrics; stored events are processed by a background worker."""
+    from sync.cli import serve_cmd
 
-    settings_for(ctx, config)
-    not_built("serve", "the webhook receiver and ops pages are not written yet")
+    serve_cmd.serve(ctx, config, host, port, workers, schedule)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from sync.ledger.discrepancies import DiscrepancyStore
 from sync.ledger.inbox import InboxStore
 from sync.ledger.invoices import InvoiceStore, PaymentStore
 from sync.ledger.leases import LeaseStore, RunStore
+from sync.ledger.metrics_reads import MetricsReads
 from sync.ledger.queue import WorkQueue
 from sync.ledger.queue_admin import QueueAdmin
 from sync.ledger.state import CredentialStore, CursorStore
@@ -33,6 +34,7 @@ class Ledger(
     CredentialStore,
     CustomerLinkStore,
     AuditStore,
+    MetricsReads,
 ):
     """billsync's durable state on SQLite or PostgreSQL (same behaviour on both).
 

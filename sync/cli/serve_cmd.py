@@ -1,0 +1,74 @@
+"""`billsync serve`: the webhook receiver, health, metrics (and the scheduler) under
+uvicorn.
+
+One worker runs in this process. ``--workers N`` hands over to uvicorn's process
+manager, which imports ``sync.server.factory:app_from_environment`` in each worker;
+the config path and schedule travel in the environment so every worker reads exactly
+what this process validated.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from config.loader import ConfigError, ConfigProblem
+from sync.cli.options import settings_for
+from sync.server.cron import CronError, CronSchedule
+
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
+
+def serve(
+    ctx: typer.Context,
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    workers: int,
+    schedule: str | None,
+) -> None:
+    settings = settings_for(ctx, config)
+    cron = None
+    if schedule:
+        try:
+            cron = CronSchedule.parse(schedule)
+        except CronError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--schedule") from None
+    if workers < 1:
+        raise typer.BadParameter("at least one worker", param_hint="--workers")
+    bind_host = host or settings.server.host
+    bind_port = port if port is not None else settings.server.port
+    options = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_config": None,  # our JSON logging (sync.logs) is already on the root logger
+        "access_log": False,  # the receiver logs what matters, without bodies
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "proxy_headers": True,
+        "server_header": False,
+    }
+    if workers == 1:
+        from sync.server.factory import build_app
+
+        try:
+            app = build_app(settings, schedule=cron)
+        except ValueError as exc:  # a connector refusing its settings (e.g. no secret)
+            raise ConfigError([ConfigProblem("configuration", "server", str(exc))]) from None
+        uvicorn.Server(uvicorn.Config(app, **options)).run()  # type: ignore[arg-type]
+        return
+    config_path = config or ctx.find_root().obj.get("config")
+    if config_path is not None:
+        os.environ["BILLSYNC_CONFIG"] = str(Path(config_path).resolve())
+    from sync.server.factory import SCHEDULE_ENV
+
+    if schedule:
+        os.environ[SCHEDULE_ENV] = schedule
+    uvicorn.run(
+        "sync.server.factory:app_from_environment",
+        factory=True,
+        workers=workers,
+        **options,  # type: ignore[arg-type]
+    )

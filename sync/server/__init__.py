@@ -1,0 +1,1 @@
+"""The webhook receiver, health, metrics and ops pages served by `billsync serve`."""

@@ -1,0 +1,104 @@
+"""The FastAPI application of `billsync serve`, assembled from explicit parts.
+
+`sync.server.factory` builds the parts from settings (connectors, ledger, worker,
+scheduler); tests build them by hand. The app starts the background threads when it
+starts serving and stops them after uvicorn has finished the in-flight requests, so a
+SIGTERM never cuts an acknowledged event: what is stored stays pending for the next
+start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from typing import Protocol
+
+from fastapi import FastAPI, Response
+
+from connectors.base import WebhookVerifier
+from sync.ledger import Ledger
+from sync.logs import get_logger
+from sync.server.health import health_router
+from sync.server.scheduler import ScheduledRuns
+from sync.server.webhooks import WebhookObserver, WebhookReceiver, webhook_router
+from sync.server.worker import InboxWorker
+
+log = get_logger("billsync.server")
+
+
+class MetricsPage(WebhookObserver, Protocol):
+    def render(self) -> tuple[bytes, str]: ...
+
+
+@dataclass
+class ServerParts:
+    ledger: Ledger
+    verifiers: Mapping[str, WebhookVerifier]
+    metrics: MetricsPage
+    max_body_bytes: int
+    worker: InboxWorker | None = None
+    scheduler: ScheduledRuns | None = None
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    """Run after the threads stopped (e.g. uninstall the API-call observer, dispose
+    the database engine)."""
+
+
+def create_app(parts: ServerParts) -> FastAPI:
+    worker, scheduler = parts.worker, parts.scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if worker is not None:
+            worker.start()
+            worker.wake()  # events left by a previous process are processed at once
+        if scheduler is not None:
+            scheduler.start()
+        log.info(
+            "server.started",
+            webhooks=sorted(parts.verifiers),
+            inbox_worker=worker is not None,
+            schedule=scheduler.schedule.expression if scheduler else None,
+        )
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+            if worker is not None:
+                worker.stop()
+            for step in parts.on_shutdown:
+                step()
+            log.info("server.stopped")
+
+    app = FastAPI(
+        title="billsync",
+        version=version("billsync"),
+        summary="Webhook receiver, health and metrics of billsync",
+        lifespan=lifespan,
+    )
+    receiver = WebhookReceiver(
+        ledger=parts.ledger,
+        verifiers=parts.verifiers,
+        observer=parts.metrics,
+        max_body_bytes=parts.max_body_bytes,
+        on_stored=worker.wake if worker is not None else (lambda: None),
+    )
+    app.include_router(webhook_router(receiver))
+    app.include_router(
+        health_router(parts.ledger.engine, (lambda: worker.alive) if worker is not None else None)
+    )
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    def metrics() -> Response:
+        body, content_type = parts.metrics.render()
+        return Response(body, media_type=content_type)
+
+    return app

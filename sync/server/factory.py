@@ -1,0 +1,85 @@
+"""Builds a ready-to-serve app from settings: the one place `billsync serve` is wired.
+
+Used in-process by the CLI (one worker) and, through ``app_from_environment``, by
+uvicorn's worker processes (``--workers N``), which each build their own ledger
+connection, connectors, inbox worker and scheduler. Several inbox workers are safe
+(claims are exclusive); several schedulers are safe (the run lease admits one run).
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from config.loader import load_settings
+from config.settings import Settings
+from sync import wiring
+from sync.apicalls import hosts_from_settings, install_api_call_observer
+from sync.engine.cycle import LeaseHeld, run_cycle
+from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from sync.logs import configure_logging, get_logger
+from sync.server.app import ServerParts, create_app
+from sync.server.cron import CronSchedule
+from sync.server.metrics import Metrics
+from sync.server.scheduler import ScheduledRuns
+from sync.server.worker import InboxWorker
+
+log = get_logger("billsync.server")
+
+SCHEDULE_ENV = "BILLSYNC_SERVE_SCHEDULE"
+"""How `billsync serve --workers N --schedule …` hands the schedule to its workers."""
+
+
+def build_app(settings: Settings, *, schedule: CronSchedule | None = None) -> FastAPI:
+    db = create_ledger_engine(settings.ledger.url)
+    upgrade_to_head(db)  # as `billsync run` does: a new version starts on an old ledger
+    ledger = Ledger(db)
+    holder = wiring.new_holder()
+    mapping = wiring.mapping_for(settings)
+    built = wiring.targets_for(settings, ledger, holder, mapping=mapping)
+    engine = wiring.engine_for(settings, ledger, holder=holder, mapping=mapping, built=built)
+    if not built.webhooks:
+        log.warning(
+            "server.no_webhooks",
+            fix="set stripe.webhook_secrets and/or quickbooks.verifier_token to receive events",
+        )
+    metrics = Metrics(ledger, now=wiring.utc_now)
+    uninstall = install_api_call_observer(hosts_from_settings(settings), metrics.api_call)
+    scheduler = None
+    if schedule is not None:
+        scheduler = ScheduledRuns(schedule, lambda: scheduled_run(settings, ledger))
+    parts = ServerParts(
+        ledger=ledger,
+        verifiers=built.webhooks,
+        metrics=metrics,
+        max_body_bytes=settings.server.max_body_bytes,
+        worker=InboxWorker(engine),
+        scheduler=scheduler,
+        on_shutdown=[uninstall, db.dispose],
+    )
+    return create_app(parts)
+
+
+def scheduled_run(settings: Settings, ledger: Ledger) -> None:
+    """One cycle with a fresh engine (mapping files are re-read, as a cron run would)."""
+    engine = wiring.engine_for(settings, ledger)
+    try:
+        summary = run_cycle(engine)
+    except LeaseHeld:
+        log.info("schedule.skipped", reason="another run holds the lease")
+        return
+    log.info("schedule.run_finished", outcome=summary.outcome, run_id=summary.run_id)
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn factory for worker processes: settings from $BILLSYNC_CONFIG and the
+    environment, exactly as the parent process read them."""
+    settings = load_settings(None)
+    configure_logging(
+        log_format=settings.logging.format,
+        level=settings.logging.level,
+        secrets=settings.secret_values(),
+    )
+    expression = os.environ.get(SCHEDULE_ENV)
+    return build_app(settings, schedule=CronSchedule.parse(expression) if expression else None)
