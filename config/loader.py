@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -125,7 +125,7 @@ def _resolve_yaml_secret_files(
             dotted = f"{section_name}.{key}"
             secret = _read_secret_file(section.pop(key), file_label, dotted, problems)
             if secret is not None:
-                section[base] = secret
+                section[base] = _as_field_value(model, base, secret)
 
 
 def _overlay_env_secret_files(
@@ -137,7 +137,16 @@ def _overlay_env_secret_files(
         if secret is not None:
             data.setdefault(section, {})
             if isinstance(data[section], dict):
-                data[section][key] = secret
+                data[section][key] = _as_field_value(SECTIONS[section], key, secret)
+
+
+def _as_field_value(model: type[BaseModel], key: str, secret: str) -> str | list[str]:
+    """A list secret (e.g. stripe.webhook_secrets during a rotation) holds one value
+    per line of its file; blank lines are ignored."""
+    annotation = model.model_fields[key].annotation
+    if get_origin(annotation) is list:
+        return [line.strip() for line in secret.splitlines() if line.strip()]
+    return secret
 
 
 def _env_secret_file_vars(env: Mapping[str, str]) -> list[tuple[str, str, str]]:

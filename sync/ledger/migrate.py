@@ -42,8 +42,18 @@ def upgrade_to_head(engine_or_url: Engine | URL | str) -> None:
         engine.dispose()
 
 
+# Any constant shared by every billsync: the advisory lock that serialises migrations.
+_MIGRATION_LOCK = 1651076204
+
+
 def _upgrade(engine: Engine) -> None:
     with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together each run the migrations; without a lock two
+            # CREATE TYPE/TABLE race into a UniqueViolation on the catalogue. The
+            # second waits here, then finds the schema at head and does nothing.
+            # (SQLite needs nothing: BEGIN IMMEDIATE already admits one writer.)
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         command.upgrade(alembic_config(conn), "head")
 
 

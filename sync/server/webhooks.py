@@ -193,23 +193,34 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "Ledger unavailable: nothing stored, retry later"},
 }
 
+
 # The raw body is what the signature covers, so the route reads it itself; this only
 # tells the OpenAPI document (and schemathesis) what the providers send.
-_BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {"type": "object", "description": "Stripe event, Intuit legacy payload"},
-                        {"type": "array", "description": "Intuit CloudEvents batch"},
-                    ]
-                }
+def _document(signature_header: str, what: str) -> dict[str, Any]:
+    return {
+        "parameters": [
+            {
+                "name": signature_header,
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": f"{what} over the raw body",
             }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"type": "object", "description": "Stripe event, Intuit legacy"},
+                            {"type": "array", "description": "Intuit CloudEvents batch"},
+                        ]
+                    }
+                }
+            },
         },
     }
-}
 
 
 def webhook_router(receiver: WebhookReceiver) -> APIRouter:
@@ -219,8 +230,8 @@ def webhook_router(receiver: WebhookReceiver) -> APIRouter:
         "/webhooks/stripe",
         response_model=WebhookAccepted,
         responses=_REFUSALS,
-        openapi_extra=_BODY_DOC,
-        summary="Receive a signed Stripe event (header Stripe-Signature)",
+        openapi_extra=_document("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),
+        summary="Receive a signed Stripe event",
     )
     async def stripe_webhook(request: Request) -> JSONResponse:
         return await receiver.receive("stripe", request)
@@ -229,8 +240,8 @@ def webhook_router(receiver: WebhookReceiver) -> APIRouter:
         "/webhooks/quickbooks",
         response_model=WebhookAccepted,
         responses=_REFUSALS,
-        openapi_extra=_BODY_DOC,
-        summary="Receive a signed Intuit notification (header intuit-signature)",
+        openapi_extra=_document("intuit-signature", "base64 HMAC-SHA256 with the verifier token"),
+        summary="Receive a signed Intuit notification",
     )
     async def quickbooks_webhook(request: Request) -> JSONResponse:
         return await receiver.receive("quickbooks", request)

@@ -62,3 +62,18 @@ def test_migration_scripts_ship_in_the_package():
         assert (directory / "__init__.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
     assert '"*.mako"' in (REPO / "pyproject.toml").read_text()
+
+
+def test_concurrent_upgrades_from_empty_both_succeed(ledger_url):
+    """Replicas starting together each migrate; the second waits for the first and then
+    finds the schema at head (PostgreSQL: an advisory lock; SQLite: BEGIN IMMEDIATE)."""
+    from sync.ledger import create_ledger_engine
+    from tests.ledger.conftest import run_concurrently
+
+    engines = [create_ledger_engine(ledger_url) for _ in range(3)]
+    try:
+        run_concurrently(lambda i: upgrade_to_head(engines[i]), 3)
+        assert all(is_current(engine) for engine in engines)
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -124,6 +124,15 @@ def test_list_of_secrets_from_environment_json() -> None:
     assert settings.secret_values() == ["whsec_old1234", "whsec_new5678"]
 
 
+def test_list_of_secrets_from_a_file_is_one_per_line(tmp_path: Path) -> None:
+    secrets = tmp_path / "stripe_webhook_secrets"
+    secrets.write_text("whsec_old1234\n\n  whsec_new5678  \n")
+    env = {"BILLSYNC_STRIPE__WEBHOOK_SECRETS_FILE": str(secrets)}
+    assert load_settings(None, environ=env).secret_values() == ["whsec_old1234", "whsec_new5678"]
+    path = write(tmp_path, f"stripe:\n  webhook_secrets_file: {secrets}\n")
+    assert load_settings(path, environ={}).secret_values() == ["whsec_old1234", "whsec_new5678"]
+
+
 def test_messages_never_contain_secret_values(tmp_path: Path) -> None:
     path = write(
         tmp_path,
