@@ -42,6 +42,7 @@ class DealRejected:
     field: str
     reason: str
     revision: datetime | None
+    deal_name: str | None = None  # shown by `billsync failures list` when readable
 
 
 class RecordProblem(ValueError):

@@ -307,7 +307,14 @@ class DealPuller:
                 company_currency=self._company_currency,
             )
         except RecordProblem as problem:
-            return DealRejected(deal_id, problem.field, problem.reason, revision)
+            name = record.get("Name")
+            return DealRejected(
+                deal_id,
+                problem.field,
+                problem.reason,
+                revision,
+                name if isinstance(name, str) else None,
+            )
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             # A shape nobody anticipated must not stop the other deals; log it loudly.
             log.error("salesforce.unexpected_record", deal_id=deal_id, error=repr(exc))

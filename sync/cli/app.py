@@ -1,9 +1,9 @@
 """The `billsync` command line: wiring only; each command's work lives in its own module.
 
 Exit codes (DESIGN.md): 0 clean, 1 some items failed and are queued, 2 configuration or
-credentials wrong (or the capability is not built yet) and nothing attempted, 3 another
-run holds the lease. Errors reach the user as sentences, never as tracebacks; set
-`BILLSYNC_DEBUG=1` to see the traceback of an unexpected error.
+credentials wrong and nothing attempted, 3 another run holds the lease. Errors reach the
+user as sentences, never as tracebacks; set `BILLSYNC_DEBUG=1` to see the traceback of
+an unexpected error.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from sync.cli import (
     run_cmd,
     sandbox_cmd,
 )
-from sync.cli.not_built import not_built
 from sync.cli.options import ConfigOption, JsonOption
 from sync.logs import SecretScrubber
 
@@ -143,8 +142,13 @@ def demo() -> None:
 
 @app.command()
 def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Last runs, queue depth, cursors, inbox lag and credential health."""
-    not_built("status", "the status view arrives with the ops surface")
+    """Last runs, queue depth, cursors, inbox lag, open discrepancies and credential
+    health (QuickBooks tokens, Salesforce API allocation), from the ledger alone.
+
+    Exit codes: 0 nothing needs a person; 1 warnings are listed; 2 configuration wrong."""
+    from sync.cli import status_cmd
+
+    status_cmd.status(ctx, config, as_json)
 
 
 failures_app = typer.Typer(help="Inspect, retry and resolve failed work items.")
@@ -161,40 +165,198 @@ app.command("plan")(plan_cmd.plan)
 app.command("reconcile")(reconcile_cmd.reconcile)
 
 
+FailureIdsArgument = Annotated[
+    list[int] | None,
+    typer.Argument(help="Failure ids (from `billsync failures list`).", show_default=False),
+]
+ActorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--actor",
+        help="Who the audit trail names (default: cli:<your login>).",
+        show_default=False,
+    ),
+]
+
+
 @failures_app.command("list")
-def failures_list() -> None:
-    """List failed work items."""
-    not_built("failures list", "the failure log arrives with the ops surface")
+def failures_list(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    status: Annotated[
+        str,
+        typer.Option(
+            "--status",
+            help="open (retrying by itself or dead), dead (waiting for an operator), "
+            "resolved, or all.",
+        ),
+    ] = "open",
+    target: Annotated[
+        str | None, typer.Option("--target", help="Only this target (or provider).")
+    ] = None,
+    error_class: Annotated[
+        str | None,
+        typer.Option(
+            "--class",
+            help="Only this error class: transient, rate_limited, auth, conflict, "
+            "invalid_data, not_found.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only items active since this ISO date or date-time (UTC)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """List failed work items, most recent first (a table, or JSON with --json)."""
+    from sync.cli import failures_cmd
+    from sync.ledger.ops_reads import FailureView
+
+    try:
+        view = FailureView(status)
+    except ValueError:
+        raise typer.BadParameter(
+            "choose open, dead, resolved or all", param_hint="--status"
+        ) from None
+    failures_cmd.list_command(ctx, config, view, target, error_class, since, as_json, limit)
 
 
 @failures_app.command("show")
-def failures_show(item_id: str) -> None:
-    """Show everything about one failed item."""
-    not_built("failures show", "the failure log arrives with the ops surface")
+def failures_show(
+    ctx: typer.Context,
+    item_id: Annotated[int, typer.Argument(help="The failure id.", show_default=False)],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Everything about one failure: the deal, what was attempted, each attempt's error,
+    what to do about it, and the audit trail. An unknown id exits 2."""
+    from sync.cli import failures_cmd
+
+    failures_cmd.show_command(ctx, config, item_id, as_json)
 
 
 @failures_app.command("retry")
-def failures_retry(item_ids: list[str]) -> None:
-    """Queue failed items for another attempt."""
-    not_built("failures retry", "the failure log arrives with the ops surface")
+def failures_retry(
+    ctx: typer.Context,
+    item_ids: FailureIdsArgument = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Retry every open failure (see --class, --target).")
+    ] = False,
+    error_class: Annotated[
+        str | None, typer.Option("--class", help="With --all: only this error class.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="With --all: only this target.")
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Kept in the audit trail.")] = None,
+    actor: ActorOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue failures for the next run with their attempts reset; audited.
+
+    Exit codes: 0 all queued; 1 some could not be (e.g. a run holds them); 2 an unknown
+    id (then nothing is changed)."""
+    from sync.cli import failures_cmd
+
+    failures_cmd.retry_command(
+        ctx, config, item_ids or [], every, error_class, target, actor, note, as_json
+    )
 
 
 @failures_app.command("resolve")
-def failures_resolve(item_ids: list[str]) -> None:
-    """Mark failed items resolved with a note."""
-    not_built("failures resolve", "the failure log arrives with the ops surface")
+def failures_resolve(
+    ctx: typer.Context,
+    note: Annotated[
+        str, typer.Option("--note", help="Why (e.g. fixed by hand in QuickBooks); required.")
+    ],
+    item_ids: FailureIdsArgument = None,
+    actor: ActorOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Close failures without retrying them, with a note; audited.
+
+    Exit codes: 0 all resolved; 1 some could not be; 2 an unknown id (nothing changed)."""
+    from sync.cli import failures_cmd
+
+    failures_cmd.resolve_command(ctx, config, item_ids or [], note, actor, as_json)
+
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of", help="Report date, YYYY-MM-DD (default: today, UTC).", show_default=False
+    ),
+]
+CurrencyOption = Annotated[
+    str | None,
+    typer.Option("--currency", help="Only this currency (ISO code).", show_default=False),
+]
+CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
 
 
 @report_app.command("aging")
-def report_aging() -> None:
-    """Accounts-receivable aging by currency and bucket."""
-    not_built("report aging", "AR reports arrive with the ops surface")
+def report_aging(
+    ctx: typer.Context,
+    as_of: AsOfOption = None,
+    currency: CurrencyOption = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="customer: one row per customer as well.")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Accounts-receivable aging by currency and bucket.
+
+    Open balance (total less payments and credit notes settled by the end of the as-of
+    day) of every invoice that is not paid, void or uncollectible, by days past due on
+    the as-of day: current (not yet due or due that day), 1-30, 31-60, 61-90, 90+. Per
+    currency, never summed across currencies. Invoices without a recorded due date are
+    aged from their issue date."""
+    from sync.cli import report_cmd
+
+    report_cmd.aging_command(ctx, config, as_of, currency, by, as_json, as_csv)
 
 
 @report_app.command("kpis")
-def report_kpis() -> None:
-    """DSO, collection effectiveness, billing accuracy, disputes, write-offs."""
-    not_built("report kpis", "AR reports arrive with the ops surface")
+def report_kpis(
+    ctx: typer.Context,
+    as_of: AsOfOption = None,
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="Window length in days, ending at --as-of.")
+    ] = 90,
+    currency: CurrencyOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """DSO, collection effectiveness, billing accuracy, days to pay, disputes, write-offs.
+
+    Window: the --days days ending at --as-of (D); S is the day before it starts. AR(X):
+    open balances on day X, as in `billsync report aging`. Money per currency.
+
+    DSO = AR(D) / credit sales in the window x days. Credit sales: totals of invoices
+    issued in the window (not void, deleted or draft).
+
+    CEI = (AR(S) + credit sales - AR(D)) / (AR(S) + credit sales - current AR(D)) x 100,
+    where current AR(D) is the part not yet due on D.
+
+    Billing accuracy = invoices issued in the window whose deal had no billing
+    discrepancy (amount, total, currency, changed after invoicing, missing, voided out
+    of band, duplicate) / all issued in the window x 100.
+
+    Average days to pay: over invoices settled in the window, settlement day minus issue
+    day; the settlement is the payment or credit note after which the balance stays zero.
+
+    Open disputes: deals in dispute now, the age of the oldest on D, and the amounts
+    charged back. Write-offs: invoices marked uncollectible (all to date): count and
+    open balance."""
+    from sync.cli import report_cmd
+
+    report_cmd.kpis_command(ctx, config, as_of, days, currency, as_json, as_csv)
 
 
 def main() -> None:

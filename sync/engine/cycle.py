@@ -38,6 +38,7 @@ from sync.engine.summary import RunSummary
 from sync.engine.writeback import WriteBackSink, WriteBackStage
 from sync.ledger import Ledger
 from sync.ledger.models import DealState
+from sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
 from sync.logs import get_logger
 from sync.planning import ReadRejection
 
@@ -158,9 +159,22 @@ def _stages(
             reconcile(engine, summary)  # records discrepancies on the summary itself
     finally:
         summary.finish()
+        _record_quota(engine)
         ledger.finish_run(run_id, summary.outcome, summary.as_json(), engine.now())
         details = {k: v for k, v in summary.as_json().items() if k != "run_id"}
         log.info("run.finished", outcome=summary.outcome, **details)
+
+
+def _record_quota(engine: Engine) -> None:
+    """Keep the source's API allocation as last seen (Salesforce reports it on every
+    response), so `billsync status` can show it between runs."""
+    quota = getattr(engine.source, "quota", None)
+    if quota is None or getattr(quota, "max", None) is None:
+        return
+    engine.ledger.set_cursor(
+        QUOTA_CURSOR,
+        quota_cursor_value(quota.used, quota.max, str(quota.floor_percent), quota.stopped),
+    )
 
 
 class _BatchFailed(Exception):

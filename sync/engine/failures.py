@@ -79,11 +79,14 @@ class FailureRecorder:
         target: str | None,
         rejections: tuple[Rejection, ...],
         revision: str | None,
+        *,
+        deal_name: str | None = None,
     ) -> None:
         """A deal that cannot be invoiced as it is: needs attention until it changes."""
         message = "; ".join(r.message() for r in rejections)
         payload: dict[str, Any] = {
             "deal_id": deal_id,
+            "deal_name": deal_name,
             "target": target,
             "stage": "validate",
             "problems": [{"field": r.field, "reason": r.reason, "fix": r.fix} for r in rejections],
@@ -207,4 +210,6 @@ class FailureRecorder:
             kind, key, payload, due, revision=revision, mapping_hash=self.mapping_hash
         )
         if item.status in (WorkStatus.PENDING, WorkStatus.LEASED):
-            self.ledger.fail_work(item.id, str(error_class), code, message, due, dead)
+            self.ledger.fail_work(
+                item.id, str(error_class), code, message, due, dead, count_attempt=True
+            )

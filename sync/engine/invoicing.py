@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
@@ -93,7 +93,8 @@ class InvoiceStage:
                 self._triage(item)
             else:
                 problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
-                self.failures.rejected(item.deal_id, None, (problem,), None)
+                name = getattr(item, "deal_name", None)  # optional on the protocol
+                self.failures.rejected(item.deal_id, None, (problem,), None, deal_name=name)
                 self.summary.count("needs_attention", 1)
         jobs, self._jobs = self._jobs, defaultdict(list)
         if len(jobs) <= 1:
@@ -133,7 +134,9 @@ class InvoiceStage:
             return
         outcome = plan_invoice(deal, self.planner)
         if isinstance(outcome, Rejected):
-            self._needs_attention(deal.id, outcome.target, outcome.rejections, whole)
+            self._needs_attention(
+                deal.id, outcome.target, outcome.rejections, whole, deal_name=deal.name
+            )
             return
         draft = outcome.draft
         record = self.ledger.get_deal(deal.id, draft.target)
@@ -171,6 +174,8 @@ class InvoiceStage:
         target: str | None,
         rejections: tuple[Rejection, ...],
         fingerprint: str,
+        *,
+        deal_name: str | None = None,
     ) -> None:
         if target is not None:
             record = self.ledger.get_deal(deal_id, target)
@@ -178,8 +183,15 @@ class InvoiceStage:
                 self.ledger.set_deal_state(
                     deal_id, target, DealState.NEEDS_ATTENTION, last_error=rejections[0].message()
                 )
-        self.failures.rejected(deal_id, target, rejections, fingerprint)
-        queue_writeback(self.ledger, deal_id, target, self.now(), error=rejections[0].message())
+        self.failures.rejected(deal_id, target, rejections, fingerprint, deal_name=deal_name)
+        queue_writeback(
+            self.ledger,
+            deal_id,
+            target,
+            self.now(),
+            error=rejections[0].message(),
+            deal_name=deal_name,
+        )
         self.summary.count("needs_attention", 1)
 
     def _changed_after_invoice(self, deal: Deal, record: DealRecord, fingerprint: str) -> None:
@@ -334,6 +346,7 @@ class InvoiceStage:
 
     def _recorded(self, job: Job, ref: InvoiceRef, *, adopted: bool) -> None:
         deal_id, target = job.deal_id, job.target
+        issued = job.draft.issue_date or self.now().date()  # undated drafts are dated today
         self.ledger.upsert_invoice(
             target=ref.target,
             external_id=ref.external_id,
@@ -343,6 +356,10 @@ class InvoiceStage:
             deal_id=deal_id,
             number=ref.number,
             url=ref.url,
+            issue_date=issued,
+            due_date=_due_date(job.draft, issued),
+            account_id=job.draft.customer.account_id,
+            customer_name=job.draft.customer.name,
         )
         self.ledger.set_deal_state(
             deal_id,
@@ -435,6 +452,16 @@ class InvoiceStage:
                 code=error.code,
                 message=error.message,
             )
+
+
+def _due_date(draft: InvoiceDraft, issued: date) -> date | None:
+    """The due date the draft asked for, for AR aging. None when the target derives it
+    from a named term (QuickBooks SalesTermRef): the ledger does not know its days."""
+    if draft.due_date is not None:
+        return draft.due_date
+    if draft.days_until_due is not None:
+        return issued + timedelta(days=draft.days_until_due)
+    return None
 
 
 def _missing_outcome(target: str, deal_id: str) -> ConnectorError:

@@ -133,8 +133,11 @@ def queue_writeback(
     *,
     error: str | None = None,
     last_event: str | None = None,
+    deal_name: str | None = None,
 ) -> None:
     payload: dict[str, Any] = {"deal_id": deal_id, "target": target, "stage": "writeback"}
+    if deal_name:
+        payload["deal_name"] = deal_name
     if error:
         payload["error"] = error[:1000]
     if last_event:

@@ -25,9 +25,7 @@ R = TypeVar("R")
 # late: the webhook receiver's p99 went from tens to hundreds of milliseconds under
 # 32 concurrent deliveries. A Python lock hands the file over the moment it is free.
 # Other processes still meet busy_timeout, as before.
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = (
-    weakref.WeakKeyDictionary()
-)
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 _SQLITE_WRITERS_GUARD = threading.Lock()
 
 

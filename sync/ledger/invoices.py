@@ -8,7 +8,7 @@ done in Python over Decimal rows because SQLite cannot add exact decimals.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,17 @@ from sync.ledger.base import Store, insert_for, to_record
 from sync.ledger.models import PAYMENT_SIGN, InvoiceRecord, PaymentKind, PaymentRecord
 from sync.ledger.schema import deals, invoices, payments
 from sync.ledger.types import check_money, exact_sum
+
+# Columns an update leaves as stored when the caller passes None.
+_KEPT_WHEN_NONE = (
+    "deal_id",
+    "number",
+    "url",
+    "issue_date",
+    "due_date",
+    "account_id",
+    "customer_name",
+)
 
 
 def _settlement(conn: Connection, target: str, external_id: str) -> tuple[Decimal, Decimal]:
@@ -69,12 +80,17 @@ class InvoiceStore(Store):
         deal_id: str | None = None,
         number: str | None = None,
         url: str | None = None,
+        issue_date: date | None = None,
+        due_date: date | None = None,
+        account_id: str | None = None,
+        customer_name: str | None = None,
     ) -> InvoiceRecord:
         """Insert or update an invoice as the target reports it.
 
-        None for deal_id, number or url keeps the stored value (a status-only update
-        from a webhook must not erase the link to the deal). amount_paid and balance
-        are derived from the payments table, never taken from the caller.
+        None for deal_id, number, url, the dates or the customer keeps the stored value
+        (a status-only update from a webhook must not erase the link to the deal or the
+        due date aging needs). amount_paid and balance are derived from the payments
+        table, never taken from the caller.
         """
         total = check_money(total)
         now = self._now()
@@ -93,10 +109,14 @@ class InvoiceStore(Store):
                 status=status,
                 created_at=now,
                 updated_at=now,
+                issue_date=issue_date,
+                due_date=due_date,
+                account_id=account_id,
+                customer_name=customer_name,
             )
             keep = {
                 name: sa.func.coalesce(stmt.excluded[name], invoices.c[name])
-                for name in ("deal_id", "number", "url")
+                for name in _KEPT_WHEN_NONE
             }
             fresh = {
                 name: stmt.excluded[name]

@@ -16,7 +16,9 @@ scanned in Python. On SQLite:
 - invoices created: ``GROUP BY target`` over ``ix_invoices_deal_id_target``
   (covering);
 - last run per outcome: ``GROUP BY outcome`` over ``runs``, one row per cycle
-  (about 35,000 a year at a 15-minute schedule), a plain aggregate.
+  (about 35,000 a year at a 15-minute schedule), a plain aggregate;
+- failed attempts: ``ix_audit_action_id`` finds the ``work.failed`` rows (one per
+  failed attempt, written with the failure), grouped by the class in their details.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import sqlalchemy as sa
 
 from sync.ledger.base import Store
 from sync.ledger.models import InboxStatus, WorkStatus
-from sync.ledger.schema import inbox, invoices, runs, work_items
+from sync.ledger.queue import WORK_FAILED
+from sync.ledger.schema import audit, inbox, invoices, runs, work_items
 
 _OPEN_INBOX = (InboxStatus.PENDING.value, InboxStatus.PROCESSING.value)
 _OPEN_WORK = (WorkStatus.PENDING.value, WorkStatus.LEASED.value, WorkStatus.DEAD.value)
@@ -46,6 +49,8 @@ class MetricsSnapshot:
     """Invoices billsync created (or adopted after a crash) per target."""
     open_failures_by_class: dict[str, int]
     """Work items whose last attempt failed and that are not closed, per error class."""
+    failed_attempts_by_class: dict[str, int]
+    """Every failed attempt ever recorded (audit rows ``work.failed``), per class."""
 
 
 class MetricsReads(Store):
@@ -59,12 +64,12 @@ class MetricsReads(Store):
         invoice keeps its row). So the count only ever grows: a true counter, and
         it counts each invoice once however often the run that made it is retried.
 
-        Open failures: there is no monotonic record of failed attempts to count.
-        The audit trail records successes (``invoice.created``/``adopted``) and
-        operator actions, not failures, and a work item's error is cleared when a
-        retry succeeds or the key is enqueued afresh. What the ledger does know is
-        which work is failing now and why: the pending, leased and dead items that
-        carry an error class. That is a gauge, not a counter.
+        Failed attempts: the queue writes an audit row per failed attempt in the
+        same transaction as the failure (``WorkQueue.fail_work``), and audit rows
+        are never deleted, so their count per class is a true counter. Open
+        failures are the gauge beside it: the pending, leased and dead items that
+        carry an error class now (a work item's error is cleared when a retry
+        succeeds or the key is enqueued afresh).
         """
         with self._read() as conn:
             oldest = conn.execute(
@@ -91,6 +96,12 @@ class MetricsReads(Store):
                 )
                 .group_by(work_items.c.last_error_class)
             ).all()
+            error_class = audit.c.details["error_class"].as_string()
+            attempts = conn.execute(
+                sa.select(error_class, sa.func.count())
+                .where(audit.c.action == WORK_FAILED)
+                .group_by(error_class)
+            ).all()
         depth = {status.value: 0 for status in WorkStatus}
         depth.update({str(status): int(n) for status, n in by_status})
         return MetricsSnapshot(
@@ -99,4 +110,5 @@ class MetricsReads(Store):
             last_run_finished_at={str(outcome): at for outcome, at in last_runs},
             invoices_created_by_target={str(target): int(n) for target, n in created},
             open_failures_by_class={str(cls): int(n) for cls, n in failing},
+            failed_attempts_by_class={str(cls): int(n) for cls, n in attempts if cls},
         )

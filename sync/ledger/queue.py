@@ -17,10 +17,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync.ledger.audit import insert_audit
 from sync.ledger.base import Store, insert_for, require_positive, to_record
 from sync.ledger.models import WorkItem, WorkStatus
 from sync.ledger.schema import work_items
 from sync.ledger.types import UTCDateTime
+
+WORK_FAILED = "work.failed"
+"""The audit action of one failed attempt of a work item."""
 
 _PENDING = WorkStatus.PENDING.value
 _LEASED = WorkStatus.LEASED.value
@@ -194,13 +198,21 @@ class WorkQueue(Store):
         dead: bool,
         *,
         holder: str | None = None,
+        count_attempt: bool = False,
     ) -> bool:
         """Record a failed attempt: retry at ``next_attempt_at``, or ``dead`` for an
         operator. The caller owns the backoff policy and the attempt limit. A key
-        re-enqueued during the attempt goes back to pending on its new schedule."""
+        re-enqueued during the attempt goes back to pending on its new schedule.
+
+        Leasing counts attempts; ``count_attempt`` counts one for a failure recorded
+        without a lease (the first failure, met inside the run). Every failed attempt
+        leaves an audit row in the same transaction: the attempt history `billsync
+        failures show` prints, and the monotonic source of `billsync_failures_total`.
+        """
         failed_status = _DEAD if dead else _PENDING
+        attempts = _c.attempts + 1 if count_attempt else _c.attempts
         with self._write() as conn:
-            result = conn.execute(
+            row = conn.execute(
                 sa.update(work_items)
                 .where(self._holding(item_id, holder))
                 .values(
@@ -208,7 +220,7 @@ class WorkQueue(Store):
                     next_attempt_at=sa.case(
                         (_c.requeued, _c.next_attempt_at), else_=_time(next_attempt_at)
                     ),
-                    attempts=sa.case((_c.requeued, 0), else_=_c.attempts),
+                    attempts=sa.case((_c.requeued, 0), else_=attempts),
                     requeued=False,
                     leased_by=None,
                     lease_expires_at=None,
@@ -217,5 +229,22 @@ class WorkQueue(Store):
                     last_error_message=message,
                     updated_at=self._now(),
                 )
+                .returning(_c.attempts, _c.status)
+            ).first()
+            if row is None:
+                return False
+            insert_audit(
+                conn,
+                at=self._now(),
+                actor=holder or "engine",
+                action=WORK_FAILED,
+                subject=f"work_item:{item_id}",
+                details={
+                    "attempts": row.attempts,
+                    "error_class": error_class,
+                    "code": code,
+                    "message": message,
+                    "dead": row.status == _DEAD,
+                },
             )
-            return result.rowcount == 1
+            return True

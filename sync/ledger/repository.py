@@ -7,6 +7,7 @@ twelve objects. The stores share nothing but the engine and the clock.
 
 from __future__ import annotations
 
+from sync.ledger.ar_reads import ArReads
 from sync.ledger.audit import AuditStore
 from sync.ledger.customers import CustomerLinkStore
 from sync.ledger.deals import DealStore
@@ -15,6 +16,7 @@ from sync.ledger.inbox import InboxStore
 from sync.ledger.invoices import InvoiceStore, PaymentStore
 from sync.ledger.leases import LeaseStore, RunStore
 from sync.ledger.metrics_reads import MetricsReads
+from sync.ledger.ops_reads import OpsReads
 from sync.ledger.queue import WorkQueue
 from sync.ledger.queue_admin import QueueAdmin
 from sync.ledger.state import CredentialStore, CursorStore
@@ -34,6 +36,8 @@ class Ledger(
     CredentialStore,
     CustomerLinkStore,
     AuditStore,
+    OpsReads,
+    ArReads,
     MetricsReads,
 ):
     """billsync's durable state on SQLite or PostgreSQL (same behaviour on both).

@@ -95,6 +95,14 @@ invoices = sa.Table(
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # What AR aging needs (migration 0004); NULL on rows written before it. Dates are
+    # calendar dates as the invoice shows them, not instants.
+    sa.Column("issue_date", sa.Date(), nullable=True),
+    sa.Column("due_date", sa.Date(), nullable=True),
+    # The source account billed (Salesforce Account id): one customer across targets;
+    # its id in a target is in customer_links.
+    sa.Column("account_id", sa.String(_DEAL_ID), nullable=True),
+    sa.Column("customer_name", sa.Text(), nullable=True),
     sa.Index("ix_invoices_deal_id_target", "deal_id", "target"),
 )
 
@@ -239,4 +247,5 @@ audit = sa.Table(
     sa.Column("details", json_type(), nullable=False),
     sa.Index("ix_audit_subject_id", "subject", "id"),
     sa.Index("ix_audit_at", "at"),
+    sa.Index("ix_audit_action_id", "action", "id"),  # metrics count failed attempts
 )

@@ -112,12 +112,16 @@ def _families(snapshot: MetricsSnapshot | None, now: datetime) -> Iterator[Metri
         "Invoices billsync created in each target (from the ledger; each invoice once).",
         labels=["target"],
     )
-    # A gauge despite the name the issue gave it: see MetricsReads.metrics_snapshot,
-    # the ledger keeps no monotonic record of failed attempts. Alert on the value.
-    failures = GaugeMetricFamily(
-        "billsync_failures_total",
+    failures = CounterMetricFamily(
+        "billsync_failures",
+        "Failed attempts of work items (invoice, write-back, payment feed) per error "
+        "class, by every process (from the ledger's audit trail).",
+        labels=["class"],
+    )
+    open_failures = GaugeMetricFamily(
+        "billsync_open_failures",
         "Work items whose last attempt failed and that await a retry or an operator, "
-        "per error class (a current count, not a counter).",
+        "per error class.",
         labels=["class"],
     )
     if snapshot is not None:
@@ -130,10 +134,12 @@ def _families(snapshot: MetricsSnapshot | None, now: datetime) -> Iterator[Metri
         for target, n in sorted(snapshot.invoices_created_by_target.items()):
             created.add_metric([target], n)
         # Every class present, so an alert on one class has a series to compare.
-        by_class = {str(cls): 0 for cls in ErrorClass} | snapshot.open_failures_by_class
-        for cls, n in sorted(by_class.items()):
+        every_class = {str(cls): 0 for cls in ErrorClass}
+        for cls, n in sorted((every_class | snapshot.failed_attempts_by_class).items()):
             failures.add_metric([cls], n)
-    yield from (lag, depth, last_run, created, failures)
+        for cls, n in sorted((every_class | snapshot.open_failures_by_class).items()):
+            open_failures.add_metric([cls], n)
+    yield from (lag, depth, last_run, created, failures, open_failures)
 
 
 class Metrics:

@@ -55,21 +55,6 @@ def test_each_command_has_help(command: str) -> None:
     assert billsync(command, "--help").returncode == 0
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["failures", "list"],
-        ["status"],
-        ["report", "aging"],
-    ],
-)
-def test_unbuilt_commands_say_so_and_exit_2(args: list[str], tmp_path: Path) -> None:
-    result = billsync(*args, cwd=tmp_path)
-    assert result.returncode == 2
-    assert "not built yet" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-
-
 def test_bad_config_exits_2_with_three_lines_and_no_traceback(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text(

@@ -145,7 +145,15 @@ def test_retry_work_is_audited(ledger, clock):
     assert ledger.retry_work(item.id, "ops@example.com", note="reconnected QBO")
     retried = ledger.get_work(item.id)
     assert (retried.status, retried.attempts, retried.next_attempt_at) == ("pending", 0, clock.now)
-    (entry,) = ledger.audit_for(f"work_item:{item.id}")
+    failed, entry = ledger.audit_for(f"work_item:{item.id}")
+    assert (failed.action, failed.actor) == ("work.failed", "engine")
+    assert failed.details == {
+        "attempts": 1,
+        "error_class": "auth",
+        "code": "401",
+        "message": "token revoked",
+        "dead": True,
+    }
     assert (entry.actor, entry.action, entry.at) == ("ops@example.com", "work.retry", clock.now)
     assert entry.details["previous_status"] == "dead"
     assert entry.details["last_error_code"] == "401"

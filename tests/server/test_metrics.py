@@ -30,6 +30,7 @@ LEDGER_FAMILIES = (
     "billsync_last_run_timestamp_seconds",
     "billsync_invoices_created_total",
     "billsync_failures_total",
+    "billsync_open_failures",
 )
 
 
@@ -169,8 +170,14 @@ def test_scrape_reports_the_ledger_exactly(ledger: Ledger, clock: Clock) -> None
         "failures": (T0 - timedelta(minutes=55)).timestamp(),
     }
     assert by("target", got["billsync_invoices_created_total"]) == {"quickbooks": 2, "stripe": 1}
-    expected_failures = {str(cls): 0.0 for cls in ErrorClass} | {"transient": 2, "invalid_data": 1}
-    assert by("class", got["billsync_failures_total"]) == expected_failures
+    zero = {str(cls): 0.0 for cls in ErrorClass}
+    # Every failed attempt counts, also d6's although it was resolved since.
+    assert by("class", got["billsync_failures_total"]) == zero | {
+        "transient": 2,
+        "invalid_data": 1,
+        "rate_limited": 1,
+    }
+    assert by("class", got["billsync_open_failures"]) == zero | {"transient": 2, "invalid_data": 1}
 
     # Read at scrape time: the next scrape sees the ledger move on.
     clock.now = T0 + timedelta(seconds=10)
@@ -191,6 +198,7 @@ def test_empty_ledger_has_zero_series_and_no_invented_ones(ledger: Ledger, clock
         ("pending", "leased", "done", "dead", "resolved"), 0.0
     )
     assert by("class", got["billsync_failures_total"]) == {str(c): 0.0 for c in ErrorClass}
+    assert by("class", got["billsync_open_failures"]) == {str(c): 0.0 for c in ErrorClass}
     assert "billsync_last_run_timestamp_seconds" not in got  # no run ever finished
     assert "billsync_invoices_created_total" not in got
 
@@ -247,7 +255,7 @@ def test_sqlite_metric_queries_use_indexes(tmp_path: Path) -> None:
 
     MetricsReads(engine).metrics_snapshot()
     sa.event.remove(engine, "before_cursor_execute", record)
-    assert len(statements) == 5
+    assert len(statements) == 6
     with engine.connect() as conn:
         for statement, parameters in statements:
             plan = " | ".join(
@@ -268,7 +276,7 @@ def test_sqlite_metric_queries_use_indexes(tmp_path: Path) -> None:
 
 class _EmptyLedger:
     def metrics_snapshot(self) -> MetricsSnapshot:
-        return MetricsSnapshot(None, {}, {}, {}, {})
+        return MetricsSnapshot(None, {}, {}, {}, {}, {})
 
 
 def local_metrics() -> Metrics:

@@ -1,0 +1,115 @@
+"""`billsync status [--json]`: runs, queue, cursors, inbox, discrepancies, credentials.
+
+Reads the ledger only (no vendor call). Exit codes: 0 nothing needs a person; 1 the
+status lists warnings (dead failures, a crashed run, an expiring QuickBooks token, a
+stalled inbox, the Salesforce quota floor); 2 configuration wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from sync.ops.render import dumps, human_age
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from sync.ledger import Ledger
+
+
+@contextmanager
+def open_ledger(settings: Settings) -> Iterator[Ledger]:
+    """The configured ledger, migrated to head (as `billsync run` does), disposed after."""
+    from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+
+    database = create_ledger_engine(settings.ledger.url)
+    try:
+        upgrade_to_head(database)
+        yield Ledger(database)
+    finally:
+        database.dispose()
+
+
+def status(ctx: typer.Context, config: Path | None, as_json: bool) -> None:
+    from sync.cli.options import settings_for
+    from sync.ops.status import build_status
+
+    settings = settings_for(ctx, config, logs_to_stderr=True)
+    with open_ledger(settings) as ledger:
+        report = build_status(ledger, datetime.now(UTC))
+    document = report.as_json()
+    if as_json:
+        typer.echo(dumps(document))
+    else:
+        for line in lines(document):
+            typer.echo(line)
+    raise typer.Exit(1 if report.warnings else 0)
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items() if n) or "none"
+
+
+def lines(document: dict[str, Any]) -> list[str]:
+    """The status as text: one section per concern, warnings last."""
+    out = [f"billsync status as of {document['as_of']}", "", "Last runs:"]
+    for run in document["runs"]:
+        outcome = run["outcome"] or "unfinished"
+        counts = _counts(run["counts"])
+        took = f"{run['duration_s']} s" if run["duration_s"] is not None else "-"
+        out.append(f"  {run['started_at']} {outcome:10} {took:>9}  {counts}")
+        for system, reason in run["stopped"].items():
+            out.append(f"    {system} stopped: {reason}")
+    if not document["runs"]:
+        out.append("  none yet")
+    lease = document["run_lease"]
+    out.append(
+        f"Run lease: held by {lease['holder']} since {lease['since']}"
+        if lease
+        else "Run lease: free"
+    )
+    queue = document["queue"]
+    out += [
+        f"Queue: {_counts(queue['by_status'])}",
+        f"  open failures by class: {_counts(queue['open_failures_by_class'])}",
+        "Cursors:",
+    ]
+    for cursor in document["cursors"]:
+        out.append(
+            f"  {cursor['name']:24} moved {human_age(cursor['age_s'])} ago  {cursor['value']}"
+        )
+    if not document["cursors"]:
+        out.append("  none yet")
+    inbox = document["inbox"]
+    out.append(f"Inbox: lag {human_age(inbox['lag_s'])}; {_counts(inbox['by_status'])}")
+    found = document["discrepancies"]
+    out.append(f"Open discrepancies: {found['open']} ({_counts(found['by_kind'])})")
+    out.append("Credentials:")
+    for company in document["credentials"]["quickbooks"]:
+        out.append(
+            f"  QuickBooks {company['realm_id']}: access token valid "
+            f"{'yes' if company.get('access_token_valid') else 'no'} (until "
+            f"{company.get('access_token_expires_at') or '-'}); refresh token "
+            f"{company.get('refresh_token_age_days', '-')} days old, expires "
+            f"{company.get('refresh_token_expires_at') or '-'}; reconnect by "
+            f"{company.get('reconnect_by') or '-'}"
+        )
+    if not document["credentials"]["quickbooks"]:
+        out.append("  QuickBooks: no company connected in this ledger")
+    quota = document["credentials"]["salesforce_quota"]
+    if quota["known"]:
+        out.append(
+            f"  Salesforce API: {quota['used']} of {quota['max']} used, {quota['remaining']} "
+            f"left (floor {quota['floor_percent']}%), seen {human_age(quota['age_s'])} ago"
+        )
+    else:
+        out.append(f"  Salesforce API allocation: {quota['note']}")
+    warnings = document["warnings"]
+    out += ["", "Warnings:" if warnings else "No warnings."]
+    out += [f"  {warning}" for warning in warnings]
+    return out

@@ -1,0 +1,253 @@
+"""AR KPIs over a window (`billsync report kpis`).
+
+The window is the ``days`` days ending at the as-of date D: from S = D − days
+(exclusive) to D (inclusive). AR(X) is the sum of open balances of receivable invoices
+on day X (the aging total, see `ar_book`); "current AR" is its not-yet-due part.
+Money figures are per currency and never summed across currencies.
+
+- Credit sales: the totals of invoices issued in the window (void, deleted and draft
+  invoices are not sales; ones written off later were).
+- DSO (days sales outstanding) = AR(D) ÷ credit sales × days. Undefined (null)
+  without credit sales.
+- CEI (collection effectiveness index) =
+      (AR(S) + credit sales − AR(D)) ÷ (AR(S) + credit sales − current AR(D)) × 100.
+  100 means everything collectible was collected. Undefined when the denominator is 0.
+- Billing accuracy = invoices issued in the window whose deal has no billing
+  discrepancy (``BILLING_KINDS``, open or resolved) ÷ all invoices billsync issued in
+  the window, × 100. Payment-side discrepancies (a partial or over-payment, a payment
+  for an unknown invoice) and Salesforce write-back ones describe what customers or
+  Salesforce did, not the invoice, so they do not count against it.
+- Average days to pay: over the invoices settled in the window, the mean of
+  (settlement day − issue day), where the settlement is the payment or credit note after
+  which the balance is zero and stays so (`Book.settled_on`).
+- Open disputes: deals whose latest payment fact is an open dispute (deal state
+  ``disputed``): how many, the age in days of the oldest on D, and per currency the
+  amount charged back on their invoices.
+- Write-offs: invoices now marked uncollectible, issued by D: count and open balance
+  per currency. The ledger keeps no date for the write-off itself, so this is every
+  write-off to date, not only those in the window.
+
+Ratios and day counts are decimal strings rounded half up to one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sync.ledger import Ledger
+from sync.ledger.ar_reads import ArInvoice
+from sync.ledger.types import exact_sum
+from sync.ops.aging import age_book
+from sync.ops.ar_book import NOT_SALES, WRITTEN_OFF, Book
+from sync.ops.render import decimal_str, money_str, ratio
+
+DEFAULT_DAYS = 90
+BILLING_KINDS = (
+    "deal_amount_mismatch",
+    "invoice_total_mismatch",
+    "currency_mismatch",
+    "deal_changed_after_invoice",
+    "invoice_missing_in_target",
+    "invoice_voided_out_of_band",
+    "duplicate_invoice_for_deal",
+)
+_HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class CurrencyKpis:
+    currency: str
+    ar: Decimal
+    beginning_ar: Decimal
+    ending_current_ar: Decimal
+    credit_sales: Decimal
+    dso_days: Decimal | None
+    cei_percent: Decimal | None
+    write_off_count: int
+    write_off_amount: Decimal
+    disputed_amount: Decimal
+
+    def as_json(self) -> dict[str, Any]:
+        c = self.currency
+        return {
+            "ar": money_str(self.ar, c),
+            "beginning_ar": money_str(self.beginning_ar, c),
+            "ending_current_ar": money_str(self.ending_current_ar, c),
+            "credit_sales": money_str(self.credit_sales, c),
+            "dso_days": decimal_str(self.dso_days),
+            "cei_percent": decimal_str(self.cei_percent),
+            "write_offs": {
+                "count": self.write_off_count,
+                "amount": money_str(self.write_off_amount, c),
+            },
+            "disputed": money_str(self.disputed_amount, c),
+        }
+
+
+@dataclass(frozen=True)
+class KpiReport:
+    as_of: date
+    days: int
+    currencies: dict[str, CurrencyKpis]
+    issued: int
+    issued_without_discrepancy: int
+    paid_invoices: int
+    average_days_to_pay: Decimal | None
+    open_disputes: int
+    oldest_dispute_days: int | None
+    oldest_dispute_deal: str | None
+
+    @property
+    def window_start(self) -> date:
+        """The first day inside the window."""
+        return self.as_of - timedelta(days=self.days - 1)
+
+    @property
+    def billing_accuracy(self) -> Decimal | None:
+        return ratio(Decimal(self.issued_without_discrepancy) * _HUNDRED, Decimal(self.issued))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "window_days": self.days,
+            "window": {"from": self.window_start.isoformat(), "to": self.as_of.isoformat()},
+            "currencies": {c: k.as_json() for c, k in sorted(self.currencies.items())},
+            "billing_accuracy": {
+                "issued": self.issued,
+                "without_discrepancy": self.issued_without_discrepancy,
+                "rate_percent": decimal_str(self.billing_accuracy),
+            },
+            "average_days_to_pay": {
+                "invoices": self.paid_invoices,
+                "days": decimal_str(self.average_days_to_pay),
+            },
+            "open_disputes": {
+                "count": self.open_disputes,
+                "oldest_age_days": self.oldest_dispute_days,
+                "oldest_deal_id": self.oldest_dispute_deal,
+            },
+        }
+
+
+def _in_window(day: date, start: date, end: date) -> bool:
+    return start < day <= end
+
+
+def _ar_by_currency(book: Book, day: date) -> dict[str, Decimal]:
+    """AR on ``day`` per currency (0 for a currency with nothing open)."""
+    open_balances: dict[str, list[Decimal]] = {c: [] for c in book.currencies()}
+    for invoice in book.invoices:
+        balance = book.receivable(invoice, day)
+        if balance is not None:
+            open_balances[invoice.currency].append(balance)
+    return {currency: exact_sum(amounts) for currency, amounts in open_balances.items()}
+
+
+def _currency_kpis(
+    book: Book,
+    currency: str,
+    start: date,
+    days: int,
+    ar: tuple[Decimal, Decimal, Decimal],
+) -> CurrencyKpis:
+    """``ar``: AR at the start, at the end, and its not-yet-due part at the end."""
+    end = book.as_of
+    mine = [invoice for invoice in book.invoices if invoice.currency == currency]
+    ar_start, ar_end, current = ar
+    sales = exact_sum(
+        [i.total for i in mine if i.status not in NOT_SALES and _in_window(i.issued, start, end)]
+    )
+    dso = ratio(ar_end * days, sales)
+    collected = exact_sum([ar_start, sales, ar_end.copy_negate()])
+    collectible = exact_sum([ar_start, sales, current.copy_negate()])
+    cei = ratio(collected * _HUNDRED, collectible)
+    written_off = [i for i in mine if i.status == WRITTEN_OFF]
+    write_off = exact_sum([max(book.balance_at(i, end), Decimal(0)) for i in written_off])
+    return CurrencyKpis(
+        currency=currency,
+        ar=ar_end,
+        beginning_ar=ar_start,
+        ending_current_ar=current,
+        credit_sales=sales,
+        dso_days=dso,
+        cei_percent=cei,
+        write_off_count=len(written_off),
+        write_off_amount=write_off,
+        disputed_amount=Decimal(0),
+    )
+
+
+def _days_to_pay(book: Book, start: date) -> tuple[int, Decimal | None]:
+    spans = []
+    for invoice in book.invoices:
+        if invoice.status in NOT_SALES or invoice.status == WRITTEN_OFF:
+            continue
+        settled = book.settled_on(invoice)
+        if settled is not None and _in_window(settled, start, book.as_of):
+            spans.append(max(0, (settled - invoice.issued).days))
+    return len(spans), ratio(Decimal(sum(spans)), Decimal(len(spans)))
+
+
+def _billing(ledger: Ledger, invoices: list[ArInvoice], start: date, end: date) -> tuple[int, int]:
+    issued = [
+        i
+        for i in invoices
+        if i.deal_id is not None and i.status != "draft" and _in_window(i.issued, start, end)
+    ]
+    flagged = ledger.deals_with_discrepancy(BILLING_KINDS)
+    clean = [i for i in issued if (i.deal_id, i.target) not in flagged]
+    return len(issued), len(clean)
+
+
+def kpis(
+    ledger: Ledger, as_of: date, *, days: int = DEFAULT_DAYS, currency: str | None = None
+) -> KpiReport:
+    if days < 1:
+        raise ValueError("the KPI window needs at least one day")
+    book = Book.load(ledger, as_of, currency)
+    start = as_of - timedelta(days=days)
+    aged = age_book(book).currencies
+    at_start, at_end = _ar_by_currency(book, start), _ar_by_currency(book, as_of)
+    by_currency = {
+        c: _currency_kpis(
+            book, c, start, days, (at_start[c], at_end[c], aged[c].bucket_total("current"))
+        )
+        for c in book.currencies()
+    }
+    invoices = {invoice.key: invoice for invoice in book.invoices}
+    disputes = [
+        d
+        for d in ledger.open_disputes()
+        if d.since.date() <= as_of
+        and (currency is None or (d.target, d.external_id or "") in invoices)
+    ]
+    disputed: dict[str, list[Decimal]] = {}
+    for dispute in disputes:
+        invoice = invoices.get((dispute.target, dispute.external_id or ""))
+        if invoice is None:
+            continue
+        charged = [
+            row.amount for row in book.settlements.get(invoice.key, []) if row.kind == "chargeback"
+        ]
+        disputed.setdefault(invoice.currency, []).extend(charged)
+    for code, amounts in disputed.items():
+        if code in by_currency:
+            by_currency[code] = replace(by_currency[code], disputed_amount=exact_sum(amounts))
+    oldest = min(disputes, key=lambda d: d.since, default=None)
+    issued, clean = _billing(ledger, book.invoices, start, as_of)
+    paid, average = _days_to_pay(book, start)
+    return KpiReport(
+        as_of=as_of,
+        days=days,
+        currencies=by_currency,
+        issued=issued,
+        issued_without_discrepancy=clean,
+        paid_invoices=paid,
+        average_days_to_pay=average,
+        open_disputes=len(disputes),
+        oldest_dispute_days=(as_of - oldest.since.date()).days if oldest else None,
+        oldest_dispute_deal=oldest.deal_id if oldest else None,
+    )

@@ -1,0 +1,183 @@
+"""`billsync status`: how the sync is doing, from the ledger alone (no vendor calls).
+
+- runs: the last few cycles with their outcome (``None`` while running or after a
+  crash) and summary counts;
+- run lease: whether a run holds the ledger now;
+- queue: work items per status (every status present) and per kind, open failures
+  per error class;
+- cursors: each feed position with its age (a cursor that stops moving means that
+  feed stopped being read);
+- inbox: webhook events per status and the lag (age of the oldest unprocessed one);
+- discrepancies: open ones per kind;
+- credentials: QuickBooks token health per company (access-token expiry, refresh
+  token age and expiry — Intuit refresh tokens live 100 days, rolling — and the 5-year
+  reconnect limit), and the Salesforce API allocation as a run last saw it, when a run
+  recorded it (``QUOTA_CURSOR``), else marked unknown.
+
+Token values never enter a result: only times derived from them are read out.
+``warnings`` lists what needs a person; the CLI exits 1 when it is not empty.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sync.ledger import Ledger, Run
+from sync.ledger.ops_reads import QUOTA_CURSOR, CredentialRow, CursorRow
+from sync.ops.render import age_seconds, iso
+
+RUNS_SHOWN = 5
+RUN_LEASE = "run"  # sync.engine.cycle.RUN_LEASE (not imported: status stays light)
+QUICKBOOKS_PREFIX = "quickbooks:"
+INBOX_LAG_WARNING = timedelta(minutes=15)
+RUN_COUNTS = (
+    "deals_seen",
+    "invoices_created",
+    "invoices_adopted",
+    "failures",
+    "needs_attention",
+    "payments_applied",
+    "writebacks",
+    "discrepancies",
+    "retried",
+)
+
+
+@dataclass(frozen=True)
+class Status:
+    document: dict[str, Any]
+    warnings: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.document, "warnings": list(self.warnings)}
+
+
+def _run(run: Run, now: datetime) -> dict[str, Any]:
+    summary = run.summary or {}
+    ended = run.finished_at
+    duration = summary.get("duration_s")
+    return {
+        "id": run.id,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(ended),
+        "outcome": run.outcome,
+        # The ledger's JSON reads numbers back as Decimal; this one is seconds.
+        "duration_s": None if duration is None else float(duration),  # money-ok: seconds
+        "counts": {name: summary.get(name) for name in RUN_COUNTS if name in summary},
+        "stopped": summary.get("stopped") or {},
+        "age_s": age_seconds(ended or run.started_at, now),
+    }
+
+
+def _cursor(row: CursorRow, now: datetime) -> dict[str, Any]:
+    value = row.value if len(row.value) <= 80 else row.value[:77] + "..."
+    return {
+        "name": row.name,
+        "value": value,
+        "updated_at": iso(row.updated_at),
+        "age_s": age_seconds(row.updated_at, now),
+    }
+
+
+def quickbooks_health(row: CredentialRow, now: datetime) -> dict[str, Any]:
+    """Expiry times and warnings of one company's tokens; the tokens stay unread."""
+    from connectors.quickbooks.tokens import TokenSet, token_health
+
+    realm = row.name.removeprefix(QUICKBOOKS_PREFIX)
+    try:
+        health = token_health(TokenSet.from_data(row.data), now)
+    except (KeyError, ValueError, TypeError):
+        return {"realm_id": realm, "readable": False, "warnings": ["stored tokens unreadable"]}
+    return {
+        "realm_id": realm,
+        "readable": True,
+        "access_token_expires_at": iso(health.access_expires_at),
+        "access_token_valid": health.access_valid,
+        "refresh_token_issued_at": iso(health.refresh_issued_at),
+        "refresh_token_age_days": health.refresh_age.days if health.refresh_age else None,
+        "refresh_token_expires_at": iso(health.refresh_expires_at),
+        "connected_at": iso(health.connected_at),
+        "reconnect_by": iso(health.reconnect_by),
+        "stored_at": iso(row.updated_at),
+        "warnings": list(health.warnings),
+    }
+
+
+def salesforce_quota(row: CursorRow | None, now: datetime) -> dict[str, Any]:
+    """The allocation a run last recorded, or unknown. It is a daily rolling count, so
+    the figure is as old as ``recorded_at``."""
+    if row is None:
+        return {
+            "known": False,
+            "note": "unknown until a run records it (the ledger holds no quota reading yet)",
+        }
+    try:
+        data = json.loads(row.value)
+        used, maximum = data.get("used"), data.get("max")
+    except (ValueError, AttributeError):
+        return {"known": False, "note": "the recorded quota reading is unreadable"}
+    remaining = None if used is None or maximum is None else max(0, int(maximum) - int(used))
+    return {
+        "known": remaining is not None,
+        "used": used,
+        "max": maximum,
+        "remaining": remaining,
+        "floor_percent": data.get("floor_percent"),
+        "stopped_by_floor": bool(data.get("stopped")),
+        "recorded_at": iso(row.updated_at),
+        "age_s": age_seconds(row.updated_at, now),
+    }
+
+
+def build_status(ledger: Ledger, now: datetime, *, runs: int = RUNS_SHOWN) -> Status:
+    warnings: list[str] = []
+    recent = [_run(run, now) for run in ledger.recent_runs(runs)]
+    lease = ledger.get_lease(RUN_LEASE)
+    run_lease = None
+    if lease is not None and lease.expires_at > now:
+        run_lease = {"holder": lease.holder, "since": iso(lease.acquired_at)}
+    elif recent and recent[0]["outcome"] is None:
+        warnings.append(f"run {recent[0]['id']} never finished (crashed or was killed)")
+
+    depth = ledger.queue_depth()
+    by_class = ledger.failures_by_class()
+    if depth.get("dead"):
+        warnings.append(
+            f"{depth['dead']} failed item(s) wait for an operator: billsync failures list "
+            "--status dead"
+        )
+
+    cursor_rows = ledger.all_cursors()
+    quota_row = next((row for row in cursor_rows if row.name == QUOTA_CURSOR), None)
+    cursors = [_cursor(row, now) for row in cursor_rows if row.name != QUOTA_CURSOR]
+
+    lag = ledger.inbox_lag(now)
+    if lag > INBOX_LAG_WARNING:
+        warnings.append(f"webhook events wait {int(lag.total_seconds())} s to be processed")
+
+    open_by_kind = ledger.open_discrepancy_counts()
+    companies = [quickbooks_health(row, now) for row in ledger.credential_rows(QUICKBOOKS_PREFIX)]
+    for company in companies:
+        warnings.extend(f"QuickBooks {company['realm_id']}: {w}" for w in company["warnings"])
+    quota = salesforce_quota(quota_row, now)
+    if quota.get("stopped_by_floor"):
+        warnings.append("the last run stopped calling Salesforce at the quota floor")
+
+    document = {
+        "as_of": iso(now),
+        "runs": recent,
+        "run_lease": run_lease,
+        "queue": {
+            "by_status": depth,
+            "by_kind": ledger.work_depth_by_kind(),
+            "open_failures_by_class": by_class,
+        },
+        "cursors": cursors,
+        "inbox": {"lag_s": int(lag.total_seconds()), "by_status": ledger.inbox_counts()},
+        "discrepancies": {"open": sum(open_by_kind.values()), "by_kind": open_by_kind},
+        "credentials": {"quickbooks": companies, "salesforce_quota": quota},
+    }
+    return Status(document, tuple(warnings))
