@@ -29,7 +29,7 @@ def test_upgrade_from_0003_keeps_invoices(ledger_url: str) -> None:
                 {"t": "2026-01-02 03:04:05"},
             )
         upgrade_to_head(engine)
-        assert current_revision(engine) == head_revision() == "0004"
+        assert current_revision(engine) == head_revision()
         [row] = Ledger(engine).ar_invoices(date(2026, 12, 31))
         assert (row.external_id, row.due_date, row.customer_name) == ("in_1", None, None)
         assert row.issued == date(2026, 1, 2)  # falls back to the row's creation date
