@@ -5,6 +5,10 @@ they skip when ``BILLSYNC_TEST_POSTGRES_URL`` is unset; with
 ``BILLSYNC_REQUIRE_POSTGRES=1`` (set by .ci/run) a missing server is a failure instead.
 When ``BILLSYNC_PG_REPORT`` names a file, the outcome counts of the postgres-marked
 tests are written there as JSON so CI can refuse a run where none of them ran.
+
+Browser tests (marked ``browser``, headless Debian chromium) are counted the same way:
+they skip without /usr/bin/chromium unless ``BILLSYNC_REQUIRE_BROWSER=1``, and their
+counts go to ``BILLSYNC_BROWSER_REPORT``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pytest
 
 POSTGRES_URL_ENV = "BILLSYNC_TEST_POSTGRES_URL"
 _pg_outcomes = {"passed": 0, "failed": 0, "skipped": 0}
+_browser_outcomes = {"passed": 0, "failed": 0, "skipped": 0}
 
 
 def _admin_url() -> str | None:
@@ -53,21 +58,27 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    if item.get_closest_marker("postgres") is None:
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # A report hook, not makereport: under pytest-xdist the controller receives every
+    # worker's reports here (with their markers in ``keywords``) and writes the file.
+    if not (report.when == "call" or (report.when == "setup" and report.outcome != "passed")):
         return
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _pg_outcomes[report.outcome] = _pg_outcomes.get(report.outcome, 0) + 1
+    for marker, counts in (("postgres", _pg_outcomes), ("browser", _browser_outcomes)):
+        if marker in report.keywords:
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    target = os.environ.get("BILLSYNC_PG_REPORT")
-    if target:
-        Path(target).write_text(json.dumps(_pg_outcomes))
-    if _pg_outcomes["passed"] or _pg_outcomes["failed"] or _pg_outcomes["skipped"]:
-        session.config.pluginmanager.get_plugin("terminalreporter").write_line(  # type: ignore[union-attr]
-            "postgres-marked tests: " + ", ".join(f"{n} {k}" for k, n in _pg_outcomes.items())
-        )
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller counts and reports
+    for env, name, counts in (
+        ("BILLSYNC_PG_REPORT", "postgres", _pg_outcomes),
+        ("BILLSYNC_BROWSER_REPORT", "browser", _browser_outcomes),
+    ):
+        target = os.environ.get(env)
+        if target:
+            Path(target).write_text(json.dumps(counts))
+        if counts["passed"] or counts["failed"] or counts["skipped"]:
+            session.config.pluginmanager.get_plugin("terminalreporter").write_line(  # type: ignore[union-attr]
+                f"{name}-marked tests: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+            )
