@@ -12,15 +12,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.metadata import version
 from typing import Protocol
 
 from fastapi import FastAPI, Response
+from pydantic import SecretStr
 
 from connectors.base import WebhookVerifier
 from sync.ledger import Ledger
+from sync.ledger.base import utc_now
 from sync.logs import get_logger
 from sync.server.health import health_router
+from sync.server.ops import OpsContext, install_ops
 from sync.server.scheduler import ScheduledRuns
 from sync.server.webhooks import WebhookObserver, WebhookReceiver, webhook_router
 from sync.server.worker import InboxWorker
@@ -43,6 +47,12 @@ class ServerParts:
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
     """Run after the threads stopped (e.g. uninstall the API-call observer, dispose
     the database engine)."""
+    ops_token: SecretStr | None = None
+    """Turns on the ops pages (/ops) and API (/api); None leaves them answering 404."""
+    ops_secure_cookie: bool | None = None
+    """The ops session cookie's Secure flag; None: set it when the request is https."""
+    source: str = "salesforce"
+    clock: Callable[[], datetime] = utc_now
 
 
 def create_app(parts: ServerParts) -> FastAPI:
@@ -75,7 +85,7 @@ def create_app(parts: ServerParts) -> FastAPI:
     app = FastAPI(
         title="billsync",
         version=version("billsync"),
-        summary="Webhook receiver, health and metrics of billsync",
+        summary="Webhook receiver, health, metrics and the ops API of billsync",
         lifespan=lifespan,
     )
     receiver = WebhookReceiver(
@@ -88,6 +98,16 @@ def create_app(parts: ServerParts) -> FastAPI:
     app.include_router(webhook_router(receiver))
     app.include_router(
         health_router(parts.ledger.engine, (lambda: worker.alive) if worker is not None else None)
+    )
+    install_ops(
+        app,
+        OpsContext(
+            ledger=parts.ledger,
+            token=parts.ops_token,
+            clock=parts.clock,
+            source=parts.source,
+            secure_cookie=parts.ops_secure_cookie,
+        ),
     )
 
     @app.get(

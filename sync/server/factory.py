@@ -57,6 +57,9 @@ def build_app(settings: Settings, *, schedule: CronSchedule | None = None) -> Fa
         worker=InboxWorker(engine),
         scheduler=scheduler,
         on_shutdown=[uninstall, db.dispose],
+        ops_token=settings.ops.token,
+        source=settings.sync.source,
+        clock=wiring.utc_now,
     )
     return create_app(parts)
 

@@ -39,7 +39,7 @@ COMMANDS = (
     "auth",
 )
 # Mirrors [tool.setuptools.package-data] in pyproject.toml, plus the modules.
-SHIPPED_SUFFIXES = {".py", ".yaml", ".yml", ".ini", ".mako", ".json"}
+SHIPPED_SUFFIXES = {".py", ".yaml", ".yml", ".ini", ".mako", ".json", ".html"}
 SHIPPED_NAMES = {"py.typed"}
 NOT_COPIED_ANYWHERE = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 NOT_COPIED_AT_TOP = {".git", ".venv", "build", "dist", "tests", "bench", "deploy"}

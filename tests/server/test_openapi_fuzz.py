@@ -4,20 +4,26 @@ matches what the document promises (status, content type, body schema)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from pydantic import SecretStr
 from schemathesis.checks import positive_data_acceptance
 
 from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from sync.server.app import create_app
 from sync.server.metrics import Metrics
 from tests.engine.fakes import Clock, FakeFeed, FakeSource
+from tests.ops.ar_fixture import build_book
+from tests.ops.test_failures_cli import seed_failures
 from tests.server.live import serving
 from tests.server.test_webhook_receiver import World
+
+OPS_TOKEN = "fuzz-ops-token-5b1f0c9e"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ledger = Ledger(db)
     feeds = {"stripe": FakeFeed("stripe"), "quickbooks": FakeFeed("quickbooks")}
     world = World(ledger, Clock(), FakeSource([]), feeds, Metrics(ledger), tmp)
-    with serving(create_app(world.parts())) as url:
+    # Real rows behind the ops API, so its responses are checked with content in them.
+    seed_failures(ledger)
+    build_book(ledger)
+    parts = dataclasses.replace(world.parts(), ops_token=SecretStr(OPS_TOKEN))
+    with serving(create_app(parts)) as url:
         yield url
     db.dispose()
 
@@ -44,6 +54,15 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/api/failures"),
+    ("GET", "/api/failures/{item_id}"),
+    ("POST", "/api/failures/retry"),
+    ("POST", "/api/failures/{item_id}/retry"),
+    ("POST", "/api/failures/{item_id}/resolve"),
+    ("GET", "/api/discrepancies"),
+    ("GET", "/api/status"),
+    ("GET", "/api/reports/aging"),
+    ("GET", "/api/reports/kpis"),
 ]
 
 
@@ -68,6 +87,8 @@ def test_no_server_errors_and_responses_match_the_document(
         # A schema-valid webhook still needs an HMAC the schema cannot express, so
         # "valid data accepted" does not apply there; every other check does.
         excluded = [positive_data_acceptance] if path.startswith("/webhooks/") else []
-        case.call_and_validate(timeout=10, excluded_checks=excluded)
+        # The ops API is called with the token; schemathesis also probes it without.
+        auth = {"Authorization": f"Bearer {OPS_TOKEN}"} if path.startswith("/api/") else None
+        case.call_and_validate(timeout=10, excluded_checks=excluded, headers=auth)
 
     check()

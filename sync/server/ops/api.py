@@ -1,0 +1,226 @@
+"""The ops JSON API under ``/api``: the failure log, retry and resolve, discrepancies,
+status and the AR reports — the same documents as the CLI's ``--json``.
+
+Every request needs ``Authorization: Bearer <ops token>`` (401 otherwise; 404 while
+no token is configured). Actions are audited as ``ops-api``. Errors are
+``{"error", "message"}``; request validation errors keep FastAPI's 422 shape.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures at run
+# time, and they use aliases local to the router factory.
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from sync.canonical import DiscrepancyKind
+from sync.ledger.ops_reads import FailureView
+from sync.ops.aging import aging
+from sync.ops.failures import (
+    ActionOutcome,
+    FailureQuery,
+    UnknownFailure,
+    list_failures,
+    resolve_failures,
+    retry_all,
+    retry_failures,
+    show_failure,
+)
+from sync.ops.kpis import DEFAULT_DAYS, kpis
+from sync.ops.status import build_status
+from sync.server.ops import models
+from sync.server.ops.auth import api_actor
+from sync.server.ops.context import OpsContext
+from sync.server.ops.errors import Conflict, NotFound
+from sync.server.ops.views import (
+    AS_OF_PATTERN,
+    currency_codes,
+    open_discrepancies,
+    parse_as_of,
+    plain,
+    utc,
+)
+from sync.server.webhooks import Problem
+
+ItemId = Annotated[int, Path(ge=1, le=models.MAX_ID, description="the failure's id")]
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No or wrong ops token"},
+    404: {"model": Problem, "description": "Unknown id, or the ops API is off (no ops.token)"},
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "A run holds the item, or it is already closed"}
+}
+
+
+def _invalid(name: str, value: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", name), "msg": message, "input": value}]
+    )
+
+
+def _report(action: Literal["retry", "resolve"], actor: str, outcomes: list[ActionOutcome]) -> Any:
+    return {"action": action, "actor": actor, "items": [o.as_json() for o in outcomes]}
+
+
+def _one(action: Literal["retry", "resolve"], actor: str, outcomes: list[ActionOutcome]) -> Any:
+    [outcome] = outcomes
+    if not outcome.done:
+        verb = "retried" if action == "retry" else "resolved"
+        raise Conflict(f"failure {outcome.id} was not {verb}: {outcome.reason}")
+    return _report(action, actor, outcomes)
+
+
+def api_router(ctx: OpsContext) -> APIRouter:
+    bearer = HTTPBearer(
+        auto_error=False, description="The ops token: the value of ops.token in the config."
+    )
+
+    def actor(
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> str:
+        return api_actor(ctx, request.headers.get("authorization"))
+
+    Actor = Annotated[str, Depends(actor)]
+    router = APIRouter(prefix="/api", tags=["ops"], responses=REFUSALS)
+    codes = currency_codes()
+    AsOf = Annotated[
+        str | None,
+        Query(
+            pattern=AS_OF_PATTERN,
+            description="report date, YYYY-MM-DD (default: today, UTC)",
+            json_schema_extra={"format": "date"},
+        ),
+    ]
+    Currency = Annotated[
+        str | None,
+        Query(description="only this currency (ISO 4217)", json_schema_extra={"enum": codes}),
+    ]
+
+    def day(value: str | None) -> date:
+        try:
+            return parse_as_of(value, ctx.clock().date())
+        except ValueError as exc:
+            raise _invalid("as_of", value or "", str(exc)) from None
+
+    def currency_code(value: str | None) -> str | None:
+        if value is not None and value not in codes:
+            raise _invalid("currency", value, f"'{value}' is not an ISO 4217 currency code")
+        return value
+
+    @router.get("/failures", response_model=list[models.Failure], summary="List failures")
+    def get_failures(
+        _actor: Actor,
+        status: Annotated[FailureView, Query(description="which failures")] = FailureView.OPEN,
+        target: Annotated[str | None, Query(max_length=64)] = None,
+        error_class: Annotated[str | None, Query(alias="class", max_length=64)] = None,
+        since: Annotated[
+            datetime | None, Query(description="last activity at or after (UTC if no zone)")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    ) -> Any:
+        query = FailureQuery(status, target, error_class, utc(since) if since else None, limit)
+        return plain([row.as_json() for row in list_failures(ctx.ledger, query, ctx.source)])
+
+    @router.get(
+        "/failures/{item_id}",
+        response_model=models.FailureDetail,
+        summary="One failure: advice, attempts, the deal, the audit trail",
+    )
+    def get_failure(_actor: Actor, item_id: ItemId) -> Any:
+        try:
+            return plain(show_failure(ctx.ledger, item_id, ctx.source).as_json())
+        except UnknownFailure as exc:
+            raise NotFound(str(exc)) from None
+
+    @router.post(
+        "/failures/retry",
+        response_model=models.ActionReport,
+        summary="Retry several failures, or all open ones (of a class / target)",
+    )
+    def post_retry_many(
+        who: Actor, body: Annotated[models.RetryIds | models.RetryAll, Body()]
+    ) -> Any:
+        try:
+            if isinstance(body, models.RetryAll):
+                outcomes = retry_all(
+                    ctx.ledger, who, error_class=body.error_class, target=body.target,
+                    note=body.note,
+                )  # fmt: skip
+            else:
+                outcomes = retry_failures(ctx.ledger, body.ids, who, body.note)
+        except UnknownFailure as exc:
+            raise NotFound(f"{exc}; nothing was retried") from None
+        return _report("retry", who, outcomes)
+
+    @router.post(
+        "/failures/{item_id}/retry",
+        response_model=models.ActionReport,
+        responses=CONFLICT,
+        summary="Queue one failure for the next run, attempts reset",
+    )
+    def post_retry(
+        who: Actor, item_id: ItemId, body: Annotated[models.RetryNote | None, Body()] = None
+    ) -> Any:
+        try:
+            outcomes = retry_failures(ctx.ledger, [item_id], who, body.note if body else None)
+        except UnknownFailure as exc:
+            raise NotFound(str(exc)) from None
+        return _one("retry", who, outcomes)
+
+    @router.post(
+        "/failures/{item_id}/resolve",
+        response_model=models.ActionReport,
+        responses=CONFLICT,
+        summary="Close one failure without success, with a note saying why",
+    )
+    def post_resolve(who: Actor, item_id: ItemId, body: models.ResolveRequest) -> Any:
+        try:
+            outcomes = resolve_failures(ctx.ledger, [item_id], who, body.note)
+        except UnknownFailure as exc:
+            raise NotFound(str(exc)) from None
+        return _one("resolve", who, outcomes)
+
+    @router.get(
+        "/discrepancies",
+        response_model=list[models.Discrepancy],
+        summary="Open discrepancies, oldest first",
+    )
+    def get_discrepancies(_actor: Actor, kind: DiscrepancyKind | None = None) -> Any:
+        return open_discrepancies(ctx.ledger, kind.value if kind else None)
+
+    @router.get("/status", response_model=models.Status, summary="billsync status")
+    def get_status(_actor: Actor) -> Any:
+        return plain(build_status(ctx.ledger, ctx.clock()).as_json())
+
+    @router.get(
+        "/reports/aging",
+        response_model=models.Aging,
+        response_model_exclude_unset=True,
+        summary="AR aging per currency (and per customer)",
+    )
+    def get_aging(
+        _actor: Actor,
+        as_of: AsOf = None,
+        currency: Currency = None,
+        by: Annotated[Literal["customer"] | None, Query(description="rows per customer")] = None,
+    ) -> Any:
+        report = aging(
+            ctx.ledger, day(as_of), currency=currency_code(currency), by_customer=by == "customer"
+        )
+        return plain(report.as_json())
+
+    @router.get("/reports/kpis", response_model=models.Kpis, summary="AR KPIs over a window")
+    def get_kpis(
+        _actor: Actor,
+        as_of: AsOf = None,
+        days: Annotated[int, Query(ge=1, le=3650, description="window length")] = DEFAULT_DAYS,
+        currency: Currency = None,
+    ) -> Any:
+        report = kpis(ctx.ledger, day(as_of), days=days, currency=currency_code(currency))
+        return plain(report.as_json())
+
+    return router

@@ -1,0 +1,107 @@
+"""The login form, signing out, and ``/ops`` itself.
+
+A wrong token answers 401 with the form again (the token typed is never echoed back
+into the page); the right one starts a session (`auth.start_session`) and goes back to
+the page that asked for it.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures at run
+# time, and they use aliases local to the router factory.
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from sync.logs import get_logger
+from sync.server.ops import csrf
+from sync.server.ops.auth import (
+    SESSION_COOKIE,
+    Signer,
+    clear_cookie,
+    enabled_token,
+    session_of,
+    set_cookie,
+    start_session,
+    token_matches,
+)
+from sync.server.ops.context import OpsContext
+from sync.server.ops.errors import LOGIN_PATH, login_redirect, safe_next
+from sync.server.ops.templating import Pages
+
+log = get_logger("billsync.server")
+
+REFUSED = "That is not the ops token. It is the value of ops.token in billsync's configuration."
+
+
+def login_router(ctx: OpsContext, pages: Pages) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    def form(request: Request, next_path: str, error: str | None, status: int) -> Response:
+        signer = Signer(enabled_token(ctx))
+        nonce = csrf.new_login_nonce()
+        response = pages.page(
+            request,
+            "login.html",
+            session=None,
+            status_code=status,
+            login_token=csrf.login_token(signer, nonce),
+            next_path=safe_next(next_path),
+            error=error,
+        )
+        set_cookie(
+            response,
+            ctx,
+            request,
+            csrf.LOGIN_COOKIE,
+            nonce,
+            max_age=csrf.LOGIN_NONCE_TTL_S,
+            path=csrf.LOGIN_COOKIE_PATH,
+        )
+        return response
+
+    @router.get("/ops")
+    def ops_root() -> RedirectResponse:
+        enabled_token(ctx)
+        return RedirectResponse("/ops/failures", status_code=303)
+
+    @router.get(LOGIN_PATH)
+    def login_form(
+        request: Request, next_path: Annotated[str, Query(alias="next")] = ""
+    ) -> Response:
+        if session_of(ctx, request) is not None:
+            return RedirectResponse(safe_next(next_path), status_code=303)
+        return form(request, next_path, None, 200)
+
+    @router.post(LOGIN_PATH)
+    def login(
+        request: Request,
+        token: Annotated[str, Form(max_length=4096)] = "",
+        csrf_token: Annotated[str, Form(max_length=256)] = "",
+        next_path: Annotated[str, Form(alias="next", max_length=2048)] = "",
+    ) -> Response:
+        configured = enabled_token(ctx)
+        nonce = request.cookies.get(csrf.LOGIN_COOKIE)
+        csrf.check_login_token(Signer(configured), nonce, csrf_token)
+        if not token_matches(token, configured):
+            log.warning("ops.login_refused", client=request.client.host if request.client else None)
+            return form(request, next_path, REFUSED, 401)
+        response = RedirectResponse(safe_next(next_path), status_code=303)
+        session = start_session(response, ctx, request)
+        clear_cookie(response, ctx, request, csrf.LOGIN_COOKIE, path=csrf.LOGIN_COOKIE_PATH)
+        log.info("ops.login", actor=session.actor)
+        return response
+
+    @router.post("/ops/logout")
+    def logout(request: Request, csrf_token: Annotated[str, Form(max_length=256)] = "") -> Response:
+        session = session_of(ctx, request)
+        if session is None:
+            return login_redirect("/ops/failures")
+        csrf.check_session_token(Signer(enabled_token(ctx)), session, csrf_token)
+        response = RedirectResponse(LOGIN_PATH, status_code=303)
+        clear_cookie(response, ctx, request, SESSION_COOKIE)
+        pages.set_flash(response, request, "ok", "Signed out.")
+        log.info("ops.logout", actor=session.actor)
+        return response
+
+    return router
