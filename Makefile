@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PACKAGES := connectors mappings sync config sandbox
 
-.PHONY: demo test lint typecheck pytest install install-dev clean
+.PHONY: demo test lint typecheck pytest install install-dev clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ pytest: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Benchmarks against the sandbox (bench/README.md). `bench` records its figures in
+# bench/RESULTS.md (~45 min); `bench-quick` is CI's smoke test: small sizes, nothing
+# recorded, fails only on a crash or a wrong result (< 3 min). BENCH_ARGS adds options,
+# e.g. `make bench BENCH_ARGS="--only 1"`.
+bench: install-dev
+	$(BIN)/python -m bench --record $(BENCH_ARGS)
+
+bench-quick: install-dev
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

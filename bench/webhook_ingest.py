@@ -138,7 +138,8 @@ def _drive(
 ) -> tuple[float, list[float], int]:
     shares = [bodies[i::clients] for i in range(clients)]
     processes = min(CLIENT_PROCESSES, clients)
-    go, results = multiprocessing.Event(), multiprocessing.Queue()
+    go = multiprocessing.Event()
+    results: Any = multiprocessing.Queue()
     workers = [
         multiprocessing.Process(
             target=_client_process, args=(port, shares[p::processes], secret, go, results)
