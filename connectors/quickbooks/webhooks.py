@@ -95,7 +95,7 @@ class QboWebhookVerifier:
         self._check_signature(body, headers)
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: not ours
             raise _reject(WebhookRejectReason.MALFORMED, "the body is not JSON") from None
         received = self._clock()
         try:
@@ -160,7 +160,10 @@ def _cloud_events(payload: list[Any]) -> list[Change]:
     changes: list[Change] = []
     for event in payload:
         raw = {"format": "cloudevents", **event}
-        changes.append((_facts_from_cloud(raw), str(event["id"]), raw))
+        event_id = str(event["id"])
+        if not event_id.strip():
+            raise ValueError("CloudEvent without id")
+        changes.append((_facts_from_cloud(raw), event_id, raw))
     return changes
 
 

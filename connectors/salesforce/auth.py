@@ -199,4 +199,10 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
         body = response.json()
     except ValueError:
         return {}
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        # A refusal in Salesforce's REST error shape ([{errorCode, message}], e.g.
+        # REQUEST_LIMIT_EXCEEDED): its code says more than the status (a 403 is not
+        # always wrong credentials), so read it as the OAuth error it stands for.
+        first = body[0]
+        return {"error": first.get("errorCode"), "error_description": first.get("message")}
     return body if isinstance(body, dict) else {}

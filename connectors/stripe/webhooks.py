@@ -104,7 +104,7 @@ class StripeWebhookVerifier:
         try:
             text = body.decode("utf-8")
             event = json.loads(text)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: not an event
             raise _rejected(WebhookRejectReason.MALFORMED, "body is not UTF-8 JSON") from None
         if not isinstance(event, dict) or event.get("object") != "event":
             raise _rejected(WebhookRejectReason.MALFORMED, "body is not a Stripe event")
@@ -135,7 +135,8 @@ def _parse(header: str) -> tuple[int, list[str]]:
     signatures: list[str] = []
     for item in header.split(","):
         name, _, value = item.strip().partition("=")
-        if name == "t" and value.isdigit() and timestamp is None:
+        # isdigit() alone admits "²" (Latin-1 headers carry it), which int() refuses.
+        if name == "t" and value.isascii() and value.isdigit() and timestamp is None:
             timestamp = int(value)
         elif name == "v1" and value:
             signatures.append(value)

@@ -37,7 +37,6 @@ from sync.engine.payments import PaymentStage
 from sync.engine.summary import RunSummary
 from sync.engine.writeback import WriteBackSink, WriteBackStage
 from sync.ledger import Ledger
-from sync.ledger.models import DealState
 from sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
 from sync.logs import get_logger
 from sync.planning import ReadRejection
@@ -258,7 +257,7 @@ def _retry(engine: Engine, invoicing: InvoiceStage, summary: RunSummary) -> None
             refetch[str(payload["deal_id"])] = item.id
             continue
         record = ledger.get_deal(str(payload["deal_id"]), str(payload["target"]))
-        if record is not None and record.state == DealState.INVOICED:
+        if record is not None and record.external_invoice_id is not None:  # invoiced already
             ledger.complete_work(item.id, holder=engine.holder)
             continue
         jobs[str(payload["target"])].append(Job.from_payload(payload, item.revision or ""))

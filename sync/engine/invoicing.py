@@ -28,12 +28,19 @@ from typing import Any
 from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
 from mappings.plan import Planner, Rejected, plan_invoice
 from mappings.rejections import Rejection
-from sync.canonical import Customer, Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef
+from sync.canonical import (
+    Customer,
+    Deal,
+    DiscrepancyKind,
+    InvoiceDraft,
+    InvoiceRef,
+    InvoiceStatus,
+)
 from sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
 from sync.engine.fingerprint import deal_fingerprint, full_fingerprint
 from sync.engine.summary import RunSummary
 from sync.engine.writeback import queue_writeback
-from sync.ledger import Ledger
+from sync.ledger import IntentConflict, Ledger
 from sync.ledger.models import DealRecord, DealState, WorkStatus
 from sync.logs import get_logger
 from sync.planning import READ_FIX, ReadRejection
@@ -94,6 +101,17 @@ class InvoiceStage:
             else:
                 problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
                 name = getattr(item, "deal_name", None)  # optional on the protocol
+                if not self._shown_before(item.deal_id, problem.message()):
+                    # The reason goes onto the deal, once: rewriting it would bump
+                    # SystemModstamp and bring the deal back on every run.
+                    queue_writeback(
+                        self.ledger,
+                        item.deal_id,
+                        None,
+                        self.now(),
+                        error=problem.message(),
+                        deal_name=name,
+                    )
                 self.failures.rejected(item.deal_id, None, (problem,), None, deal_name=name)
                 self.summary.count("needs_attention", 1)
         jobs, self._jobs = self._jobs, defaultdict(list)
@@ -113,11 +131,21 @@ class InvoiceStage:
                 future.result()  # re-raise anything unexpected in the caller
 
     def _invoiced_record(self, deal_id: str) -> DealRecord | None:
+        """The deal's record that holds its invoice, whatever became of the invoice since
+        (paid, voided, disputed …): such a deal is never planned again."""
         for target in self.targets:
             record = self.ledger.get_deal(deal_id, target)
-            if record is not None and record.state == DealState.INVOICED:
+            if record is not None and record.external_invoice_id is not None:
                 return record
         return None
+
+    def _shown_before(self, deal_id: str, message: str) -> bool:
+        item = self.ledger.find_work(INVOICE, deal_id)
+        return (
+            item is not None
+            and item.status == WorkStatus.DEAD
+            and item.last_error_message == message
+        )
 
     def _triage(self, deal: Deal) -> None:
         fingerprint = deal_fingerprint(deal)
@@ -148,9 +176,18 @@ class InvoiceStage:
             )
             return
         recover = record is not None and record.state == DealState.FAILED
-        intent = self.ledger.record_intent(
-            deal.id, draft.target, fingerprint, draft.idempotency_key
-        )
+        try:
+            intent = self.ledger.record_intent(
+                deal.id, draft.target, fingerprint, draft.idempotency_key
+            )
+        except IntentConflict as conflict:
+            # The ledger holds an invoice or an open intent this triage did not expect:
+            # never risk a second invoice, and never stop the run for one deal.
+            log.error(
+                "deal.intent_conflict", deal_id=deal.id, target=draft.target, message=str(conflict)
+            )
+            self.summary.count("failures", 1)
+            return
         draft = draft.model_copy(update={"idempotency_key": intent.idempotency_key})
         self._jobs[draft.target].append(
             Job(deal.id, deal.name, draft, fingerprint, recover=recover)
@@ -183,7 +220,8 @@ class InvoiceStage:
                 self.ledger.set_deal_state(
                     deal_id, target, DealState.NEEDS_ATTENTION, last_error=rejections[0].message()
                 )
-        self.failures.rejected(deal_id, target, rejections, fingerprint, deal_name=deal_name)
+        # The write-back is queued before the failure is recorded: once recorded, the
+        # deal is not triaged again, so a crash in between must not lose the write-back.
         queue_writeback(
             self.ledger,
             deal_id,
@@ -192,6 +230,7 @@ class InvoiceStage:
             error=rejections[0].message(),
             deal_name=deal_name,
         )
+        self.failures.rejected(deal_id, target, rejections, fingerprint, deal_name=deal_name)
         self.summary.count("needs_attention", 1)
 
     def _changed_after_invoice(self, deal: Deal, record: DealRecord, fingerprint: str) -> None:
@@ -236,8 +275,11 @@ class InvoiceStage:
             except ConnectorError as error:
                 self._failed(job, error)
                 continue
-            if found:
-                self._adopt(job, found)
+            # A draft is an attempt that stopped half-way (Stripe builds an invoice in
+            # steps): only a finished invoice is adopted; create resumes the draft.
+            finished = [ref for ref in found if ref.status != InvoiceStatus.DRAFT]
+            if finished:
+                self._adopt(job, finished)
             else:
                 to_create.append(job)
         if target in self.summary.stopped:
@@ -361,14 +403,6 @@ class InvoiceStage:
             account_id=job.draft.customer.account_id,
             customer_name=job.draft.customer.name,
         )
-        self.ledger.set_deal_state(
-            deal_id,
-            target,
-            DealState.INVOICED,
-            external_invoice_id=ref.external_id,
-            revision=job.fingerprint,
-            last_error=None,
-        )
         action = "invoice.adopted" if adopted else "invoice.created"
         self.ledger.append_audit(
             f"run:{self.run_id}",
@@ -383,7 +417,6 @@ class InvoiceStage:
                 "idempotency_key": job.draft.idempotency_key,
             },
         )
-        self.failures.succeeded(INVOICE, deal_id)
         queue_writeback(self.ledger, deal_id, target, self.now())
         if ref.total != job.draft.total:
             recorded = self.ledger.record_discrepancy(
@@ -395,6 +428,18 @@ class InvoiceStage:
                 details={"invoice": ref.external_id, "currency": ref.currency},
             )
             self.summary.count("discrepancies", int(recorded))
+        # Last, as the commit point: a process killed before this line leaves the intent
+        # open, so the next run looks the invoice up, adopts it and records the above
+        # again (upserts; the audit gains an "adopted" row); after it, nothing is undone.
+        self.ledger.set_deal_state(
+            deal_id,
+            target,
+            DealState.INVOICED,
+            external_invoice_id=ref.external_id,
+            revision=job.fingerprint,
+            last_error=None,
+        )
+        self.failures.succeeded(INVOICE, deal_id)
         if adopted:
             self.summary.count("invoices_adopted", 1)
         else:
@@ -419,12 +464,10 @@ class InvoiceStage:
             # After an auth failure the call never reached the target: the intent stays
             # `invoicing` and the next run looks it up before creating.
             self.ledger.set_deal_state(deal_id, target, state, last_error=error.message)
-        self.failures.failed(INVOICE, deal_id, job.payload(), error, job.fingerprint)
-        if permanent:
+        if permanent:  # queued first, as in _needs_attention
             queue_writeback(self.ledger, deal_id, target, self.now(), error=error.message)
-            self.summary.count("needs_attention", 1)
-        else:
-            self.summary.count("failures", 1)
+        self.failures.failed(INVOICE, deal_id, job.payload(), error, job.fingerprint)
+        self.summary.count("needs_attention" if permanent else "failures", 1)
 
     def _not_attempted(self, target: str, jobs: Sequence[Job]) -> None:
         """The target stopped (auth) before these were sent: queue them for next run.

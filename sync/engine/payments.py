@@ -28,6 +28,9 @@ from sync.logs import get_logger
 log = get_logger("billsync.engine")
 
 INBOX_BATCH = 200
+# What a provider's parser raises on a payload it does not understand (a missing key, a
+# wrong type, a value out of range); a ConnectorError is a vendor call that failed.
+UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, OverflowError)
 INBOX_CLAIM = timedelta(minutes=5)
 
 # Money movements: canonical event kind -> ledger payment kind. Other kinds change only
@@ -99,16 +102,30 @@ class PaymentStage:
                     received_at=stored.received_at,
                 )
                 try:
-                    for event in feed.resolve(notification):
-                        self.apply(event)
+                    events = list(feed.resolve(notification))
                 except ConnectorError as error:
                     self.ledger.mark_inbox_failed(
                         stored.id, error.message, retry=error.is_retryable
                     )
                     continue
+                except UNREADABLE as error:
+                    # Signed, yet not what the parser expects: failed for an operator, so
+                    # it cannot block the inbox (or crash every run) by failing again.
+                    self._unreadable(stored.provider, stored.event_id, stored.id, error)
+                    continue
+                for event in events:
+                    self.apply(event)
                 self.ledger.mark_inbox_done(stored.id)
             if len(claimed) < batch:
                 return len(seen)
+
+    def _unreadable(self, provider: str, event_id: str, inbox_id: int, error: Exception) -> None:
+        message = (
+            f"{provider} event {event_id} could not be read ({type(error).__name__}); it was "
+            "stored but not applied: check it in the provider's dashboard, then reconcile"
+        )
+        log.error("inbox.event_unreadable", provider=provider, event_id=event_id, message=message)
+        self.ledger.mark_inbox_failed(inbox_id, message, retry=False)
 
     def _poll(self, provider: str, feed: PaymentFeed) -> None:
         name = feed_cursor_name(provider)

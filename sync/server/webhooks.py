@@ -11,6 +11,7 @@ nothing and is logged with its reason and size, never its body or signature.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,6 +32,15 @@ PROVIDERS = ("stripe", "quickbooks")
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 NOT_CONFIGURED = "not_configured"
 UNAVAILABLE = "unavailable"
+BODY_TIMEOUT = "body_timeout"
+# uvicorn has no body read timeout: a client trickling its body a byte at a time would
+# hold a request open for as long as it likes. Stripe and Intuit send a few kilobytes
+# at once, so a body still arriving after this long is not theirs.
+BODY_TIMEOUT_S = 10.0
+# The inbox's event_id column (sync/ledger/schema.py): PostgreSQL refuses a longer id
+# (SQLite would store it), and a refusal there looked like an unavailable ledger (503,
+# retried for ever). No provider sends one this long; refuse it as malformed.
+MAX_EVENT_ID = 255
 
 
 class WebhookAccepted(BaseModel):
@@ -63,12 +73,13 @@ class WebhookReceiver:
     observer: WebhookObserver
     max_body_bytes: int
     on_stored: Callable[[], None] = lambda: None
+    body_timeout_s: float = BODY_TIMEOUT_S  # money-ok: a duration
 
     async def receive(self, provider: str, request: Request) -> JSONResponse:
         try:
             verifier = self._verifier(provider)
             _check_content_type(request)
-            body = await _read_limited(request, self.max_body_bytes)
+            body = await _read_limited(request, self.max_body_bytes, self.body_timeout_s)
             accepted = await run_in_threadpool(self._accept, verifier, body, _headers(request))
         except _Refused as refused:
             self._refused(provider, request, refused)
@@ -102,6 +113,12 @@ class WebhookReceiver:
             notifications = verifier.verify(body, headers)
         except WebhookRejected as rejected:
             raise _Refused(rejected.http_status, str(rejected.reason), rejected.message) from None
+        if any(len(note.event_id) > MAX_EVENT_ID for note in notifications):
+            raise _Refused(
+                400,
+                str(WebhookRejectReason.MALFORMED),
+                f"an event id is longer than {MAX_EVENT_ID} characters",
+            )
         stored = 0
         for note in notifications:
             try:
@@ -155,9 +172,10 @@ def _check_content_type(request: Request) -> None:
         )
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def _read_limited(request: Request, limit: int, timeout_s: float) -> bytes:  # money-ok
     """The body, refused with 413 as soon as it is known to exceed ``limit``: from the
-    declared Content-Length before reading anything, else while streaming chunks."""
+    declared Content-Length before reading anything, else while streaming chunks; and
+    with 408 when it has not arrived whole within ``timeout_s`` (a slow-loris client)."""
     too_large = _Refused(413, str(WebhookRejectReason.TOO_LARGE), f"body over {limit} bytes")
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -168,10 +186,16 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
+    except TimeoutError:
+        raise _Refused(
+            408, BODY_TIMEOUT, f"the body did not arrive within {timeout_s:g} s"
+        ) from None
     return bytes(body)
 
 
@@ -188,6 +212,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Malformed, stale, or (Stripe) unsigned request"},
     401: {"model": Problem, "description": "Missing or wrong Intuit signature"},
     404: {"model": Problem, "description": "This provider's webhooks are not configured"},
+    408: {"model": Problem, "description": "The body did not arrive in time"},
     413: {"model": Problem, "description": "Body over server.max_body_bytes"},
     415: {"model": Problem, "description": "Content type is not application/json"},
     503: {"model": Problem, "description": "Ledger unavailable: nothing stored, retry later"},
