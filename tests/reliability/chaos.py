@@ -24,7 +24,8 @@ class Size:
     crash_deals: int
     crash_kills: int  # per ledger backend
     refresh_kills: int
-    fault_deals: int  # per fault phase (each system in turn, then all at once)
+    fault_deals: int  # per round of a fault phase (each system in turn, then all at once)
+    fault_rounds: int  # new deals and payments arrive this many times per phase
     fault_max_runs: int
     concurrency_rounds: int  # two simultaneous runs on SQLite, this many times
     worker_deals: int  # the four PostgreSQL workers' backlog, in waves
@@ -43,6 +44,7 @@ REDUCED = Size(
     crash_kills=3,
     refresh_kills=2,
     fault_deals=8,
+    fault_rounds=1,
     fault_max_runs=6,
     concurrency_rounds=2,
     worker_deals=40,
@@ -55,7 +57,8 @@ FULL = Size(
     crash_deals=500,
     crash_kills=50,
     refresh_kills=6,
-    fault_deals=60,
+    fault_deals=40,
+    fault_rounds=3,
     fault_max_runs=10,
     concurrency_rounds=6,
     worker_deals=200,
