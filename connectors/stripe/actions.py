@@ -211,12 +211,7 @@ class StripeTarget:
                     error_class=ErrorClass.NOT_FOUND,
                     code="customer_deleted",
                     field="customer",
-                    message=(
-                        f"Stripe customer {customer_id} (account "
-                        f"{draft.customer.account_id}) no longer exists: it was deleted in "
-                        "Stripe. Clear the account's customer link in billsync so a new "
-                        "customer is created, or link the account to the right customer"
-                    ),
+                    message=_customer_deleted(customer_id, draft.customer.account_id),
                 ) from None
             raise
         if reply.replayed:
@@ -340,4 +335,17 @@ def _voided(draft: InvoiceDraft, inv: Mapping[str, Any]) -> ConnectorError:
         "billsync does not reissue it under the same revision. Edit the deal in Salesforce "
         "to invoice it again, or resolve the item if it should not be billed",
         code="invoice_voided",
+    )
+
+
+def _customer_deleted(customer_id: str, account_id: str) -> str:
+    """The dash shape every connector message has (what happened — the fix), with the
+    exact commands: billsync keeps the link, so restoring it is an operator's decision
+    (the customer may have been merged into another one on purpose)."""
+    return (
+        f"Stripe customer {customer_id} of account {account_id} was deleted in Stripe — "
+        f"run `billsync customers unlink stripe {account_id} --note '…'` so the retry "
+        "creates a new customer (or `billsync customers link stripe "
+        f"{account_id} cus_… --note '…'` to use another one), then retry this failure "
+        "with `billsync failures retry`"
     )

@@ -19,6 +19,7 @@ from config.loader import ConfigError
 from sync.cli import (
     auth_cmd,
     config_cmd,
+    customers_cmd,
     ledger_cmd,
     mappings_cmd,
     plan_cmd,
@@ -160,6 +161,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(mappings_cmd.app, name="mappings")
 app.add_typer(auth_cmd.app, name="auth")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(customers_cmd.app, name="customers")
 app.command("migrate")(ledger_cmd.migrate)
 app.command("plan")(plan_cmd.plan)
 app.command("reconcile")(reconcile_cmd.reconcile)

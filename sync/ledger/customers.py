@@ -1,29 +1,62 @@
-"""Customer links: source account → target customer, so a known customer costs no call."""
+"""Customer links: source account → target customer, so a known customer costs no call.
+
+The engine writes links as it resolves customers; an operator changes them with
+`billsync customers link|unlink` (e.g. the customer was deleted in the target out of
+band), and then the change and its audit row commit together."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from typing import Any
 
-from sync.ledger.base import Store, insert_for
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sync.ledger.audit import insert_audit
+from sync.ledger.base import Store, insert_for, to_record
+from sync.ledger.models import CustomerLink
 from sync.ledger.schema import customer_links
+
+
+def customer_subject(target: str, account_id: str) -> str:
+    """The audit subject of one link."""
+    return f"customer:{target}:{account_id}"
 
 
 class CustomerLinkStore(Store):
     def customer_link(self, target: str, account_id: str) -> str | None:
         with self._read() as conn:
-            value = conn.execute(
-                sa.select(customer_links.c.external_id).where(
-                    customer_links.c.target == target, customer_links.c.account_id == account_id
-                )
-            ).scalar_one_or_none()
-        return None if value is None else str(value)
+            return _linked(conn, target, account_id)
+
+    def customer_links(
+        self, target: str | None = None, account_id: str | None = None, limit: int = 1000
+    ) -> list[CustomerLink]:
+        """Links, optionally of one target and/or one account, by target then account."""
+        query = sa.select(customer_links).order_by(
+            customer_links.c.target, customer_links.c.account_id
+        )
+        if target is not None:
+            query = query.where(customer_links.c.target == target)
+        if account_id is not None:
+            query = query.where(customer_links.c.account_id == account_id)
+        with self._read() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+        return [to_record(CustomerLink, row) for row in rows]
 
     def link_customer(
-        self, target: str, account_id: str, external_id: str, name: str | None = None
+        self,
+        target: str,
+        account_id: str,
+        external_id: str,
+        name: str | None = None,
+        *,
+        actor: str | None = None,
+        note: str | None = None,
     ) -> None:
-        """Remember (or replace) the target customer for an account."""
+        """Remember (or replace) the target customer for an account. With an ``actor``
+        (an operator, not the engine) the change is audited in the same transaction."""
         now = self._now()
         with self._write() as conn:
+            before = _linked(conn, target, account_id) if actor else None
             stmt = insert_for(conn, customer_links).values(
                 target=target, account_id=account_id, external_id=external_id, name=name,
                 updated_at=now,
@@ -38,13 +71,41 @@ class CustomerLinkStore(Store):
                     },
                 )
             )
+            if actor:
+                details: dict[str, Any] = {"before": before, "after": external_id, "note": note}
+                insert_audit(
+                    conn, at=now, actor=actor, action="customer.linked",
+                    subject=customer_subject(target, account_id), details=details,
+                )  # fmt: skip
 
-    def unlink_customer(self, target: str, account_id: str) -> bool:
-        """Forget a link (e.g. the customer was deleted in the target out of band)."""
+    def unlink_customer(
+        self, target: str, account_id: str, *, actor: str | None = None, note: str | None = None
+    ) -> bool:
+        """Forget a link, so the next invoice of the account resolves (or creates) its
+        customer again; False if there was none. Audited when an ``actor`` is given."""
+        now = self._now()
         with self._write() as conn:
-            result = conn.execute(
+            before = _linked(conn, target, account_id)
+            if before is None:
+                return False
+            conn.execute(
                 sa.delete(customer_links).where(
                     customer_links.c.target == target, customer_links.c.account_id == account_id
                 )
             )
-        return bool(result.rowcount)
+            if actor:
+                insert_audit(
+                    conn, at=now, actor=actor, action="customer.unlinked",
+                    subject=customer_subject(target, account_id),
+                    details={"before": before, "note": note},
+                )  # fmt: skip
+        return True
+
+
+def _linked(conn: Connection, target: str, account_id: str) -> str | None:
+    value = conn.execute(
+        sa.select(customer_links.c.external_id).where(
+            customer_links.c.target == target, customer_links.c.account_id == account_id
+        )
+    ).scalar_one_or_none()
+    return None if value is None else str(value)

@@ -175,6 +175,15 @@ class Discrepancy:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerLink:
+    target: str
+    account_id: str
+    external_id: str
+    name: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int
     at: datetime

@@ -50,6 +50,8 @@ class Outcome:
     runs: list[RunResult]
     first_state: dict[str, Any]
     state: dict[str, Any]
+    handle: SandboxHandle
+    workdir: Path
     notes: dict[str, Any] = field(default_factory=dict)
 
     def work(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -91,6 +93,7 @@ def _money_happens(handle: SandboxHandle, c: Corpus, ledger_url: str) -> dict[st
     customer = links[("stripe", account)]["external_id"]
     notes["delete customer"] = _admin(handle, f"stripe/customers/{customer}/delete", {})
     notes["deleted account"] = account
+    notes["deleted customer"] = customer
     notes["void invoice"] = _admin(
         handle, f"stripe/invoices/{invoice_of('stripe invoice voided')['external_id']}/void", {}
     )
@@ -150,7 +153,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         runs.append(run(h.config_path, env, workdir))
         _later(h, c, notes)
         runs.append(run(h.config_path, env, workdir))
-        yield Outcome(c, ledger_url, runs, first_state, h.state(), notes)
+        yield Outcome(c, ledger_url, runs, first_state, h.state(), h, workdir, notes)
 
 
 def _rejected() -> list[Case]:
@@ -307,21 +310,6 @@ def _deleted_customer_check(outcome: Outcome) -> list[str]:
     return [f"new deal of a deleted customer: invoices {found}, failure {item}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a customer_deleted failure says 'clear the account's customer link in "
-    "billsync so a new customer is created, or link the account to the right customer', "
-    "but no billsync command clears or sets a customer link (Ledger.unlink_customer is "
-    "not exposed): the operator needs SQL",
-)
-def test_the_deleted_customer_advice_can_be_followed_with_billsync(
-    outcome: Outcome, tally: Tally
-) -> None:
-    tally.known_defect(SUITE, "customer_deleted advice names no billsync command")
-    commands = billsync(billsync_env(outcome.ledger_url), Path.cwd(), "--help").stdout
-    assert "customer" in commands.lower(), "no command manages customer links"
-
-
 MONEY_CHECKS = {
     "invoice voided": _void_check,
     "payment voided": _payment_void_check,
@@ -343,6 +331,40 @@ def test_everything_else_is_still_exactly_once(outcome: Outcome, tally: Tally) -
     expected = invariants.expectations([d for d in deals if d["Id"] in outcome.corpus.good])
     tally.tried(SUITE)
     problems = invariants.in_sandbox(outcome.state, expected)
+    assert tally.violated(SUITE, problems) == []
+
+
+def test_the_deleted_customer_advice_can_be_followed_with_billsync(
+    outcome: Outcome, tally: Tally
+) -> None:
+    """The failure names the commands; following them gets the deal invoiced once, to a
+    new customer. Runs after the checks above: it changes the ledger and the sandbox."""
+    tally.tried(SUITE)
+    deal, account = outcome.notes["new deal id"], outcome.notes["deleted account"]
+    item = outcome.work("invoice", deal)
+    assert item is not None and item["status"] == "dead", item
+    unlink = f"billsync customers unlink stripe {account}"
+    assert unlink in item["last_error_message"], item["last_error_message"]
+    env = billsync_env(outcome.ledger_url)
+    steps = [
+        billsync(env, outcome.workdir, "--config", str(outcome.handle.config_path),
+                 *unlink.split()[1:], "--note", "customer deleted in Stripe"),
+        billsync(env, outcome.workdir, "--config", str(outcome.handle.config_path),
+                 "failures", "retry", str(item["id"])),
+    ]  # fmt: skip
+    problems = [f"{s.args[2:]} exited {s.returncode}: {s.stderr}" for s in steps if s.returncode]
+    rerun = run(outcome.handle.config_path, env, outcome.workdir)
+    state = outcome.handle.state()
+    found = invoices_by_deal(state).get(deal, [])
+    if [amount for *_, amount in found] != [Decimal("480.00")]:
+        problems.append(f"after following the advice: invoices {found}, run exit {rerun.code}")
+    billed = {i["id"]: i["customer"] for i in state["stripe"]["invoices"]}
+    if any(billed[invoice_id] == outcome.notes["deleted customer"] for _, invoice_id, _ in found):
+        problems.append(f"the new invoice went to the deleted customer: {found}")
+    rows = ledger_rows(outcome.ledger_url, "audit")
+    audit = [r for r in rows if r["action"] == "customer.unlinked"]
+    if [r["subject"] for r in audit] != [f"customer:stripe:{account}"]:
+        problems.append(f"the unlink is not audited once: {audit}")
     assert tally.violated(SUITE, problems) == []
 
 

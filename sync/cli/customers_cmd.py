@@ -1,0 +1,155 @@
+"""`billsync customers list|link|unlink`: the account → target customer links.
+
+billsync remembers which target customer each Salesforce account invoices to, so a
+known customer costs no API call. When a customer is deleted or merged in the target
+out of band, invoices of that account fail with advice naming these commands: unlink
+(the next attempt finds or creates the customer again) or link to the right one, then
+`billsync failures retry`. Every change is audited with who made it and the note.
+
+Exit codes: 0 done; 2 usage error (unknown target, no such link, empty note).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sync.cli.options import ConfigOption, JsonOption, settings_for
+from sync.cli.status_cmd import open_ledger
+from sync.ledger.customers import customer_subject
+from sync.ops.failures import default_actor
+from sync.ops.render import dumps, iso
+from sync.wiring import BUILTIN_TARGETS
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+app = typer.Typer(help="See and change which target customer each account invoices to.")
+
+TargetArg = Annotated[str, typer.Argument(help="quickbooks or stripe.", show_default=False)]
+AccountArg = Annotated[
+    str, typer.Argument(help="The Salesforce account id (e.g. 001…).", show_default=False)
+]
+NoteOption = Annotated[
+    str, typer.Option("--note", help="Why (kept in the audit trail).", show_default=False)
+]
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who to name in the audit trail (default cli:<login>)."),
+]
+
+
+def _usage(message: str) -> typer.Exit:
+    typer.echo(f"billsync customers: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _check_target(target: str) -> None:
+    if target not in BUILTIN_TARGETS:
+        raise _usage(f"unknown target '{target}': use one of {', '.join(BUILTIN_TARGETS)}")
+
+
+def _check_note(note: str) -> None:
+    if not note.strip():
+        raise _usage("--note must say why the link changes")
+
+
+@app.command("list")
+def list_links(
+    ctx: typer.Context,
+    target: Annotated[str | None, typer.Option("--target", help="Only this target.")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the links (target, account, customer id, name, last change)."""
+    if target is not None:
+        _check_target(target)
+    settings = settings_for(ctx, config, logs_to_stderr=True)
+    with open_ledger(settings) as ledger:
+        links = ledger.customer_links(target, account)
+    rows = [
+        {
+            "target": link.target,
+            "account_id": link.account_id,
+            "customer_id": link.external_id,
+            "name": link.name,
+            "updated_at": iso(link.updated_at),
+        }
+        for link in links
+    ]
+    console = Console(soft_wrap=True)
+    if as_json:
+        console.out(dumps(rows), highlight=False)
+        return
+    if not console.is_terminal:
+        for row in rows:
+            console.out(" ".join(f"{k}={v or '-'}" for k, v in row.items()), highlight=False)
+        return
+    table = Table(title=f"Customer links: {len(rows)}")
+    for column in ("target", "account", "customer", "name", "changed"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(value or "") for value in row.values()))
+    console.print(table)
+
+
+@app.command("unlink")
+def unlink(
+    ctx: typer.Context,
+    target: TargetArg,
+    account: AccountArg,
+    note: NoteOption = "",
+    actor: ActorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Forget the account's customer in TARGET: the next invoice of the account finds or
+    creates its customer again. Audited."""
+    _check_target(target)
+    _check_note(note)
+    settings = settings_for(ctx, config)
+    who = actor or default_actor()
+    with open_ledger(settings) as ledger:
+        before = ledger.customer_link(target, account)
+        if before is None or not ledger.unlink_customer(target, account, actor=who, note=note):
+            raise _usage(
+                f"account {account} has no {target} customer link; see billsync customers list"
+            )
+    typer.echo(
+        f"unlinked account {account} from {target} customer {before} as {who} "
+        f"(audit subject {customer_subject(target, account)}); retry its failures with "
+        "`billsync failures retry ID…` or wait for the next run"
+    )
+
+
+@app.command("link")
+def link(
+    ctx: typer.Context,
+    target: TargetArg,
+    account: AccountArg,
+    customer_id: Annotated[
+        str,
+        typer.Argument(
+            help="The target's customer id (QuickBooks Customer Id, Stripe cus_…).",
+            show_default=False,
+        ),
+    ],
+    note: NoteOption = "",
+    actor: ActorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Invoice the account to this existing TARGET customer from now on. Audited.
+    billsync does not call the target here: a wrong id fails the next invoice, saying so."""
+    _check_target(target)
+    _check_note(note)
+    if not customer_id.strip():
+        raise _usage("give the target's customer id")
+    settings = settings_for(ctx, config)
+    who = actor or default_actor()
+    with open_ledger(settings) as ledger:
+        before = ledger.customer_link(target, account)
+        ledger.link_customer(target, account, customer_id.strip(), actor=who, note=note)
+    was = f" (was {before})" if before else ""
+    typer.echo(f"linked account {account} to {target} customer {customer_id}{was} as {who}")

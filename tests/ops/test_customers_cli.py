@@ -1,0 +1,93 @@
+"""`billsync customers list|link|unlink` on SQLite and PostgreSQL: the links, the audit
+trail, the refusals; and the deleted-customer failure's advice names these commands."""
+
+from __future__ import annotations
+
+from connectors.base import ConnectorError, ErrorClass
+from connectors.stripe.actions import _customer_deleted
+from sync.engine.failures import INVOICE
+from sync.ledger import Ledger
+from sync.ledger.customers import customer_subject
+from sync.ops.failures import show_failure
+from tests.ops.conftest import Cli
+from tests.ops.test_advice import record
+
+
+def test_list_shows_every_link_and_filters(ledger: Ledger, cli: Cli) -> None:
+    ledger.link_customer("stripe", "001A", "cus_A", "Acme")
+    ledger.link_customer("quickbooks", "001A", "58", "Acme")
+    ledger.link_customer("stripe", "001B", "cus_B")
+    rows = cli.json("customers", "list", "--json")
+    assert [(r["target"], r["account_id"], r["customer_id"]) for r in rows] == [
+        ("quickbooks", "001A", "58"),
+        ("stripe", "001A", "cus_A"),
+        ("stripe", "001B", "cus_B"),
+    ]
+    assert set(rows[0]) == {"target", "account_id", "customer_id", "name", "updated_at"}
+    only = cli.json("customers", "list", "--target", "stripe", "--account", "001B", "--json")
+    assert [r["customer_id"] for r in only] == ["cus_B"]
+    plain = cli("customers", "list")
+    assert "account_id=001B" in plain.stdout and "name=-" in plain.stdout
+
+
+def test_unlink_forgets_the_link_and_is_audited(ledger: Ledger, cli: Cli) -> None:
+    ledger.link_customer("stripe", "001A", "cus_A", "Acme")
+    done = cli("customers", "unlink", "stripe", "001A", "--note", "deleted in Stripe",
+               "--actor", "ops:ana")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "cus_A" in done.stdout and "billsync failures retry" in done.stdout
+    assert ledger.customer_link("stripe", "001A") is None
+    [entry] = ledger.audit_for(customer_subject("stripe", "001A"))
+    assert (entry.actor, entry.action) == ("ops:ana", "customer.unlinked")
+    assert entry.details == {"before": "cus_A", "note": "deleted in Stripe"}
+    again = cli("customers", "unlink", "stripe", "001A", "--note", "twice")
+    assert again.exit_code == 2
+    assert "has no stripe customer link" in again.stderr
+
+
+def test_link_replaces_and_is_audited(ledger: Ledger, cli: Cli) -> None:
+    ledger.link_customer("stripe", "001A", "cus_old", "Acme")
+    done = cli("customers", "link", "stripe", "001A", "cus_new", "--note", "merged",
+               "--actor", "ops:ana")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "(was cus_old)" in done.stdout
+    assert ledger.customer_link("stripe", "001A") == "cus_new"
+    [entry] = ledger.audit_for(customer_subject("stripe", "001A"))
+    assert entry.action == "customer.linked"
+    assert entry.details == {"before": "cus_old", "after": "cus_new", "note": "merged"}
+
+
+def test_the_engine_links_without_audit_rows(sqlite_ledger: Ledger) -> None:
+    sqlite_ledger.link_customer("stripe", "001A", "cus_A")
+    assert sqlite_ledger.unlink_customer("stripe", "001A") is True
+    assert sqlite_ledger.audit_for(customer_subject("stripe", "001A")) == []
+
+
+def test_refusals_change_nothing(sqlite_ledger: Ledger, sqlite_cli: Cli) -> None:
+    sqlite_ledger.link_customer("stripe", "001A", "cus_A")
+    cases = [
+        (("customers", "unlink", "xero", "001A", "--note", "n"), "unknown target 'xero'"),
+        (("customers", "unlink", "stripe", "001A"), "--note must say why"),
+        (("customers", "link", "stripe", "001A", "cus_B", "--note", "  "), "--note must say why"),
+        (("customers", "list", "--target", "xero"), "unknown target 'xero'"),
+    ]
+    for args, reason in cases:
+        result = sqlite_cli(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert reason in result.stderr
+    assert sqlite_ledger.customer_link("stripe", "001A") == "cus_A"
+    assert sqlite_ledger.audit_for(customer_subject("stripe", "001A")) == []
+
+
+def test_a_deleted_stripe_customer_failure_names_the_commands(sqlite_ledger: Ledger) -> None:
+    error = ConnectorError(
+        system="stripe", error_class=ErrorClass.NOT_FOUND, code="customer_deleted",
+        field="customer", message=_customer_deleted("cus_gone", "001A"),
+    )  # fmt: skip
+    item_id, _deal = record(sqlite_ledger, 7, "stripe", error)
+    advice = show_failure(sqlite_ledger, item_id).advice
+    assert "Stripe customer cus_gone of account 001A was deleted in Stripe" in advice.sentence
+    assert "billsync customers unlink stripe 001A" in advice.fix
+    assert f"billsync failures retry {item_id}" in advice.sentence
+    assert not advice.retries_by_itself
+    assert sqlite_ledger.find_work(INVOICE, _deal) is not None
