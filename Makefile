@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PACKAGES := connectors mappings sync config sandbox
 
-.PHONY: demo test lint typecheck pytest install install-dev clean bench bench-quick chaos
+.PHONY: demo test lint typecheck pytest install install-dev clean bench bench-quick chaos chaos-ci
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-quick: install-dev
 # BILLSYNC_CHAOS=full the same tests run at reduced sizes (a few minutes, for CI).
 chaos: install-dev
 	BILLSYNC_CHAOS=full $(BIN)/pytest tests/reliability -m reliability -p no:randomly -p no:cacheprovider -q $(PYTEST_ARGS)
+
+# The same suites at reduced, seeded sizes: CI's step after `make test` (~5 min).
+chaos-ci: install-dev
+	$(BIN)/pytest tests/reliability -m reliability -p no:randomly -p no:cacheprovider -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
