@@ -149,6 +149,11 @@ class StripeSettings(Section):
     # Client-side request budget; None: 25/s for test keys, 100/s for live keys.
     rate_limit_per_s: int | None = Field(default=None, ge=1, le=1000)
     send_after_finalize: bool = True
+    # How a finalized send_invoice invoice reaches the customer (with send_after_finalize):
+    # send_call makes billsync call /send; stripe_emails finalizes it with auto_advance so
+    # Stripe emails it per the account's email settings (one call fewer per invoice, but
+    # only if "Email finalized invoices to customers" is on in the Stripe Dashboard).
+    delivery: Literal["send_call", "stripe_emails"] = "send_call"
     automatic_tax: bool = False
     lines_per_call: int = Field(default=250, ge=1, le=250)
     # Zero is not allowed: a signature check without a time window accepts replays.

@@ -5,11 +5,15 @@ idempotency key derived from the draft's key (``short_key(key, step)``):
 
     create (draft, auto_advance false, pending items excluded, deal id in metadata)
     → add_lines (all lines in one call, ``lines_per_call`` a call past that)
-    → finalize (``auto_advance`` true only to let Stripe collect charge_automatically)
-    → send (send_invoice invoices, when ``send_after_finalize``)
+    → finalize (``auto_advance`` true only to let Stripe collect charge_automatically,
+      or email send_invoice invoices itself with ``delivery: stripe_emails``)
+    → send (send_invoice invoices, when ``send_after_finalize`` and ``delivery: send_call``)
 
-so the happy path is 4 calls once the customer is known, and a retry of any step
-replays it. Resuming a crashed attempt:
+so the happy path is 4 calls once the customer is known (3 with ``stripe_emails``), and
+a retry of any step replays it. An open invoice finalized without auto_advance (by an
+attempt made under ``send_call``) is still sent by a send call whatever the setting
+now is: Stripe would never email it, and dropping the send silently would leave the
+customer without an invoice. Resuming a crashed attempt:
 - within Stripe's 24 h key lifetime, create replays (``Idempotent-Replayed: true``); the
   invoice is then read afresh and completed from the step it reached: a draft gets its
   missing lines (found by ``metadata.billsync_line``) and is finalized, an open invoice
@@ -83,8 +87,8 @@ class StripeTarget:
     ) -> None:
         self._api = api
         self._settings = api.settings
-        self._customers = CustomerResolver(api)
         self._now = now or (lambda: datetime.now(UTC))
+        self._customers = CustomerResolver(api, now=self._now, recent_window=recent_window)
         self._read = InvoiceLookup(api, now=self._now, recent_window=recent_window)
         self._deal_customers: dict[str, str] = {}  # deal -> customer, for find_invoices
         self._found: dict[str, list[Invoice]] = {}  # what find_invoices saw, to resume
@@ -105,6 +109,14 @@ class StripeTarget:
 
     def ensure_customer(self, customer: Customer) -> Customer:
         return self._customers.ensure(customer)
+
+    def ensure_customers(
+        self, customers: Sequence[Customer]
+    ) -> Mapping[str, Customer | ConnectorError]:
+        """The engine's optional batch hook (as QuickBooks has): every unlinked account
+        of a batch in a few searches and one recent list, then a create per account
+        still without a customer. Outcome per account id (`CustomerResolver.ensure_many`)."""
+        return self._customers.ensure_many(customers)
 
     def fetch_invoice(self, external_id: str) -> InvoiceRef:
         return invoice_ref(self._read.retrieve(external_id))
@@ -272,9 +284,13 @@ class StripeTarget:
         return self._api.v1.invoices.add_lines(invoice_id, params=params, options=options)
 
     def _finalize(self, draft: InvoiceDraft, inv: Invoice) -> Invoice:
-        collect = (
-            self._settings.send_after_finalize
-            and inv.get("collection_method") == "charge_automatically"
+        # auto_advance lets Stripe act on the open invoice: charge a charge_automatically
+        # one, and (delivery stripe_emails) email a send_invoice one per the account's
+        # email settings, which replaces our send call.
+        method = inv.get("collection_method")
+        collect = self._settings.send_after_finalize and (
+            method == "charge_automatically"
+            or (method == "send_invoice" and self._settings.delivery == "stripe_emails")
         )
         try:
             return self._api.call(
@@ -302,6 +318,8 @@ class StripeTarget:
             or due == 0
         ):
             return inv
+        if self._settings.delivery == "stripe_emails" and inv.get("auto_advance"):
+            return inv  # finalized with auto_advance: Stripe emails it, no call of ours
         try:
             return self._api.call(
                 "invoice send",

@@ -6,8 +6,8 @@ visible `delay_s` seconds (sandbox clock) after it happened, and until then sear
 still see the previous version (or nothing, for a new object).
 
 Query language: clauses `field:value` (exact, case-insensitive), `field~"sub"` (substring,
-≥ 3 characters), `field>n`, `>=`, `<`, `<=` on numbers, `-` negates, `metadata['key']:'v'`;
-clauses joined by AND or OR (not both), at most 10.
+≥ 3 characters), `field>n`, `>=`, `<`, `<=` on numbers, `-` negates, `metadata['key']:'v'`
+(a backslash escapes a quote inside quotes); clauses joined by AND or OR (not both), at most 10.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ MAX_CLAUSES = 10
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<word>AND|OR)(?=\s|$)
-      | (?P<clause>(?P<neg>-)?(?P<field>metadata\[(?:'[^']*'|"[^"]*")\]|[a-z_]+)
+      | (?P<clause>(?P<neg>-)?(?P<field>metadata\[(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\]|[a-z_]+)
             (?P<op>:|~|>=|<=|>|<)
-            (?P<value>'[^']*'|"[^"]*"|-?[0-9]+(?:\.[0-9]+)?|null))
+            (?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?|null))
     )""",
     re.VERBOSE,
 )
@@ -42,7 +42,11 @@ class Clause:
 
 
 def _unquote(text: str) -> str:
-    return text[1:-1] if text[:1] in "'\"" else text
+    """A quoted value without its quotes; a backslash escapes the next character
+    (Stripe's query language: ``'O\\'Hara'``)."""
+    if text[:1] not in "'\"":
+        return text
+    return re.sub(r"\\(.)", r"\1", text[1:-1])
 
 
 def parse_query(query: str, fields: dict[str, str], resource: str) -> tuple[list[Clause], str]:

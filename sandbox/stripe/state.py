@@ -45,6 +45,10 @@ class State:
     events: EventLog
     search_delay_s: float
     search: dict[str, SearchIndex] = field(default_factory=_indexes)
+    # The account's "Email finalized invoices to customers" setting (Dashboard, Billing >
+    # Customer emails): Stripe emails an auto-advancing send_invoice invoice when it is
+    # finalized only while this is on.
+    email_finalized_invoices: bool = True
 
     def now(self) -> int:
         return self.store.now()

@@ -75,6 +75,7 @@ class StripeSandbox:
         events = EventLog(context.clock, context.webhooks, self.webhook_secret)
         delay = float(options.get("search_delay_s", DEFAULT_SEARCH_DELAY_S))  # money-ok: seconds
         self.state = State(store, events, delay)
+        self.state.email_finalized_invoices = bool(options.get("email_finalized_invoices", True))
         self.idempotency = IdempotencyCache()
         self.api = Api(store, self.api_key, self.idempotency)
 

@@ -214,3 +214,51 @@ def test_hosted_invoice_page(env: StripeEnv, client: stripe.StripeClient) -> Non
     invoice = invoice_for(env, client)
     page = requests.get(invoice.hosted_invoice_url, timeout=5)
     assert page.status_code == 200 and invoice.number in page.text
+
+
+def _sent(client: stripe.StripeClient) -> list[str]:
+    return [e.data.object["id"] for e in client.v1.events.list(params={"type": "invoice.sent"})]
+
+
+def test_auto_advance_emails_send_invoice_invoices_per_the_setting(
+    env: StripeEnv, client: stripe.StripeClient
+) -> None:
+    """Automatic advancement emails a finalized send_invoice invoice when the account's
+    email setting is on: `invoice.sent` fires once, from finalize (no sent timestamp on
+    the invoice; status_transitions has none). A send on an auto-advancing draft is one
+    email, not two; without auto_advance finalize emails nothing."""
+    emailed = invoice_for(env, client, auto_advance=True)
+    assert emailed.auto_advance is True and emailed.status == "open"
+    assert set(emailed.status_transitions.to_dict()) == {
+        "finalized_at",
+        "marked_uncollectible_at",
+        "paid_at",
+        "voided_at",
+    }
+    quiet = invoice_for(env, client)
+    assert _sent(client) == [emailed.id]
+    draft = client.v1.invoices.create(
+        params={
+            "customer": quiet.customer,
+            "collection_method": "send_invoice",
+            "days_until_due": 30,
+            "auto_advance": True,
+        }
+    )
+    client.v1.invoices.add_lines(draft.id, params={"lines": [{"amount": 500}]})
+    client.v1.invoices.send_invoice(draft.id)
+    assert _sent(client) == [draft.id, emailed.id]
+    state = env.runner.sandbox.systems["stripe"].state
+    state.email_finalized_invoices = False
+    try:
+        invoice_for(env, client, auto_advance=True)
+    finally:
+        state.email_finalized_invoices = True
+    assert len(_sent(client)) == 2
+
+
+def test_search_quotes_escape_with_a_backslash(env: StripeEnv, client: stripe.StripeClient) -> None:
+    made = client.v1.customers.create(params={"metadata": {"account": "O'Hara \\ Co"}})
+    env.advance(120)  # past the search lag
+    query = "metadata['account']:'O\\'Hara \\\\ Co' OR metadata['account']:'none'"
+    assert [c.id for c in client.v1.customers.search(params={"query": query}).data] == [made.id]
