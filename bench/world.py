@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,8 +89,10 @@ def world(
     latency_ms: int = 0,
     ledger_url: str | None = None,
     stripe_rate: int | None = STRIPE_MAX_RATE,
+    stripe: Mapping[str, Any] | None = None,
 ) -> Iterator[World]:
-    """A fresh sandbox seeded with ``options``' deals, and a config pointing at it."""
+    """A fresh sandbox seeded with ``options``' deals, and a config pointing at it
+    (``stripe``: more Stripe settings, e.g. another delivery mode)."""
     workdir = root / name
     # A ledger left by an earlier bench run in the same directory would make every
     # deal look invoiced already: each world starts from nothing.
@@ -104,8 +106,11 @@ def world(
         workdir / "sandbox", seed_file=seed_file, rate_limits=rate_limits
     ) as handle:
         overrides: dict[str, Any] = {}
+        stripe_settings = dict(stripe or {})
         if stripe_rate is not None:
-            overrides["stripe"] = {"rate_limit_per_s": stripe_rate}
+            stripe_settings["rate_limit_per_s"] = stripe_rate
+        if stripe_settings:
+            overrides["stripe"] = stripe_settings
         if ledger_url is not None:
             overrides["ledger"] = {"url": ledger_url}
         config = write_config(handle.config_path, workdir / "billsync.yaml", overrides)

@@ -117,6 +117,19 @@ def mixed_billsync(ctx: Context) -> Pass:
     return ctx.once("mixed-billsync", build)
 
 
+def stripe_emails_billsync(ctx: Context) -> Pass:
+    """billsync over the Stripe half of scenario 1's dataset (same count of Stripe
+    invoices, no QuickBooks deals) with ``stripe.delivery: stripe_emails``."""
+
+    def build() -> Pass:
+        options = dataset(ctx.sizes.calls_deals // 2, quickbooks_share=Fraction(0))
+        stripe = {"delivery": "stripe_emails"}
+        with world(ctx.workdir, "stripe-emails-billsync", options, stripe=stripe) as w:
+            return billsync_pass(w, "billsync (stripe.delivery: stripe_emails)")
+
+    return ctx.once("stripe-emails-billsync", build)
+
+
 def mixed_reference(ctx: Context) -> Pass:
     """The reference over the same dataset in its own sandbox (shared by 1 and 3)."""
 
