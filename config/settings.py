@@ -73,6 +73,9 @@ class SalesforceSettings(Section):
     timeout_s: int = Field(default=60, ge=1, le=600)
     retry_attempts: int = Field(default=4, ge=1, le=10)
     writeback_batch_size: int = Field(default=200, ge=1, le=200)
+    # Reuse the session stored in the ledger for this long after it was issued (one
+    # login less per run); a refused one is renewed at once. 0: log in on every run.
+    session_reuse_s: int = Field(default=3600, ge=0, le=86400)
 
     @model_validator(mode="after")
     def _credentials_for_flow(self) -> Self:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from config.settings import Settings
 from connectors import registry
-from connectors.base import InvoiceTarget, PaymentFeed, WebhookVerifier
+from connectors.base import CredentialStore, InvoiceTarget, PaymentFeed, WebhookVerifier
 from connectors.registry import BuildContext, SourceConnector
 from mappings.catalog import MappingOnlyCatalog, ProductMatch, ProductQuery, TargetCatalog
 from mappings.loader import LoadedMapping, load_mappings
@@ -53,13 +53,17 @@ def target_names(settings: Settings) -> list[str]:
 
 
 def deal_source(
-    settings: Settings, mapping: LoadedMapping, *, holder: str | None = None
+    settings: Settings,
+    mapping: LoadedMapping,
+    *,
+    holder: str | None = None,
+    credentials: CredentialStore | None = None,
 ) -> SourceConnector:
     name = settings.sync.source
     factory = registry.discover(
         [name], config_key="sync.source", fix="set sync.source to an installed deal source"
     )[name]
-    context = BuildContext(holder=holder or new_holder(), mapping=mapping)
+    context = BuildContext(holder=holder or new_holder(), credentials=credentials, mapping=mapping)
     source = factory(settings, context).source
     if source is None:
         raise registry.plugin_problem(
@@ -175,7 +179,9 @@ def engine_for(
     retry = settings.retry
     return Engine(
         ledger=ledger,
-        source=deal_source(settings, mapping, holder=holder),
+        source=deal_source(
+            settings, mapping, holder=holder, credentials=LedgerCredentialStore(ledger, holder)
+        ),
         targets=built.targets,
         feeds=built.feeds,
         planner=planner_for(settings, mapping, catalogs),

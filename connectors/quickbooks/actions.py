@@ -341,20 +341,12 @@ class InvoiceWriter:
         number = self._doc_numbers.get(deal_id, deal_id[:21])
         statement = select("Invoice", f"DocNumber = {quote(number)}")
         rows = self._client.query(statement).get("Invoice", [])
-        home = self._catalog.home_currency
         return [
-            invoice_ref(r, home_currency=home, environment=self._settings.environment)
-            for r in rows
-            if deal_from_note(r.get("PrivateNote")) in (None, deal_id)
+            self._ref(r) for r in rows if deal_from_note(r.get("PrivateNote")) in (None, deal_id)
         ]
 
     def fetch_invoice(self, external_id: str) -> InvoiceRef:
-        record = self._client.read("Invoice", external_id)
-        return invoice_ref(
-            record,
-            home_currency=self._catalog.home_currency,
-            environment=self._settings.environment,
-        )
+        return self._ref(self._client.read("Invoice", external_id))
 
     def void_invoice(self, external_id: str) -> InvoiceRef:
         record = self._client.update(
@@ -363,11 +355,7 @@ class InvoiceWriter:
             lambda current: {"Id": current["Id"], "SyncToken": current["SyncToken"]},
             params={"operation": "void"},
         )
-        return invoice_ref(
-            record,
-            home_currency=self._catalog.home_currency,
-            environment=self._settings.environment,
-        )
+        return self._ref(record)
 
     def send_invoice(self, external_id: str, *, request_key: str | None = None) -> InvoiceRef:
         record = self._client.call(
@@ -376,8 +364,13 @@ class InvoiceWriter:
             content_type="application/octet-stream",
             request_id=short_key(request_key or f"invoice:{external_id}", "send"),
         )["Invoice"]
+        return self._ref(record)
+
+    def _ref(self, record: Mapping[str, Any]) -> InvoiceRef:
+        """An invoice read back. Its own CurrencyRef decides the currency, so a lookup
+        (reconcile, crash recovery) costs no preferences call (`QboCatalog.currency_of`)."""
         return invoice_ref(
             record,
-            home_currency=self._catalog.home_currency,
+            home_currency=self._catalog.currency_of(record),
             environment=self._settings.environment,
         )

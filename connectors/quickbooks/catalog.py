@@ -134,8 +134,18 @@ class QboCatalog:
     def home_currency(self) -> str:
         return self.preferences()[0]
 
+    def currency_of(self, record: Mapping[str, Any]) -> str:
+        """The currency a QuickBooks record names, else the home currency.
+
+        QuickBooks names the currency (CurrencyRef) on every Invoice and Payment it
+        returns, so reads (payment feed, invoice lookups) cost no preferences call: an
+        idle run reads none. Only a record without one needs the home currency.
+        """
+        return ref_value(record.get("CurrencyRef")) or self.home_currency
+
     def preferences(self) -> tuple[str, bool]:
-        """(home currency, multicurrency enabled), read once."""
+        """(home currency, multicurrency enabled), read once, on first need: invoice
+        and customer creation, or a record that names no currency."""
         with self._lock:
             if self._prefs is None:
                 self._prefs = self._load_preferences()

@@ -87,19 +87,19 @@ class QboPaymentFeed:
 
     def resolve(self, notification: WebhookNotification) -> list[PaymentEvent]:
         facts = notification_facts(notification)
-        home = self._catalog.home_currency
         if facts.entity == "Payment":
-            if facts.operation == "Delete":
+            payment = None if facts.operation == "Delete" else self._read("Payment", facts)
+            if payment is None:  # a deleted object is an id and nothing else
+                home = self._catalog.home_currency
                 return deleted_payment_events(facts.entity_id, facts.occurred_at, home)
-            payment = self._read("Payment", facts)
-            if payment is None:
-                return deleted_payment_events(facts.entity_id, facts.occurred_at, home)
-            return payment_events(payment, self._invoices(linked_invoice_ids(payment)), home)
+            invoices = self._invoices(linked_invoice_ids(payment))
+            return payment_events(payment, invoices, self._catalog.currency_of(payment))
         if facts.entity == "Invoice" and facts.operation in ("Delete", "Void", "Update"):
             invoice = None if facts.operation == "Delete" else self._read("Invoice", facts)
             if invoice is None:
+                home = self._catalog.home_currency
                 return deleted_invoice_events(facts.entity_id, facts.occurred_at, home)
-            return invoice_events(invoice, home)
+            return invoice_events(invoice, self._catalog.currency_of(invoice))
         return []  # customers, items, credit memos (applied through payments), emails
 
     def _read(self, entity: str, facts: NotificationFacts) -> dict[str, Any] | None:
@@ -138,7 +138,6 @@ class QboPaymentFeed:
         log.warning("quickbooks.cdc_windows_exhausted", cursor=self.last_cursor)
 
     def _checkpointed(self, changed: list[_Changed]) -> Iterator[Checkpointed[PaymentEvent]]:
-        home = self._catalog.home_currency
         invoices = {str(c.record["Id"]): dict(c.record) for c in changed if c.entity == "Invoice"}
         wanted = {
             i
@@ -150,22 +149,21 @@ class QboPaymentFeed:
         invoices.update(self._invoices(sorted(wanted)))
         for item in changed:
             cursor = format_cursor(item.at)
-            for event in self._events(item, invoices, home):
+            for event in self._events(item, invoices):
                 yield Checkpointed(event, cursor)
 
-    @staticmethod
     def _events(
-        item: _Changed, invoices: Mapping[str, Mapping[str, Any]], home: str
+        self, item: _Changed, invoices: Mapping[str, Mapping[str, Any]]
     ) -> list[PaymentEvent]:
         entity_id = str(item.record["Id"])
         if item.entity == "Payment":
             if item.deleted:
-                return deleted_payment_events(entity_id, item.at, home)
-            return payment_events(item.record, invoices, home)
+                return deleted_payment_events(entity_id, item.at, self._catalog.home_currency)
+            return payment_events(item.record, invoices, self._catalog.currency_of(item.record))
         if item.entity == "Invoice":
             if item.deleted:
-                return deleted_invoice_events(entity_id, item.at, home)
-            return invoice_events(item.record, home)
+                return deleted_invoice_events(entity_id, item.at, self._catalog.home_currency)
+            return invoice_events(item.record, self._catalog.currency_of(item.record))
         return []
 
     def _window(self, since: datetime) -> tuple[list[_Changed], datetime, bool]:

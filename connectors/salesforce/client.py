@@ -7,6 +7,8 @@ package never handles a simple-salesforce exception, and the engine only ever se
 - Auth: a token from `auth.OAuthLogin`, then simple-salesforce in "direct" mode
   (instance URL + session id). Direct mode never renews an expired session, so on 401
   INVALID_SESSION_ID the client fetches a new token and repeats that call exactly once.
+  With a credential store (`use_credential_store`) the session is kept in the ledger
+  and the next run starts with it (`auth.StoredSession`): no login while it is accepted.
 - Retries: transient and rate-limited errors are retried in-call with tenacity (jittered
   exponential backoff, ``salesforce.retry_attempts`` attempts, injectable sleep).
 - Quota: after every response the ``Sforce-Limit-Info`` header (``api-usage=U/M``) is
@@ -20,7 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -31,8 +33,14 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_random_exponential
 
 from config.settings import SalesforceSettings
-from connectors.base import ConnectorError, ErrorClass, ErrorRule
-from connectors.salesforce.auth import OAuthLogin, TokenEndpointError, check_settings
+from connectors.base import ConnectorError, CredentialStore, ErrorClass, ErrorRule
+from connectors.salesforce.auth import (
+    AccessToken,
+    OAuthLogin,
+    StoredSession,
+    TokenEndpointError,
+    check_settings,
+)
 from connectors.salesforce.session import DecimalSession
 from sync.logs import SecretScrubber, get_logger
 
@@ -276,16 +284,28 @@ class SalesforceClient:
         self._settings = settings
         self._session = session or DecimalSession(timeout_s=settings.timeout_s, ca_bundle=ca_bundle)
         self._login = OAuthLogin(settings, self._session, now=now)
+        self._now = now
+        self._stored: StoredSession | None = None
+        self._store_tried = False
         self._sleep = sleep or time.sleep
         self._jitter = wait_random_exponential(multiplier=1, max=_MAX_WAIT_S)
         self._sf: Salesforce | None = None
         self._used: int | None = None
         self._max: int | None = None
         self._stopped = False
-        self.logins = 0
+        self.logins = 0  # token requests this client made
+        self.reused_session = False  # started with a session stored by an earlier run
 
     def __repr__(self) -> str:
         return f"SalesforceClient(auth={self._settings.auth!r}, quota={self.quota!r})"
+
+    def use_credential_store(self, store: CredentialStore) -> None:
+        """Keep the session in ``store`` and start from the one stored there (before the
+        first call). Nothing is stored when ``salesforce.session_reuse_s`` is 0."""
+        reuse = timedelta(seconds=self._settings.session_reuse_s)
+        if reuse:
+            name = self._login.credential_name
+            self._stored = StoredSession(store, name, reuse=reuse, now=self._now)
 
     def close(self) -> None:
         """Close the HTTP connections (an injected session is closed too)."""
@@ -351,7 +371,15 @@ class SalesforceClient:
 
     def _connected(self) -> Salesforce:
         if self._sf is None:
-            self._renew()
+            # The stored session is tried once per client, at its first call: once
+            # refused (expired, revoked), `_attempt` logs in and repeats that call.
+            stored = self._stored.load() if self._stored and not self._store_tried else None
+            self._store_tried = True
+            if stored is None:
+                self._renew()
+            else:
+                self.reused_session = True
+                self._open(stored)
         assert self._sf is not None
         return self._sf
 
@@ -359,6 +387,11 @@ class SalesforceClient:
         self._sf = None
         token = self._login.fetch(timeout=self._settings.timeout_s)
         self.logins += 1
+        if self._stored is not None:
+            self._stored.save(token)
+        self._open(token)
+
+    def _open(self, token: AccessToken) -> None:
         self._sf = Salesforce(
             instance_url=token.instance_url,
             session_id=token.reveal(),

@@ -1,7 +1,9 @@
 """The `salesforce` entry point of `billsync.connectors`: the deal source.
 
 The field paths and write-back fields come from the loaded mapping (``source:`` and
-``writeback:``); without a mapping the connector's defaults apply.
+``writeback:``); without a mapping the connector's defaults apply. With the ledger's
+credential store in the context, the Salesforce session is kept there and reused by
+the next run (``salesforce.session_reuse_s``) instead of logging in every time.
 """
 
 from __future__ import annotations
@@ -28,4 +30,6 @@ def build(settings: Settings, context: BuildContext) -> ConnectorParts:
         start_from=settings.salesforce.start_from,
         sleep=context.sleep,
     )
+    if context.credentials is not None:
+        source.client.use_credential_store(context.credentials)
     return ConnectorParts(source=source)

@@ -8,8 +8,9 @@ vendors' refusals become failure records and messages), `billsync failures list/
 webhooks genuine and refused, its health, metrics, OpenAPI document, ops pages and ops
 API, and `billsync demo`. Searched: every process's output and log, the serve log,
 every HTTP response (headers and body), every ledger table but `credentials` (whose
-job is to hold the rotating QuickBooks tokens), and the demo's log and ledger. A
-secret counts as leaked when its whole value or any 12-character slice of it appears.
+job is to hold the rotating QuickBooks tokens and the Salesforce session), and the
+demo's log and ledger. A secret counts as leaked when its whole value or any
+12-character slice of it appears.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _ledger_texts(url: str, prefix: str) -> Iterator[tuple[str, str]]:
         with engine.connect() as conn:
             for table in sa.inspect(conn).get_table_names():
                 if table == "credentials":
-                    continue  # holds the rotating QuickBooks tokens, by design
+                    continue  # holds the QuickBooks tokens and the Salesforce session, by design
                 rows = conn.execute(sa.text(f"SELECT * FROM {table}")).all()
                 yield f"{prefix} table {table}", "\n".join(repr(tuple(r)) for r in rows)
     finally:
