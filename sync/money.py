@@ -22,6 +22,7 @@ runs in an exact local context that traps Inexact; only the explicit quantize st
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from decimal import (
     ROUND_HALF_UP,
@@ -116,6 +117,13 @@ def currency_exponent(code: str) -> int:
     """
     if not isinstance(code, str):
         raise UnknownCurrencyError(code, "is not a three-letter currency code")
+    return _exponent(code)
+
+
+@functools.lru_cache(maxsize=512)
+def _exponent(code: str) -> int:
+    # Cached: every line of every invoice asks, and the ISO table lookup is an enum
+    # construction. Errors are raised, so never cached.
     try:
         currency = Currency(code.upper())
     except ValueError:
@@ -133,7 +141,12 @@ def known_currencies() -> frozenset[str]:
 
 def minor_unit(currency: str) -> Decimal:
     """The smallest amount of the currency: Decimal('0.01') for USD, Decimal('1') for JPY."""
-    return Decimal(1).scaleb(-currency_exponent(currency))
+    return _unit(currency_exponent(currency))
+
+
+@functools.cache
+def _unit(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
 
 
 def parse_decimal(value: object) -> Decimal:
@@ -145,14 +158,16 @@ def parse_decimal(value: object) -> Decimal:
     Python, but True is never an amount). NaN, Infinity, unparsable strings and absurd
     magnitudes (over 30 integer digits or 30 decimal places) raise MoneyError.
     """
-    if isinstance(value, float):
+    if type(value) is Decimal:  # the common case first: every line is checked several times
+        result = value
+    elif isinstance(value, float):
         raise TypeError(
             f"float {value!r} given where an exact decimal is required; "
             "decode vendor JSON with parse_float=Decimal or pass a string"
         )
-    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+    elif isinstance(value, bool) or not isinstance(value, Decimal | int | str):
         raise TypeError(f"expected Decimal, int or numeric str, got {type(value).__name__}")
-    if isinstance(value, Decimal):
+    elif isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
         result = Decimal(value)

@@ -13,6 +13,11 @@ For each deal, in this order:
    deal reference and adopted if found; only otherwise is it created, with the SAME key;
 5. the outcome is recorded: invoice row, deal state, audit row, a total that differs
    from the draft becomes a discrepancy; failures go to the retry queue.
+
+Per batch rather than per deal where that changes nothing above: the ledger is read
+once for the whole batch before triage (`KnownDeals`), and a target's outcomes are
+recorded in one transaction after its create call. Intents stay one committed
+transaction each, before the create call.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from sync.canonical import (
 )
 from sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
 from sync.engine.fingerprint import deal_fingerprint, full_fingerprint
+from sync.engine.known import KnownDeals
 from sync.engine.summary import RunSummary
 from sync.engine.writeback import queue_writeback
 from sync.ledger import IntentConflict, Ledger
@@ -94,68 +100,76 @@ class InvoiceStage:
 
     def process(self, items: Iterable[Deal | ReadRejection]) -> None:
         """Triage a batch of deals, then invoice the accepted ones per target."""
-        for item in items:
+        batch = [(item.id if isinstance(item, Deal) else item.deal_id, item) for item in items]
+        known = KnownDeals.read(self.ledger, [deal_id for deal_id, _item in batch])
+        for deal_id, item in batch:
             self.summary.count("deals_seen", 1)
-            if isinstance(item, Deal):
-                self._triage(item)
-            else:
-                problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
-                name = getattr(item, "deal_name", None)  # optional on the protocol
-                if not self._shown_before(item.deal_id, problem.message()):
-                    # The reason goes onto the deal, once: rewriting it would bump
-                    # SystemModstamp and bring the deal back on every run.
-                    queue_writeback(
-                        self.ledger,
-                        item.deal_id,
-                        None,
-                        self.now(),
-                        error=problem.message(),
-                        deal_name=name,
-                    )
-                self.failures.rejected(item.deal_id, None, (problem,), None, deal_name=name)
-                self.summary.count("needs_attention", 1)
+            try:
+                self._triage_item(item, known)
+            finally:
+                known.triaged(deal_id)
         jobs, self._jobs = self._jobs, defaultdict(list)
         if len(jobs) <= 1:
-            for target, batch in jobs.items():
-                self.invoice(target, batch)
+            for target, batch_jobs in jobs.items():
+                self.invoice(target, batch_jobs)
             return
         # One worker per target: QuickBooks and Stripe are invoiced at the same time,
         # each on its own batch path and inside its own client-side rate limits. The
         # workers share only the ledger (transactional) and the summary (locked).
         with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="invoice") as pool:
             futures = [
-                pool.submit(contextvars.copy_context().run, self.invoice, target, batch)
-                for target, batch in jobs.items()
+                pool.submit(contextvars.copy_context().run, self.invoice, target, batch_jobs)
+                for target, batch_jobs in jobs.items()
             ]
             for future in futures:
                 future.result()  # re-raise anything unexpected in the caller
 
-    def _invoiced_record(self, deal_id: str) -> DealRecord | None:
+    def _triage_item(self, item: Deal | ReadRejection, known: KnownDeals) -> None:
+        if isinstance(item, Deal):
+            self._triage(item, known)
+        else:
+            problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
+            name = getattr(item, "deal_name", None)  # optional on the protocol
+            if not self._shown_before(item.deal_id, problem.message(), known):
+                # The reason goes onto the deal, once: rewriting it would bump
+                # SystemModstamp and bring the deal back on every run.
+                queue_writeback(
+                    self.ledger,
+                    item.deal_id,
+                    None,
+                    self.now(),
+                    error=problem.message(),
+                    deal_name=name,
+                )
+            self.failures.rejected(item.deal_id, None, (problem,), None, deal_name=name)
+            self.summary.count("needs_attention", 1)
+
+    def _invoiced_record(self, deal_id: str, known: KnownDeals) -> DealRecord | None:
         """The deal's record that holds its invoice, whatever became of the invoice since
         (paid, voided, disputed …): such a deal is never planned again."""
         for target in self.targets:
-            record = self.ledger.get_deal(deal_id, target)
+            record = known.deal(deal_id, target)
             if record is not None and record.external_invoice_id is not None:
                 return record
         return None
 
-    def _shown_before(self, deal_id: str, message: str) -> bool:
-        item = self.ledger.find_work(INVOICE, deal_id)
+    def _shown_before(self, deal_id: str, message: str, known: KnownDeals) -> bool:
+        item = known.work(deal_id)
         return (
             item is not None
             and item.status == WorkStatus.DEAD
             and item.last_error_message == message
         )
 
-    def _triage(self, deal: Deal) -> None:
+    def _triage(self, deal: Deal, known: KnownDeals) -> None:
         fingerprint = deal_fingerprint(deal)
-        invoiced = self._invoiced_record(deal.id)
+        invoiced = self._invoiced_record(deal.id, known)
         if invoiced is not None:
             if invoiced.revision != fingerprint:
                 self._changed_after_invoice(deal, invoiced, fingerprint)
             return
         whole = full_fingerprint(deal)
-        if self._rejected_before(deal.id, (whole, fingerprint)):
+        if self._rejected_before(deal.id, (whole, fingerprint), known):
             # Same content, same mapping, already rejected and shown on the deal:
             # nothing to redo (and no write-back that would bump SystemModstamp again).
             self.summary.count("needs_attention", 1)
@@ -163,11 +177,11 @@ class InvoiceStage:
         outcome = plan_invoice(deal, self.planner)
         if isinstance(outcome, Rejected):
             self._needs_attention(
-                deal.id, outcome.target, outcome.rejections, whole, deal_name=deal.name
+                deal.id, outcome.target, outcome.rejections, whole, known, deal_name=deal.name
             )
             return
         draft = outcome.draft
-        record = self.ledger.get_deal(deal.id, draft.target)
+        record = known.deal(deal.id, draft.target)
         if record is not None and record.state == DealState.INVOICING:
             # A crash left the intent open: the invoice may exist. Same key, look up first.
             draft = draft.model_copy(update={"idempotency_key": record.idempotency_key})
@@ -193,10 +207,10 @@ class InvoiceStage:
             Job(deal.id, deal.name, draft, fingerprint, recover=recover)
         )
 
-    def _rejected_before(self, deal_id: str, revisions: tuple[str, str]) -> bool:
+    def _rejected_before(self, deal_id: str, revisions: tuple[str, str], known: KnownDeals) -> bool:
         """Permanently failed for this very content under this mapping: an operator's
         retry or a change to the deal or the mapping is what brings it back."""
-        item = self.ledger.find_work(INVOICE, deal_id)
+        item = known.work(deal_id)
         return (
             item is not None
             and item.status == WorkStatus.DEAD
@@ -211,11 +225,12 @@ class InvoiceStage:
         target: str | None,
         rejections: tuple[Rejection, ...],
         fingerprint: str,
+        known: KnownDeals,
         *,
         deal_name: str | None = None,
     ) -> None:
         if target is not None:
-            record = self.ledger.get_deal(deal_id, target)
+            record = known.deal(deal_id, target)
             if record is not None and record.state != DealState.INVOICING:
                 self.ledger.set_deal_state(
                     deal_id, target, DealState.NEEDS_ATTENTION, last_error=rejections[0].message()
@@ -266,6 +281,7 @@ class InvoiceStage:
         connector = self.targets[target]
         jobs = self._with_customers(connector, jobs)
         to_create: list[Job] = []
+        adopted: list[tuple[Job, list[InvoiceRef]]] = []
         for job in jobs:
             if not job.recover:
                 to_create.append(job)
@@ -279,9 +295,13 @@ class InvoiceStage:
             # steps): only a finished invoice is adopted; create resumes the draft.
             finished = [ref for ref in found if ref.status != InvoiceStatus.DRAFT]
             if finished:
-                self._adopt(job, finished)
+                adopted.append((job, finished))
             else:
                 to_create.append(job)
+        if adopted:
+            with self.ledger.batch():  # recorded before any create, in one transaction
+                for job, finished in adopted:
+                    self._adopt(job, finished)
         if target in self.summary.stopped:
             self._not_attempted(target, to_create)
             return
@@ -293,12 +313,16 @@ class InvoiceStage:
             )
         except ConnectorError as error:
             outcomes = {job.deal_id: error for job in to_create}
-        for job in to_create:
-            result = outcomes.get(job.deal_id)
-            if isinstance(result, InvoiceRef):
-                self._recorded(job, result, adopted=False)
-            else:
-                self._failed(job, result or _missing_outcome(target, job.deal_id))
+        # One transaction for the whole batch's outcomes, all or nothing: a crash before
+        # its commit leaves every intent open, and the next run looks each invoice up
+        # and adopts it (see `_recorded`), exactly as for a crash between two deals.
+        with self.ledger.batch():
+            for job in to_create:
+                result = outcomes.get(job.deal_id)
+                if isinstance(result, InvoiceRef):
+                    self._recorded(job, result, adopted=False)
+                else:
+                    self._failed(job, result or _missing_outcome(target, job.deal_id))
 
     def _with_customers(self, connector: InvoiceTarget, jobs: Sequence[Job]) -> list[Job]:
         target = connector.target
@@ -329,8 +353,9 @@ class InvoiceStage:
         target = connector.target
         resolved: dict[str, Customer | ConnectorError] = {}
         unlinked: dict[str, Customer] = {}
+        links = self.ledger.linked_customers(target, [customer.account_id for customer in wanted])
         for customer in wanted:
-            linked = self.ledger.customer_link(target, customer.account_id)
+            linked = links.get(customer.account_id)
             if linked is not None:
                 resolved[customer.account_id] = customer.model_copy(update={"external_id": linked})
             else:
@@ -344,12 +369,13 @@ class InvoiceStage:
             if error.error_class == ErrorClass.AUTH:
                 self._stop(target, error)
             return {**resolved, **{account: error for account in unlinked}}
-        for account, outcome in outcomes.items():
-            if isinstance(outcome, Customer) and outcome.external_id:
-                self.ledger.link_customer(target, account, outcome.external_id, outcome.name)
-            elif isinstance(outcome, ConnectorError) and outcome.error_class == ErrorClass.AUTH:
-                self._stop(target, outcome)
-            resolved[account] = outcome
+        with self.ledger.batch():
+            for account, outcome in outcomes.items():
+                if isinstance(outcome, Customer) and outcome.external_id:
+                    self.ledger.link_customer(target, account, outcome.external_id, outcome.name)
+                elif isinstance(outcome, ConnectorError) and outcome.error_class == ErrorClass.AUTH:
+                    self._stop(target, outcome)
+                resolved[account] = outcome
         return resolved
 
     def _customer(self, connector: InvoiceTarget, wanted: Customer) -> Customer | ConnectorError:

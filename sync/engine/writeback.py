@@ -68,31 +68,33 @@ class WriteBackStage:
         errors: dict[str, str] = {}
         last_events: dict[str, PaymentKind] = {}
         by_deal: dict[str, WorkItem] = {}
-        for item in items:
-            payload = item.payload
-            deal_id = str(payload["deal_id"])
-            by_deal[deal_id] = item
-            if payload.get("error"):
-                errors[deal_id] = str(payload["error"])
-            if payload.get("last_event"):
-                last_events[deal_id] = PaymentKind(str(payload["last_event"]))
-            update = self._state_of(deal_id, payload.get("target"))
-            if update is not None:
-                updates.append(update)
+        with self.ledger.batch(write=False):  # one connection for the chunk's reads
+            for item in items:
+                payload = item.payload
+                deal_id = str(payload["deal_id"])
+                by_deal[deal_id] = item
+                if payload.get("error"):
+                    errors[deal_id] = str(payload["error"])
+                if payload.get("last_event"):
+                    last_events[deal_id] = PaymentKind(str(payload["last_event"]))
+                update = self._state_of(deal_id, payload.get("target"))
+                if update is not None:
+                    updates.append(update)
         try:
             failed = self.sink.write_back(updates, errors, last_events=last_events)
         except ConnectorError as whole:
             failed = {deal_id: whole for deal_id in by_deal}
             if whole.error_class in (ErrorClass.AUTH, ErrorClass.RATE_LIMITED):
                 self.summary.stopped[self.sink.system] = whole.message
-        for deal_id, item in by_deal.items():
-            problem = failed.get(deal_id)
-            if problem is None:
-                self.ledger.complete_work(item.id, holder=self.holder)
-                self.summary.writebacks += 1
-            else:
-                self.failures.failed(WRITEBACK, deal_id, dict(item.payload), problem, None)
-                self.summary.failures += 1
+        with self.ledger.batch():  # the chunk's outcomes in one transaction
+            for deal_id, item in by_deal.items():
+                problem = failed.get(deal_id)
+                if problem is None:
+                    self.ledger.complete_work(item.id, holder=self.holder)
+                    self.summary.writebacks += 1
+                else:
+                    self.failures.failed(WRITEBACK, deal_id, dict(item.payload), problem, None)
+                    self.summary.failures += 1
 
     def _state_of(self, deal_id: str, target: Any) -> DealWriteBack | None:
         if not target:

@@ -12,6 +12,9 @@ from sync.ledger.base import Store, to_record
 from sync.ledger.models import AuditEntry
 from sync.ledger.schema import audit
 
+# Built once: every invoice and every failed attempt appends a row.
+_INSERT = sa.insert(audit).returning(audit.c.id)
+
 
 def insert_audit(
     conn: Connection,
@@ -25,9 +28,8 @@ def insert_audit(
     """Append one row on ``conn``, inside the caller's transaction, so an operator
     action and its audit row commit (or roll back) together."""
     result = conn.execute(
-        sa.insert(audit)
-        .values(at=at, actor=actor, action=action, subject=subject, details=details or {})
-        .returning(audit.c.id)
+        _INSERT,
+        {"at": at, "actor": actor, "action": action, "subject": subject, "details": details or {}},
     )
     return int(result.scalar_one())
 

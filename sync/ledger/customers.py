@@ -6,6 +6,7 @@ band), and then the change and its audit row commit together."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +27,17 @@ class CustomerLinkStore(Store):
     def customer_link(self, target: str, account_id: str) -> str | None:
         with self._read() as conn:
             return _linked(conn, target, account_id)
+
+    def linked_customers(self, target: str, account_ids: Collection[str]) -> dict[str, str]:
+        """`customer_link` for many accounts of one target in one read: account → id."""
+        found: dict[str, str] = {}
+        ordered = sorted(set(account_ids))
+        with self._read() as conn:
+            for start in range(0, len(ordered), _ACCOUNTS_PER_QUERY):
+                chunk = ordered[start : start + _ACCOUNTS_PER_QUERY]
+                for row in conn.execute(_LINKED_MANY, {"b_target": target, "b_accounts": chunk}):
+                    found[str(row.account_id)] = str(row.external_id)
+        return found
 
     def customer_links(
         self, target: str | None = None, account_id: str | None = None, limit: int = 1000
@@ -102,10 +114,20 @@ class CustomerLinkStore(Store):
         return True
 
 
+# Built once: the engine resolves a customer for every invoice.
+_LINKED = sa.select(customer_links.c.external_id).where(
+    customer_links.c.target == sa.bindparam("b_target"),
+    customer_links.c.account_id == sa.bindparam("b_account"),
+)
+_LINKED_MANY = sa.select(customer_links.c.account_id, customer_links.c.external_id).where(
+    customer_links.c.target == sa.bindparam("b_target"),
+    customer_links.c.account_id.in_(sa.bindparam("b_accounts", expanding=True)),
+)
+_ACCOUNTS_PER_QUERY = 500  # bound parameters per IN (…): see deals._IDS_PER_QUERY
+
+
 def _linked(conn: Connection, target: str, account_id: str) -> str | None:
     value = conn.execute(
-        sa.select(customer_links.c.external_id).where(
-            customer_links.c.target == target, customer_links.c.account_id == account_id
-        )
+        _LINKED, {"b_target": target, "b_account": account_id}
     ).scalar_one_or_none()
     return None if value is None else str(value)

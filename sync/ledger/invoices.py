@@ -8,6 +8,7 @@ done in Python over Decimal rows because SQLite cannot add exact decimals.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync.ledger.base import Store, insert_for, to_record
+from sync.ledger.base import Store, dialect_insert, insert_for, to_record
 from sync.ledger.models import PAYMENT_SIGN, InvoiceRecord, PaymentKind, PaymentRecord
 from sync.ledger.schema import deals, invoices, payments
 from sync.ledger.types import check_money, exact_sum
@@ -32,15 +33,61 @@ _KEPT_WHEN_NONE = (
 )
 
 
+# Statements the engine runs for every invoice, built once with bind parameters (see
+# base.dialect_insert for why).
+_LIVE_PAYMENTS = sa.select(payments.c.kind, payments.c.amount).where(
+    payments.c.invoice_target == sa.bindparam("b_target"),
+    payments.c.invoice_external_id == sa.bindparam("b_external_id"),
+    payments.c.voided_at.is_(None),
+)
+_PAYMENTS_OF = (
+    sa.select(payments)
+    .where(
+        payments.c.invoice_target == sa.bindparam("b_target"),
+        payments.c.invoice_external_id == sa.bindparam("b_external_id"),
+    )
+    .order_by(payments.c.occurred_at, payments.c.id)
+)
+_LINKED_INVOICE = (
+    sa.select(invoices)
+    .join(
+        deals,
+        sa.and_(
+            deals.c.target == invoices.c.target,
+            deals.c.external_invoice_id == invoices.c.external_id,
+        ),
+    )
+    .where(deals.c.deal_id == sa.bindparam("b_deal_id"), deals.c.target == sa.bindparam("b_target"))
+)
+_NEWEST_INVOICE_NAMING = (
+    sa.select(invoices)
+    .where(
+        invoices.c.deal_id == sa.bindparam("b_deal_id"),
+        invoices.c.target == sa.bindparam("b_target"),
+    )
+    .order_by(invoices.c.created_at.desc(), invoices.c.external_id.desc())
+    .limit(1)
+)
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> sa.Insert:
+    stmt = dialect_insert(dialect, invoices)
+    keep = {
+        name: sa.func.coalesce(stmt.excluded[name], invoices.c[name]) for name in _KEPT_WHEN_NONE
+    }
+    fresh = {
+        name: stmt.excluded[name]
+        for name in ("currency", "total", "amount_paid", "balance", "status", "updated_at")
+    }
+    return stmt.on_conflict_do_update(
+        index_elements=[invoices.c.target, invoices.c.external_id], set_={**keep, **fresh}
+    ).returning(*invoices.c)
+
+
 def _settlement(conn: Connection, target: str, external_id: str) -> tuple[Decimal, Decimal]:
     """(paid, credited) for one invoice from its payment rows."""
-    rows = conn.execute(
-        sa.select(payments.c.kind, payments.c.amount).where(
-            payments.c.invoice_target == target,
-            payments.c.invoice_external_id == external_id,
-            payments.c.voided_at.is_(None),
-        )
-    ).all()
+    rows = conn.execute(_LIVE_PAYMENTS, {"b_target": target, "b_external_id": external_id}).all()
     # copy_negate, not unary minus: minus rounds to the context's 28 digits.
     cash = [(row.amount, PAYMENT_SIGN[PaymentKind(row.kind)]) for row in rows]
     paid = exact_sum([a if sign > 0 else a.copy_negate() for a, sign in cash if sign != 0])
@@ -96,37 +143,26 @@ class InvoiceStore(Store):
         now = self._now()
         with self._write() as conn:
             paid, credited = _settlement(conn, target, external_id)
-            stmt = insert_for(conn, invoices).values(
-                target=target,
-                external_id=external_id,
-                deal_id=deal_id,
-                number=number,
-                url=url,
-                currency=currency,
-                total=total,
-                amount_paid=paid,
-                balance=_balance(total, paid, credited),
-                status=status,
-                created_at=now,
-                updated_at=now,
-                issue_date=issue_date,
-                due_date=due_date,
-                account_id=account_id,
-                customer_name=customer_name,
-            )
-            keep = {
-                name: sa.func.coalesce(stmt.excluded[name], invoices.c[name])
-                for name in _KEPT_WHEN_NONE
-            }
-            fresh = {
-                name: stmt.excluded[name]
-                for name in ("currency", "total", "amount_paid", "balance", "status", "updated_at")
-            }
             row = conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[invoices.c.target, invoices.c.external_id],
-                    set_={**keep, **fresh},
-                ).returning(*invoices.c)
+                _upsert_statement(conn.dialect.name),
+                {
+                    "target": target,
+                    "external_id": external_id,
+                    "deal_id": deal_id,
+                    "number": number,
+                    "url": url,
+                    "currency": currency,
+                    "total": total,
+                    "amount_paid": paid,
+                    "balance": _balance(total, paid, credited),
+                    "status": status,
+                    "created_at": now,
+                    "updated_at": now,
+                    "issue_date": issue_date,
+                    "due_date": due_date,
+                    "account_id": account_id,
+                    "customer_name": customer_name,
+                },
             ).one()
             return to_record(InvoiceRecord, row)
 
@@ -142,24 +178,11 @@ class InvoiceStore(Store):
     def invoice_for_deal(self, deal_id: str, target: str) -> InvoiceRecord | None:
         """The deal's invoice: the one its deal row links to, else the newest one
         naming the deal (e.g. found by lookup after a crash, before linking)."""
-        linked = sa.select(invoices).join(
-            deals,
-            sa.and_(
-                deals.c.target == invoices.c.target,
-                deals.c.external_invoice_id == invoices.c.external_id,
-            ),
-        )
+        key = {"b_deal_id": deal_id, "b_target": target}
         with self._read() as conn:
-            row = conn.execute(
-                linked.where(deals.c.deal_id == deal_id, deals.c.target == target)
-            ).first()
+            row = conn.execute(_LINKED_INVOICE, key).first()
             if row is None:
-                row = conn.execute(
-                    sa.select(invoices)
-                    .where(invoices.c.deal_id == deal_id, invoices.c.target == target)
-                    .order_by(invoices.c.created_at.desc(), invoices.c.external_id.desc())
-                    .limit(1)
-                ).first()
+                row = conn.execute(_NEWEST_INVOICE_NAMING, key).first()
         return None if row is None else to_record(InvoiceRecord, row)
 
     def invoices_for_deal(self, deal_id: str, target: str) -> list[InvoiceRecord]:
@@ -263,13 +286,7 @@ class PaymentStore(Store):
 
     def payments_for_invoice(self, target: str, external_invoice_id: str) -> list[PaymentRecord]:
         """Oldest first (by when it happened), e.g. for the last payment date."""
+        key = {"b_target": target, "b_external_id": external_invoice_id}
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(payments)
-                .where(
-                    payments.c.invoice_target == target,
-                    payments.c.invoice_external_id == external_invoice_id,
-                )
-                .order_by(payments.c.occurred_at, payments.c.id)
-            ).all()
+            rows = conn.execute(_PAYMENTS_OF, key).all()
         return [to_record(PaymentRecord, row) for row in rows]

@@ -12,13 +12,14 @@ This module is the workers' side; queue_admin.py is the operators' side.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from sync.ledger.audit import insert_audit
-from sync.ledger.base import Store, insert_for, require_positive, to_record
+from sync.ledger.base import Store, dialect_insert, require_positive, to_record
 from sync.ledger.models import WorkItem, WorkStatus
 from sync.ledger.schema import work_items
 from sync.ledger.types import UTCDateTime
@@ -33,6 +34,64 @@ _RESOLVED = WorkStatus.RESOLVED.value
 _DONE = WorkStatus.DONE.value
 
 _c = work_items.c
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> sa.Insert:
+    """The upsert behind `WorkQueue.enqueue`, built once per dialect (see
+    base.dialect_insert); rows come as bind parameters named like the columns."""
+    stmt = dialect_insert(dialect, work_items)
+    new = stmt.excluded
+    leased = _c.status == _LEASED
+    held = sa.and_(
+        sa.or_(_c.status == _DEAD, _c.status == _RESOLVED),
+        _c.revision.is_not(None),
+        _c.revision.is_not_distinct_from(new.revision),
+        _c.mapping_hash.is_not_distinct_from(new.mapping_hash),
+    )
+    keep = sa.or_(leased, held)
+    set_: dict[str, Any] = {
+        "payload": new.payload,
+        "revision": new.revision,
+        "mapping_hash": new.mapping_hash,
+        "updated_at": new.updated_at,
+        "status": sa.case((keep, _c.status), else_=new.status),
+        "next_attempt_at": sa.case((held, _c.next_attempt_at), else_=new.next_attempt_at),
+        "requeued": sa.case((leased, sa.true()), else_=sa.false()),
+        "attempts": sa.case((keep, _c.attempts), else_=0),
+    }
+    for column in ("last_error_class", "last_error_code", "last_error_message"):
+        set_[column] = sa.case((keep, _c[column]), else_=sa.null())
+    return stmt.on_conflict_do_update(index_elements=[_c.kind, _c.key], set_=set_).returning(
+        *work_items.c
+    )
+
+
+def _holding_bound(with_holder: bool) -> sa.ColumnElement[bool]:
+    """`WorkQueue._holding` with bind parameters ``b_id`` and ``b_holder``."""
+    item = _c.id == sa.bindparam("b_id")
+    if not with_holder:
+        return sa.and_(item, sa.or_(_c.status == _PENDING, _c.status == _LEASED))
+    return sa.and_(item, _c.status == _LEASED, _c.leased_by == sa.bindparam("b_holder"))
+
+
+@functools.cache
+def _complete_statement(with_holder: bool) -> sa.Update:
+    """`WorkQueue.complete_work`'s update; ``updated_at`` comes as a parameter."""
+    return (
+        sa.update(work_items)
+        .where(_holding_bound(with_holder))
+        .values(
+            status=sa.case((_c.requeued, _PENDING), else_=_DONE),
+            attempts=sa.case((_c.requeued, 0), else_=_c.attempts),
+            requeued=False,
+            leased_by=None,
+            lease_expires_at=None,
+            last_error_class=None,
+            last_error_code=None,
+            last_error_message=None,
+        )
+    )
 
 
 def _time(value: datetime) -> sa.BindParameter[datetime]:
@@ -65,44 +124,21 @@ class WorkQueue(Store):
         """
         now = self._now()
         with self._write() as conn:
-            stmt = insert_for(conn, work_items).values(
-                kind=kind,
-                key=key,
-                payload=payload,
-                status=_PENDING,
-                attempts=0,
-                next_attempt_at=next_attempt_at,
-                revision=revision,
-                mapping_hash=mapping_hash,
-                requeued=False,
-                created_at=now,
-                updated_at=now,
-            )
-            new = stmt.excluded
-            leased = _c.status == _LEASED
-            held = sa.and_(
-                _c.status.in_((_DEAD, _RESOLVED)),
-                _c.revision.is_not(None),
-                _c.revision.is_not_distinct_from(new.revision),
-                _c.mapping_hash.is_not_distinct_from(new.mapping_hash),
-            )
-            keep = sa.or_(leased, held)
-            set_: dict[str, Any] = {
-                "payload": new.payload,
-                "revision": new.revision,
-                "mapping_hash": new.mapping_hash,
-                "updated_at": new.updated_at,
-                "status": sa.case((keep, _c.status), else_=new.status),
-                "next_attempt_at": sa.case((held, _c.next_attempt_at), else_=new.next_attempt_at),
-                "requeued": sa.case((leased, sa.true()), else_=sa.false()),
-                "attempts": sa.case((keep, _c.attempts), else_=0),
-            }
-            for column in ("last_error_class", "last_error_code", "last_error_message"):
-                set_[column] = sa.case((keep, _c[column]), else_=sa.null())
             row = conn.execute(
-                stmt.on_conflict_do_update(index_elements=[_c.kind, _c.key], set_=set_).returning(
-                    *work_items.c
-                )
+                _enqueue_statement(conn.dialect.name),
+                {
+                    "kind": kind,
+                    "key": key,
+                    "payload": payload,
+                    "status": _PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": next_attempt_at,
+                    "revision": revision,
+                    "mapping_hash": mapping_hash,
+                    "requeued": False,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             ).one()
         return to_record(WorkItem, row)
 
@@ -170,22 +206,11 @@ class WorkQueue(Store):
 
     def complete_work(self, item_id: int, *, holder: str | None = None) -> bool:
         """Mark done (or pending again if the key was re-enqueued meanwhile)."""
+        params: dict[str, Any] = {"b_id": item_id, "updated_at": self._now()}
+        if holder is not None:
+            params["b_holder"] = holder
         with self._write() as conn:
-            result = conn.execute(
-                sa.update(work_items)
-                .where(self._holding(item_id, holder))
-                .values(
-                    status=sa.case((_c.requeued, _PENDING), else_=_DONE),
-                    attempts=sa.case((_c.requeued, 0), else_=_c.attempts),
-                    requeued=False,
-                    leased_by=None,
-                    lease_expires_at=None,
-                    last_error_class=None,
-                    last_error_code=None,
-                    last_error_message=None,
-                    updated_at=self._now(),
-                )
-            )
+            result = conn.execute(_complete_statement(holder is not None), params)
             return result.rowcount == 1
 
     def fail_work(

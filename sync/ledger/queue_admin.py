@@ -6,6 +6,7 @@ so the trail cannot miss an action or record one that rolled back.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,15 @@ _DEAD = WorkStatus.DEAD.value
 _RESOLVED = WorkStatus.RESOLVED.value
 
 _c = work_items.c
+
+# Built once: the engine looks up an item for every deal it triages or invoices.
+_FIND = sa.select(work_items).where(
+    _c.kind == sa.bindparam("b_kind"), _c.key == sa.bindparam("b_key")
+)
+_FIND_MANY = sa.select(work_items).where(
+    _c.kind == sa.bindparam("b_kind"), _c.key.in_(sa.bindparam("b_keys", expanding=True))
+)
+_KEYS_PER_QUERY = 500  # bound parameters per IN (…): see deals._IDS_PER_QUERY
 
 
 def work_subject(item_id: int) -> str:
@@ -128,8 +138,20 @@ class QueueAdmin(Store):
 
     def find_work(self, kind: str, key: str) -> WorkItem | None:
         with self._read() as conn:
-            row = conn.execute(sa.select(work_items).where(_c.kind == kind, _c.key == key)).first()
+            row = conn.execute(_FIND, {"b_kind": kind, "b_key": key}).first()
         return None if row is None else to_record(WorkItem, row)
+
+    def find_work_for(self, kind: str, keys: Collection[str]) -> dict[str, WorkItem]:
+        """`find_work` for many keys of one kind in one read, keyed by key."""
+        found: dict[str, WorkItem] = {}
+        ordered = sorted(set(keys))
+        with self._read() as conn:
+            for start in range(0, len(ordered), _KEYS_PER_QUERY):
+                chunk = ordered[start : start + _KEYS_PER_QUERY]
+                for row in conn.execute(_FIND_MANY, {"b_kind": kind, "b_keys": chunk}):
+                    item = to_record(WorkItem, row)
+                    found[item.key] = item
+        return found
 
     def list_work(
         self,

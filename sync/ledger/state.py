@@ -62,7 +62,7 @@ class CredentialStore(Store):
         ``expected_version + 1`` (1 for a new entry).
         """
         now = self._now()
-        with self._write() as conn:
+        with self._committed_write("a credential") as conn:
             if expected_version is None:
                 stmt = insert_for(conn, credentials).values(
                     name=name, data=data, version=1, updated_at=now
