@@ -21,7 +21,7 @@ from sync.engine.failures import PAYMENT, FailureRecorder
 from sync.engine.summary import RunSummary
 from sync.engine.writeback import queue_writeback
 from sync.ledger import Ledger
-from sync.ledger.models import DealState
+from sync.ledger.models import DealState, InboxEvent
 from sync.ledger.models import PaymentKind as LedgerKind
 from sync.logs import get_logger
 
@@ -77,6 +77,11 @@ class PaymentStage:
         ``stopping`` is asked between events (the webhook server's worker at shutdown):
         events claimed but not yet processed go back to pending for the next start
         instead of waiting out their claim.
+
+        Applied events are marked done together at the end of each claimed batch (one
+        write, not one per event). A crash before that leaves them claimed; they are
+        applied again after the claim expires, which changes nothing: every payment is
+        keyed by its provider id and every status change is idempotent.
         """
         seen: set[int] = set()
         while True:
@@ -84,40 +89,48 @@ class PaymentStage:
             if all(stored.id in seen for stored in claimed):
                 return len(seen)  # only events that already failed in this drain
             seen.update(stored.id for stored in claimed)
-            for index, stored in enumerate(claimed):
-                if stopping():
-                    self.ledger.release_inbox_claims([e.id for e in claimed[index:]])
-                    return len(seen)
-                feed = self.feeds.get(stored.provider)
-                if feed is None or stored.provider in self.summary.stopped:
-                    self.ledger.mark_inbox_failed(
-                        stored.id, f"{stored.provider} is not enabled or stopped", retry=True
-                    )
-                    continue
-                notification = WebhookNotification(
-                    provider=stored.provider,
-                    event_id=stored.event_id,
-                    event_type=str(stored.headers.get("event_type", "unknown")),
-                    payload=stored.body.decode("utf-8"),
-                    received_at=stored.received_at,
-                )
-                try:
-                    events = list(feed.resolve(notification))
-                except ConnectorError as error:
-                    self.ledger.mark_inbox_failed(
-                        stored.id, error.message, retry=error.is_retryable
-                    )
-                    continue
-                except UNREADABLE as error:
-                    # Signed, yet not what the parser expects: failed for an operator, so
-                    # it cannot block the inbox (or crash every run) by failing again.
-                    self._unreadable(stored.provider, stored.event_id, stored.id, error)
-                    continue
-                for event in events:
-                    self.apply(event)
-                self.ledger.mark_inbox_done(stored.id)
+            done: list[int] = []
+            try:
+                for index, stored in enumerate(claimed):
+                    if stopping():
+                        self.ledger.release_inbox_claims([e.id for e in claimed[index:]])
+                        return len(seen)
+                    if self._process(stored):
+                        done.append(stored.id)
+            finally:
+                self.ledger.mark_inbox_done_many(done)
             if len(claimed) < batch:
                 return len(seen)
+
+    def _process(self, stored: InboxEvent) -> bool:
+        """Apply one stored event; True when it is done, False when it was marked
+        failed (to retry, or for an operator)."""
+        feed = self.feeds.get(stored.provider)
+        if feed is None or stored.provider in self.summary.stopped:
+            self.ledger.mark_inbox_failed(
+                stored.id, f"{stored.provider} is not enabled or stopped", retry=True
+            )
+            return False
+        notification = WebhookNotification(
+            provider=stored.provider,
+            event_id=stored.event_id,
+            event_type=str(stored.headers.get("event_type", "unknown")),
+            payload=stored.body.decode("utf-8"),
+            received_at=stored.received_at,
+        )
+        try:
+            events = list(feed.resolve(notification))
+        except ConnectorError as error:
+            self.ledger.mark_inbox_failed(stored.id, error.message, retry=error.is_retryable)
+            return False
+        except UNREADABLE as error:
+            # Signed, yet not what the parser expects: failed for an operator, so it
+            # cannot block the inbox (or crash every run) by failing again.
+            self._unreadable(stored.provider, stored.event_id, stored.id, error)
+            return False
+        for event in events:
+            self.apply(event)
+        return True
 
     def _unreadable(self, provider: str, event_id: str, inbox_id: int, error: Exception) -> None:
         message = (

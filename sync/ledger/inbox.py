@@ -7,6 +7,7 @@ event held by a crashed worker is picked up again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -93,10 +94,18 @@ class InboxStore(Store):
         return sorted((to_record(InboxEvent, row) for row in rows), key=lambda e: e.id)
 
     def mark_inbox_done(self, inbox_id: int) -> bool:
+        return self.mark_inbox_done_many([inbox_id]) == 1
+
+    def mark_inbox_done_many(self, inbox_ids: Sequence[int]) -> int:
+        """Mark processed events done in one transaction; returns how many rows changed.
+        The inbox worker marks a whole claimed batch at once: one write instead of one
+        per event on a single-writer SQLite file that webhooks are being stored in."""
+        if not inbox_ids:
+            return 0
         with self._write() as conn:
             result = conn.execute(
                 sa.update(inbox)
-                .where(inbox.c.id == inbox_id)
+                .where(inbox.c.id.in_(list(inbox_ids)))
                 .values(
                     status=InboxStatus.DONE.value,
                     processed_at=self._now(),
@@ -105,7 +114,7 @@ class InboxStore(Store):
                     error=None,
                 )
             )
-            return result.rowcount == 1
+            return int(result.rowcount)
 
     def mark_inbox_failed(self, inbox_id: int, error: str, *, retry: bool = False) -> bool:
         """Record a processing failure; ``retry`` puts the event back to pending

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
-from sync.canonical import InvoiceStatus
+import pytest
+import sqlalchemy as sa
+
+from sync.canonical import InvoiceStatus, PaymentEvent, WebhookNotification
 from sync.engine.cycle import run_cycle
 from sync.ledger import Ledger
+from sync.ledger.schema import inbox
 from tests.engine.fakes import Clock, FakeFeed, FakeSource, FakeTarget, build, make_deal, payment
 
 
@@ -121,3 +127,45 @@ def test_voided_payment_is_reversed_not_the_invoice(ledger: Ledger, clock: Clock
     assert ledger.get_deal(deal.id, "quickbooks").state == "invoiced"  # type: ignore[union-attr]
     assert source.written[deal.id].balance == Decimal("100.00")
     assert ledger.open_discrepancies() == []
+
+
+def test_a_crash_mid_batch_marks_what_was_applied_and_the_rest_comes_back(
+    ledger: Ledger, clock: Clock
+) -> None:
+    """Events are marked done per claimed batch; a crash in the middle still marks the
+    ones applied, and the claimed rest is applied once its claim runs out — once."""
+    deal = make_deal(1)
+    source, target, feed = FakeSource([deal]), FakeTarget(), FakeFeed()
+    run(ledger, source, target, feed, clock)
+    invoice = target.find_invoices(deal.id)[0].external_id
+    for n in (1, 2, 3):
+        ledger.store_inbox_event("quickbooks", f"wh-{n}", b"{}", {"event_type": "Payment"})
+        feed.resolved[f"wh-{n}"] = [payment(invoice, "10.00", "partially_paid", pid=f"P{n}", n=n)]
+    dying = DyingFeed(resolved=dict(feed.resolved), dies_at="wh-3")
+    with pytest.raises(RuntimeError, match="killed"):
+        run(ledger, source, target, dying, clock)
+    statuses = _inbox_statuses(ledger)
+    assert statuses == {"wh-1": "done", "wh-2": "done", "wh-3": "processing"}
+    clock.advance(minutes=6)  # the dead worker's claim runs out
+    summary = run(ledger, source, target, feed, clock)
+    assert summary.payments_applied == 1
+    assert _inbox_statuses(ledger) == {"wh-1": "done", "wh-2": "done", "wh-3": "done"}
+    assert ledger.amount_paid("quickbooks", invoice) == Decimal("30.00")
+
+
+@dataclass
+class DyingFeed(FakeFeed):
+    """Resolves like FakeFeed until it meets ``dies_at``: the process dies there."""
+
+    dies_at: str = ""
+
+    def resolve(self, notification: WebhookNotification) -> Sequence[PaymentEvent]:
+        if notification.event_id == self.dies_at:
+            raise RuntimeError("killed")
+        return super().resolve(notification)
+
+
+def _inbox_statuses(ledger: Ledger) -> dict[str, str]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(sa.select(inbox.c.event_id, inbox.c.status)).all()
+    return {event_id: status for event_id, status in rows}
