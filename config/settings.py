@@ -151,6 +151,9 @@ class StripeSettings(Section):
     retry_attempts: int = Field(default=4, ge=1, le=10)
     # Client-side request budget; None: 25/s for test keys, 100/s for live keys.
     rate_limit_per_s: int | None = Field(default=None, ge=1, le=1000)
+    # Invoices created at the same time (each is 4 calls in a row); they share the
+    # rate budget above, so more only helps while Stripe's latency leaves it unused.
+    concurrency: int = Field(default=4, ge=1, le=16)
     send_after_finalize: bool = True
     # How a finalized send_invoice invoice reaches the customer (with send_after_finalize):
     # send_call makes billsync call /send; stripe_emails finalizes it with auto_advance so
