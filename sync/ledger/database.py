@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -99,12 +101,13 @@ def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
+            # The busy timeout first, so every statement below waits for a lock too.
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             # WAL: readers never block the writer and vice versa (webhook receiver
             # and run cycle share the file). NORMAL is durable across application
             # crashes in WAL mode; only an OS crash can lose the last transactions.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
@@ -115,3 +118,30 @@ def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _enter_wal(cursor: Any) -> None:
+    """Switch the file to WAL (persistent: once one connection did, the file stays so).
+
+    Switching needs an exclusive lock, and SQLite may answer "database is locked" at
+    once rather than wait (e.g. replicas opening a fresh file together while one of
+    them migrates). Then: if the file is already in WAL there is nothing to do; if
+    not, try again shortly, within the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            try:
+                mode = cursor.execute("PRAGMA journal_mode").fetchone()
+            except sqlite3.OperationalError:
+                mode = None
+            if mode and str(mode[0]).lower() == "wal":
+                return
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
