@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import platform
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from typing import Any
 
 import requests
 
+from bench.harness import machine
 from sandbox import jsonutil
 from sandbox.generate import GenerateOptions, generate_seed
 from sandbox.launcher import SandboxHandle, running_sandbox
@@ -125,20 +124,6 @@ def measure(
         "seconds": round(elapsed, 2),
         "calls_per_s": round(ok / seconds),
     }
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{platform.system()} {platform.machine()} ({model}), {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def main() -> None:

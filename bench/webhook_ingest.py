@@ -34,7 +34,7 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from bench.sandbox_throughput import machine
+from bench.harness import machine
 from sandbox.launcher import running_sandbox
 from sync.ledger import create_ledger_engine
 
