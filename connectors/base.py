@@ -28,6 +28,7 @@ from sync.canonical import (
     Deal,
     DealWriteBack,
     InvoiceDraft,
+    InvoiceMoney,
     InvoiceRef,
     PaymentEvent,
     WebhookNotification,
@@ -338,10 +339,24 @@ class CredentialStore(Protocol):
 
 @runtime_checkable
 class PaymentFeed(Protocol):
-    """Payment facts from a provider: a polled feed and resolution of webhook events."""
+    """Where an invoice target's money changes are learnt (a polled feed and webhook
+    events) and read.
+
+    Events are **hints**: a `PaymentEvent` names the invoice (and, where it has one, the
+    payment) that changed. The money itself is always taken from a fresh read of the
+    invoice (`read_invoice_money`): the target is the authority, and a webhook body —
+    even a signed one — is not believed about amounts.
+    """
 
     @property
     def provider(self) -> str: ...
+
+    def read_invoice_money(self, external_ids: Sequence[str]) -> Mapping[str, InvoiceMoney]:
+        """The current money of each invoice: totals, document status, due date and
+        every money fact (payments, credits, refunds, disputes) with the target's own
+        ids, reading in batches where the API allows. An id the target no longer has
+        (deleted) is absent from the answer. Raises ConnectorError."""
+        ...
 
     def events_since(self, since: Cursor | None) -> Iterator[Checkpointed[PaymentEvent]]:
         """Events after ``since`` (Stripe events, QBO CDC), oldest first. Both providers

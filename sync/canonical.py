@@ -59,10 +59,14 @@ __all__ = [
     "Discrepancy",
     "DiscrepancyKind",
     "ExactDecimal",
+    "FactState",
     "InvoiceDraft",
     "InvoiceLine",
+    "InvoiceMoney",
     "InvoiceRef",
     "InvoiceStatus",
+    "MoneyFact",
+    "MoneyFactKind",
     "PaymentEvent",
     "PaymentKind",
     "Percent",
@@ -444,6 +448,93 @@ class PaymentEvent(_Model):
     @model_validator(mode="after")
     def _precision(self) -> Self:
         _check_precision(self.amount, self.currency, "amount")
+        return self
+
+
+class MoneyFactKind(StrEnum):
+    """One kind of money fact a target holds about an invoice (DESIGN.md "Money model").
+
+    The connector reports each fact with the target's own state; which facts count, and
+    how, is decided once, in ``sync.money_state.derive``.
+    """
+
+    PAYMENT = "payment"  # money applied to the invoice (Stripe InvoicePayment; QBO Payment line)
+    CREDIT = "credit"  # a credit that lowers the balance due (Stripe pre-payment credit
+    # note amount; a QBO CreditMemo applied to the invoice)
+    POST_PAYMENT_CREDIT = "post_payment_credit"  # Stripe post-payment credit note amount:
+    # credits money already paid (refund, customer balance, out of band); balance unchanged
+    REFUND = "refund"  # money returned on a payment of this invoice (Stripe Refund)
+    DISPUTE = "dispute"  # a dispute on a payment of this invoice (Stripe Dispute)
+    PAYMENT_FAILED = "payment_failed"  # a collection attempt that failed; moves no money
+
+
+class FactState(StrEnum):
+    """The target's state of a fact, normalised. Which states count is in money_state."""
+
+    APPLIED = "applied"  # payments, credits: in force
+    VOID = "void"  # credit note voided, payment voided: counts for nothing
+    PENDING = "pending"  # refund pending / requires_action: the money is leaving
+    SUCCEEDED = "succeeded"  # refund succeeded
+    FAILED = "failed"  # refund failed or canceled: the money came back
+    INQUIRY = "inquiry"  # dispute inquiry (warning_*): no funds withdrawn
+    OPEN = "open"  # dispute needs_response / under_review: funds withdrawn, not final
+    WON = "won"  # dispute won: funds reinstated
+    LOST = "lost"  # dispute lost: funds withdrawn for good
+
+
+class MoneyFact(_Model):
+    """One money fact on one invoice, keyed by the target's own id.
+
+    ``amount`` is a non-negative magnitude in the invoice's currency; ``kind`` says how it
+    counts. ``fact_id`` is stable for the life of the fact in the target, so a fact that
+    changes there (a payment edited, a credit note voided, a refund failed) updates the
+    ledger's record instead of adding a second one; one that disappears (a payment
+    deleted or moved to another invoice) is tombstoned.
+    """
+
+    fact_id: NonEmptyStr
+    kind: MoneyFactKind
+    state: FactState = FactState.APPLIED
+    amount: Annotated[ExactDecimal, Field(ge=0)]
+    occurred_at: UtcDatetime
+    version: str | None = None  # the target's version of the fact (QBO SyncToken)
+
+
+class InvoiceMoney(_Model):
+    """An invoice's money as the target holds it, read fresh: the authority.
+
+    ``net + tax == total`` as the target computed them. ``status`` is the document's
+    own status (void, uncollectible, ...). ``reported_balance`` / ``reported_paid`` are
+    the target's own figures (Stripe ``amount_remaining`` / ``amount_paid``; QBO
+    ``Balance`` / ``TotalAmt - Balance``): reconciliation checks that the facts explain
+    them.
+    """
+
+    target: TargetName
+    external_id: NonEmptyStr
+    currency: CurrencyCode
+    status: InvoiceStatus
+    net: ExactDecimal
+    tax: ExactDecimal
+    total: ExactDecimal
+    facts: tuple[MoneyFact, ...] = ()
+    reported_balance: ExactDecimal | None = None
+    reported_paid: ExactDecimal | None = None
+    due_date: date | None = None
+    issue_date: date | None = None
+    terms: str | None = None
+    version: str | None = None  # the target's version of the invoice (QBO SyncToken)
+    deal_id: str | None = None  # the deal reference read back from the target
+    number: str | None = None
+
+    @model_validator(mode="after")
+    def _precision(self) -> Self:
+        for name in ("net", "tax", "total", "reported_balance", "reported_paid"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_precision(value, self.currency, name)
+        for fact in self.facts:
+            _check_precision(fact.amount, self.currency, f"fact {fact.fact_id}")
         return self
 
 

@@ -8,7 +8,7 @@ names, which keeps the row-to-record step a plain ``Record(**row)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -103,9 +103,24 @@ class InvoiceRecord:
     total: Decimal
     amount_paid: Decimal
     balance: Decimal
-    status: str
+    status: str  # the document's status in the target (InvoiceStatus)
     created_at: datetime
     updated_at: datetime
+    due_date: date | None = None
+    issue_date: date | None = None
+    # Derived by sync.money_state.derive from the target's facts (None: not read since
+    # migration 0006).
+    money_status: str | None = None
+    net: Decimal | None = None
+    tax: Decimal | None = None
+    credited: Decimal | None = None
+    refunded: Decimal | None = None
+    disputed: Decimal | None = None
+    dispute_lost: Decimal | None = None
+    written_off: Decimal | None = None
+    open_disputes: int | None = None
+    terms: str | None = None
+    money_read_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +137,8 @@ class PaymentRecord:
     recorded_at: datetime
     raw: dict[str, Any] | None
     voided_at: datetime | None = None
+    state: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from sync.ledger.customers import CustomerLinkStore
 from sync.ledger.deals import DealStore
 from sync.ledger.discrepancies import DiscrepancyStore
 from sync.ledger.inbox import InboxStore
+from sync.ledger.invoice_money import InvoiceMoneyStore
 from sync.ledger.invoices import InvoiceStore, PaymentStore
 from sync.ledger.leases import LeaseStore, RunStore
 from sync.ledger.metrics_reads import MetricsReads
@@ -27,6 +28,7 @@ class Ledger(
     RunStore,
     DealStore,
     InvoiceStore,
+    InvoiceMoneyStore,
     PaymentStore,
     InboxStore,
     WorkQueue,

@@ -78,8 +78,8 @@ deals = sa.Table(
     sa.Index("ix_deals_state_target", "state", "target"),
 )
 
-# Invoices as the target reports them. amount_paid and balance are derived from the
-# payments table (facts), never counted up, so replays cannot inflate them.
+# Invoices as the target reports them. Their money figures are derived from the payments
+# table (the target's facts) by sync.money_state.derive, never counted up.
 invoices = sa.Table(
     "invoices",
     metadata,
@@ -103,10 +103,29 @@ invoices = sa.Table(
     # its id in a target is in customer_links.
     sa.Column("account_id", sa.String(_DEAL_ID), nullable=True),
     sa.Column("customer_name", sa.Text(), nullable=True),
+    # The money state derived from the target's facts by sync.money_state.derive
+    # (migration 0006); NULL on rows not read since. amount_paid and balance above are
+    # the same derivation's paid and balance_due.
+    sa.Column("net", Money(), nullable=True),
+    sa.Column("tax", Money(), nullable=True),
+    sa.Column("credited", Money(), nullable=True),
+    sa.Column("credited_after_payment", Money(), nullable=True),
+    sa.Column("refunded", Money(), nullable=True),
+    sa.Column("disputed", Money(), nullable=True),
+    sa.Column("dispute_lost", Money(), nullable=True),
+    sa.Column("written_off", Money(), nullable=True),
+    sa.Column("overpaid", Money(), nullable=True),
+    sa.Column("open_disputes", sa.Integer(), nullable=True),
+    sa.Column("money_status", sa.String(32), nullable=True),
+    sa.Column("terms", sa.Text(), nullable=True),
+    sa.Column("target_version", sa.String(64), nullable=True),
+    sa.Column("money_read_at", UTCDateTime(), nullable=True),
     sa.Index("ix_invoices_deal_id_target", "deal_id", "target"),
 )
 
-# Distinct money movements. No foreign key to invoices on purpose: a payment event can
+# The target's money facts per invoice (payments, credits, refunds, disputes), keyed by
+# the target's own ids; a fact the target no longer holds is tombstoned (voided_at).
+# No foreign key to invoices on purpose: a payment event can
 # arrive before the invoice row (out-of-order webhooks) or name an invoice we never
 # made, which reconciliation reports.
 payments = sa.Table(
@@ -126,6 +145,9 @@ payments = sa.Table(
     # Set when the provider voids or deletes the payment (migration 0003). The row stays
     # as a tombstone so a late re-delivery of the original event cannot count it again.
     sa.Column("voided_at", UTCDateTime(), nullable=True),
+    # The target's state and version of the fact (migration 0006; NULL = applied).
+    sa.Column("state", sa.String(16), nullable=True),
+    sa.Column("version", sa.String(64), nullable=True),
     sa.UniqueConstraint("provider", "provider_payment_id"),
     sa.Index("ix_payments_invoice", "invoice_target", "invoice_external_id"),
 )
