@@ -1,5 +1,6 @@
-"""`StripeFeed`: payment facts from Stripe, by webhook (`resolve`) or by polling
-``GET /v1/events`` since a cursor (`events_since`) to catch what webhooks missed.
+"""`StripeFeed`: hints that an invoice's money changed, by webhook (`resolve`) or by
+polling ``GET /v1/events`` since a cursor (`events_since`) to catch what webhooks missed;
+and the money itself, read fresh (`read_invoice_money`, in `money`).
 
 What each event means is in `events`. Polling reads forwards from the cursor's event
 (``ending_before``, paged backwards so the oldest comes first) and yields each fact
@@ -13,7 +14,7 @@ silently skipping what happened in between. With no cursor the whole window is r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 from connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
 from connectors.stripe.client import SYSTEM, StripeApi
 from connectors.stripe.events import EVENT_TYPES, EventFacts
-from sync.canonical import PaymentEvent, WebhookNotification
+from connectors.stripe.money import InvoiceMoneyReader
+from sync.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
 
 __all__ = ["EVENT_TYPES", "StripeFeed"]
 
@@ -38,10 +40,15 @@ class StripeFeed:
         self._api = api
         self._now = now or (lambda: datetime.now(UTC))
         self._facts = EventFacts(api, now=self._now)
+        self._money = InvoiceMoneyReader(api)
 
     @property
     def provider(self) -> str:
         return "stripe"
+
+    def read_invoice_money(self, external_ids: Sequence[str]) -> dict[str, InvoiceMoney]:
+        """Each invoice's money read fresh from Stripe (calls per invoice: `money`)."""
+        return self._money.read(external_ids)
 
     def resolve(self, notification: WebhookNotification) -> list[PaymentEvent]:
         return self._facts.facts(json.loads(notification.payload, parse_float=Decimal))

@@ -29,7 +29,7 @@ from sandbox.stripe.form import FormError, parse_form
 from sandbox.stripe.idempotency import MAX_KEY_LENGTH, IdempotencyCache, fingerprint
 from sandbox.stripe.params import Params
 from sandbox.stripe.store import Collection, Obj, Origin, StripeStore
-from sandbox.stripe.views import expand
+from sandbox.stripe.views import expand, without_includable
 from sandbox.stripe.wire import dumps, new_id
 
 log = logging.getLogger("sandbox.stripe")
@@ -133,7 +133,12 @@ class Api:
             result = handler(Call(request.method, dict(request.path_params), params, origin))
             if isinstance(result, RawJSON):
                 return 200, result, {}, True
-            return 200, dumps(expand(self.store, result, paths)), {}, True
+            return (
+                200,
+                dumps(without_includable(expand(self.store, result, paths), paths)),
+                {},
+                True,
+            )
         except StripeError as exc:
             return exc.status, dumps(exc.body(origin.id)), exc.headers, exc.saved
         except Exception:

@@ -13,6 +13,7 @@ from typing import Any
 from sandbox.stripe.events import EventLog, changed
 from sandbox.stripe.search import SearchIndex
 from sandbox.stripe.store import Obj, Origin, StripeStore
+from sandbox.stripe.views import without_includable
 
 CUSTOMER_SEARCH_FIELDS = {
     "created": "number",
@@ -61,7 +62,8 @@ class State:
         before: Obj | None = None,
     ) -> None:
         previous: dict[str, Any] | None = changed(before, obj) if before is not None else None
-        self.events.emit(type_, obj, origin, previous)
+        # Events render objects as the API does unexpanded: no includable fields.
+        self.events.emit(type_, without_includable(obj), origin, previous)
         index = self.search.get(obj.get("object", ""))
         if index is not None:
             removed = type_.endswith(".deleted")

@@ -1,8 +1,15 @@
 """Objects as the API returns them: embedded lists assembled, and `expand[]`.
 
 An invoice embeds its first 10 lines (`has_more` tells the client to page through
-`/v1/invoices/{id}/lines`) and its invoice payments. `expand[]` replaces id strings with
-the objects they name, up to 4 levels deep (Stripe's limit).
+`/v1/invoices/{id}/lines`). `expand[]` replaces id strings with the objects they name,
+up to 4 levels deep (Stripe's limit).
+
+*Includable* fields (`INCLUDABLE`) are stored and assembled like any other but returned
+only when `expand[]` names them, as Stripe does: `invoice.payments` and `charge.refunds`
+("This field is not included by default. To include it in the response, expand the
+field" — Stripe API reference, Invoice object and Charge object; api-facts §5;
+singer-io/tap-stripe expands `data.refunds` on charges because "not available by
+default"). Events render objects without them too.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from sandbox.stripe.store import Obj, StripeStore
 
 EMBEDDED_LINES = 10
 MAX_EXPAND_DEPTH = 4
+INCLUDABLE: dict[str, tuple[str, ...]] = {"invoice": ("payments",), "charge": ("refunds",)}
 
 
 def invoice(store: StripeStore, inv: Obj) -> Obj:
@@ -98,3 +106,35 @@ def _expand(store: StripeStore, node: Any, parts: list[str], path: str) -> None:
         value = node[key] = copy.deepcopy(found)
     if rest and value is not None:
         _expand(store, value, rest, path)
+
+
+def without_includable(node: Any, paths: list[str] | tuple[str, ...] = ()) -> Any:
+    """``node`` with every includable field that ``paths`` (the request's `expand[]`) does
+    not name removed, at any depth. Copies only what changes: stored objects are shared."""
+    wanted = frozenset(tuple(p.split(".")) for p in paths)
+    return _strip(node, wanted, ())
+
+
+def _strip(node: Any, wanted: frozenset[tuple[str, ...]], prefix: tuple[str, ...]) -> Any:
+    if isinstance(node, list):
+        items = [_strip(item, wanted, prefix) for item in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    if not isinstance(node, dict):
+        return node
+    drop = {
+        field
+        for field in INCLUDABLE.get(node.get("object", ""), ())
+        if field in node and not any(p[: len(prefix) + 1] == (*prefix, field) for p in wanted)
+    }
+    out: dict[str, Any] | None = None
+    for key, value in node.items():
+        if key in drop:
+            out = out if out is not None else dict(node)
+            del out[key]
+            continue
+        if isinstance(value, dict | list):
+            new = _strip(value, wanted, (*prefix, key))
+            if new is not value:
+                out = out if out is not None else dict(node)
+                out[key] = new
+    return node if out is None else out

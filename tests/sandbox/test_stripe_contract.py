@@ -129,7 +129,10 @@ def test_invoice_with_eight_lines_in_four_calls(
 def test_invoice_objects_parse_in_the_basil_shape(
     env: StripeEnv, client: stripe.StripeClient
 ) -> None:
-    invoice = invoice_for(env, client)
+    finalized = invoice_for(env, client)
+    # `payments` is includable: returned only when expanded, as at Stripe (api-facts §5).
+    assert "payments" not in finalized
+    invoice = client.v1.invoices.retrieve(finalized.id, params={"expand": ["payments"]})
     assert isinstance(invoice, stripe.Invoice)
     assert isinstance(invoice.payments, stripe.ListObject)
     default = invoice.payments.data[0]
@@ -297,7 +300,7 @@ def test_state_changes_are_frozen_after_finalization(
 
 def test_void_and_mark_uncollectible(env: StripeEnv, client: stripe.StripeClient) -> None:
     first = invoice_for(env, client)
-    voided = client.v1.invoices.void_invoice(first.id)
+    voided = client.v1.invoices.void_invoice(first.id, params={"expand": ["payments"]})
     assert voided.status == "void" and voided.status_transitions.voided_at
     assert voided.payments.data[0].status == "canceled"
     with pytest.raises(stripe.InvalidRequestError, match="open or uncollectible"):

@@ -89,7 +89,7 @@ def test_partial_then_full_payment(
     paid = [p for p in payments.data if p.status == "paid"]
     assert sorted(p.amount_paid for p in paid) == [4_000, 6_000]
     assert [p.status for p in payments.data if p.is_default] == ["canceled"]
-    final = client.v1.invoices.retrieve(invoice.id)
+    final = client.v1.invoices.retrieve(invoice.id, params={"expand": ["payments"]})
     assert (final.status, final.amount_paid, final.amount_remaining) == ("paid", 10_000, 0)
     assert sum(p.amount_paid for p in final.payments.data if p.status == "paid") == 10_000
     hooks.wait_for("invoice_payment.paid", count=2)
@@ -107,7 +107,7 @@ def test_partial_then_full_payment(
 
 def test_full_payment_uses_the_default_payment(env: StripeEnv, client: stripe.StripeClient) -> None:
     invoice = invoice_for(env, client, amount=2_500, currency="jpy")
-    paid = client.v1.invoices.pay(invoice.id)
+    paid = client.v1.invoices.pay(invoice.id, params={"expand": ["payments"]})
     assert paid.status == "paid" and paid.amount_paid == 2_500
     [payment] = paid.payments.data
     assert payment.is_default and payment.status == "paid" and payment.amount_paid == 2_500
@@ -118,7 +118,7 @@ def test_failed_payment(env: StripeEnv, client: stripe.StripeClient, hooks: Rece
     env.admin("POST", f"stripe/invoices/{invoice.id}/fail")
     hooks.wait_for("invoice.payment_failed")
     hooks.wait_for("payment_intent.payment_failed")
-    failed = client.v1.invoices.retrieve(invoice.id)
+    failed = client.v1.invoices.retrieve(invoice.id, params={"expand": ["payments"]})
     assert failed.status == "open" and failed.attempt_count == 1 and failed.attempted
     intent = client.v1.payment_intents.retrieve(failed.payments.data[0].payment.payment_intent)
     assert (
@@ -138,7 +138,8 @@ def test_refund_and_dispute_events(
     charge = json.loads(body)["data"]["object"]
     assert charge["amount_refunded"] == 1_000 and "invoice" not in charge
     # The SDK's own refund call, by PaymentIntent.
-    intent_id = client.v1.invoices.retrieve(invoice.id).payments.data[0].payment.payment_intent
+    expanded = client.v1.invoices.retrieve(invoice.id, params={"expand": ["payments"]})
+    intent_id = expanded.payments.data[0].payment.payment_intent
     refund = client.v1.refunds.create(
         params={"payment_intent": intent_id, "amount": 500, "reason": "requested_by_customer"}
     )
