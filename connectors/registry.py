@@ -32,7 +32,7 @@ from connectors.base import (
     PaymentFeed,
     WebhookVerifier,
 )
-from sync.canonical import Deal, DealWriteBack, PaymentKind
+from sync.canonical import Deal, DealWriteBack
 from sync.planning import ReadRejection
 
 if TYPE_CHECKING:
@@ -69,9 +69,8 @@ class SourceConnector(DealSource, Protocol):
 
     ``pull`` reports deals it cannot read (a `ReadRejection` naming the field and the
     fix) instead of dropping them, so they become needs-attention failures;
-    ``write_back`` also takes the sync error to show on each deal and the latest payment
-    event kind (for labels such as Disputed). The source holds connections: it is a
-    context manager and ``close`` releases them.
+    ``write_back`` also takes the sync error to show on each deal. The source holds
+    connections: it is a context manager and ``close`` releases them.
     """
 
     def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | ReadRejection]]: ...
@@ -80,8 +79,6 @@ class SourceConnector(DealSource, Protocol):
         self,
         updates: Sequence[DealWriteBack],
         errors: Mapping[str, str] | None = None,
-        *,
-        last_events: Mapping[str, PaymentKind] | None = None,
     ) -> Mapping[str, ConnectorError]: ...
 
     def close(self) -> None: ...

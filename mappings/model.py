@@ -158,6 +158,11 @@ class WriteBackSpec(_Section):
     amount_paid: OpportunityField = "Billing_Amount_Paid__c"
     balance_due: OpportunityField = "Billing_Balance_Due__c"
     last_payment_date: OpportunityField = "Billing_Last_Payment_Date__c"
+    amount_refunded: OpportunityField = "Billing_Amount_Refunded__c"
+    amount_credited: OpportunityField = "Billing_Amount_Credited__c"
+    tax: OpportunityField = "Billing_Tax__c"
+    total: OpportunityField = "Billing_Total__c"
+    due_date: OpportunityField = "Billing_Due_Date__c"
     sync_error: OpportunityField = "Billing_Sync_Error__c"
     synced_at: OpportunityField = "Billing_Synced_At__c"
 

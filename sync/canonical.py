@@ -226,6 +226,13 @@ class DiscrepancyKind(StrEnum):
     WRITEBACK_MISSING = "writeback_missing"
     WRITEBACK_STALE = "writeback_stale"
     DUPLICATE_INVOICE_FOR_DEAL = "duplicate_invoice_for_deal"
+    # The ledger's paid / credited / balance / status / due date differ from what the
+    # target's facts derive (either way round).
+    INVOICE_MONEY_MISMATCH = "invoice_money_mismatch"
+    # The target's own balance or amount paid differ from what its facts derive: its
+    # books hold something billsync's money model does not explain.
+    TARGET_FIGURES_UNEXPLAINED = "target_figures_unexplained"
+    DEAL_LOST_AFTER_INVOICE = "deal_lost_after_invoice"  # invoiced, then no longer won
 
 
 # --- deals (source side) -----------------------------------------------------------
@@ -419,10 +426,16 @@ class DealWriteBack(_Model):
     invoice_external_id: NonEmptyStr
     invoice_number: str | None = None
     invoice_url: str | None = None
-    status: InvoiceStatus
+    status: InvoiceStatus  # the document's status in the target
+    billing_status: NonEmptyStr  # the Billing Status label (sync.money_state.billing_status)
     currency: CurrencyCode
     amount_paid: ExactDecimal
     balance: ExactDecimal
+    amount_refunded: ExactDecimal = Decimal(0)
+    amount_credited: ExactDecimal = Decimal(0)
+    tax: ExactDecimal | None = None
+    total: ExactDecimal | None = None
+    due_date: date | None = None
     last_payment_date: date | None = None
 
 
@@ -489,7 +502,10 @@ class MoneyFact(_Model):
     counts. ``fact_id`` is stable for the life of the fact in the target, so a fact that
     changes there (a payment edited, a credit note voided, a refund failed) updates the
     ledger's record instead of adding a second one; one that disappears (a payment
-    deleted or moved to another invoice) is tombstoned.
+    deleted or moved to another invoice) is tombstoned. A fact id is the id of the
+    target object it comes from, optionally followed by ``:qualifiers`` (QBO
+    ``<payment>:invoice:<invoice>``, Stripe ``cn_…:pre``): a change hint that names the
+    object re-reads every invoice holding one of its facts.
     """
 
     fact_id: NonEmptyStr
@@ -572,6 +588,10 @@ class Discrepancy(_Model):
     detail: str = ""
     detected_at: UtcDatetime
     resolved_at: UtcDatetime | None = None
+    id: int | None = None  # the ledger row's id: what an operator acknowledges or resolves
+    acknowledged_at: UtcDatetime | None = None  # an operator has seen it (still open)
+    acknowledged_by: str | None = None
+    acknowledged_note: str | None = None
 
     @model_validator(mode="after")
     def _resolved_after_detected(self) -> Self:

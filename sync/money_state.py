@@ -186,9 +186,7 @@ def derive(
     live = list(facts)
 
     def total_of(kind: MoneyFactKind, *states: FactState) -> Decimal:
-        return _sum(
-            currency, [f.amount for f in live if f.kind is kind and f.state in states]
-        )
+        return _sum(currency, [f.amount for f in live if f.kind is kind and f.state in states])
 
     paid = total_of(MoneyFactKind.PAYMENT, FactState.APPLIED, FactState.SUCCEEDED)
     credited = total_of(MoneyFactKind.CREDIT, FactState.APPLIED)

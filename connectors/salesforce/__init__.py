@@ -4,7 +4,6 @@ The SDK is imported only inside this package; the engine sees canonical models,
 `Checkpointed` items and `ConnectorError`s.
 """
 
-from connectors.salesforce.actions import BillingStatus, billing_status
 from connectors.salesforce.client import Quota, SalesforceClient
 from connectors.salesforce.convert import DealRejected
 from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
@@ -12,7 +11,6 @@ from connectors.salesforce.session import DecimalSession
 from connectors.salesforce.source import SalesforceDealSource
 
 __all__ = [
-    "BillingStatus",
     "DealFieldPaths",
     "DealRejected",
     "DecimalSession",
@@ -20,5 +18,4 @@ __all__ = [
     "SalesforceClient",
     "SalesforceDealSource",
     "WriteBackFields",
-    "billing_status",
 ]

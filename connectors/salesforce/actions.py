@@ -10,16 +10,9 @@ Numbers are sent as exact JSON numbers: `requests`' ``json=`` uses ``json.dumps`
 cannot serialise a Decimal (and going through float would lose cents), so the body is
 serialised here and passed as bytes.
 
-Billing Status labels (the picklist values the org needs), first match wins:
-- no invoice, only a sync error                          -> Error
-- invoice void (or deleted in the target)                -> Voided
-- invoice uncollectible                                  -> Uncollectible
-- last payment event disputed                            -> Disputed
-- last payment event refunded                            -> Refunded
-- invoice paid (or nothing left to pay after a payment)  -> Paid
-- last payment event payment_failed                      -> Payment Failed
-- something paid, balance left                           -> Partially Paid
-- otherwise                                              -> Invoiced
+The Billing Status label comes with each update (``DealWriteBack.billing_status``),
+computed once from the invoice's money state by ``sync.money_state.billing_status``;
+a deal with no invoice and only a sync error is written as ``Error``.
 """
 
 from __future__ import annotations
@@ -28,15 +21,15 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from connectors.base import ConnectorError, ErrorClass
 from connectors.salesforce.client import SYSTEM, SalesforceClient, rule_for, salesforce_detail
 from connectors.salesforce.fields import WriteBackFields
-from sync.canonical import DealWriteBack, InvoiceStatus, PaymentKind
+from sync.canonical import DealWriteBack
+from sync.money_state import BillingStatus
 
-__all__ = ["BillingStatus", "WriteBack", "billing_status", "dumps_exact", "render_record"]
+__all__ = ["WriteBack", "dumps_exact", "render_record"]
 
 # Billing_Sync_Error__c may be a plain Text(255) field in an org; longer text would fail
 # the whole record with STRING_TOO_LONG. The full message stays in billsync's ledger.
@@ -51,51 +44,17 @@ _WRITE_FIXES = {
 }
 
 
-class BillingStatus(StrEnum):
-    INVOICED = "Invoiced"
-    PARTIALLY_PAID = "Partially Paid"
-    PAID = "Paid"
-    PAYMENT_FAILED = "Payment Failed"
-    REFUNDED = "Refunded"
-    VOIDED = "Voided"
-    UNCOLLECTIBLE = "Uncollectible"
-    DISPUTED = "Disputed"
-    ERROR = "Error"
-
-
-def billing_status(
-    update: DealWriteBack | None, last_event: PaymentKind | None = None
-) -> BillingStatus:
-    """The Billing Status label for a deal (rules in the module docstring)."""
-    if update is None:
-        return BillingStatus.ERROR
-    if update.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
-        return BillingStatus.VOIDED
-    if update.status is InvoiceStatus.UNCOLLECTIBLE:
-        return BillingStatus.UNCOLLECTIBLE
-    if last_event is PaymentKind.DISPUTED:
-        return BillingStatus.DISPUTED
-    if last_event is PaymentKind.REFUNDED:
-        return BillingStatus.REFUNDED
-    paid = update.amount_paid > 0
-    if update.status is InvoiceStatus.PAID or (paid and update.balance <= 0):
-        return BillingStatus.PAID
-    if last_event is PaymentKind.PAYMENT_FAILED:
-        return BillingStatus.PAYMENT_FAILED
-    return BillingStatus.PARTIALLY_PAID if paid else BillingStatus.INVOICED
-
-
 def render_record(
     deal_id: str,
     update: DealWriteBack | None,
     *,
     fields: WriteBackFields,
     error: str | None = None,
-    last_event: PaymentKind | None = None,
     synced_at: datetime | None = None,
 ) -> dict[str, Any]:
     """One sObject Collections record. Without an invoice only status and error are set."""
-    values: dict[str | None, Any] = {fields.status: billing_status(update, last_event).value}
+    status = update.billing_status if update is not None else BillingStatus.ERROR.value
+    values: dict[str | None, Any] = {fields.status: status}
     if update is not None:
         values |= {
             fields.invoice_id: update.invoice_external_id,
@@ -103,6 +62,11 @@ def render_record(
             fields.invoice_url: update.invoice_url,
             fields.amount_paid: update.amount_paid,
             fields.balance_due: update.balance,
+            fields.amount_refunded: update.amount_refunded,
+            fields.amount_credited: update.amount_credited,
+            fields.tax: update.tax,
+            fields.total: update.total,
+            fields.due_date: update.due_date,
             fields.last_payment_date: update.last_payment_date,
         }
     values[fields.sync_error] = _shorten(error) if error else None
@@ -135,10 +99,9 @@ class WriteBack:
         errors: Mapping[str, str] | None = None,
         *,
         previous: Mapping[str, DealWriteBack] | None = None,
-        last_events: Mapping[str, PaymentKind] | None = None,
     ) -> dict[str, ConnectorError]:
         """Write changed deals; failures by deal id. Raises only if no call got through."""
-        errors, previous, last_events = errors or {}, previous or {}, last_events or {}
+        errors, previous = errors or {}, previous or {}
         by_deal: dict[str, DealWriteBack | None] = {u.deal_id: u for u in updates}
         by_deal.update((deal_id, None) for deal_id in errors if deal_id not in by_deal)
         synced_at = self._now()
@@ -148,11 +111,10 @@ class WriteBack:
                 update,
                 fields=self._fields,
                 error=errors.get(deal_id),
-                last_event=last_events.get(deal_id),
                 synced_at=synced_at,
             )
             for deal_id, update in by_deal.items()
-            if not _unchanged(deal_id, update, previous, errors, last_events)
+            if not _unchanged(deal_id, update, previous, errors)
         ]
         failures: dict[str, ConnectorError] = {}
         failed: ConnectorError | None = None
@@ -222,17 +184,10 @@ def _unchanged(
     update: DealWriteBack | None,
     previous: Mapping[str, DealWriteBack],
     errors: Mapping[str, str],
-    last_events: Mapping[str, PaymentKind],
 ) -> bool:
-    # Only the plain case is skipped: a sync error or a payment-event label may differ
-    # from what was written even when the DealWriteBack is the same, so those deals are
-    # always written.
-    return (
-        update is not None
-        and previous.get(deal_id) == update
-        and deal_id not in errors
-        and deal_id not in last_events
-    )
+    # Only the plain case is skipped: a sync error may differ from what was written even
+    # when the DealWriteBack is the same, so those deals are always written.
+    return update is not None and previous.get(deal_id) == update and deal_id not in errors
 
 
 def _shorten(text: str) -> str:

@@ -129,6 +129,11 @@ class WriteBackFields:
     amount_paid: str | None = "Billing_Amount_Paid__c"
     balance_due: str | None = "Billing_Balance_Due__c"
     last_payment_date: str | None = "Billing_Last_Payment_Date__c"
+    amount_refunded: str | None = "Billing_Amount_Refunded__c"
+    amount_credited: str | None = "Billing_Amount_Credited__c"
+    tax: str | None = "Billing_Tax__c"
+    total: str | None = "Billing_Total__c"
+    due_date: str | None = "Billing_Due_Date__c"
     sync_error: str | None = "Billing_Sync_Error__c"
     synced_at: str | None = "Billing_Synced_At__c"
 

@@ -25,7 +25,7 @@ from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
 from connectors.salesforce.pull import DealPuller
 from connectors.salesforce.session import DecimalSession
 from sync import money
-from sync.canonical import Deal, DealWriteBack, PaymentKind
+from sync.canonical import Deal, DealWriteBack
 from sync.logs import get_logger
 
 __all__ = ["SalesforceDealSource"]
@@ -128,13 +128,11 @@ class SalesforceDealSource:
         errors: Mapping[str, str] | None = None,
         *,
         previous: Mapping[str, DealWriteBack] | None = None,
-        last_events: Mapping[str, PaymentKind] | None = None,
     ) -> Mapping[str, ConnectorError]:
         """Write money state (and sync errors) onto the deals; failures by deal id.
 
         ``errors``: a sync error per deal for Billing_Sync_Error__c (a deal with an error
         and no update gets status Error). ``previous``: what was last written per deal;
-        identical deals are not rewritten. ``last_events``: the latest payment event kind
-        per deal, for the Disputed / Refunded / Payment Failed labels.
+        identical deals are not rewritten. Each update carries its Billing Status label.
         """
-        return self._writer.write(updates, errors, previous=previous, last_events=last_events)
+        return self._writer.write(updates, errors, previous=previous)

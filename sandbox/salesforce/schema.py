@@ -123,6 +123,11 @@ BILLSYNC_FIELDS = (
     _f("Billing_Amount_Paid__c", "currency", "Billing Amount Paid", custom=True),
     _f("Billing_Balance_Due__c", "currency", "Billing Balance Due", custom=True),
     _f("Billing_Last_Payment_Date__c", "date", "Billing Last Payment Date", custom=True),
+    _f("Billing_Amount_Refunded__c", "currency", "Billing Amount Refunded", custom=True),
+    _f("Billing_Amount_Credited__c", "currency", "Billing Amount Credited", custom=True),
+    _f("Billing_Tax__c", "currency", "Billing Tax", custom=True),
+    _f("Billing_Total__c", "currency", "Billing Total", custom=True),
+    _f("Billing_Due_Date__c", "date", "Billing Due Date", custom=True),
     # A long text area, so a full error message fits.
     _f("Billing_Sync_Error__c", "textarea", "Billing Sync Error", length=32768, custom=True),
     _f("Billing_Synced_At__c", "datetime", "Billing Synced At", custom=True),

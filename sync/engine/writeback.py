@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from connectors.base import ConnectorError, ErrorClass
-from sync.canonical import DealWriteBack, InvoiceStatus, PaymentKind
+from sync.canonical import DealWriteBack, InvoiceStatus, MoneyFact
 from sync.engine.failures import WRITEBACK, FailureRecorder
 from sync.engine.summary import RunSummary
 from sync.ledger import Ledger
-from sync.ledger.models import WorkItem
+from sync.ledger.models import InvoiceRecord, WorkItem
 from sync.logs import get_logger
+from sync.money_state import billing_status, derive, last_payment_date
 
 log = get_logger("billsync.engine")
 
@@ -36,8 +37,6 @@ class WriteBackSink(Protocol):
         self,
         updates: list[DealWriteBack],
         errors: Mapping[str, str] | None = None,
-        *,
-        last_events: Mapping[str, PaymentKind] | None = None,
     ) -> Mapping[str, ConnectorError]: ...
 
 
@@ -66,7 +65,6 @@ class WriteBackStage:
     def _write(self, items: list[WorkItem]) -> None:
         updates: list[DealWriteBack] = []
         errors: dict[str, str] = {}
-        last_events: dict[str, PaymentKind] = {}
         by_deal: dict[str, WorkItem] = {}
         with self.ledger.batch(write=False):  # one connection for the chunk's reads
             for item in items:
@@ -75,13 +73,11 @@ class WriteBackStage:
                 by_deal[deal_id] = item
                 if payload.get("error"):
                     errors[deal_id] = str(payload["error"])
-                if payload.get("last_event"):
-                    last_events[deal_id] = PaymentKind(str(payload["last_event"]))
                 update = self._state_of(deal_id, payload.get("target"))
                 if update is not None:
                     updates.append(update)
         try:
-            failed = self.sink.write_back(updates, errors, last_events=last_events)
+            failed = self.sink.write_back(updates, errors)
         except ConnectorError as whole:
             failed = {deal_id: whole for deal_id in by_deal}
             if whole.error_class in (ErrorClass.AUTH, ErrorClass.RATE_LIMITED):
@@ -102,22 +98,48 @@ class WriteBackStage:
         invoice = self.ledger.invoice_for_deal(deal_id, str(target))
         if invoice is None:
             return None
-        payments = self.ledger.payments_for_invoice(invoice.target, invoice.external_id)
-        last_payment: date | None = None
-        if payments:
-            last_payment = max(p.occurred_at for p in payments).date()
-        return DealWriteBack(
-            deal_id=deal_id,
-            target=invoice.target,
-            invoice_external_id=invoice.external_id,
-            invoice_number=invoice.number,
-            invoice_url=invoice.url,
-            status=_status(invoice.status),
-            currency=invoice.currency,
-            amount_paid=invoice.amount_paid,
-            balance=invoice.balance,
-            last_payment_date=last_payment,
-        )
+        facts = self.ledger.invoice_facts(invoice.target, invoice.external_id)
+        return deal_writeback(deal_id, invoice, facts)
+
+
+def deal_writeback(deal_id: str, invoice: InvoiceRecord, facts: list[MoneyFact]) -> DealWriteBack:
+    """What the deal shows for its invoice: the ledger's mirror of the target's money."""
+    zero = invoice.total * 0
+    return DealWriteBack(
+        deal_id=deal_id,
+        target=invoice.target,
+        invoice_external_id=invoice.external_id,
+        invoice_number=invoice.number,
+        invoice_url=invoice.url,
+        status=_status(invoice.status),
+        billing_status=billing_status(_money_status(invoice, facts)).value,
+        currency=invoice.currency,
+        amount_paid=invoice.amount_paid,
+        balance=invoice.balance,
+        amount_refunded=invoice.refunded if invoice.refunded is not None else zero,
+        amount_credited=invoice.credited if invoice.credited is not None else zero,
+        tax=invoice.tax,
+        total=invoice.total,
+        due_date=invoice.due_date,
+        last_payment_date=last_payment_date(facts),
+    )
+
+
+def _money_status(invoice: InvoiceRecord, facts: list[MoneyFact]) -> str:
+    """The stored money status; a row not read since migration 0006 has none yet, and
+    gets the same derivation over its stored facts until its next read."""
+    if invoice.money_status is not None:
+        return invoice.money_status
+    total = invoice.total
+    state = derive(
+        currency=invoice.currency,
+        document_status=_status(invoice.status),
+        net=total,
+        tax=total * 0,
+        total=total,
+        facts=facts,
+    )
+    return state.status.value
 
 
 def _status(value: str) -> InvoiceStatus:
@@ -134,7 +156,6 @@ def queue_writeback(
     now: datetime,
     *,
     error: str | None = None,
-    last_event: str | None = None,
     deal_name: str | None = None,
 ) -> None:
     payload: dict[str, Any] = {"deal_id": deal_id, "target": target, "stage": "writeback"}
@@ -142,6 +163,4 @@ def queue_writeback(
         payload["deal_name"] = deal_name
     if error:
         payload["error"] = error[:1000]
-    if last_event:
-        payload["last_event"] = last_event
     ledger.enqueue(WRITEBACK, deal_id, payload, now)

@@ -43,9 +43,17 @@ class MoneyChange:
         """Whether anything the deal shows (figures, status, due date) moved."""
         if self.facts_changed or self.before is None:
             return True
-        keys = ("money_status", "amount_paid", "balance", "total", "status", "due_date",
-                "credited", "refunded", "tax")  # fmt: skip
-        return any(getattr(self.before, k) != getattr(self.after, k) for k in keys)
+        return any(_shown(self.before, k) != _shown(self.after, k) for k in _SHOWN)
+
+
+# What the deal shows of an invoice (its write-back); None (never read) reads as 0.
+_SHOWN = ("money_status", "amount_paid", "balance", "total", "status", "due_date",
+          "credited", "refunded", "tax")  # fmt: skip
+
+
+def _shown(record: InvoiceRecord, name: str) -> Any:
+    value = getattr(record, name)
+    return 0 if value is None and name in ("credited", "refunded", "tax") else value
 
 
 @functools.cache
@@ -83,13 +91,18 @@ class InvoiceMoneyStore(Store):
             facts_changed = self._mirror_facts(conn, money, now)
             values = _invoice_values(money, state, now)
             if found is None:
+                # An upsert: a concurrent writer (another worker on PostgreSQL) may have
+                # inserted the row since the select; its read is as good as ours.
+                stmt = dialect_insert(conn.dialect.name, invoices).values(
+                    target=money.target,
+                    external_id=money.external_id,
+                    deal_id=money.deal_id,
+                    created_at=now,
+                    **values,
+                )
                 conn.execute(
-                    sa.insert(invoices).values(
-                        target=money.target,
-                        external_id=money.external_id,
-                        deal_id=money.deal_id,
-                        created_at=now,
-                        **values,
+                    stmt.on_conflict_do_update(
+                        index_elements=[invoices.c.target, invoices.c.external_id], set_=values
                     )
                 )
             else:

@@ -1,25 +1,26 @@
-"""Invoices and the payments against them.
+"""Invoices and the money facts against them.
 
-An invoice's amount_paid and balance are always recomputed from the distinct payment
-rows, in the transaction that changes either side: events arrive twice and out of
-order, and a sum of facts survives both where a running counter does not. Sums are
-done in Python over Decimal rows because SQLite cannot add exact decimals.
+An invoice's money figures are derived by `sync.money_state.derive` from the live fact
+rows (the target's facts, mirrored by `invoice_money.InvoiceMoneyStore`), in the
+transaction that changes either side, never counted up from events.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync.ledger.base import Store, dialect_insert, insert_for, to_record
-from sync.ledger.models import PAYMENT_SIGN, InvoiceRecord, PaymentKind, PaymentRecord
+from sync.ledger.base import Store, dialect_insert, to_record
+from sync.ledger.invoice_money import stored_facts
+from sync.ledger.models import InvoiceRecord, PaymentRecord
 from sync.ledger.schema import deals, invoices, payments
-from sync.ledger.types import check_money, exact_sum
+from sync.ledger.types import check_money
+from sync.money_state import derive
 
 # Columns an update leaves as stored when the caller passes None.
 _KEPT_WHEN_NONE = (
@@ -33,9 +34,12 @@ _KEPT_WHEN_NONE = (
 )
 
 
+_DERIVED = ("amount_paid", "balance", "credited", "refunded", "disputed", "dispute_lost",
+            "written_off", "overpaid", "open_disputes", "money_status")  # fmt: skip
+
 # Statements the engine runs for every invoice, built once with bind parameters (see
 # base.dialect_insert for why).
-_LIVE_PAYMENTS = sa.select(payments.c.kind, payments.c.amount).where(
+_LIVE_FACTS = sa.select(payments).where(
     payments.c.invoice_target == sa.bindparam("b_target"),
     payments.c.invoice_external_id == sa.bindparam("b_external_id"),
     payments.c.voided_at.is_(None),
@@ -76,43 +80,44 @@ def _upsert_statement(dialect: str) -> sa.Insert:
     keep = {
         name: sa.func.coalesce(stmt.excluded[name], invoices.c[name]) for name in _KEPT_WHEN_NONE
     }
-    fresh = {
-        name: stmt.excluded[name]
-        for name in ("currency", "total", "amount_paid", "balance", "status", "updated_at")
+    fresh = {name: stmt.excluded[name] for name in ("currency", "total", "status", "updated_at")}
+    # The money figures are the read's (invoice_money) once the target's money was read:
+    # an upsert from the invoice stage or a status-only update must not undo them.
+    derived = {
+        name: sa.case(
+            (invoices.c.money_read_at.is_(None), stmt.excluded[name]), else_=invoices.c[name]
+        )
+        for name in _DERIVED
     }
     return stmt.on_conflict_do_update(
-        index_elements=[invoices.c.target, invoices.c.external_id], set_={**keep, **fresh}
+        index_elements=[invoices.c.target, invoices.c.external_id],
+        set_={**keep, **fresh, **derived},
     ).returning(*invoices.c)
 
 
-def _settlement(conn: Connection, target: str, external_id: str) -> tuple[Decimal, Decimal]:
-    """(paid, credited) for one invoice from its payment rows."""
-    rows = conn.execute(_LIVE_PAYMENTS, {"b_target": target, "b_external_id": external_id}).all()
-    # copy_negate, not unary minus: minus rounds to the context's 28 digits.
-    cash = [(row.amount, PAYMENT_SIGN[PaymentKind(row.kind)]) for row in rows]
-    paid = exact_sum([a if sign > 0 else a.copy_negate() for a, sign in cash if sign != 0])
-    credited = exact_sum([row.amount for row in rows if row.kind == PaymentKind.CREDIT])
-    return paid, credited
-
-
-def _balance(total: Decimal, paid: Decimal, credited: Decimal) -> Decimal:
-    return exact_sum([total, paid.copy_negate(), credited.copy_negate()])
-
-
-def _refresh_totals(conn: Connection, target: str, external_id: str, now: datetime) -> None:
-    row = conn.execute(
-        sa.select(invoices.c.total).where(
-            invoices.c.target == target, invoices.c.external_id == external_id
-        )
-    ).first()
-    if row is None:
-        return  # the payment came first; upsert_invoice will pick it up
-    paid, credited = _settlement(conn, target, external_id)
-    conn.execute(
-        sa.update(invoices)
-        .where(invoices.c.target == target, invoices.c.external_id == external_id)
-        .values(amount_paid=paid, balance=_balance(row.total, paid, credited), updated_at=now)
-    )
+def _derived(
+    conn: Connection, target: str, external_id: str, currency: str, status: str, total: Decimal
+) -> dict[str, Any]:
+    """The money columns of an invoice from its live facts (no read of the target: the
+    totals are the caller's, e.g. the invoice just created)."""
+    rows = conn.execute(_LIVE_FACTS, {"b_target": target, "b_external_id": external_id}).all()
+    facts = stored_facts(to_record(PaymentRecord, row) for row in rows)
+    state = derive(
+        currency=currency, document_status=status, net=total, tax=total * 0, total=total,
+        facts=facts,
+    )  # fmt: skip
+    return {
+        "amount_paid": state.paid,
+        "balance": state.balance_due,
+        "credited": state.credited,
+        "refunded": state.refunded,
+        "disputed": state.disputed,
+        "dispute_lost": state.dispute_lost,
+        "written_off": state.written_off,
+        "overpaid": state.overpaid,
+        "open_disputes": state.open_disputes,
+        "money_status": state.status.value,
+    }
 
 
 class InvoiceStore(Store):
@@ -136,13 +141,14 @@ class InvoiceStore(Store):
 
         None for deal_id, number, url, the dates or the customer keeps the stored value
         (a status-only update from a webhook must not erase the link to the deal or the
-        due date aging needs). amount_paid and balance are derived from the payments
-        table, never taken from the caller.
+        due date aging needs). The money figures are derived from the stored facts by
+        sync.money_state.derive, never taken from the caller; once the target's money
+        was read (record_invoice_money) they are that read's and stay.
         """
         total = check_money(total)
         now = self._now()
         with self._write() as conn:
-            paid, credited = _settlement(conn, target, external_id)
+            derived = _derived(conn, target, external_id, currency, status, total)
             row = conn.execute(
                 _upsert_statement(conn.dialect.name),
                 {
@@ -153,8 +159,7 @@ class InvoiceStore(Store):
                     "url": url,
                     "currency": currency,
                     "total": total,
-                    "amount_paid": paid,
-                    "balance": _balance(total, paid, credited),
+                    **derived,
                     "status": status,
                     "created_at": now,
                     "updated_at": now,
@@ -197,95 +202,9 @@ class InvoiceStore(Store):
 
 
 class PaymentStore(Store):
-    def record_payment(
-        self,
-        *,
-        provider: str,
-        provider_payment_id: str,
-        invoice_target: str,
-        invoice_external_id: str,
-        kind: PaymentKind | str,
-        amount: Decimal,
-        currency: str,
-        occurred_at: datetime,
-        raw: dict[str, Any] | None = None,
-    ) -> bool:
-        """Store one money movement; False if that provider payment id is known.
-
-        ``amount`` is the positive magnitude; ``kind`` gives the direction (see
-        PaymentKind). The same payment reported by a webhook and by polling is one
-        row, so it counts once; the invoice's totals are refreshed in the same
-        transaction.
-        """
-        kind = PaymentKind(kind)
-        amount = check_money(amount)
-        if amount < 0:
-            raise ValueError("store payment amounts as positive magnitudes; the kind is the sign")
-        now = self._now()
-        with self._write() as conn:
-            stmt = insert_for(conn, payments).values(
-                provider=provider,
-                provider_payment_id=provider_payment_id,
-                invoice_target=invoice_target,
-                invoice_external_id=invoice_external_id,
-                kind=kind.value,
-                amount=amount,
-                currency=currency,
-                occurred_at=occurred_at,
-                recorded_at=now,
-                raw=raw,
-            )
-            inserted = conn.execute(
-                stmt.on_conflict_do_nothing(
-                    index_elements=[payments.c.provider, payments.c.provider_payment_id]
-                ).returning(payments.c.id)
-            ).first()
-            if inserted is None:
-                return False
-            _refresh_totals(conn, invoice_target, invoice_external_id, now)
-            return True
-
-    def void_payments(self, provider: str, provider_payment_id: str) -> list[PaymentRecord]:
-        """Void the payment row with this id and every row keyed ``<id>:…`` (one
-        provider payment can settle several invoices). The rows stay as tombstones, so
-        a late re-delivery of the original event is still a duplicate; the invoices'
-        totals are refreshed in the same transaction. Returns the rows voided now."""
-        now = self._now()
-        match = sa.or_(
-            payments.c.provider_payment_id == provider_payment_id,
-            payments.c.provider_payment_id.startswith(f"{provider_payment_id}:", autoescape=True),
-        )
-        with self._write() as conn:
-            rows = conn.execute(
-                sa.update(payments)
-                .where(payments.c.provider == provider, match, payments.c.voided_at.is_(None))
-                .values(voided_at=now)
-                .returning(*payments.c)
-            ).all()
-            for key in {(row.invoice_target, row.invoice_external_id) for row in rows}:
-                _refresh_totals(conn, key[0], key[1], now)
-        return [to_record(PaymentRecord, row) for row in rows]
-
-    def known_payment(self, provider: str, provider_payment_id: str) -> bool:
-        """Whether any row is keyed by this id (or ``<id>:…``), voided or not."""
-        match = sa.or_(
-            payments.c.provider_payment_id == provider_payment_id,
-            payments.c.provider_payment_id.startswith(f"{provider_payment_id}:", autoescape=True),
-        )
-        with self._read() as conn:
-            found = conn.execute(
-                sa.select(payments.c.id).where(payments.c.provider == provider, match).limit(1)
-            ).first()
-        return found is not None
-
-    def amount_paid(self, target: str, external_invoice_id: str) -> Decimal:
-        """Cash received net of refunds and chargebacks (credits are not cash)."""
-        with self._read() as conn:
-            paid, _credited = _settlement(conn, target, external_invoice_id)
-        return paid
-
     def payments_for_invoice(self, target: str, external_invoice_id: str) -> list[PaymentRecord]:
-        """Oldest first (by when it happened), e.g. for the last payment date."""
+        """Every fact row of the invoice, tombstones included, oldest first (by when it
+        happened)."""
         key = {"b_target": target, "b_external_id": external_invoice_id}
         with self._read() as conn:
             rows = conn.execute(_PAYMENTS_OF, key).all()

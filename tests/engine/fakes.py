@@ -18,7 +18,9 @@ from sync.canonical import (
     DealLine,
     DealWriteBack,
     InvoiceDraft,
+    InvoiceMoney,
     InvoiceRef,
+    MoneyFact,
     PaymentEvent,
     WebhookNotification,
 )
@@ -77,8 +79,6 @@ class FakeSource:
         self,
         updates: Sequence[DealWriteBack],
         errors: Mapping[str, str] | None = None,
-        *,
-        last_events: Mapping[str, object] | None = None,
     ) -> Mapping[str, ConnectorError]:
         self.writeback_calls += 1
         for update in updates:
@@ -279,12 +279,74 @@ def auth() -> ConnectorError:
 
 @dataclass
 class FakeFeed:
-    """A provider feed: events to poll (with cursors) and notifications to resolve."""
+    """A provider feed: events to poll (with cursors) and notifications to resolve, and
+    the target's money (``read_invoice_money``): each invoice of ``target`` with the
+    facts in ``facts`` (the target's truth; events are only hints)."""
 
     provider: str = "quickbooks"
     events: list[PaymentEvent] = field(default_factory=list)
     resolved: dict[str, list[PaymentEvent]] = field(default_factory=dict)
     polls: int = 0
+    target: FakeTarget | None = None
+    facts: dict[str, list[MoneyFact]] = field(default_factory=dict)
+    tax: dict[str, Decimal] = field(default_factory=dict)
+    money_reads: list[list[str]] = field(default_factory=list)
+    read_errors: dict[str, ConnectorError] = field(default_factory=dict)
+
+    def read_invoice_money(self, external_ids: Sequence[str]) -> Mapping[str, InvoiceMoney]:
+        self.money_reads.append(list(external_ids))
+        found: dict[str, InvoiceMoney] = {}
+        for external_id in external_ids:
+            if external_id in self.read_errors:
+                raise self.read_errors[external_id]
+            ref = self.target.invoices.get(external_id) if self.target else None
+            if ref is None:
+                continue
+            tax = self.tax.get(external_id, Decimal(0))
+            found[external_id] = InvoiceMoney(
+                target=ref.target,
+                external_id=external_id,
+                currency=ref.currency,
+                status=ref.status,
+                net=ref.total - tax,
+                tax=tax,
+                total=ref.total,
+                facts=tuple(self.facts.get(external_id, ())),
+                deal_id=ref.deal_id,
+                number=ref.number,
+            )
+        return found
+
+    def add_fact(
+        self,
+        invoice: str,
+        fact_id: str,
+        amount: str,
+        kind: str = "payment",
+        state: str = "applied",
+        n: int = 0,
+    ) -> PaymentEvent:
+        """Record a fact in the target, replacing one with the same id on any invoice,
+        and return the hint a feed would give for it."""
+        for facts in self.facts.values():
+            facts[:] = [f for f in facts if f.fact_id != fact_id]
+        self.facts.setdefault(invoice, []).append(
+            MoneyFact(
+                fact_id=fact_id,
+                kind=kind,
+                state=state,
+                amount=Decimal(amount),
+                occurred_at=datetime(2026, 11, 20, 10, n, tzinfo=UTC),
+            )
+        )
+        return payment(invoice, amount, pid=fact_id, n=n)
+
+    def remove_fact(self, fact_id: str) -> PaymentEvent:
+        """The target dropped the object's facts (payment deleted); the hint names only
+        the object's id."""
+        for facts in self.facts.values():
+            facts[:] = [f for f in facts if f.fact_id.split(":", 1)[0] != fact_id]
+        return payment(None, "0", kind="voided", pid=fact_id)
 
     def events_since(self, since: Cursor | None) -> Iterator[Checkpointed[PaymentEvent]]:
         self.polls += 1

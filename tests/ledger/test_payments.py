@@ -1,4 +1,5 @@
-"""Payments: distinct facts, exact sums, duplicates cannot double count."""
+"""The ledger's mirror of a target's money: facts keyed by the target's ids, updated or
+tombstoned (never added twice), figures derived from them, exact on both backends."""
 
 from __future__ import annotations
 
@@ -6,147 +7,133 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
-from sync.ledger import PaymentKind
+from sync.canonical import InvoiceMoney, MoneyFact
 from tests.ledger.conftest import T0, run_concurrently
 
 
-def pay(ledger, payment_id, amount, kind=PaymentKind.PAYMENT, invoice="in_1", **extra):
-    return ledger.record_payment(
-        provider="stripe",
-        provider_payment_id=payment_id,
-        invoice_target="stripe",
-        invoice_external_id=invoice,
+def fact(fact_id: str, amount: str, kind: str = "payment", state: str = "applied", day: int = 0):
+    return MoneyFact(
+        fact_id=fact_id,
         kind=kind,
-        amount=amount,
-        currency="USD",
-        occurred_at=extra.pop("occurred_at", T0),
-        **extra,
+        state=state,
+        amount=Decimal(amount),
+        occurred_at=T0 + timedelta(days=day),
     )
 
 
-def invoice(ledger, total, external_id="in_1"):
-    return ledger.upsert_invoice(
-        target="stripe", external_id=external_id, currency="USD", total=total, status="open"
+def read(total: str, *facts: MoneyFact, external_id: str = "in_1", status: str = "open", **kw):
+    return InvoiceMoney(
+        target="stripe",
+        external_id=external_id,
+        currency=kw.pop("currency", "USD"),
+        status=status,
+        net=Decimal(total) - Decimal(kw.get("tax", "0")),
+        tax=Decimal(kw.pop("tax", "0")),
+        total=Decimal(total),
+        facts=facts,
+        **kw,
     )
 
 
 def test_point_one_plus_point_two_is_point_three(ledger):
-    invoice(ledger, Decimal("1"))
-    assert pay(ledger, "pi_1", Decimal("0.1"))
-    assert pay(ledger, "pi_2", Decimal("0.2"))
-    paid = ledger.amount_paid("stripe", "in_1")
-    assert paid == Decimal("0.3") and str(paid) == "0.3"
-    stored = ledger.get_invoice("stripe", "in_1")
-    assert (stored.amount_paid, stored.balance) == (Decimal("0.3"), Decimal("0.7"))
+    change = ledger.record_invoice_money(read("1.00", fact("p1", "0.10"), fact("p2", "0.20")))
+    assert change.after.amount_paid == Decimal("0.3") and change.after.balance == Decimal("0.7")
 
 
-def test_duplicate_payment_is_not_counted_twice(ledger):
-    invoice(ledger, Decimal("100"))
-    assert pay(ledger, "pi_1", Decimal("40"))
-    assert not pay(ledger, "pi_1", Decimal("40"))  # webhook and poll both saw it
-    assert ledger.amount_paid("stripe", "in_1") == Decimal(40)
+def test_the_same_read_twice_changes_nothing(ledger):
+    first = ledger.record_invoice_money(read("100.00", fact("p1", "40.00")))
+    again = ledger.record_invoice_money(read("100.00", fact("p1", "40.00")))
+    assert first.changed and not again.changed
     assert len(ledger.payments_for_invoice("stripe", "in_1")) == 1
 
 
-def test_same_payment_id_from_another_provider_is_distinct(ledger):
-    assert pay(ledger, "1001", Decimal(5))
-    assert ledger.record_payment(
-        provider="quickbooks",
-        provider_payment_id="1001",
-        invoice_target="quickbooks",
-        invoice_external_id="77",
-        kind="payment",
-        amount=Decimal(5),
-        currency="USD",
-        occurred_at=T0,
+def test_a_changed_fact_updates_its_row(ledger):
+    ledger.record_invoice_money(read("100.00", fact("p1", "50.00")))
+    change = ledger.record_invoice_money(read("100.00", fact("p1", "20.00")))
+    assert change.changed and change.after.amount_paid == Decimal("20")
+    (row,) = ledger.payments_for_invoice("stripe", "in_1")
+    assert row.amount == Decimal("20") and row.voided_at is None
+
+
+def test_a_fact_the_target_dropped_is_tombstoned_and_can_come_back(ledger):
+    ledger.record_invoice_money(read("100.00", fact("p1:invoice:in_1", "60.00"), fact("p2", "5")))
+    change = ledger.record_invoice_money(read("100.00", fact("p2", "5.00")))
+    assert change.after.amount_paid == Decimal("5")
+    rows = {r.provider_payment_id: r for r in ledger.payments_for_invoice("stripe", "in_1")}
+    assert rows["p1:invoice:in_1"].voided_at is not None
+    assert ledger.invoices_with_fact("stripe", "p1") == ["in_1"]  # where it used to apply
+    back = ledger.record_invoice_money(read("100.00", fact("p1:invoice:in_1", "60"), fact("p2", "5")))
+    assert back.after.amount_paid == Decimal("65")
+
+
+def test_a_fact_moved_to_another_invoice_counts_once(ledger):
+    ledger.record_invoice_money(read("100.00", fact("re_1", "10", "refund", "succeeded")))
+    ledger.record_invoice_money(read("100.00", external_id="in_1"))
+    ledger.record_invoice_money(
+        read("50.00", fact("re_1", "10", "refund", "succeeded"), external_id="in_2")
     )
+    assert ledger.get_invoice("stripe", "in_1").refunded == 0
+    assert ledger.get_invoice("stripe", "in_2").refunded == Decimal("10")
 
 
-def test_refunds_chargebacks_and_credits(ledger):
-    invoice(ledger, Decimal("100.00"))
-    pay(ledger, "pi_1", Decimal("100.00"))
-    pay(ledger, "re_1", Decimal("30.00"), PaymentKind.REFUND)
-    pay(ledger, "dp_1", Decimal("20"), PaymentKind.CHARGEBACK)
-    pay(ledger, "dp_1_won", Decimal("20"), PaymentKind.CHARGEBACK_REVERSAL)
-    pay(ledger, "cn_1", Decimal("30"), PaymentKind.CREDIT)
-    assert ledger.amount_paid("stripe", "in_1") == Decimal(70)  # credit is not cash
-    stored = ledger.get_invoice("stripe", "in_1")
-    assert (stored.amount_paid, stored.balance) == (Decimal(70), Decimal(0))
+def test_figures_and_status_come_from_derive(ledger):
+    change = ledger.record_invoice_money(
+        read(
+            "110.00",
+            fact("p1", "110.00"),
+            fact("re_1", "30.00", "refund", "succeeded", day=1),
+            fact("dp_1", "80.00", "dispute", "lost", day=2),
+            status="paid",
+            tax="10.00",
+        )
+    )
+    after = change.after
+    assert (after.net, after.tax, after.total) == (Decimal(100), Decimal(10), Decimal(110))
+    assert after.balance == 0 and after.refunded == Decimal(30)
+    assert after.dispute_lost == Decimal(80) and after.open_disputes == 0
+    assert after.money_status == "dispute_lost"
 
 
-def test_payment_before_invoice_is_picked_up(ledger):
-    assert pay(ledger, "pi_1", Decimal("12.34"))  # the webhook beat the create response
-    assert ledger.get_invoice("stripe", "in_1") is None
-    stored = invoice(ledger, Decimal("50"))
-    assert (stored.amount_paid, stored.balance) == (Decimal("12.34"), Decimal("37.66"))
+def test_due_date_and_terms_follow_the_target(ledger):
+    from datetime import date
+
+    ledger.record_invoice_money(read("10.00", due_date=date(2026, 12, 31), terms="Net 30"))
+    later = ledger.record_invoice_money(read("10.00", due_date=date(2027, 1, 15), terms="Net 45"))
+    assert later.changed and later.after.due_date == date(2027, 1, 15)
+    assert later.after.terms == "Net 45"
 
 
-def test_large_amounts_sum_exactly(ledger):
-    big = Decimal("12345678901234567.123456")
-    pay(ledger, "pi_1", big)
-    pay(ledger, "pi_2", big)
-    assert ledger.amount_paid("stripe", "in_1") == Decimal("24691357802469134.246912")
-
-
-def test_amount_paid_of_unknown_invoice_is_zero(ledger):
-    assert ledger.amount_paid("stripe", "in_none") == Decimal(0)
+def test_large_and_three_decimal_amounts_are_exact(ledger):
+    big = read("24691357802469134.25", fact("p1", "12345678901234567.12"))
+    assert ledger.record_invoice_money(big).after.balance == Decimal("12345678901234567.13")
+    kwd = read("1.050", fact("p1", "0.525"), external_id="in_k", currency="KWD")
+    assert ledger.record_invoice_money(kwd).after.balance == Decimal("0.525")
 
 
 @pytest.mark.parametrize(
-    ("amount", "kind", "error"),
-    [
-        (12.5, "payment", TypeError),
-        (Decimal("-1"), "payment", ValueError),
-        (Decimal("1"), "gift", ValueError),
-    ],
+    ("amount", "kind"),
+    [(12.5, "payment"), (Decimal("-1"), "payment"), (Decimal("1"), "gift")],
 )
-def test_bad_payments_are_refused(ledger, amount, kind, error):
-    with pytest.raises(error):
-        pay(ledger, "pi_bad", amount, kind)
-    assert ledger.payments_for_invoice("stripe", "in_1") == []
+def test_bad_facts_are_refused(amount, kind):
+    with pytest.raises((ValidationError, TypeError)):
+        MoneyFact(fact_id="x", kind=kind, amount=amount, occurred_at=T0)
 
 
-def test_payment_record_round_trip(ledger):
-    raw = {"id": "pi_1", "amount": Decimal("10.10"), "nested": {"ok": True}}
-    pay(ledger, "pi_2", Decimal(1), occurred_at=T0 + timedelta(days=1))
-    pay(ledger, "pi_1", Decimal("10.10"), raw=raw)
-    first, second = ledger.payments_for_invoice("stripe", "in_1")
-    assert (first.provider_payment_id, second.provider_payment_id) == ("pi_1", "pi_2")
-    assert first.amount == Decimal("10.1") and first.kind == "payment"
-    assert first.occurred_at == T0 and first.recorded_at == T0
-    # Decimals are written as strings: JSON has no exact number type in Python.
-    assert first.raw == {"id": "pi_1", "amount": "10.10", "nested": {"ok": True}}
-
-
-def test_fractional_json_numbers_read_back_as_decimal(ledger):
-    # e.g. a QuickBooks payload, whose amounts are JSON numbers
-    pay(ledger, "pi_1", Decimal(1), raw={"TotalAmt": 100.1})
-    (stored,) = ledger.payments_for_invoice("stripe", "in_1")
-    assert stored.raw == {"TotalAmt": Decimal("100.1")}
-    assert isinstance(stored.raw["TotalAmt"], Decimal)
-
-
-def test_concurrent_duplicate_payments_count_once(ledger):
-    invoice(ledger, Decimal(10))
-    results = run_concurrently(lambda i: pay(ledger, "pi_same", Decimal("2.50")), 6)
-    assert results.count(True) == 1
-    assert ledger.amount_paid("stripe", "in_1") == Decimal("2.5")
+def test_concurrent_identical_reads_record_one_row(ledger):
+    results = run_concurrently(
+        lambda i: ledger.record_invoice_money(read("10.00", fact("pi_same", "2.50"))).changed, 6
+    )
+    assert results.count(True) >= 1
+    assert len(ledger.payments_for_invoice("stripe", "in_1")) == 1
     assert ledger.get_invoice("stripe", "in_1").balance == Decimal("7.5")
 
 
-def test_voided_payment_stops_counting_and_stays_a_duplicate(ledger):
-    invoice(ledger, Decimal("100"), "in_1")
-    invoice(ledger, Decimal("50"), "in_2")
-    assert pay(ledger, "P1:invoice:in_1", Decimal("60"), invoice="in_1")
-    assert pay(ledger, "P1:invoice:in_2", Decimal("50"), invoice="in_2")
-    assert pay(ledger, "P10:invoice:in_1", Decimal("5"), invoice="in_1")  # not P1's
-    assert ledger.known_payment("stripe", "P1") and not ledger.known_payment("stripe", "P2")
-    voided = ledger.void_payments("stripe", "P1")
-    assert sorted(r.provider_payment_id for r in voided) == ["P1:invoice:in_1", "P1:invoice:in_2"]
-    assert ledger.amount_paid("stripe", "in_1") == Decimal("5")
-    assert ledger.get_invoice("stripe", "in_2").balance == Decimal("50")
-    # A late re-delivery of the original payment cannot bring it back.
-    assert not pay(ledger, "P1:invoice:in_1", Decimal("60"), invoice="in_1")
-    assert ledger.amount_paid("stripe", "in_1") == Decimal("5")
-    assert ledger.void_payments("stripe", "P1") == []
+def test_invoice_stage_upsert_does_not_undo_a_read(ledger):
+    ledger.record_invoice_money(read("100.00", fact("p1", "100.00"), status="paid"))
+    ledger.upsert_invoice(
+        target="stripe", external_id="in_1", currency="USD", total=Decimal(100), status="paid"
+    )
+    stored = ledger.get_invoice("stripe", "in_1")
+    assert stored.money_status == "paid" and stored.balance == 0
