@@ -25,6 +25,7 @@ from sync.canonical import (
     Customer,
     Discrepancy,
     InvoiceDraft,
+    InvoiceMoney,
     InvoiceRef,
     PaymentEvent,
     WebhookNotification,
@@ -122,6 +123,9 @@ class QuickBooksConnector:
         return self.invoices.take_discrepancies()
 
     # --- PaymentFeed -------------------------------------------------------------
+
+    def read_invoice_money(self, external_ids: Sequence[str]) -> Mapping[str, InvoiceMoney]:
+        return self.feed.read_invoice_money(external_ids)
 
     def events_since(self, since: Cursor | None) -> Iterator[Checkpointed[PaymentEvent]]:
         return self.feed.events_since(since)

@@ -32,15 +32,17 @@ from connectors.quickbooks.catalog import QboCatalog
 from connectors.quickbooks.client import SYSTEM, QboClient
 from connectors.quickbooks.convert import parse_time
 from connectors.quickbooks.events import (
+    credit_memo_events,
+    deleted_credit_memo_events,
     deleted_invoice_events,
     deleted_payment_events,
     invoice_events,
-    linked_invoice_ids,
+    invoice_hint,
     payment_events,
 )
-from connectors.quickbooks.query import in_list, in_lists, select
+from connectors.quickbooks.money import read_invoice_money
 from connectors.quickbooks.webhooks import NotificationFacts, notification_facts
-from sync.canonical import PaymentEvent, WebhookNotification
+from sync.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
 from sync.logs import get_logger
 
 __all__ = ["CDC_ENTITIES", "LOOKBACK", "QboPaymentFeed", "format_cursor"]
@@ -83,24 +85,38 @@ class QboPaymentFeed:
         self._clock = clock
         self.last_cursor: Cursor | None = None
 
+    # --- reads --------------------------------------------------------------------
+
+    def read_invoice_money(self, external_ids: Sequence[str]) -> Mapping[str, InvoiceMoney]:
+        return read_invoice_money(self._client, self._catalog, external_ids)
+
     # --- webhooks ----------------------------------------------------------------
 
     def resolve(self, notification: WebhookNotification) -> list[PaymentEvent]:
+        """Hints for one notification. An Invoice is named without a read (the engine
+        reads it anyway); a Payment or CreditMemo is read for the documents it links.
+        Creations of invoices (ours are recorded when made) and e-mails are no hints."""
         facts = notification_facts(notification)
+        at = facts.occurred_at
         if facts.entity == "Payment":
             payment = None if facts.operation == "Delete" else self._read("Payment", facts)
             if payment is None:  # a deleted object is an id and nothing else
-                home = self._catalog.home_currency
-                return deleted_payment_events(facts.entity_id, facts.occurred_at, home)
-            invoices = self._invoices(linked_invoice_ids(payment))
-            return payment_events(payment, invoices, self._catalog.currency_of(payment))
-        if facts.entity == "Invoice" and facts.operation in ("Delete", "Void", "Update"):
-            invoice = None if facts.operation == "Delete" else self._read("Invoice", facts)
-            if invoice is None:
-                home = self._catalog.home_currency
-                return deleted_invoice_events(facts.entity_id, facts.occurred_at, home)
-            return invoice_events(invoice, self._catalog.currency_of(invoice))
-        return []  # customers, items, credit memos (applied through payments), emails
+                return deleted_payment_events(facts.entity_id, at, self._home())
+            return payment_events(payment, self._catalog.currency_of(payment))
+        if facts.entity == "CreditMemo":
+            memo = None if facts.operation == "Delete" else self._read("CreditMemo", facts)
+            if memo is None:
+                return deleted_credit_memo_events(facts.entity_id, at, self._home())
+            return credit_memo_events(memo, self._catalog.currency_of(memo))
+        if facts.entity == "Invoice":
+            if facts.operation == "Delete":
+                return deleted_invoice_events(facts.entity_id, at, self._home())
+            if facts.operation in ("Update", "Void", "Merge"):
+                return invoice_hint(facts.entity_id, facts.operation, at, self._home())
+        return []  # customers, items, invoice creations and e-mails
+
+    def _home(self) -> str:
+        return self._catalog.home_currency
 
     def _read(self, entity: str, facts: NotificationFacts) -> dict[str, Any] | None:
         try:
@@ -109,14 +125,6 @@ class QboPaymentFeed:
             if exc.error_class is ErrorClass.NOT_FOUND:
                 return None
             raise
-
-    def _invoices(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for chunk in in_lists(ids):
-            statement = select("Invoice", f"Id IN {in_list(chunk)}")
-            rows = self._client.query(statement).get("Invoice", [])
-            found.update({str(r["Id"]): r for r in rows})
-        return found
 
     # --- CDC catch-up ------------------------------------------------------------
 
@@ -138,33 +146,26 @@ class QboPaymentFeed:
         log.warning("quickbooks.cdc_windows_exhausted", cursor=self.last_cursor)
 
     def _checkpointed(self, changed: list[_Changed]) -> Iterator[Checkpointed[PaymentEvent]]:
-        invoices = {str(c.record["Id"]): dict(c.record) for c in changed if c.entity == "Invoice"}
-        wanted = {
-            i
-            for c in changed
-            if c.entity == "Payment" and not c.deleted
-            for i in linked_invoice_ids(c.record)
-            if i not in invoices
-        }
-        invoices.update(self._invoices(sorted(wanted)))
         for item in changed:
             cursor = format_cursor(item.at)
-            for event in self._events(item, invoices):
+            for event in self._events(item):
                 yield Checkpointed(event, cursor)
 
-    def _events(
-        self, item: _Changed, invoices: Mapping[str, Mapping[str, Any]]
-    ) -> list[PaymentEvent]:
+    def _events(self, item: _Changed) -> list[PaymentEvent]:
         entity_id = str(item.record["Id"])
+        if item.deleted:  # only the id is left; the home currency is read only then
+            gone = {
+                "Payment": deleted_payment_events,
+                "Invoice": deleted_invoice_events,
+                "CreditMemo": deleted_credit_memo_events,
+            }[item.entity]
+            return gone(entity_id, item.at, self._catalog.home_currency)
+        currency = self._catalog.currency_of(item.record)
         if item.entity == "Payment":
-            if item.deleted:
-                return deleted_payment_events(entity_id, item.at, self._catalog.home_currency)
-            return payment_events(item.record, invoices, self._catalog.currency_of(item.record))
-        if item.entity == "Invoice":
-            if item.deleted:
-                return deleted_invoice_events(entity_id, item.at, self._catalog.home_currency)
-            return invoice_events(item.record, self._catalog.currency_of(item.record))
-        return []
+            return payment_events(item.record, currency)
+        if item.entity == "CreditMemo":
+            return credit_memo_events(item.record, currency)
+        return invoice_events(item.record, currency)
 
     def _window(self, since: datetime) -> tuple[list[_Changed], datetime, bool]:
         """(changes oldest first, covered up to, caught up?) for one CDC window."""

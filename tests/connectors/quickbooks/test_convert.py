@@ -183,14 +183,19 @@ def test_payment_events_split_credit_and_cash_in_line_order() -> None:
             {"Amount": Decimal("30.00"), "LinkedTxn": [{"TxnId": "8", "TxnType": "CreditMemo"}]},
         ],
     }
-    invoices = {"1": {"Balance": Decimal("0")}, "2": {"Balance": Decimal("5")}}
-    events = payment_events(payment, invoices, "USD")
+    events = payment_events(payment, "USD")
+    # Hints: the kind says which way money moved; whether an invoice is settled comes
+    # from reading it (read_invoice_money), so no invoice is fetched for a kind.
     assert [(e.invoice_external_id, e.kind, e.amount) for e in events] == [
         ("1", PaymentKind.CREDITED, Decimal("30.00")),
         ("1", PaymentKind.PAID, Decimal("20.00")),
-        ("2", PaymentKind.PARTIALLY_PAID, Decimal("40.00")),
+        ("2", PaymentKind.PAID, Decimal("40.00")),
         (None, PaymentKind.PAID, Decimal("10.00")),
     ]
+    # Every hint names the payment itself, so the engine also re-reads every invoice
+    # the ledger holds a fact "90:…" for (where the payment applied before an edit).
+    assert {e.provider_payment_id for e in events} == {"90"}
+    assert len({e.event_id for e in events}) == 4
     assert events[0].occurred_at.utcoffset() is not None
     assert events[0].occurred_at.hour == 8  # 01:00 at UTC-07:00
 
