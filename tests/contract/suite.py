@@ -268,6 +268,7 @@ class DealSourceContract:
             invoice_external_id=f"inv-{deal.id}",
             invoice_number="CT-0001",
             status=InvoiceStatus.OPEN,
+            billing_status="Invoiced",
             currency=deal.currency,
             amount_paid=Decimal(0),
             balance=deal.amount,

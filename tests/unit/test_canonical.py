@@ -125,6 +125,7 @@ def every_model() -> list[BaseModel]:
             target="stripe",
             invoice_external_id="in_1",
             status="paid",
+            billing_status="Paid",
             currency="JPY",
             amount_paid=5000,
             balance=0,

@@ -25,6 +25,7 @@ from sync.canonical import (
     Deal,
     DealWriteBack,
     InvoiceDraft,
+    InvoiceMoney,
     InvoiceRef,
     PaymentEvent,
     WebhookNotification,
@@ -226,6 +227,9 @@ class FakeFeed:
 
     def resolve(self, notification: WebhookNotification) -> Sequence[PaymentEvent]:
         return []
+
+    def read_invoice_money(self, external_ids: Sequence[str]) -> Mapping[str, InvoiceMoney]:
+        return {}
 
 
 class FakeVerifier:

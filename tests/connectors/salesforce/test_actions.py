@@ -11,14 +11,9 @@ import pytest
 import responses
 
 from connectors.base import ConnectorError, ErrorClass
-from connectors.salesforce import (
-    BillingStatus,
-    SalesforceDealSource,
-    WriteBackFields,
-    billing_status,
-)
+from connectors.salesforce import SalesforceDealSource, WriteBackFields
 from connectors.salesforce.actions import dumps_exact, render_record
-from sync.canonical import DealWriteBack, InvoiceStatus, PaymentKind
+from sync.canonical import DealWriteBack, InvoiceStatus
 from tests.connectors.salesforce import (
     COLLECTIONS_URL,
     TOKEN_URL,
@@ -41,6 +36,7 @@ def update(n: int, **overrides: Any) -> DealWriteBack:
         "invoice_number": f"INV-{n:05d}",
         "invoice_url": f"https://app.qbo.intuit.com/app/invoice?txnId={1000 + n}",
         "status": InvoiceStatus.OPEN,
+        "billing_status": "Partially Paid",
         "currency": "USD",
         "amount_paid": Decimal("250.10"),
         "balance": Decimal("1000.00"),
@@ -142,6 +138,11 @@ def test_records_carry_exact_numbers_labels_and_the_sync_time() -> None:
         "Billing_Invoice_URL__c": "https://app.qbo.intuit.com/app/invoice?txnId=1001",
         "Billing_Amount_Paid__c": Decimal("1234.50"),
         "Billing_Balance_Due__c": Decimal("1000.00"),
+        "Billing_Amount_Refunded__c": 0,
+        "Billing_Amount_Credited__c": 0,
+        "Billing_Tax__c": None,
+        "Billing_Total__c": None,
+        "Billing_Due_Date__c": None,
         "Billing_Last_Payment_Date__c": "2026-11-03",
         "Billing_Sync_Error__c": None,
         "Billing_Synced_At__c": "2026-11-01T12:00:00.250Z",
@@ -229,34 +230,28 @@ def test_nothing_written_raises_and_auth_failure_stops_further_calls() -> None:
     assert exc.value.error_class is ErrorClass.AUTH
 
 
-@pytest.mark.parametrize(
-    ("writeback", "event", "label"),
-    [
-        (None, None, BillingStatus.ERROR),
-        (update(1, amount_paid=Decimal(0)), None, BillingStatus.INVOICED),
-        (update(1, status=InvoiceStatus.DRAFT, amount_paid=Decimal(0)), None, "Invoiced"),
-        (update(1), None, BillingStatus.PARTIALLY_PAID),
-        (update(1, status=InvoiceStatus.PAID, balance=Decimal(0)), None, BillingStatus.PAID),
-        (update(1, balance=Decimal(0)), PaymentKind.PAID, BillingStatus.PAID),
-        (update(1, amount_paid=Decimal(0)), PaymentKind.PAYMENT_FAILED, "Payment Failed"),
-        (update(1, status=InvoiceStatus.PAID), PaymentKind.REFUNDED, BillingStatus.REFUNDED),
-        (update(1, status=InvoiceStatus.PAID), PaymentKind.DISPUTED, BillingStatus.DISPUTED),
-        (update(1, status=InvoiceStatus.VOID), PaymentKind.DISPUTED, BillingStatus.VOIDED),
-        (update(1, status=InvoiceStatus.DELETED), None, BillingStatus.VOIDED),
-        (update(1, status=InvoiceStatus.UNCOLLECTIBLE), None, BillingStatus.UNCOLLECTIBLE),
-    ],
-)
-def test_billing_status_labels(writeback: Any, event: Any, label: str) -> None:
-    assert billing_status(writeback, event) == label
-
-
-def test_last_events_pick_the_label_on_the_wire() -> None:
+def test_the_label_and_the_new_amounts_go_on_the_wire() -> None:
+    """The label is the update's (one mapping, in sync.money_state); the write-back
+    carries refunded, credited, tax, total and due date; no invoice means Error."""
     with responses.RequestsMock() as rsps:
         rsps.post(TOKEN_URL, json=token_body())
         call = rsps.add_callback(responses.PATCH, COLLECTIONS_URL, callback=echo_success)
-        deal = update(1, status=InvoiceStatus.PAID, balance=Decimal(0))
-        source().write_back([deal], last_events={deal.deal_id: PaymentKind.DISPUTED})
-        assert sent(call.calls[0])["records"][0]["Billing_Status__c"] == "Disputed"
+        deal = update(
+            1,
+            billing_status="Disputed",
+            amount_refunded=Decimal("10.00"),
+            amount_credited=Decimal("5.50"),
+            tax=Decimal("8.25"),
+            total=Decimal("108.25"),
+            due_date=date(2026, 12, 31),
+        )
+        source().write_back([deal], {sf_id("006", 2): "mapping problem"})
+        first, second = sent(call.calls[0])["records"]
+    assert first["Billing_Status__c"] == "Disputed"
+    assert (first["Billing_Amount_Refunded__c"], first["Billing_Amount_Credited__c"]) == (10, 5.5)
+    assert (first["Billing_Tax__c"], first["Billing_Total__c"]) == (8.25, 108.25)
+    assert first["Billing_Due_Date__c"] == "2026-12-31"
+    assert second["Billing_Status__c"] == "Error"
 
 
 def test_dumps_exact() -> None:

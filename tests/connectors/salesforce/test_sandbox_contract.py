@@ -88,6 +88,7 @@ def writeback(deal: Deal, paid: str = "0") -> DealWriteBack:
         invoice_number=f"INV-{deal.id[-8:]}",
         invoice_url=f"https://invoice.stripe.com/i/{deal.id}",
         status=InvoiceStatus.OPEN,
+        billing_status="Partially Paid",
         currency=deal.currency,
         amount_paid=Decimal(paid),
         balance=total - Decimal(paid),
