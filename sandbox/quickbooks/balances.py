@@ -75,9 +75,10 @@ def refresh_document(w: Write, entity: str, record: Record) -> None:
     record["Balance"] = qbo_number(open_amount)
     if entity == "CreditMemo":
         record["RemainingCredit"] = qbo_number(open_amount)
-    else:
-        payments = w.realm.applied.get(key, {})
-        record["LinkedTxn"] = [{"TxnId": pid, "TxnType": "Payment"} for pid in payments]
+    # Both sides link the payments applied to them (a credit memo: the payments that
+    # drew on its credit), as Intuit's "Manage linked transactions" shows for invoices.
+    payments = w.realm.applied.get(key, {})
+    record["LinkedTxn"] = [{"TxnId": pid, "TxnType": "Payment"} for pid in payments]
     rate = amount(record, "ExchangeRate")
     if rate and ref_value(record.get("CurrencyRef")) != w.realm.preferences.home_currency:
         record["HomeTotalAmt"] = qbo_number(money(total * rate))

@@ -19,6 +19,7 @@ from sandbox.quickbooks.store import PEOPLE, Realm, Record
 SEED_ORDER = (
     "Account",
     "Term",
+    "TaxRate",
     "TaxCode",
     "Item",
     "Customer",
@@ -49,10 +50,20 @@ BUILT_IN: dict[str, list[Record]] = {
         {"Id": "4", "Name": "Net 30", "DueDays": 30},
         {"Id": "5", "Name": "Net 60", "DueDays": 60},
     ],
-    # US companies reference the pseudo tax codes TAX and NON on lines.
+    # US companies mark lines with the pseudo tax codes TAX and NON; the rate comes from
+    # the transaction's TxnTaxDetail.TxnTaxCodeRef (a code with a rate list), or from a
+    # rate-bearing code put on the line itself (how non-US companies work).
+    "TaxRate": [
+        {"Id": "1", "Name": "Sandbox sales tax", "RateValue": "8.25", "AgencyRef": {"value": "1"}},
+    ],
     "TaxCode": [
         {"Id": "TAX", "Name": "TAX", "Description": "TAX", "Taxable": True},
         {"Id": "NON", "Name": "NON", "Description": "NON", "Taxable": False},
+        {"Id": "3", "Name": "Sales Tax 8.25%", "Description": "Sandbox sales tax",
+         "Taxable": True,
+         "SalesTaxRateList": {"TaxRateDetail": [
+             {"TaxRateRef": {"value": "1", "name": "Sandbox sales tax"},
+              "TaxTypeApplicable": "TaxOnAmount", "TaxOrder": 0}]}},
     ],
     "Item": [
         {"Id": "1", "Name": "Services", "Type": "Service", "IncomeAccountRef": {"value": "1"}},

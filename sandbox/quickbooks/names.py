@@ -1,4 +1,4 @@
-"""Name-list entities: Customer, Vendor, Employee, Item, Account, Term, TaxCode.
+"""Name-list entities: Customer, Vendor, Employee, Item, Account, Term, TaxRate, TaxCode.
 
 Name lists are never deleted in QBO (`operation=delete` is unsupported): they are
 made inactive. Inactive records keep their name reserved (so re-creating "Acme" after
@@ -188,3 +188,24 @@ class TaxCodeSpec(NamedSpec):
     def rules(self, w: Write, record: Record) -> None:
         record["Taxable"] = as_bool(record.get("Taxable"), True)
         record.setdefault("TaxGroup", False)
+        details = (record.get("SalesTaxRateList") or {}).get("TaxRateDetail") or []
+        for detail in details:
+            rate_id = ref_value(detail.get("TaxRateRef"))
+            if not rate_id or w.realm.get("TaxRate", rate_id) is None:
+                raise not_found("SalesTaxRateList.TaxRateDetail.TaxRateRef")
+
+
+class TaxRateSpec(NamedSpec):
+    """A sales-tax rate (``RateValue`` percent). Read-only through the API, as in QBO
+    (rates are made through the TaxService endpoint or the UI); seeds may add them."""
+
+    entity = "TaxRate"
+    read_only = True
+
+    def rules(self, w: Write, record: Record) -> None:
+        rate = to_decimal(record.get("RateValue"), "RateValue")
+        if rate is None or rate < 0:
+            raise required("RateValue")
+        record["RateValue"] = rate
+        record.setdefault("SpecialTaxType", "NONE")
+        record.setdefault("DisplayType", "ReadOnly")

@@ -1,9 +1,10 @@
 """Invoice and CreditMemo: lines, totals, currency, dates and document numbers.
 
-Derived as QBO derives them: TotalAmt = sales lines - discount (tax is not modelled:
-TotalTax is always 0), Balance = TotalAmt - what payments applied, a SubTotalLine
-generated after the sales lines, DocNumber numbered from 1001 when omitted, DueDate
-from the sales term. A line's Amount must equal Qty x UnitPrice within a cent; the
+Derived as QBO derives them: net = sales lines - discount, TxnTaxDetail.TotalTax from
+the tax codes' rates (`_tax`), TotalAmt = net + TotalTax, Balance = TotalAmt - what
+payments applied, a SubTotalLine generated after the sales lines, DocNumber numbered
+from 1001 when omitted (duplicates refused only while the company warns about them),
+DueDate from the sales term (again when the term changes). A line's Amount must equal Qty x UnitPrice within a cent; the
 check is skipped when Qty or UnitPrice is 0 or absent, because python-quickbooks sends
 0 for both when they were never set.
 """
@@ -52,11 +53,12 @@ class SalesDocSpec(Spec):
         _drop_blank_dates(record)
         customer = self._customer(w, record)
         self._currency(w, record, customer)
-        total = self._lines(w, record)
-        self._dates(w, record)
+        net = self._lines(w, record)
+        self._dates(w, record, old)
         self._doc_number(w, record)
+        tax = self._tax(w, record, net)
+        total = money(net + tax)
         record["TotalAmt"] = qbo_number(total)
-        record["TxnTaxDetail"] = {"TotalTax": 0}
         record.setdefault("EmailStatus", "NotSet")
         record.setdefault("PrintStatus", "NotSet")
         if old is not None and total < balances.applied_total(w, (self.entity, old["Id"])):
@@ -69,8 +71,8 @@ class SalesDocSpec(Spec):
     def commit(self, w: Write, record: Record, old: Record | None) -> None:
         realm = w.realm
         if old is not None:
-            realm.doc_numbers.pop((self.entity, old["DocNumber"]), None)
-        realm.doc_numbers[(self.entity, record["DocNumber"])] = record["Id"]
+            realm.doc_numbers.get((self.entity, old["DocNumber"]), set()).discard(old["Id"])
+        realm.doc_numbers.setdefault((self.entity, record["DocNumber"]), set()).add(record["Id"])
         if self.entity == "Invoice":
             before = ref_value(old.get("CustomerRef")) if old else ""
             after = ref_value(record.get("CustomerRef"))
@@ -81,7 +83,7 @@ class SalesDocSpec(Spec):
 
     def forget(self, w: Write, record: Record) -> None:
         realm = w.realm
-        realm.doc_numbers.pop((self.entity, record["DocNumber"]), None)
+        realm.doc_numbers.get((self.entity, record["DocNumber"]), set()).discard(record["Id"])
         balances.unlink_payments(w, (self.entity, record["Id"]))
         if self.entity == "Invoice":
             customer_id = ref_value(record.get("CustomerRef"))
@@ -190,6 +192,73 @@ class SalesDocSpec(Spec):
         record["Line"] = final
         return money(total)
 
+    def _tax(self, w: Write, record: Record, net: Decimal) -> Decimal:
+        """Sales tax, written to TxnTaxDetail; TotalAmt = net + TotalTax.
+
+        A line is taxed at the rates of its TaxCodeRef when that code has a rate list
+        (non-US style), else — when its code is taxable (US ``TAX``) — at the rates of
+        the transaction's ``TxnTaxDetail.TxnTaxCodeRef``; ``NON`` or no code: untaxed.
+        A discount lowers the taxable amounts in proportion (QBO's default "apply
+        discount before tax"). Tax is rounded once per rate, half up, to the cent.
+        """
+        given = record.get("TxnTaxDetail") if isinstance(record.get("TxnTaxDetail"), dict) else {}
+        txn_code_id = ref_value((given or {}).get("TxnTaxCodeRef"))
+        txn_rates = self._code_rates(w, txn_code_id, "TxnTaxDetail.TxnTaxCodeRef")
+        lines = [ln for ln in record["Line"] if ln["DetailType"] == "SalesItemLineDetail"]
+        subtotal = sum((to_decimal(ln["Amount"], "Amount") or ZERO for ln in lines), ZERO)
+        factor = net / subtotal if subtotal else ZERO
+        taxable: dict[str, tuple[Record, Decimal]] = {}
+        for line in lines:
+            code_id = ref_value(line["SalesItemLineDetail"].get("TaxCodeRef"))
+            rates = self._code_rates(w, code_id, "Line.SalesItemLineDetail.TaxCodeRef")
+            if not rates and code_id and self._taxable(w, code_id):
+                rates = txn_rates
+            base = (to_decimal(line["Amount"], "Amount") or ZERO) * factor
+            for rate in rates:
+                before = taxable.get(rate["Id"], (rate, ZERO))[1]
+                taxable[rate["Id"]] = (rate, before + base)
+        tax_lines = []
+        total_tax = ZERO
+        for rate, base in taxable.values():
+            percent = to_decimal(rate.get("RateValue"), "RateValue") or ZERO
+            amount = money(base * percent / 100)
+            total_tax += amount
+            tax_lines.append(
+                {
+                    "Amount": qbo_number(amount),
+                    "DetailType": "TaxLineDetail",
+                    "TaxLineDetail": {
+                        "TaxRateRef": {"value": rate["Id"], "name": rate["Name"]},
+                        "PercentBased": True,
+                        "TaxPercent": plain_number(percent),
+                        "NetAmountTaxable": qbo_number(money(base)),
+                    },
+                }
+            )
+        detail: Record = {"TotalTax": qbo_number(money(total_tax))}
+        if txn_code_id:
+            detail["TxnTaxCodeRef"] = {"value": txn_code_id}
+        if tax_lines:
+            detail["TaxLine"] = tax_lines
+        record["TxnTaxDetail"] = detail
+        return money(total_tax)
+
+    @staticmethod
+    def _code_rates(w: Write, code_id: str | None, element: str) -> list[Record]:
+        if not code_id:
+            return []
+        code = w.realm.get("TaxCode", code_id)
+        if code is None or not code.get("Active", True):
+            raise not_found(element)
+        details = (code.get("SalesTaxRateList") or {}).get("TaxRateDetail") or []
+        found = (w.realm.get("TaxRate", ref_value(d.get("TaxRateRef")) or "") for d in details)
+        return [rate for rate in found if rate is not None]
+
+    @staticmethod
+    def _taxable(w: Write, code_id: str) -> bool:
+        code = w.realm.get("TaxCode", code_id)
+        return bool(code and code.get("Taxable"))
+
     def _sales_line(self, w: Write, line: Record) -> Decimal:
         detail = dict(line.get("SalesItemLineDetail") or {})
         _drop_blank_dates(detail)
@@ -244,7 +313,12 @@ class SalesDocSpec(Spec):
         line["Amount"] = qbo_number(off)
         return off
 
-    def _dates(self, w: Write, record: Record) -> None:
+    def _dates(self, w: Write, record: Record, old: Record | None) -> None:
+        """TxnDate defaults to today (company time); DueDate, when not given, is TxnDate
+        plus the sales term's DueDays (Due on receipt: 0) — and is worked out again when
+        an update changes the term or TxnDate and sends the DueDate unchanged (a full
+        update resends the stored one; a sparse one keeps it), as QuickBooks' invoice
+        form does when the Terms field changes. An explicit new DueDate wins."""
         txn_date = parse_date(record.get("TxnDate"), "TxnDate") or company_date(w.now)
         record["TxnDate"] = txn_date.isoformat()
         if not self.has_terms:
@@ -259,6 +333,10 @@ class SalesDocSpec(Spec):
             record["SalesTermRef"] = {"value": term_id, "name": term["Name"]}
             due_days = int(term.get("DueDays") or 0)
         due = parse_date(record.get("DueDate"), "DueDate")
+        if old is not None and due is not None and due.isoformat() == old.get("DueDate"):
+            term_before = ref_value(old.get("SalesTermRef"))
+            if (term_before, old.get("TxnDate")) != (term_id, record["TxnDate"]) and term_id:
+                due = None
         record["DueDate"] = (due or txn_date + timedelta(days=due_days)).isoformat()
 
     def _doc_number(self, w: Write, record: Record) -> None:
@@ -266,14 +344,15 @@ class SalesDocSpec(Spec):
         number = str(record.get("DocNumber") or "").strip()
         if not number:
             next_value = realm.doc_counter.get(self.entity, FIRST_DOC_NUMBER)
-            while (self.entity, str(next_value)) in realm.doc_numbers:
+            while realm.doc_numbers.get((self.entity, str(next_value))):
                 next_value += 1
             realm.doc_counter[self.entity] = next_value + 1
             number = str(next_value)
         if len(number) > DOC_NUMBER_MAX:
             raise too_long("DocNumber", DOC_NUMBER_MAX, len(number))
-        owner = realm.doc_numbers.get((self.entity, number))
-        duplicate = owner is not None and owner != record.get("Id")
+        others = realm.doc_numbers.get((self.entity, number), set()) - {record.get("Id")}
+        owner = min(others, default=None)
+        duplicate = owner is not None
         if duplicate and realm.preferences.warn_duplicate_doc_number:
             raise QboFault(
                 "6140",

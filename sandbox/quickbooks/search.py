@@ -2,13 +2,18 @@
 
 Name-list entities (Customer, Item, ...) return only active records unless the WHERE
 clause mentions `Active` (`Active = false`, `Active IN (true, false)`), as QBO does.
-String comparisons are case-insensitive (QBO's collation). Fields that QBO does not let
-you filter or sort on fail with 4001, so a query that works here works there.
+String comparisons are case-insensitive (QBO's collation), and so are property names:
+``Metadata.LastUpdatedTime`` is ``MetaData.LastUpdatedTime`` (production integrations
+query with the first spelling, e.g. Pipedream's QuickBooks "new customer updated"
+source, PipedreamHQ/pipedream#13589: ``Where Metadata.LastUpdatedTime >= …``). Fields
+that QBO does not let you filter or sort on fail with 4001, so a query that works here
+works there.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,6 +37,7 @@ QUERYABLE: dict[str, set[str]] = {
     "Account": _COMMON | _ACCOUNT,
     "Term": _COMMON | {"Name", "Active", "DueDays"},
     "TaxCode": _COMMON | {"Name", "Active", "Taxable"},
+    "TaxRate": _COMMON | {"Name", "Active", "RateValue"},
     "Invoice": _COMMON | _TXN | {"DueDate", "Balance", "EmailStatus"},
     "Payment": _COMMON | _TXN - {"DocNumber"} | {"PaymentRefNum", "UnappliedAmt"},
     "CreditMemo": _COMMON | _TXN | {"Balance", "RemainingCredit"},
@@ -47,9 +53,7 @@ def run(realm: Realm, query: Query) -> dict[str, Any]:
     entity = BY_LOWER.get(query.entity.lower())
     if entity is None:
         raise validation_error(f"Entity {query.entity} is not supported by query")
-    for name in [c.field for c in query.where] + [f for f, _ in query.order]:
-        if name not in QUERYABLE[entity]:
-            raise validation_error(f"property '{name}' is not queryable")
+    query = _canonical_names(entity, query)
     rows = [r for r in _candidates(realm, entity, query) if _keep(r, query.where)]
     if entity in NAME_LISTS and not any(c.field == "Active" for c in query.where):
         rows = [r for r in rows if r.get("Active", True)]
@@ -65,17 +69,40 @@ def run(realm: Realm, query: Query) -> dict[str, Any]:
     return {entity: page, "startPosition": query.start, "maxResults": len(page)}
 
 
+def _canonical_names(entity: str, query: Query) -> Query:
+    """The query with every property spelled as QBO spells it (names are matched without
+    case); 4001 for a property QBO does not let you filter or sort on."""
+    known = {name.casefold(): name for name in QUERYABLE[entity]}
+
+    def canonical(name: str) -> str:
+        found = known.get(name.casefold())
+        if found is None:
+            raise validation_error(f"property '{name}' is not queryable")
+        return found
+
+    where = tuple(replace(c, field=canonical(c.field)) for c in query.where)
+    order = tuple((canonical(f), descending) for f, descending in query.order)
+    return replace(query, where=where, order=order)
+
+
 def _candidates(realm: Realm, entity: str, query: Query) -> list[Record]:
     """Use the indexes for `Id =`, `Id IN` and `DocNumber =` instead of scanning."""
     for condition in query.where:
         if condition.field == "Id" and condition.op in ("=", "IN"):
             found = (realm.get(entity, str(v)) for v in condition.values)
             return [r for r in found if r is not None]
-        if condition.field == "DocNumber" and condition.op == "=":
-            owner = realm.doc_numbers.get((entity, str(condition.values[0])))
-            record = realm.get(entity, owner) if owner else None
-            return [record] if record else []
+        if condition.field == "DocNumber" and condition.op in ("=", "IN"):
+            # Every match: QBO accepts duplicate DocNumbers unless the company warns
+            # about them (Preferences.warn_duplicate_doc_number), so one number can
+            # name several invoices.
+            ids = {i for v in condition.values for i in realm.doc_numbers.get((entity, str(v)), ())}
+            found = (realm.get(entity, i) for i in sorted(ids, key=_id_order))
+            return [r for r in found if r is not None]
     return realm.visible(entity)
+
+
+def _id_order(record_id: str) -> tuple[int, str]:
+    return (int(record_id), "") if record_id.isdigit() else (0, record_id)
 
 
 def lookup(record: Record, path: str) -> Any:

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-NAME_LISTS = ("Customer", "Vendor", "Employee", "Item", "Account", "Term", "TaxCode")
+NAME_LISTS = ("Customer", "Vendor", "Employee", "Item", "Account", "Term", "TaxRate", "TaxCode")
 TRANSACTIONS = ("Invoice", "Payment", "CreditMemo")
 ENTITIES = (*NAME_LISTS, *TRANSACTIONS)
 BY_LOWER = {name.lower(): name for name in ENTITIES}
@@ -69,8 +69,8 @@ class Realm:
     """casefolded DisplayName -> (entity, id) for Customer, Vendor and Employee."""
     unique_names: dict[tuple[str, str], str] = field(default_factory=dict)
     """(entity, casefolded Name) -> id for Item, Account and Term."""
-    doc_numbers: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(Invoice|CreditMemo, DocNumber) -> id."""
+    doc_numbers: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    """(Invoice|CreditMemo, DocNumber) -> ids: several when duplicates are allowed."""
     doc_counter: dict[str, int] = field(default_factory=dict)
     applied: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
     """(Invoice|CreditMemo, id) -> {payment id: amount applied}."""

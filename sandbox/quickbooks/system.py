@@ -24,6 +24,7 @@ from sandbox.quickbooks.names import (
     EmployeeSpec,
     ItemSpec,
     TaxCodeSpec,
+    TaxRateSpec,
     TermSpec,
     VendorSpec,
 )
@@ -52,6 +53,7 @@ def _specs() -> dict[str, Spec]:
         ItemSpec(),
         AccountSpec(),
         TermSpec(),
+        TaxRateSpec(),
         TaxCodeSpec(),
         InvoiceSpec(),
         CreditMemoSpec(),

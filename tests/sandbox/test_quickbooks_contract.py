@@ -119,7 +119,7 @@ def test_employee_shares_the_name_space_and_taxcodes_are_read_only(
     assert caught.value.error_code == 6240
     employee.DisplayName = "Jane Roe (staff)"
     assert employee.save(qb=qb).Id
-    assert {c.Name for c in TaxCode.all(qb=qb)} == {"TAX", "NON"}
+    assert {c.Name for c in TaxCode.all(qb=qb)} == {"TAX", "NON", "Sales Tax 8.25%"}
     with pytest.raises(UnsupportedException):
         qb.create_object("TaxCode", json.dumps({"Name": "VAT"}))
     net45 = Term()
