@@ -1,9 +1,10 @@
 """`billsync reconcile [--json] [--fix]`: the three-way comparison (Salesforce ↔ ledger ↔
 targets), shown as a table, plain lines (not a TTY) or JSON.
 
-Exit codes: 0 nothing disagrees, 1 a discrepancy is open (or a payment gap is left, or
-something could not be checked), 2 configuration or mapping files wrong,
-3 a run holds the ledger's lease (reconcile would see its half-done work as problems).
+Exit codes: 0 nothing disagrees (or only discrepancies an operator acknowledged), 1 a
+discrepancy nobody acknowledged is open (or something could not be checked),
+2 configuration or mapping files wrong, 3 a run holds the ledger's lease (reconcile
+would see its half-done work as problems).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ FixOption = Annotated[
     bool,
     typer.Option(
         "--fix",
-        help="Also queue the mechanical fixes: write-backs that were lost or gave up, and "
-        "payments the target shows but the ledger missed.",
+        help="Also do the mechanical fixes: queue write-backs that were lost or gave up, "
+        "and record the target's money for invoices the ledger has wrong.",
     ),
 ]
 LimitOption = Annotated[
@@ -108,10 +109,11 @@ def run_reconcile(
 
 def _table(report: ReconcileReport, console: Console) -> None:
     table = Table(title=f"Open discrepancies ({len(report.open)})")
-    for column in ("kind", "deal", "target", "expected", "actual", "detected", "detail"):
+    for column in ("id", "kind", "deal", "target", "expected", "actual", "detected", "detail"):
         table.add_column(column)
     for d in report.open:
         table.add_row(
+            f"{d.id or ''}{' (ack)' if d.acknowledged_at else ''}",
             str(d.kind),
             d.deal_id or "",
             d.target or "",
@@ -128,8 +130,9 @@ def _table(report: ReconcileReport, console: Console) -> None:
 def _lines(report: ReconcileReport, console: Console) -> None:
     """One line per fact, greppable: the kind first, then key=value pairs."""
     for d in report.open:
+        ack = f" acknowledged_by={d.acknowledged_by}" if d.acknowledged_at else ""
         console.out(
-            f"{d.kind} deal={d.deal_id or '-'} target={d.target or '-'} "
+            f"{d.kind} deal={d.deal_id or '-'} target={d.target or '-'} id={d.id or '-'}{ack} "
             f"expected={d.expected or '-'} actual={d.actual or '-'} "
             f"detected={d.detected_at.isoformat()} {d.detail}",
             highlight=False,
@@ -139,19 +142,13 @@ def _lines(report: ReconcileReport, console: Console) -> None:
 
 
 def _footer(report: ReconcileReport) -> list[str]:
-    gaps = [g.as_json() for g in report.payment_gaps]
-    lines = [
-        f"payment_gap target={g['target']} invoice={g['invoice']} deal={g['deal_id'] or '-'} "
-        f"ledger={g['ledger_settled']} target_shows={g['target_settled']} {g['currency']} "
-        f"fixed={'yes' if g['fixed'] else 'no'} {g['detail']}"
-        for g in gaps
-    ]
-    lines += [f"fixed {f.action} deal={f.deal_id or '-'} {f.detail}" for f in report.fixed]
+    lines = [f"fixed {f.action} deal={f.deal_id or '-'} {f.detail}" for f in report.fixed]
     lines += [f"error {system}: {m}" for system, ms in report.errors.items() for m in ms]
     lines += [f"skipped {reason}" for reason in report.skipped]
     checked = ", ".join(f"{target} {n}" for target, n in report.checked.items()) or "none"
+    acked = len(report.open) - len(report.unacknowledged)
     lines.append(
-        f"{len(report.open)} open ({report.recorded} new, {len(report.resolved)} resolved "
-        f"this pass); invoices read back: {checked}"
+        f"{len(report.open)} open ({acked} acknowledged; {report.recorded} new, "
+        f"{len(report.resolved)} resolved this pass); invoices read back: {checked}"
     )
     return lines

@@ -88,6 +88,31 @@ class ReconcileReads(Store):
             found.update(str(r.key) for r in items)
         return found
 
+    def arrived(self, deal_ids: Sequence[str], invoice_kind: str) -> dict[str, str]:
+        """Which of these deals billsync has taken in since they were found missing, and
+        how: a deal row (it reached the invoice stage), or an ``invoice_kind`` work item
+        that failed for good or was closed by an operator (the failure log has it). A
+        pending or leased item is still on its way."""
+        if not deal_ids:
+            return {}
+        found: dict[str, str] = {}
+        with self._read() as conn:
+            rows = conn.execute(sa.select(deals.c.deal_id).where(deals.c.deal_id.in_(deal_ids)))
+            for r in rows:
+                found[str(r.deal_id)] = "the deal has reached billsync"
+            items = conn.execute(
+                sa.select(work_items.c.key, work_items.c.status).where(
+                    work_items.c.kind == invoice_kind,
+                    work_items.c.key.in_(deal_ids),
+                    work_items.c.status.in_(("dead", "resolved", "done")),
+                )
+            )
+            for r in items:
+                found.setdefault(
+                    str(r.key), f"its invoice work is {r.status} (see billsync failures)"
+                )
+        return found
+
     def applied_since(self, provider: str, payment_id: str, since: datetime) -> bool:
         """True when this provider payment was recorded against an invoice after ``since``
         (as ``<id>`` or, when it settles several invoices, ``<id>:…``)."""

@@ -70,9 +70,11 @@ class FakeSource:
     written: dict[str, DealWriteBack] = field(default_factory=dict)
     errors_written: dict[str, str] = field(default_factory=dict)
     writeback_calls: int = 0
+    fetched_ids: list[str] = field(default_factory=list)
 
     def fetch_deals(self, ids: Sequence[str]) -> Iterator[Deal]:
         wanted = set(ids)
+        self.fetched_ids.extend(ids)
         return iter([deal for deal in self.deals if deal.id in wanted])
 
     def write_back(
@@ -292,6 +294,9 @@ class FakeFeed:
     tax: dict[str, Decimal] = field(default_factory=dict)
     money_reads: list[list[str]] = field(default_factory=list)
     read_errors: dict[str, ConnectorError] = field(default_factory=dict)
+    # the target's own figures (balance, amount paid) and due dates, per invoice
+    reported: dict[str, tuple[Decimal | None, Decimal | None]] = field(default_factory=dict)
+    due: dict[str, date] = field(default_factory=dict)
 
     def read_invoice_money(self, external_ids: Sequence[str]) -> Mapping[str, InvoiceMoney]:
         self.money_reads.append(list(external_ids))
@@ -312,6 +317,9 @@ class FakeFeed:
                 tax=tax,
                 total=ref.total,
                 facts=tuple(self.facts.get(external_id, ())),
+                reported_balance=self.reported.get(external_id, (None, None))[0],
+                reported_paid=self.reported.get(external_id, (None, None))[1],
+                due_date=self.due.get(external_id),
                 deal_id=ref.deal_id,
                 number=ref.number,
             )
@@ -367,22 +375,17 @@ class ListingSource(FakeSource):
     unread: list[str] = field(default_factory=list)
     listed: int = 0
 
+    lost: dict[str, str] = field(default_factory=dict)  # deal id -> its stage now
+
     def won_deal_ids(self, up_to: Cursor) -> Iterator[str]:
         self.listed += 1
         for deal in self.deals:
-            if f"{deal.revision.isoformat()}|{deal.id}" <= up_to:
+            if deal.id not in self.lost and f"{deal.revision.isoformat()}|{deal.id}" <= up_to:
                 yield deal.id
         yield from self.unread
 
-
-@dataclass
-class InvoiceFeed(FakeFeed):
-    """A feed that can read one invoice's payment facts (``InvoicePaymentReader``)."""
-
-    by_invoice: dict[str, list[PaymentEvent]] = field(default_factory=dict)
-
-    def payments_for_invoice(self, external_id: str) -> Sequence[PaymentEvent]:
-        return self.by_invoice.get(external_id, [])
+    def not_won(self, deal_ids: Sequence[str]) -> Mapping[str, str]:
+        return {i: self.lost[i] for i in deal_ids if i in self.lost}
 
 
 def payment(

@@ -16,13 +16,12 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from sync.canonical import DiscrepancyKind, InvoiceStatus
+from sync.canonical import Discrepancy, DiscrepancyKind, InvoiceStatus
 from sync.cli import reconcile_cmd
 from sync.engine.cycle import RUN_LEASE, Engine, run_cycle
 from sync.engine.failures import WRITEBACK
 from sync.engine.reconcile import (
     Fixed,
-    PaymentGap,
     ReconcileReport,
     _Invoiced,
     reconcile,
@@ -36,7 +35,6 @@ from tests.engine.fakes import (
     FakeFeed,
     FakeSource,
     FakeTarget,
-    InvoiceFeed,
     ListingSource,
     auth,
     build,
@@ -62,7 +60,9 @@ def setup(
     source = source or FakeSource([make_deal(i) for i in range(n)])
     target = target or FakeTarget()
     engine = build(ledger, source, target, clock)
-    engine.feeds = {QBO: feed or FakeFeed()}
+    feed = feed or FakeFeed()
+    feed.target = target
+    engine.feeds = {QBO: feed}
     run_cycle(engine)
     clock.advance(minutes=5)
     return engine, source, target
@@ -70,6 +70,17 @@ def setup(
 
 def invoice_of(target: FakeTarget, deal_id: str) -> str:
     return target.find_invoices(deal_id)[0].external_id
+
+
+def paid(ledger: Ledger, invoice: str) -> Decimal:
+    record = ledger.get_invoice(QBO, invoice)
+    assert record is not None
+    return record.amount_paid
+
+
+def pay(feed: FakeFeed, invoice: str, amount: str, pid: str = "P1", n: int = 1) -> None:
+    """A payment applied in the target (a fact the feed reads); no event is sent."""
+    feed.add_fact(invoice, pid, amount, n=n)
 
 
 def kinds(report: ReconcileReport) -> list[str]:
@@ -92,6 +103,7 @@ def test_clean_ledger_reports_nothing(ledger: Ledger, clock: Clock) -> None:
     assert target.find_calls >= 3  # one duplicate look-up per invoiced deal
     assert report.errors == {} and report.fixed == []
     assert any("cannot list won deal ids" in s for s in report.skipped)
+    assert any("cannot read deal stages" in s for s in report.skipped)
 
 
 # --- ledger ↔ target -----------------------------------------------------------------
@@ -178,7 +190,7 @@ def test_total_edited_in_target(ledger: Ledger, clock: Clock) -> None:
 
     first = reconcile(engine)
     assert kinds(first) == [K.INVOICE_TOTAL_MISMATCH]
-    assert (first.open[0].expected, first.open[0].actual) == ("100.00", "90.00")
+    assert (first.open[0].expected, first.open[0].actual) == ("100.00 USD", "90.00 USD")
     record = ledger.get_invoice(QBO, invoice)
     assert record is not None and record.total == Decimal("90.00")  # ledger mirrors target
     assert record.balance == Decimal("90.00")
@@ -284,61 +296,118 @@ def test_open_rows_are_reread_every_pass_outside_the_rotation(ledger: Ledger, cl
     assert report.open == []  # closed although the rotation was elsewhere
 
 
-# --- payments ------------------------------------------------------------------------
+# --- money: ledger ↔ target, both ways -------------------------------------------------
 
 
-def test_missed_payment_is_a_gap_and_fix_catches_it_up(ledger: Ledger, clock: Clock) -> None:
-    feed = InvoiceFeed()
+def _money_row(report: ReconcileReport) -> Discrepancy:
+    [row] = [d for d in report.open if d.kind == K.INVOICE_MONEY_MISMATCH]
+    return row
+
+
+def test_ledger_shows_less_paid_than_the_target_and_fix_records_the_read(
+    ledger: Ledger, clock: Clock
+) -> None:
+    feed = FakeFeed()
     engine, source, target = setup(ledger, clock, 1, feed=feed)
     deal = source.deals[0].id
     invoice = invoice_of(target, deal)
-    target.pay(invoice, "100.00")
-    feed.by_invoice[invoice] = [payment(invoice, "100.00", "paid", pid="P1", n=1)]
+    pay(feed, invoice, "60.00")  # no event reaches billsync
 
     looked = reconcile(engine)
-    assert looked.open == [] and looked.exit_code == 1
-    [gap] = looked.payment_gaps
-    assert (gap.ledger_settled, gap.target_settled, gap.fixed) == (
-        Decimal(0),
-        Decimal("100.00"),
-        False,
-    )
-    assert ledger.amount_paid(QBO, invoice) == Decimal(0)  # without --fix nothing moves
+    row = _money_row(looked)
+    assert looked.exit_code == 1 and row.external_id == invoice
+    assert row.expected == "paid 60.00 USD, balance 40.00 USD, status partially_paid"
+    assert row.actual == "paid 0.00 USD, balance 100.00 USD, status open"
+    assert "the ledger shows less paid than the target" in row.detail
+    assert paid(ledger, invoice) == Decimal(0)  # without --fix nothing moves
+    assert again(engine, clock).recorded == 0  # one row, re-verified
 
     fixed = again(engine, clock, fix=True)
-    assert [g.fixed for g in fixed.payment_gaps] == [True] and fixed.exit_code == 0
-    assert ledger.amount_paid(QBO, invoice) == Decimal("100.00")
-    assert "payments_applied" in [f.action for f in fixed.fixed]
-    assert again(engine, clock).payment_gaps == []
-    feed.events = [payment(invoice, "100.00", "paid", pid="P1", n=1)]  # the poll sees it too
+    assert fixed.open == [] and fixed.exit_code == 0
+    assert (K.INVOICE_MONEY_MISMATCH, deal, QBO) in fixed.resolved
+    assert [f.action for f in fixed.fixed] == ["money_recorded"]
+    record = ledger.get_invoice(QBO, invoice)
+    assert record is not None and record.amount_paid == Decimal("60.00")
+    assert record.money_status == "partially_paid"
+    assert ledger.find_work(WRITEBACK, deal).status == WorkStatus.PENDING  # type: ignore[union-attr]
+    assert again(engine, clock).open == []  # converged
     run_cycle(engine)
-    assert ledger.amount_paid(QBO, invoice) == Decimal("100.00")  # counted once
-    assert source.written[deal].status == InvoiceStatus.PAID
+    assert source.written[deal].amount_paid == Decimal("60.00")
 
 
-def test_gap_without_a_per_invoice_read_is_reported_not_faked(ledger: Ledger, clock: Clock) -> None:
-    engine, source, target = setup(ledger, clock, 1)
-    invoice = invoice_of(target, source.deals[0].id)
-    target.pay(invoice, "40.00")
-    report = reconcile(engine, fix=True)
-    [gap] = report.payment_gaps
-    assert not gap.fixed and "cannot read one invoice's payments" in gap.detail
-    assert ledger.amount_paid(QBO, invoice) == Decimal(0)
+def test_ledger_shows_more_paid_than_the_target(ledger: Ledger, clock: Clock) -> None:
+    feed = FakeFeed()
+    engine, source, target = setup(ledger, clock, 1, feed=feed)
+    deal = source.deals[0].id
+    invoice = invoice_of(target, deal)
+    pay(feed, invoice, "100.00")
+    reconcile(engine, fix=True)
+    assert paid(ledger, invoice) == Decimal("100.00")
+    feed.remove_fact("P1")  # the payment is deleted in the target; nothing tells billsync
+
+    row = _money_row(again(engine, clock))
+    assert row.expected == "paid 0.00 USD, balance 100.00 USD, status open"
+    assert row.actual == "paid 100.00 USD, balance 0.00 USD, status paid"
+    assert "the ledger shows more paid than the target" in row.detail
+
+    pay(feed, invoice, "30.00", pid="P2")  # a smaller one arrives: the row shows it
+    row = _money_row(again(engine, clock))
+    assert row.expected == "paid 30.00 USD, balance 70.00 USD, status partially_paid"
+
+    fixed = again(engine, clock, fix=True)
+    assert fixed.open == [] and paid(ledger, invoice) == Decimal("30.00")
 
 
-def test_refund_is_not_a_gap(ledger: Ledger, clock: Clock) -> None:
-    """Stripe and QBO keep an invoice paid after a refund; the ledger nets it."""
+def test_due_date_moved_in_the_target(ledger: Ledger, clock: Clock) -> None:
+    from datetime import date
+
     feed = FakeFeed()
     engine, source, target = setup(ledger, clock, 1, feed=feed)
     invoice = invoice_of(target, source.deals[0].id)
-    target.pay(invoice, "100.00")
-    feed.events = [
-        payment(invoice, "100.00", "paid", pid="P1", n=1),
-        payment(invoice, "30.00", "refunded", pid="R1", n=2),
-    ]
-    run_cycle(engine)
-    assert ledger.amount_paid(QBO, invoice) == Decimal("70.00")
-    assert reconcile(engine).payment_gaps == []
+    feed.due[invoice] = date(2027, 1, 31)
+    row = _money_row(reconcile(engine))
+    assert row.expected == "due date 2027-01-31"
+    assert again(engine, clock, fix=True).open == []
+    assert ledger.get_invoice(QBO, invoice).due_date == date(2027, 1, 31)  # type: ignore[union-attr]
+
+
+def test_target_figures_its_facts_do_not_explain(ledger: Ledger, clock: Clock) -> None:
+    feed = FakeFeed()
+    engine, source, target = setup(ledger, clock, 1, feed=feed)
+    invoice = invoice_of(target, source.deals[0].id)
+    feed.reported[invoice] = (Decimal("80.00"), Decimal("0.00"))  # balance 80, no payment
+    report = reconcile(engine, fix=True)
+    [row] = [d for d in report.open if d.kind == K.TARGET_FIGURES_UNEXPLAINED]
+    assert (row.expected, row.actual) == ("balance 100.00 USD", "balance 80.00 USD")
+    assert report.exit_code == 1  # --fix cannot explain the target's books
+    del feed.reported[invoice]
+    assert again(engine, clock).open == []
+
+
+def test_taxed_invoice_is_not_a_discrepancy(ledger: Ledger, clock: Clock) -> None:
+    deals = [make_deal(1)]
+    target = FakeTarget(total_offset=Decimal("8.25"))  # the target adds 8.25 tax
+    feed = FakeFeed(tax={"INV1": Decimal("8.25")})
+    engine, _, _ = setup(ledger, clock, source=FakeSource(deals), target=target, feed=feed)
+    invoice = invoice_of(target, deals[0].id)
+    assert invoice == "INV1" and target.invoices[invoice].total == Decimal("108.25")
+    pay(feed, invoice, "108.25")
+    first = reconcile(engine, fix=True)  # records the payment the ledger missed
+    assert first.open == [] and first.exit_code == 0
+    second = again(engine, clock)
+    assert second.open == [] and second.recorded == 0 and second.exit_code == 0
+    record = ledger.get_invoice(QBO, invoice)
+    assert record is not None and (record.net, record.tax) == (Decimal("100.00"), Decimal("8.25"))
+
+
+def test_money_read_error_keeps_rows_and_is_reported(ledger: Ledger, clock: Clock) -> None:
+    feed = FakeFeed()
+    engine, source, target = setup(ledger, clock, 1, feed=feed)
+    invoice = invoice_of(target, source.deals[0].id)
+    pay(feed, invoice, "10.00")
+    feed.read_errors[invoice] = transient("money read timed out")
+    report = reconcile(engine)
+    assert report.open == [] and "money read timed out" in report.errors[QBO][0]
 
 
 def test_overpayment_closes_after_the_refund(ledger: Ledger, clock: Clock) -> None:
@@ -346,14 +415,11 @@ def test_overpayment_closes_after_the_refund(ledger: Ledger, clock: Clock) -> No
     engine, source, target = setup(ledger, clock, 1, feed=feed)
     deal = source.deals[0].id
     invoice = invoice_of(target, deal)
-    target.pay(invoice, "100.00")
-    feed.events = [
-        payment(invoice, "100.00", "paid", pid="P1", n=1),
-        payment(invoice, "25.00", "paid", pid="P2", n=2),
-    ]
+    feed.events = [feed.add_fact(invoice, "P1", "100.00", n=1)]
+    feed.events.append(feed.add_fact(invoice, "P2", "25.00", n=2))
     run_cycle(engine)
     assert kinds(again(engine, clock)) == [K.OVERPAYMENT]
-    feed.events.append(payment(invoice, "25.00", "refunded", pid="R2", n=3))
+    feed.events.append(feed.remove_fact("P2"))  # the extra payment moved away
     run_cycle(engine)
     report = again(engine, clock)
     assert report.open == [] and (K.OVERPAYMENT, deal, QBO) in report.resolved
@@ -368,8 +434,7 @@ def test_unknown_payment_closes_when_it_is_applied_later(ledger: Ledger, clock: 
     assert kinds(again(engine, clock)) == [K.PAYMENT_FOR_UNKNOWN_INVOICE]
     assert kinds(again(engine, clock)) == [K.PAYMENT_FOR_UNKNOWN_INVOICE]
     clock.advance(minutes=1)
-    target.pay(invoice, "100.00")
-    feed.events.append(payment(invoice, "100.00", "paid", pid="U1", n=2))  # applied in QBO
+    feed.events.append(feed.add_fact(invoice, "U1", "100.00", n=2))  # applied in QBO
     run_cycle(engine)
     assert again(engine, clock).open == []
 
@@ -444,21 +509,13 @@ def test_won_deal_never_read_is_found_when_the_source_can_list(
 
 
 def test_lost_writeback_is_stale_and_fix_queues_it(ledger: Ledger, clock: Clock) -> None:
-    engine, source, target = setup(ledger, clock, 1)
+    feed = FakeFeed()
+    engine, source, target = setup(ledger, clock, 1, feed=feed)
     deal = source.deals[0].id
     invoice = invoice_of(target, deal)
     # A payment recorded, then a crash before its write-back was queued.
-    ledger.record_payment(
-        provider=QBO,
-        provider_payment_id="P1",
-        invoice_target=QBO,
-        invoice_external_id=invoice,
-        kind="payment",
-        amount=Decimal("100.00"),
-        currency="USD",
-        occurred_at=clock.now,
-    )
-    target.pay(invoice, "100.00")
+    pay(feed, invoice, "100.00")
+    ledger.record_invoice_money(feed.read_invoice_money([invoice])[invoice])
     first = reconcile(engine)
     assert kinds(first) == [K.WRITEBACK_STALE] and "changed at" in (first.open[0].actual or "")
     assert first.fixed == []  # without --fix nothing is queued
@@ -537,12 +594,16 @@ def test_stale_reason(
 
 
 def test_exit_code() -> None:
-    gap = PaymentGap(QBO, "I", "D", "USD", Decimal(0), Decimal(1), fixed=False, detail="")
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    row = Discrepancy(kind=K.WRITEBACK_STALE, deal_id="D", detected_at=at)
+    acked = row.model_copy(update={"acknowledged_at": at, "acknowledged_by": "ana"})
     assert ReconcileReport().exit_code == 0
     assert ReconcileReport(fixed=[Fixed("writeback_queued", "D", QBO, "")]).exit_code == 0
-    assert ReconcileReport(payment_gaps=[gap]).exit_code == 1
-    fixed_gap = PaymentGap(QBO, "I", "D", "USD", Decimal(0), Decimal(1), fixed=True, detail="")
-    assert ReconcileReport(payment_gaps=[fixed_gap]).exit_code == 0
+    assert ReconcileReport(open=[row]).exit_code == 1
+    assert ReconcileReport(open=[acked]).exit_code == 0  # seen by an operator
+    assert ReconcileReport(open=[acked, row]).exit_code == 1
     assert ReconcileReport(errors={QBO: ["x"]}).exit_code == 1
 
 

@@ -11,10 +11,13 @@ One pass, in this order (run.py):
    per pass; readback.py) — gone (``invoice_missing_in_target``), voided behind our back
    (``invoice_voided_out_of_band``), total edited (``invoice_total_mismatch``), more
    than one live invoice for the deal (``duplicate_invoice_for_deal``; targets.py), and
-   payments the target shows but the ledger never heard of (payment gaps; payments.py);
+   each invoice's money read fresh through its feed (``read_invoice_money``) against
+   the ledger's, both ways (``invoice_money_mismatch``), and against the target's own
+   figures (``target_figures_unexplained``; money.py);
 3. Salesforce ↔ ledger: won deals the pull has passed but the ledger never saw, when
-   the deal source can list won deal ids (optional capability, capabilities.py;
-   deals.py);
+   the deal source can list won deal ids (queued for the next run to invoice), and
+   invoiced deals no longer won (``deal_lost_after_invoice``), when it can read deal
+   stages (optional capabilities, capabilities.py; deals.py);
 4. write-back: invoiced deals whose latest money state is not on the deal
    (``writeback_stale``; writebacks.py).
 
@@ -26,19 +29,23 @@ Rules for every check:
   an edited total are written into the ledger (status, total) and the deal's write-back
   is queued, so balances, AR and Salesforce are right while the discrepancy stays open
   for a person to look at.
-- ``fix`` does only mechanical things: queue lost write-backs again and catch up
-  payments the target shows (see `payments._catch_up`).
+- ``fix`` does only mechanical things: queue lost write-backs again, and record the
+  target's read of an invoice whose money the ledger has wrong (the deal's write-back
+  queued with it). Won deals the pull missed are queued for invoicing on every pass.
+- an operator may acknowledge a row (it stays open and listed, but no longer makes
+  ``billsync reconcile`` exit 1) or resolve it, each with a note, audited
+  (``billsync discrepancies``, the ops API and page).
 
 The ledger queries the pass needs beyond the Ledger facade live in
 ``sync.ledger.reconcile_reads``; nothing here touches a table.
 """
 
 from sync.engine.reconcile.recorder import DEFAULT_LIMIT
-from sync.engine.reconcile.report import Fixed, PaymentGap, ReconcileReport
+from sync.engine.reconcile.report import Fixed, ReconcileReport
 from sync.engine.reconcile.run import reconcile
 from sync.engine.reconcile.writebacks import _Invoiced as _Invoiced
 from sync.ledger.reconcile_reads import ReconcileReads
 
 _Reads = ReconcileReads  # the name tests/engine/test_reconcile.py reads the ledger by
 
-__all__ = ["DEFAULT_LIMIT", "Fixed", "PaymentGap", "ReconcileReport", "reconcile"]
+__all__ = ["DEFAULT_LIMIT", "Fixed", "ReconcileReport", "reconcile"]

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from connectors.base import ConnectorError, Cursor
-from sync.canonical import InvoiceRef, PaymentEvent
+from sync.canonical import InvoiceRef
 
 
 @runtime_checkable
@@ -18,9 +18,20 @@ class WonDealLister(Protocol):
     """A deal source that can list won deal ids cheaply (Salesforce: ``SELECT Id`` only)."""
 
     def won_deal_ids(self, up_to: Cursor) -> Iterator[str]:
-        """Ids of every closed-won deal the pull has passed: those the incremental pull
+        """Ids of closed-won deals the pull has passed: those the incremental pull
         would not return from ``up_to`` (the stored deals watermark) because they sort
-        at or before it. Deals changed since are the next pull's, not missing."""
+        at or before it, within the source's look-back window (Salesforce:
+        ``salesforce.won_check_days``). Deals changed since are the next pull's."""
+        ...
+
+
+@runtime_checkable
+class DealStageReader(Protocol):
+    """A deal source that can say which of some deals are no longer won."""
+
+    def not_won(self, deal_ids: Sequence[str]) -> Mapping[str, str]:
+        """Of these deals, those not closed-won now, each with what it is instead (its
+        stage, e.g. "Closed Lost", or "not found" when deleted). Raises ConnectorError."""
         ...
 
 
@@ -33,12 +44,3 @@ class InvoiceBatchReader(Protocol):
     ) -> Mapping[str, InvoiceRef | ConnectorError]:
         """One outcome per id; a ConnectorError(not_found) for an id that is gone."""
         ...
-
-
-@runtime_checkable
-class InvoicePaymentReader(Protocol):
-    """A payment feed that reads the money facts of one invoice (Stripe
-    ``invoice_payments`` + refunds; QBO the Payments in the invoice's ``LinkedTxn``),
-    with the same provider payment ids its events carry, so replays dedupe."""
-
-    def payments_for_invoice(self, external_id: str) -> Sequence[PaymentEvent]: ...

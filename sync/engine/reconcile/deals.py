@@ -1,8 +1,14 @@
-"""``closed_won_not_invoiced``: won deals nothing will invoice.
+"""The deal side: ``closed_won_not_invoiced`` and ``deal_lost_after_invoice``.
 
-Two halves: deals the ledger holds with no invoice and no work that will make one
-(ledger only), and won deals the pull has passed but the ledger never saw (Salesforce
-↔ ledger, when the deal source can list won deal ids).
+- Deals the ledger holds with no invoice and no work that will make one (ledger only).
+- Won deals the pull has passed but the ledger never saw (Salesforce ↔ ledger, when the
+  deal source can list won deal ids): e.g. a deal whose transaction committed with a
+  SystemModstamp older than the watermark minus the overlap. Each is recorded and
+  queued as an invoice work item without a draft, which the next run's retry stage
+  reads from the source by id and invoices like any pulled deal; the row closes when
+  the deal reaches the invoice stage (or the failure log takes it over).
+- Invoiced deals that are no longer won in the source (moved to Closed Lost, reopened,
+  deleted) while their invoice is live (when the source can read deal stages).
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from typing import TYPE_CHECKING
 from connectors.base import ConnectorError
 from sync.canonical import DiscrepancyKind
 from sync.engine.failures import INVOICE
-from sync.engine.reconcile.capabilities import WonDealLister
+from sync.engine.reconcile.capabilities import DealStageReader, WonDealLister
 from sync.engine.reconcile.recorder import CHUNK, chunks
+from sync.engine.reconcile.targets import GONE
 from sync.ledger.models import WorkStatus
 
 if TYPE_CHECKING:
@@ -56,14 +63,14 @@ def unbilled_in_ledger(rec: Reconciler) -> None:
                 "work_item": work_status,
             },
         )
-    unseen = [row for row in rec.open_rows(kind) if row.target is None and row.deal_id]
-    seen = rec.reads.seen([row.deal_id for row in unseen if row.deal_id], INVOICE)
+    unseen = [row.deal_id for row in rec.open_rows(kind) if row.target is None and row.deal_id]
+    arrived = rec.reads.arrived(unseen, INVOICE)
     for row in rec.open_rows(kind):
         if row.deal_id is None:
             continue
         if row.target is None:
-            if row.deal_id in seen:
-                rec.resolve(row.kind, row.deal_id, None, "the deal has reached billsync")
+            if row.deal_id in arrived:
+                rec.resolve(row.kind, row.deal_id, None, arrived[row.deal_id])
         elif (row.deal_id, row.target) not in holds:
             rec.resolve(
                 row.kind, row.deal_id, row.target, "the deal is invoiced or its work is queued"
@@ -99,9 +106,58 @@ def won_deals(rec: Reconciler) -> None:
                     expected="invoiced",
                     actual="never read by billsync",
                     details={
-                        "note": "won before the pull's watermark, but billsync has no "
-                        "record of it; check the deal's stage history and the pull filter"
+                        "note": "won before the pull's watermark (e.g. its change became "
+                        "visible late), but billsync has no record of it; queued: the next "
+                        "billsync run reads it by id and invoices it"
                     },
                 )
+                rec.ledger.enqueue(INVOICE, deal_id, {"deal_id": deal_id}, rec.now())
+                rec.fixed("invoice_queued", deal_id, None, "the next run reads it and invoices it")
     except ConnectorError as error:
         rec.report.error(system, f"won deals not listed: {error}")
+
+
+def lost_after_invoice(rec: Reconciler) -> None:
+    """Invoiced deals (of the invoices read back this pass, and of open rows) that the
+    source no longer holds as won, while their invoice is live."""
+    kind = DiscrepancyKind.DEAL_LOST_AFTER_INVOICE
+    source = rec.source
+    if not isinstance(source, DealStageReader):
+        rec.report.skipped.append(
+            f"{source.system}: the deal source cannot read deal stages, so deals lost "
+            "after they were invoiced were not looked for"
+        )
+        return
+    if source.system in rec.stopped:
+        return  # reported by won_deals
+    for row in rec.open_rows(kind):
+        if row.deal_id is None or row.target is None or row.deal_id in rec.read_deals:
+            continue
+        record = rec.ledger.invoice_for_deal(row.deal_id, row.target)
+        if record is None or record.status in GONE:
+            rec.resolve(kind, row.deal_id, row.target, "the invoice is void or deleted")
+    try:
+        for chunk in chunks(sorted(rec.read_deals), CHUNK):
+            lost = source.not_won(chunk)
+            for deal_id in chunk:
+                target, invoice = rec.read_deals[deal_id]
+                stage = lost.get(deal_id)
+                if stage is None:
+                    rec.resolve(kind, deal_id, target, "the deal is closed-won again")
+                    continue
+                rec.record(
+                    kind,
+                    deal_id,
+                    target,
+                    expected="Closed Won",
+                    actual=stage,
+                    details={
+                        "invoice": invoice,
+                        "note": "the deal was invoiced, then moved out of Closed Won; if "
+                        "the sale is off, void or credit the invoice in the target, else "
+                        "move the deal back",
+                    },
+                    refresh=True,
+                )
+    except ConnectorError as error:
+        rec.report.error(source.system, f"deal stages not read: {error}")

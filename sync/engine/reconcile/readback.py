@@ -3,7 +3,9 @@
 Every invoice with an open discrepancy of a watched kind is read, then a bounded share
 of the rest in rotation (the position is a ledger cursor), so successive passes cover
 every invoice without one pass reading them all. A target that reads many invoices per
-call (``InvoiceBatchReader``) is asked in chunks; any other one invoice at a time.
+call (``InvoiceBatchReader``) is asked in chunks; any other one invoice at a time. The
+money of every invoice read is read too, in chunks, through the target's payment feed
+(`PaymentFeed.read_invoice_money`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
-from sync.canonical import DiscrepancyKind, InvoiceRef
+from connectors.base import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
+from sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef
 from sync.engine.reconcile.capabilities import InvoiceBatchReader
 from sync.engine.reconcile.recorder import CHUNK, chunks
 from sync.ledger.models import InvoiceRecord
@@ -25,11 +27,15 @@ WATCHED = (
     DiscrepancyKind.INVOICE_VOIDED_OUT_OF_BAND,
     DiscrepancyKind.INVOICE_TOTAL_MISMATCH,
     DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL,
+    DiscrepancyKind.INVOICE_MONEY_MISMATCH,
+    DiscrepancyKind.TARGET_FIGURES_UNEXPLAINED,
+    DiscrepancyKind.DEAL_LOST_AFTER_INVOICE,
 )
 """Kinds whose invoices are read back every pass, outside the rotation, so they close
 as soon as they stop holding."""
 
 Outcome = InvoiceRef | ConnectorError
+MoneyOutcome = InvoiceMoney | ConnectorError | None
 
 
 def candidates(rec: Reconciler, target: str) -> list[InvoiceRecord]:
@@ -66,24 +72,42 @@ def _rotate(rec: Reconciler, target: str, budget: int) -> list[InvoiceRecord]:
 
 
 def outcomes(
-    connector: InvoiceTarget, target: str, invoices: Sequence[InvoiceRecord]
-) -> Iterator[tuple[InvoiceRecord, Outcome]]:
-    """Each invoice with what the target says about it: the invoice, or the error."""
-    if isinstance(connector, InvoiceBatchReader):
-        for chunk in chunks(invoices, CHUNK):
-            ids = [i.external_id for i in chunk]
+    connector: InvoiceTarget,
+    feed: PaymentFeed | None,
+    target: str,
+    invoices: Sequence[InvoiceRecord],
+) -> Iterator[tuple[InvoiceRecord, Outcome, MoneyOutcome]]:
+    """Each invoice with what the target says about it (the invoice, or the error) and
+    its money read (None: no feed to read it with, or the target no longer has it).
+    Both are read a chunk at a time: money always batched, invoices batched where the
+    target can."""
+    for chunk in chunks(invoices, CHUNK):
+        ids = [i.external_id for i in chunk]
+        money = _money(feed, ids)
+        refs: Mapping[str, Outcome] | None = None
+        if isinstance(connector, InvoiceBatchReader):
             try:
-                found: Mapping[str, Outcome] = connector.fetch_invoices(ids)
+                refs = connector.fetch_invoices(ids)
             except ConnectorError as error:
-                found = {external_id: error for external_id in ids}
-            for invoice in chunk:
-                yield invoice, found.get(invoice.external_id) or _no_answer(target)
-        return
-    for invoice in invoices:
-        try:
-            yield invoice, connector.fetch_invoice(invoice.external_id)
-        except ConnectorError as error:
-            yield invoice, error
+                refs = {external_id: error for external_id in ids}
+        for invoice in chunk:
+            if refs is not None:
+                ref = refs.get(invoice.external_id) or _no_answer(target)
+            else:
+                try:
+                    ref = connector.fetch_invoice(invoice.external_id)
+                except ConnectorError as error:
+                    ref = error
+            yield invoice, ref, money.get(invoice.external_id)
+
+
+def _money(feed: PaymentFeed | None, ids: list[str]) -> Mapping[str, MoneyOutcome]:
+    if feed is None:
+        return {}
+    try:
+        return feed.read_invoice_money(ids)
+    except ConnectorError as error:
+        return dict.fromkeys(ids, error)
 
 
 def _no_answer(target: str) -> ConnectorError:

@@ -8,7 +8,7 @@ it no longer holds.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from connectors.base import Cursor, InvoiceTarget, PaymentFeed
-from sync.canonical import DiscrepancyKind, PaymentEvent
+from sync.canonical import DiscrepancyKind
 from sync.engine.reconcile.report import Fixed, Key, ReconcileReport, canonical
 from sync.engine.summary import RunSummary
 from sync.engine.writeback import WriteBackSink, queue_writeback
@@ -53,8 +53,6 @@ class Reconciler:
     now: Callable[[], datetime]
     fix: bool = False
     summary: RunSummary | None = None
-    apply_payment: Callable[[PaymentEvent], None] | None = None
-    """The payment stage's idempotent apply; needed for ``fix`` to catch up payments."""
     deals_cursor: Cursor | None = None
     """The pull's watermark: won deals at or before it must be known to the ledger."""
     limit: int = DEFAULT_LIMIT
@@ -65,6 +63,9 @@ class Reconciler:
     reads: ReconcileReads = field(init=False, repr=False)
     _open: dict[Key, DiscrepancyRow] = field(init=False, repr=False, default_factory=dict)
     _queued: set[str] = field(init=False, repr=False, default_factory=set)
+    read_deals: dict[str, tuple[str, str]] = field(init=False, repr=False, default_factory=dict)
+    """Deals whose live invoices this pass read back: deal -> (target, invoice); their
+    stage in the source is checked (``deal_lost_after_invoice``)."""
 
     def begin(self) -> None:
         """Load the open discrepancies and open the ledger reads; first thing in a pass."""
@@ -93,8 +94,19 @@ class Reconciler:
         expected: str | None,
         actual: str | None,
         details: dict[str, Any],
+        *,
+        refresh: bool = False,
     ) -> None:
-        if self.open_row(kind, deal_id, target) is not None:
+        """Open a row, unless one is open; with ``refresh``, an open row whose
+        expected/actual changed is updated to show them (its acknowledgement dropped)."""
+        opened = self.open_row(kind, deal_id, target)
+        if opened is not None:
+            if refresh and self.ledger.refresh_discrepancy(
+                kind, deal_id, target, expected, actual, details
+            ):
+                self._open[(kind, deal_id, target)] = replace(
+                    opened, expected=expected, actual=actual, details=details
+                )
             return
         if not self.ledger.record_discrepancy(kind, deal_id, target, expected, actual, details):
             return

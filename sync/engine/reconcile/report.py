@@ -9,7 +9,11 @@ from typing import Any
 
 from sync import money
 from sync.canonical import Discrepancy, DiscrepancyKind
+from sync.ledger.discrepancies import ACK
 from sync.ledger.models import Discrepancy as DiscrepancyRow
+
+HIDDEN = frozenset({"raw", "fields", "revision", "invoiced_revision"})
+"""Details kept for the machine (closing checks, JSON), not repeated in the detail text."""
 
 Key = tuple[str, str | None, str | None]
 """A discrepancy's identity: (kind, deal, target)."""
@@ -19,7 +23,7 @@ Key = tuple[str, str | None, str | None]
 class Fixed:
     """Something reconciliation changed or queued."""
 
-    action: str  # ledger_corrected | writeback_queued | payments_applied
+    action: str  # ledger_corrected | money_recorded | writeback_queued | invoice_queued
     deal_id: str | None
     target: str | None
     detail: str
@@ -33,43 +37,14 @@ class Fixed:
         }
 
 
-@dataclass(frozen=True)
-class PaymentGap:
-    """The target shows more paid or credited on an invoice than the ledger recorded."""
-
-    target: str
-    invoice: str
-    deal_id: str | None
-    currency: str
-    ledger_settled: Decimal
-    target_settled: Decimal
-    fixed: bool
-    detail: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "invoice": self.invoice,
-            "deal_id": self.deal_id,
-            "currency": self.currency,
-            "ledger_settled": show(self.ledger_settled, self.currency),
-            "target_settled": show(self.target_settled, self.currency),
-            "fixed": self.fixed,
-            "detail": self.detail,
-        }
-
-
 @dataclass
 class ReconcileReport:
-    """What one pass found and did. Payment gaps are listed here rather than recorded:
-    DiscrepancyKind has no kind for "the ledger missed a payment" (yet), and the gap is
-    measured afresh on every pass anyway."""
+    """What one pass found and did."""
 
     open: list[Discrepancy] = field(default_factory=list)
     recorded: int = 0
     resolved: list[Key] = field(default_factory=list)
     fixed: list[Fixed] = field(default_factory=list)
-    payment_gaps: list[PaymentGap] = field(default_factory=list)
     errors: dict[str, list[str]] = field(default_factory=dict)
     """Per system: what could not be checked (its discrepancies stay as they were)."""
     skipped: list[str] = field(default_factory=list)
@@ -81,17 +56,21 @@ class ReconcileReport:
         self.errors.setdefault(system, []).append(message)
 
     @property
+    def unacknowledged(self) -> list[Discrepancy]:
+        return [d for d in self.open if d.acknowledged_at is None]
+
+    @property
     def exit_code(self) -> int:
-        """1 while anything disagrees or could not be checked, else 0."""
-        unfixed = any(not gap.fixed for gap in self.payment_gaps)
-        return 1 if (self.open or unfixed or self.errors) else 0
+        """1 while a discrepancy no operator has acknowledged is open, or something
+        could not be checked, else 0. Acknowledged rows are still listed (and still
+        re-verified); an acknowledgement is dropped when the row's amounts change."""
+        return 1 if (self.unacknowledged or self.errors) else 0
 
     def as_json(self) -> dict[str, Any]:
         return {
             "open": [d.model_dump(mode="json") for d in self.open],
             "fixed": [f.as_json() for f in self.fixed],
             "errors": self.errors,
-            "payment_gaps": [g.as_json() for g in self.payment_gaps],
             "recorded": self.recorded,
             "resolved": [
                 {"kind": kind, "deal_id": deal, "target": target}
@@ -117,10 +96,12 @@ def canonical(row: DiscrepancyRow) -> Discrepancy:
     details = dict(row.details)
     invoice = details.get("invoice")
     note = details.pop("note", None)
+    ack = details.pop(ACK, None)
+    ack = ack if isinstance(ack, dict) else {}
     facts = ", ".join(
         f"{name} {value}"
         for name, value in details.items()
-        if value not in (None, "", []) and name != "raw"
+        if value not in (None, "", [], {}) and name not in HIDDEN
     )
     detail = "; ".join(part for part in (str(note or ""), facts) if part)
     return Discrepancy(
@@ -133,4 +114,8 @@ def canonical(row: DiscrepancyRow) -> Discrepancy:
         detail=detail,
         detected_at=row.detected_at,
         resolved_at=row.resolved_at,
+        id=row.id or None,
+        acknowledged_at=ack.get("at"),
+        acknowledged_by=ack.get("by"),
+        acknowledged_note=ack.get("note"),
     )

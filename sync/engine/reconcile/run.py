@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from sync.engine.failures import FailureRecorder
-from sync.engine.payments import PaymentStage
 from sync.engine.reconcile.closing import close_recorded_by_stages
-from sync.engine.reconcile.deals import unbilled_in_ledger, won_deals
+from sync.engine.reconcile.deals import lost_after_invoice, unbilled_in_ledger, won_deals
 from sync.engine.reconcile.recorder import DEFAULT_LIMIT, Reconciler, log
 from sync.engine.reconcile.report import ReconcileReport
 from sync.engine.reconcile.targets import TargetPass
@@ -28,8 +26,9 @@ def run_pass(rec: Reconciler) -> ReconcileReport:
     close_recorded_by_stages(rec)
     unbilled_in_ledger(rec)
     for target, connector in rec.targets.items():
-        TargetPass(rec, target, connector).run()
+        TargetPass(rec, target, connector, rec.feeds.get(target)).run()
     won_deals(rec)
+    lost_after_invoice(rec)
     check_writebacks(rec)
     rec.collect_open()
     log.info(
@@ -60,15 +59,6 @@ def reconcile(
 
     ledger = engine.ledger
     summary = summary or RunSummary(f"reconcile-{uuid.uuid4()}")
-    failures = FailureRecorder(
-        ledger,
-        engine.policy,
-        mapping_hash=engine.mapping.digest,
-        run_id=summary.run_id,
-        holder=engine.holder,
-        now=engine.now,
-    )
-    payment_stage = PaymentStage(ledger, engine.feeds, failures, summary, engine.holder, engine.now)
 
     def heartbeat() -> None:
         ledger.renew_lease(RUN_LEASE, engine.holder, LEASE_TTL)
@@ -82,7 +72,6 @@ def reconcile(
             now=engine.now,
             fix=fix,
             summary=summary,
-            apply_payment=payment_stage.apply,
             deals_cursor=ledger.get_cursor(DEALS_CURSOR),
             limit=limit,
             heartbeat=heartbeat,

@@ -2,12 +2,20 @@
 per pass, plus every invoice with an open discrepancy) and check each: gone
 (``invoice_missing_in_target``), voided behind our back (``invoice_voided_out_of_band``),
 total edited (``invoice_total_mismatch``), more than one live invoice for the deal
-(``duplicate_invoice_for_deal``), and payment gaps (see payments.py).
+(``duplicate_invoice_for_deal``), and the invoice's money against the ledger's (see
+money.py).
 
 The target is the truth about what exists: a void or deletion found out of band and an
 edited total are written into the ledger (status, total) and the deal's write-back is
 queued, so balances, AR and Salesforce are right while the discrepancy stays open for a
-person to look at. An invoice that could not be read this pass keeps its rows open.
+person to look at. When the target's money was read too, the correction records that
+read (`Ledger.record_invoice_money`), so the ledger's money status follows. An invoice
+that could not be read this pass keeps its rows open.
+
+Totals are compared like with like: the intended total is pre-tax (the draft's lines),
+so it is compared with the target's net; the ledger's total as the target returned it
+at creation is gross, so it is compared with the target's gross. A taxed invoice is
+never a mismatch for its tax.
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
-from sync.canonical import DiscrepancyKind, InvoiceRef, InvoiceStatus
-from sync.engine.reconcile.payments import check_settled
-from sync.engine.reconcile.readback import candidates, outcomes
+from connectors.base import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
+from sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef, InvoiceStatus
+from sync.engine.money_sync import deal_state_for
+from sync.engine.reconcile.money import check_money, state_of
+from sync.engine.reconcile.readback import MoneyOutcome, candidates, outcomes
 from sync.engine.reconcile.recorder import ACTOR, CHUNK
 from sync.engine.reconcile.report import show
 from sync.ledger.models import InvoiceRecord
@@ -43,11 +52,18 @@ class _Stop(Exception):
 class TargetPass:
     """Ledger ↔ one target: read back our invoices and check each against the ledger."""
 
-    def __init__(self, rec: Reconciler, target: str, connector: InvoiceTarget) -> None:
+    def __init__(
+        self,
+        rec: Reconciler,
+        target: str,
+        connector: InvoiceTarget,
+        feed: PaymentFeed | None = None,
+    ) -> None:
         self.rec = rec
         self.ledger = rec.ledger
         self.target = target
         self.connector = connector
+        self.feed = feed
         self.missing: list[InvoiceRecord] = []
         self.read = 0
 
@@ -60,11 +76,15 @@ class TargetPass:
             )
             return
         invoices = candidates(self.rec, self.target)
+        if self.feed is None:
+            report.skipped.append(
+                f"{self.target}: no payment feed, so invoice money was not compared"
+            )
         try:
-            for index, (invoice, outcome) in enumerate(
-                outcomes(self.connector, self.target, invoices), start=1
+            for index, (invoice, outcome, money) in enumerate(
+                outcomes(self.connector, self.feed, self.target, invoices), start=1
             ):
-                self._check(invoice, outcome)
+                self._check(invoice, outcome, money)
                 if index % CHUNK == 0:
                     self.rec.heartbeat()
         except _Stop:
@@ -74,7 +94,9 @@ class TargetPass:
 
     # --- checks ------------------------------------------------------------------
 
-    def _check(self, invoice: InvoiceRecord, outcome: InvoiceRef | ConnectorError) -> None:
+    def _check(
+        self, invoice: InvoiceRecord, outcome: InvoiceRef | ConnectorError, money: MoneyOutcome
+    ) -> None:
         if isinstance(outcome, ConnectorError):
             if outcome.error_class == ErrorClass.NOT_FOUND:
                 self.read += 1
@@ -88,19 +110,27 @@ class TargetPass:
             return
         deal_id = invoice.deal_id
         assert deal_id is not None  # the scan reads only invoices that name a deal
-        invoice = self._present(invoice, outcome, deal_id)
+        read = money if isinstance(money, InvoiceMoney) else None
+        if isinstance(money, ConnectorError):
+            self._failed(f"money of invoice {invoice.external_id} (deal {deal_id})", money)
+        invoice = self._present(invoice, outcome, deal_id, read)
         if outcome.status == InvoiceStatus.VOID:
-            self._voided(invoice, deal_id)
+            invoice = self._voided(invoice, deal_id, read)
         else:
-            invoice = self._total(invoice, outcome, deal_id)
-            check_settled(self.rec, self.target, invoice, outcome, deal_id)
+            invoice = self._total(invoice, outcome, deal_id, read)
+        if read is not None:
+            check_money(self.rec, self.target, invoice, read, deal_id)
+        if invoice.status not in GONE:
+            self.rec.read_deals[deal_id] = (self.target, invoice.external_id)
         duplicate = DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL
         if outcome.status != InvoiceStatus.VOID or self.rec.open_row(
             duplicate, deal_id, self.target
         ):
             self._duplicates(deal_id)
 
-    def _present(self, invoice: InvoiceRecord, ref: InvoiceRef, deal_id: str) -> InvoiceRecord:
+    def _present(
+        self, invoice: InvoiceRecord, ref: InvoiceRef, deal_id: str, read: InvoiceMoney | None
+    ) -> InvoiceRecord:
         """The invoice exists: undo what an earlier pass (or a misread event) concluded."""
         missing = DiscrepancyKind.INVOICE_MISSING_IN_TARGET
         voided = DiscrepancyKind.INVOICE_VOIDED_OUT_OF_BAND
@@ -112,14 +142,18 @@ class TargetPass:
             return invoice
         # The ledger says void or deleted, the target says it is live: the target is the
         # truth about what exists (e.g. a QBO payment void that was read as an invoice void).
-        return self._correct(invoice, ref.status.value, invoice.total, deal_id, restore=True)
+        return self._correct(
+            invoice, ref.status.value, invoice.total, deal_id, read=read, restore=True
+        )
 
-    def _voided(self, invoice: InvoiceRecord, deal_id: str) -> None:
+    def _voided(
+        self, invoice: InvoiceRecord, deal_id: str, read: InvoiceMoney | None
+    ) -> InvoiceRecord:
         kind = DiscrepancyKind.INVOICE_VOIDED_OUT_OF_BAND
         mismatch = DiscrepancyKind.INVOICE_TOTAL_MISMATCH
         self.rec.resolve(mismatch, deal_id, self.target, "the invoice is void")
         if invoice.status == InvoiceStatus.VOID.value:
-            return  # learned through a payment event, or recorded by an earlier pass
+            return invoice  # learned through a payment event, or recorded by an earlier pass
         self.rec.record(
             kind,
             deal_id,
@@ -135,7 +169,7 @@ class TargetPass:
                 "deal now show it void",
             },
         )
-        self._correct(invoice, InvoiceStatus.VOID.value, invoice.total, deal_id)
+        return self._correct(invoice, InvoiceStatus.VOID.value, invoice.total, deal_id, read=read)
 
     def _missing(self) -> None:
         if not self.missing:
@@ -172,29 +206,45 @@ class TargetPass:
             if invoice.status != InvoiceStatus.DELETED.value:
                 self._correct(invoice, InvoiceStatus.DELETED.value, invoice.total, deal_id)
 
-    def _total(self, invoice: InvoiceRecord, ref: InvoiceRef, deal_id: str) -> InvoiceRecord:
+    def _total(
+        self, invoice: InvoiceRecord, ref: InvoiceRef, deal_id: str, read: InvoiceMoney | None
+    ) -> InvoiceRecord:
+        """Like with like: an intended (pre-tax) total against the target's net, the
+        ledger's gross total from creation against the target's gross."""
         kind = DiscrepancyKind.INVOICE_TOTAL_MISMATCH
+        currency = invoice.currency
         opened = self.rec.open_row(kind, deal_id, self.target)
-        # The intended total: the draft's when the invoice stage recorded the mismatch,
-        # else what the target showed when we created the invoice (the ledger's).
-        intended = _decimal(opened.expected) if opened is not None else invoice.total
-        if intended is not None and ref.total == intended:
+        if opened is not None:
+            # Recorded with the draft's (pre-tax) total as expected.
+            intended, pretax = _amount(opened.expected), True
+        elif invoice.net is not None:
+            intended, pretax = invoice.net, True
+        else:
+            intended, pretax = invoice.total, False
+        # Without a money read, the InvoiceRef's total (gross) is all there is.
+        now = ref.total if read is None else (read.net if pretax else read.total)
+        if intended is not None and now == intended:
             self.rec.resolve(kind, deal_id, self.target, "the total is as intended again")
-        elif opened is None:
+        elif opened is None and intended is not None:
+            basis = "before tax" if pretax else "including tax"
             self.rec.record(
                 kind,
                 deal_id,
                 self.target,
-                expected=show(invoice.total, invoice.currency),
-                actual=show(ref.total, invoice.currency),
+                expected=f"{show(intended, currency)} {currency}",
+                actual=f"{show(now, currency)} {currency}",
                 details={
                     "invoice": invoice.external_id,
-                    "currency": invoice.currency,
+                    "currency": currency,
+                    "compared": basis,
                     "note": "the total was changed in the target after billsync created it",
                 },
             )
-        if ref.total != invoice.total:
-            return self._correct(invoice, invoice.status, ref.total, deal_id)
+        target_total = read.total if read is not None else ref.total
+        net_moved = read is not None and invoice.net is not None and read.net != invoice.net
+        if target_total != invoice.total or net_moved:
+            status = read.status.value if read is not None else invoice.status
+            return self._correct(invoice, status, target_total, deal_id, read=read)
         return invoice
 
     def _duplicates(self, deal_id: str) -> None:
@@ -226,20 +276,26 @@ class TargetPass:
         total: Decimal,
         deal_id: str,
         *,
+        read: InvoiceMoney | None = None,
         restore: bool = False,
     ) -> InvoiceRecord:
-        """Make the ledger show what the target shows, and queue the deal's write-back."""
-        updated = self.ledger.upsert_invoice(
-            target=self.target,
-            external_id=invoice.external_id,
-            currency=invoice.currency,
-            total=total,
-            status=status,
-        )
-        if status in GONE:
-            self.ledger.set_deal_state(deal_id, self.target, "voided")
-        elif restore:
-            self.ledger.set_deal_state(deal_id, self.target, _deal_state(updated))
+        """Make the ledger show what the target shows, and queue the deal's write-back.
+        With the target's money read, that read is what is recorded."""
+        if read is not None and read.status.value == status:
+            updated = self.ledger.record_invoice_money(read).after
+            self.ledger.set_deal_state(deal_id, self.target, deal_state_for(state_of(read).status))
+        else:
+            updated = self.ledger.upsert_invoice(
+                target=self.target,
+                external_id=invoice.external_id,
+                currency=invoice.currency,
+                total=total,
+                status=status,
+            )
+            if status in GONE:
+                self.ledger.set_deal_state(deal_id, self.target, "voided")
+            elif restore:
+                self.ledger.set_deal_state(deal_id, self.target, _deal_state(updated))
         changes = {
             "status": [invoice.status, status],
             "total": [show(invoice.total, invoice.currency), show(total, invoice.currency)],
@@ -277,11 +333,12 @@ class TargetPass:
             raise _Stop(self.target)
 
 
-def _decimal(value: str | None) -> Decimal | None:
-    if value is None:
+def _amount(value: str | None) -> Decimal | None:
+    """The amount in a shown value: "100.00 USD" (or "100.00", as older rows hold it)."""
+    if not value:
         return None
     try:
-        return Decimal(value)
+        return Decimal(value.split()[0])
     except InvalidOperation:
         return None
 
