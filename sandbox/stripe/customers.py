@@ -46,9 +46,16 @@ def _apply(customer: Obj, params: Params) -> None:
     for key in (*_NOT_EMULATED, "default_source"):
         if params.has(key):
             raise errors.not_emulated(key, "payment sources, cash balances, tax ids or test clocks")
-    for key in ("business_name", "description", "individual_name", "name", "phone"):
+    for key in ("description", "name", "phone"):
         if key in params:
             customer[key] = params.str(key)
+    for key in ("business_name", "individual_name"):  # optional fields: absent when unset
+        if key in params:
+            value = params.str(key)
+            if value:
+                customer[key] = value
+            else:
+                customer.pop(key, None)
     if "email" in params:
         customer["email"] = params.str("email", max_length=512)
     if "address" in params:

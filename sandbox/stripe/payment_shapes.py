@@ -39,6 +39,7 @@ def payment_intent(created: int, amount: int, currency: str, customer_id: str) -
     return {
         "id": intent_id,
         "object": "payment_intent",
+        "allowed_payment_method_types": None,
         "amount": amount,
         "amount_capturable": 0,
         "amount_details": {"tip": {}},
@@ -68,6 +69,7 @@ def payment_intent(created: int, amount: int, currency: str, customer_id: str) -
         "payment_method_configuration_details": None,
         "payment_method_options": {},
         "payment_method_types": ["card"],
+        "payment_record": None,
         "processing": None,
         "receipt_email": None,
         "review": None,
@@ -86,6 +88,7 @@ def _card() -> Obj:
     return {
         "card": {
             "amount_authorized": None,
+            "authorization_code": None,
             "brand": "visa",
             "checks": {
                 "address_line1_check": None,
@@ -93,13 +96,19 @@ def _card() -> Obj:
                 "cvc_check": "pass",
             },
             "country": "US",
+            "electronic_commerce_indicator": None,
             "exp_month": 12,
             "exp_year": 2034,
             "fingerprint": "sbxFingerprint42",
             "funding": "credit",
+            "installments": None,
             "last4": "4242",
+            "mandate": None,
             "network": "visa",
+            "network_transaction_id": None,
+            "regulated_status": "unregulated",
             "three_d_secure": None,
+            "transaction_link_id": None,
             "wallet": None,
         },
         "type": "card",
@@ -190,8 +199,7 @@ def refund(created: int, charge_obj: Obj, amount: int, reason: str | None) -> Ob
         "customer": charge_obj["customer"],
         "customer_account": None,
         "destination_details": {
-            "card": {
-                "reference": None,
+            "card": {  # `reference` is absent until the acquirer assigns one
                 "reference_status": "pending",
                 "reference_type": "acquirer_reference_number",
                 "type": "refund",
@@ -240,13 +248,20 @@ def dispute(created: int, charge_obj: Obj, amount: int, reason: str) -> Obj:
             "has_evidence": False,
             "past_due": False,
             "submission_count": 0,
+            "submission_method": "not_submitted",
         },
+        "intended_submission_method": None,
         "is_charge_refundable": False,
         "livemode": False,
         "metadata": {},
         "payment_intent": charge_obj["payment_intent"],
         "payment_method_details": {
-            "card": {"brand": "visa", "case_type": "chargeback", "network_reason_code": "10.4"},
+            "card": {
+                "brand": "visa",
+                "case_type": "chargeback",
+                "network": "visa",
+                "network_reason_code": "10.4",
+            },
             "type": "card",
         },
         "reason": reason,
@@ -300,14 +315,13 @@ def credit_note(created: int, inv: Obj, number: str, base_url: str) -> Obj:
 
 
 def credit_note_line(amount: int, description: str | None, line_type: str, **extra: Any) -> Obj:
-    return {
+    line: Obj = {
         "id": new_id("cnli_"),
         "object": "credit_note_line_item",
         "amount": amount,
         "description": description,
         "discount_amount": 0,
         "discount_amounts": [],
-        "invoice_line_item": extra.get("invoice_line_item"),
         "livemode": False,
         "metadata": extra.get("metadata") or {},
         "pretax_credit_amounts": [],
@@ -318,3 +332,6 @@ def credit_note_line(amount: int, description: str | None, line_type: str, **ext
         "unit_amount": extra.get("unit_amount"),
         "unit_amount_decimal": extra.get("unit_amount_decimal"),
     }
+    if extra.get("invoice_line_item"):  # optional: only lines crediting an invoice line
+        line["invoice_line_item"] = extra["invoice_line_item"]
+    return line

@@ -26,7 +26,6 @@ def customer(customer_id: str, created: int) -> Obj:
         "object": "customer",
         "address": None,
         "balance": 0,
-        "business_name": None,
         "created": created,
         "currency": None,
         "customer_account": None,
@@ -35,7 +34,6 @@ def customer(customer_id: str, created: int) -> Obj:
         "description": None,
         "discount": None,
         "email": None,
-        "individual_name": None,
         "invoice_prefix": secrets.token_hex(4).upper(),
         "invoice_settings": {
             "custom_fields": None,
@@ -72,6 +70,7 @@ def product(product_id: str, created: int, name: str) -> Obj:
         "shippable": None,
         "statement_descriptor": None,
         "tax_code": None,
+        "tax_details": None,
         "type": "service",
         "unit_label": None,
         "updated": created,
@@ -142,14 +141,11 @@ def discount(created: int, coupon_id: str, customer_id: str, invoice_item: str |
 
 
 def pricing(price_obj: Obj | None, unit_amount_decimal: str) -> Obj:
-    details = None
+    """`price_details` is optional, not nullable: absent for items without a price."""
+    out: Obj = {"type": "price_details", "unit_amount_decimal": unit_amount_decimal}
     if price_obj is not None:
-        details = {"price": price_obj["id"], "product": price_obj["product"]}
-    return {
-        "type": "price_details",
-        "price_details": details,
-        "unit_amount_decimal": unit_amount_decimal,
-    }
+        out["price_details"] = {"price": price_obj["id"], "product": price_obj["product"]}
+    return out
 
 
 def invoice_item(item_id: str, created: int, customer_id: str, currency: str) -> Obj:
