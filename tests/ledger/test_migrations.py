@@ -77,3 +77,59 @@ def test_concurrent_upgrades_from_empty_both_succeed(ledger_url):
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_a_0005_ledger_with_money_upgrades_and_keeps_working(engine):
+    """A ledger written by the previous release (payments as accumulated events, no
+    derived columns) upgrades in place; its invoices show their stored figures until
+    their next read from the target, and the legacy rows are read as facts."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from alembic import command
+
+    from sync.canonical import InvoiceMoney, MoneyFact
+    from sync.engine.writeback import deal_writeback
+    from sync.ledger import Ledger
+    from sync.ledger.migrate import alembic_config
+
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0005")
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO invoices (target, external_id, deal_id, currency, total, "
+                "amount_paid, balance, status, created_at, updated_at) VALUES "
+                "('quickbooks', '145', 'deal-1', 'USD', '100', '40', '60', 'open', :t, :t)"
+            ),
+            {"t": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO payments (provider, provider_payment_id, invoice_target, "
+                "invoice_external_id, kind, amount, currency, occurred_at, recorded_at) "
+                "VALUES ('quickbooks', 'P1:invoice:145', 'quickbooks', '145', 'payment', "
+                "'40', 'USD', :t, :t)"
+            ),
+            {"t": now},
+        )
+    upgrade_to_head(engine)
+    ledger = Ledger(engine)
+    stored = ledger.get_invoice("quickbooks", "145")
+    assert stored is not None and stored.money_status is None and stored.balance == 60
+    facts = ledger.invoice_facts("quickbooks", "145")
+    assert [f.fact_id for f in facts] == ["P1:invoice:145"]
+    assert deal_writeback("deal-1", stored, facts).billing_status == "Partially Paid"
+    fresh = InvoiceMoney(
+        target="quickbooks", external_id="145", currency="USD", status="paid",
+        net=Decimal(100), tax=Decimal(0), total=Decimal(100),
+        facts=tuple(
+            MoneyFact(fact_id=f"P{n}:invoice:145", kind="payment", amount=Decimal(paid),
+                      occurred_at=now)
+            for n, paid in ((1, 40), (2, 60))
+        ),
+    )  # fmt: skip
+    after = ledger.record_invoice_money(fresh).after
+    assert after.money_status == "paid" and after.balance == 0
+    assert len(ledger.payments_for_invoice("quickbooks", "145")) == 2

@@ -64,7 +64,9 @@ def test_a_fact_the_target_dropped_is_tombstoned_and_can_come_back(ledger):
     rows = {r.provider_payment_id: r for r in ledger.payments_for_invoice("stripe", "in_1")}
     assert rows["p1:invoice:in_1"].voided_at is not None
     assert ledger.invoices_with_fact("stripe", "p1") == ["in_1"]  # where it used to apply
-    back = ledger.record_invoice_money(read("100.00", fact("p1:invoice:in_1", "60"), fact("p2", "5")))
+    back = ledger.record_invoice_money(
+        read("100.00", fact("p1:invoice:in_1", "60"), fact("p2", "5"))
+    )
     assert back.after.amount_paid == Decimal("65")
 
 

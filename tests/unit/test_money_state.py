@@ -130,7 +130,10 @@ def test_taxed_total_and_zero_decimal_currencies() -> None:
         facts=[fact(K.PAYMENT, "5000")],
     )
     assert (state.net, state.tax, state.total, state.balance_due) == (
-        D(10000), D(1000), D(11000), D(6000)
+        D(10000),
+        D(1000),
+        D(11000),
+        D(6000),
     )
     kwd = derive(
         currency="KWD",
