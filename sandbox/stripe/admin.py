@@ -1,8 +1,9 @@
 """Admin routes (`/_sandbox/stripe/...`): things that happen at Stripe, not through the API.
 
 A customer paying (in part or in full), a card declining, a refund issued from the
-Dashboard, a dispute opened and closed by the bank, a customer or invoice removed out
-of band. Each changes state and emits the signed events Stripe would send; their
+Dashboard or failing at the bank, a dispute (or inquiry) opened, escalated and closed by
+the bank, an invoice marked uncollectible or voided from the Dashboard, a customer
+removed out of band. Each changes state and emits the signed events Stripe would send; their
 `request` is `{"id": null, "idempotency_key": null}`, as for Dashboard actions.
 Bodies are JSON; amounts are integers in minor units.
 """
@@ -86,14 +87,32 @@ def routes(state: State) -> list[BaseRoute]:
         made = payments.refund(state, charge, _amount(body), reason, {}, OUT_OF_BAND)
         return {"refund": made, "charge": store.charges.by_id[made["charge"]]}
 
+    def fail_refund(body: dict[str, Any], path: dict[str, str]) -> Obj:
+        made = store.refunds.require(path["id"])
+        reason = str(body.get("failure_reason", "expired_or_canceled_card"))
+        failed = payments.fail_refund(state, made, reason, OUT_OF_BAND)
+        return {"refund": failed, "charge": store.charges.by_id[failed["charge"]]}
+
     def dispute(body: dict[str, Any], path: dict[str, str]) -> Obj:
         charge = payments.latest_paid_charge(state, invoice(path))
         reason = str(body.get("reason", "general"))
-        return payments.open_dispute(state, charge, _amount(body), reason, OUT_OF_BAND)
+        inquiry = body.get("inquiry", False)
+        if not isinstance(inquiry, bool):
+            raise StripeError("inquiry must be true or false")
+        return payments.open_dispute(
+            state, charge, _amount(body), reason, OUT_OF_BAND, inquiry=inquiry
+        )
+
+    def update_dispute(body: dict[str, Any], path: dict[str, str]) -> Obj:
+        found = store.disputes.require(path["id"])
+        return payments.update_dispute(state, found, str(body.get("status", "")), OUT_OF_BAND)
 
     def close(body: dict[str, Any], path: dict[str, str]) -> Obj:
         found = store.disputes.require(path["id"])
         return payments.close_dispute(state, found, str(body.get("status", "")), OUT_OF_BAND)
+
+    def uncollectible(body: dict[str, Any], path: dict[str, str]) -> Obj:
+        return view(store, lifecycle.mark_uncollectible(state, invoice(path), OUT_OF_BAND))
 
     def delete_customer(body: dict[str, Any], path: dict[str, str]) -> Obj:
         return customers.delete(state, store.customers.require(path["id"]), OUT_OF_BAND)
@@ -107,6 +126,9 @@ def routes(state: State) -> list[BaseRoute]:
         Route("/invoices/{id}/refund", _endpoint(refund), methods=["POST"]),
         Route("/invoices/{id}/dispute", _endpoint(dispute), methods=["POST"]),
         Route("/invoices/{id}/void", _endpoint(void), methods=["POST"]),
+        Route("/invoices/{id}/mark_uncollectible", _endpoint(uncollectible), methods=["POST"]),
+        Route("/refunds/{id}/fail", _endpoint(fail_refund), methods=["POST"]),
+        Route("/disputes/{id}/update", _endpoint(update_dispute), methods=["POST"]),
         Route("/disputes/{id}/close", _endpoint(close), methods=["POST"]),
         Route("/customers/{id}/delete", _endpoint(delete_customer), methods=["POST"]),
     ]

@@ -4,7 +4,9 @@ A line's amount is `unit_amount_decimal × quantity` rounded to a whole minor un
 explicit `amount` is taken as is); discounts come off per line; the invoice's
 `subtotal` is the sum of line amounts, `total` subtracts the discounts, `amount_due`
 subtracts customer credit applied at finalization and pre-payment credit notes, and
-`amount_remaining` what has been paid. Everything is int or Decimal.
+`amount_remaining` what has been paid. Taxes (`tax`) are computed per line after
+discounts: exclusive tax is added to `total`, inclusive tax is part of it, and
+`total_excluding_tax` leaves both out. Everything is int or Decimal.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sandbox.stripe import errors, shapes
+from sandbox.stripe import errors, shapes, tax
 from sandbox.stripe.catalog import create_price
 from sandbox.stripe.errors import StripeError
 from sandbox.stripe.money import check_amount, line_amount, percent_of, round_minor
@@ -23,7 +25,6 @@ from sandbox.stripe.store import Obj, Origin, StripeStore
 from sandbox.stripe.wire import decimal_text, new_id
 
 MAX_LINES = 250  # Stripe: at most 250 invoice items per invoice
-_TAX = ("tax_amounts", "tax_rates")
 
 
 def _quantity(params: Params) -> Decimal:
@@ -112,9 +113,14 @@ def _inline_unit(state: State, data: Params) -> tuple[str, Decimal]:
 
 def build_item(state: State, params: Params, customer: Obj, inv: Obj | None) -> PendingItem:
     """Validate an invoice item from `POST /v1/invoiceitems` or one `add_lines` entry."""
-    for key in _TAX:
-        if params.has(key):
-            raise errors.not_emulated(params.name(key), "tax rates and tax amounts")
+    if params.has("tax_amounts"):
+        raise errors.not_emulated(params.name("tax_amounts"), "manual tax amounts")
+    item_rates = tax.rates(state.store, params, "tax_rates") if params.has("tax_rates") else []
+    if item_rates and inv is not None and inv["automatic_tax"]["enabled"]:
+        raise errors.invalid(
+            params.name("tax_rates"),
+            "You cannot set tax rates on an invoice item of an invoice with automatic tax enabled.",
+        )
     for key in ("subscription", "customer_account"):
         if params.has(key):
             raise errors.not_emulated(params.name(key), "subscriptions and customer accounts")
@@ -176,6 +182,7 @@ def build_item(state: State, params: Params, customer: Obj, inv: Obj | None) -> 
     product = state.store.products.get(price["product"]) if price else None
     item["description"] = params.str("description") or (product["name"] if product else None)
     item["discountable"] = params.bool("discountable", amount >= 0)
+    item["tax_rates"] = item_rates
     item["metadata"] = merge_metadata({}, params.metadata())
     period = params.sub("period")
     if period is not None:
@@ -266,10 +273,24 @@ def _line_discounts(store: StripeStore, line: Obj) -> list[Obj]:
     return out
 
 
+def _tax_plan(store: StripeStore, inv: Obj) -> list[Obj] | None:
+    """The rates automatic tax applies to every line (None: rates come from the lines
+    and the invoice's defaults). Sets `automatic_tax.status`."""
+    auto = inv["automatic_tax"]
+    if not auto["enabled"]:
+        return None
+    where = tax.location(store, inv)
+    auto["status"] = "requires_location_inputs" if where is None else "complete"
+    found = tax.automatic_rate(store, *where) if where is not None else None
+    return [found] if found is not None else []
+
+
 def recompute(store: StripeStore, inv: Obj) -> None:
     """Totals of a draft invoice (finalized invoices' amounts are frozen)."""
-    subtotal = 0
+    subtotal = exclusive = inclusive = 0
     by_discount: dict[str, int] = defaultdict(int)
+    automatic = _tax_plan(store, inv)
+    all_taxes: list[list[Obj]] = []
     for line in store.lines.get(inv["id"], []):
         amounts = _line_discounts(store, line)
         line["discount_amounts"] = amounts
@@ -283,14 +304,28 @@ def recompute(store: StripeStore, inv: Obj) -> None:
             for a in amounts
         ]
         item = store.invoiceitems.by_id.get(line["parent"]["invoice_item_details"]["invoice_item"])
+        net = line["amount"] - sum(a["amount"] for a in amounts)
         if item is not None:
-            item["net_amount"] = line["amount"] - sum(a["amount"] for a in amounts)
+            item["net_amount"] = net
+        applied = automatic
+        if applied is None:
+            applied = (item or {}).get("tax_rates") or inv["default_tax_rates"]
+        line["taxes"] = tax.line_taxes(net, applied)
+        all_taxes.append(line["taxes"])
+        for entry in line["taxes"]:
+            if entry["tax_behavior"] == "inclusive":
+                inclusive += entry["amount"]
+            else:
+                exclusive += entry["amount"]
         subtotal += line["amount"]
         for entry in amounts:
             by_discount[entry["discount"]] += entry["amount"]
     discounts = sum(by_discount.values())
-    inv["subtotal"] = inv["subtotal_excluding_tax"] = subtotal
-    inv["total"] = inv["total_excluding_tax"] = subtotal - discounts
+    inv["subtotal"] = subtotal
+    inv["subtotal_excluding_tax"] = subtotal - inclusive
+    inv["total"] = subtotal - discounts + exclusive
+    inv["total_excluding_tax"] = subtotal - discounts - inclusive
+    inv["total_taxes"] = tax.totals(all_taxes)
     inv["total_discount_amounts"] = [{"amount": v, "discount": k} for k, v in by_discount.items()]
     inv["total_pretax_credit_amounts"] = [
         {"amount": v, "credit_balance_transaction": None, "discount": k, "type": "discount"}

@@ -10,14 +10,14 @@ import copy
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors, shapes
+from sandbox.stripe import errors, shapes, tax
 from sandbox.stripe.api import Api, Call
 from sandbox.stripe.billing import MAX_LINES, PendingItem, attach, build_item, commit, recompute
 from sandbox.stripe.customers import custom_fields, search_result
 from sandbox.stripe.listing import PAGING, list_object, page
 from sandbox.stripe.params import Params, in_range, merge_metadata
 from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin
+from sandbox.stripe.store import Obj, Origin, StripeStore
 from sandbox.stripe.views import invoice as view
 from sandbox.stripe.wire import new_id
 
@@ -38,18 +38,19 @@ _EDITABLE = (
 )
 _NOT_EMULATED = (
     "account_tax_ids", "application_fee_amount", "automatically_finalizes_at", "customer_account",
-    "default_payment_method", "default_source", "default_tax_rates", "discounts", "from_invoice",
+    "default_payment_method", "default_source", "discounts", "from_invoice",
     "issuer", "on_behalf_of", "shipping_cost", "shipping_details", "subscription", "transfer_data",
 )  # fmt: skip
 CREATE = (
     *_EDITABLE,
     *_NOT_EMULATED,
     "automatic_tax",
+    "default_tax_rates",
     "currency",
     "customer",
     "pending_invoice_items_behavior",
 )
-UPDATE = (*_EDITABLE, *_NOT_EMULATED, "automatic_tax")
+UPDATE = (*_EDITABLE, *_NOT_EMULATED, "automatic_tax", "default_tax_rates")
 # After finalization Stripe freezes money and collection_method; these stay editable.
 _EDITABLE_FINALIZED = frozenset(
     {
@@ -71,13 +72,42 @@ def _check_not_emulated(params: Params) -> None:
     for key in _NOT_EMULATED:
         if params.has(key):
             raise errors.not_emulated(
-                key, "taxes, invoice-level discounts, Connect, subscriptions or shipping"
+                key, "invoice-level discounts, Connect, subscriptions or shipping"
             )
-    tax = params.sub("automatic_tax")
-    if tax is not None:
-        tax.allow(("enabled", "liability"))
-        if tax.bool("enabled", False):
-            raise errors.not_emulated("automatic_tax[enabled]", "Stripe Tax")
+    auto = params.sub("automatic_tax")
+    if auto is not None:
+        auto.allow(("enabled", "liability"))
+        if auto.has("liability"):
+            raise errors.not_emulated("automatic_tax[liability]", "Connect tax liability")
+
+
+def _apply_tax(store: StripeStore, inv: Obj, params: Params) -> None:
+    """`default_tax_rates` and `automatic_tax[enabled]` (see `tax`): not both."""
+    if params.has("default_tax_rates"):
+        inv["default_tax_rates"] = tax.rates(store, params, "default_tax_rates")
+    auto = params.sub("automatic_tax")
+    if auto is not None and auto.has("enabled"):
+        enabled = auto.bool("enabled", False)
+        inv["automatic_tax"] = {
+            "disabled_reason": None,
+            "enabled": enabled,
+            "liability": {"type": "self"} if enabled else None,
+            "provider": "stripe" if enabled else None,
+            "status": None,
+        }
+    item_rates = any(
+        line["parent"]["invoice_item_details"]["invoice_item"] in store.invoiceitems.by_id
+        and store.invoiceitems.by_id[line["parent"]["invoice_item_details"]["invoice_item"]][
+            "tax_rates"
+        ]
+        for line in store.lines.get(inv["id"], [])
+    )
+    if inv["automatic_tax"]["enabled"] and (inv["default_tax_rates"] or item_rates):
+        raise errors.invalid(
+            "automatic_tax[enabled]",
+            "You cannot enable automatic tax on an invoice that has tax rates "
+            "(default_tax_rates or line tax_rates).",
+        )
 
 
 def _apply(inv: Obj, params: Params, now: int) -> None:
@@ -137,6 +167,7 @@ def create(state: State, params: Params, origin: Origin) -> Obj:
     currency = params.currency("currency") or customer["currency"] or "usd"
     inv = shapes.invoice(new_id("in_", 24), state.now(), customer, currency)
     _apply(inv, params, state.now())
+    _apply_tax(store, inv, params)
     behavior = params.enum("pending_invoice_items_behavior", ("exclude", "include"), "exclude")
     store.invoices.add(inv)
     if customer["currency"] is None:
@@ -168,7 +199,10 @@ def update(state: State, inv: Obj, params: Params, origin: Origin) -> Obj:
     before = view(state.store, inv)
     changed = copy.deepcopy(inv)
     _apply(changed, params, state.now())  # on a copy: a late validation error changes nothing
+    _apply_tax(state.store, changed, params)
     inv.update(changed)
+    if inv["status"] == "draft":
+        recompute(state.store, inv)
     after = view(state.store, inv)
     state.emit("invoice.updated", after, origin, before)
     return inv

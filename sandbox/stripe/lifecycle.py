@@ -43,6 +43,14 @@ def finalize(
     for field in ("address", "email", "name", "phone", "shipping", "tax_exempt"):
         inv[f"customer_{field}"] = customer[field]
     recompute(store, inv)
+    if inv["automatic_tax"]["enabled"] and inv["automatic_tax"]["status"] != "complete":
+        # Stripe Tax needs the customer's location; finalization fails without it.
+        raise errors.StripeError(
+            "The customer's location isn't recognized: set the customer's address "
+            "(country at least) before finalizing an invoice with automatic tax.",
+            code="customer_tax_location_invalid",
+            param="customer",
+        )
     apply_customer_credit(store, inv)
     assign_number(store, inv)
     now = state.now()

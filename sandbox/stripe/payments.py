@@ -216,7 +216,55 @@ def refund(
     return made
 
 
-def open_dispute(state: State, charge: Obj, amount: int | None, reason: str, origin: Origin) -> Obj:
+REFUND_FAILURE_REASONS = (
+    "charge_for_pending_refund_disputed", "declined", "expired_or_canceled_card",
+    "insufficient_funds", "lost_or_stolen_card", "merchant_request", "unknown",
+)  # fmt: skip
+
+
+def fail_refund(state: State, made: Obj, reason: str, origin: Origin) -> Obj:
+    """A refund the bank sent back: Stripe moves a refund from `succeeded` (or `pending`)
+    to `failed`, returns the money to the balance and sends `charge.refund.updated` (with
+    `refund.updated` and `refund.failed`). Source: docs.stripe.com/refunds#failed-refunds
+    ("refunds can fail ... after the refund's status was succeeded"); the charge's
+    `amount_refunded` no longer counts it [?: inferred from the balance being restored]."""
+    store = state.store
+    if made["status"] not in ("succeeded", "pending", "requires_action"):
+        raise errors.state(f"Refund {made['id']} is {made['status']} and cannot fail.")
+    if reason not in REFUND_FAILURE_REASONS:
+        raise errors.invalid(
+            "failure_reason", f"failure_reason must be one of {', '.join(REFUND_FAILURE_REASONS)}"
+        )
+    charge = store.charges.by_id[made["charge"]]
+    before_charge = copy.deepcopy(charge)
+    made["status"] = "failed"
+    made["failure_reason"] = reason
+    made["failure_balance_transaction"] = new_id("txn_")
+    charge["amount_refunded"] -= made["amount"]
+    charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"] > 0
+    state.emit("charge.refund.updated", made, origin)
+    state.emit("refund.updated", made, origin)
+    state.emit("refund.failed", made, origin)
+    state.emit("charge.updated", charge, origin, before_charge)
+    return made
+
+
+_INQUIRY = ("warning_needs_response", "warning_under_review", "warning_closed")
+
+
+def open_dispute(
+    state: State,
+    charge: Obj,
+    amount: int | None,
+    reason: str,
+    origin: Origin,
+    *,
+    inquiry: bool = False,
+) -> Obj:
+    """A dispute (chargeback) or, with ``inquiry``, an inquiry (``warning_needs_response``).
+    A chargeback withdraws the amount at once (`charge.dispute.funds_withdrawn`); an
+    inquiry withdraws nothing. Source: docs.stripe.com/disputes/how-disputes-work
+    (inquiries, "funds withdrawn" and "funds reinstated" events)."""
     if charge["status"] != "succeeded":
         raise errors.state(f"Charge {charge['id']} did not succeed and cannot be disputed.")
     if charge["disputed"]:
@@ -229,18 +277,56 @@ def open_dispute(state: State, charge: Obj, amount: int | None, reason: str, ori
             "amount", f"A dispute amount must be between 1 and {charge['amount']}."
         )
     dispute = payment_shapes.dispute(state.now(), charge, amount, reason)
+    if inquiry:
+        dispute["status"] = "warning_needs_response"
+        dispute["is_charge_refundable"] = True
     state.store.disputes.add(dispute)
     charge["disputed"] = True
     state.emit("charge.dispute.created", dispute, origin)
+    if not inquiry:
+        state.emit("charge.dispute.funds_withdrawn", dispute, origin)
+    return dispute
+
+
+def update_dispute(state: State, dispute: Obj, status: str, origin: Origin) -> Obj:
+    """Evidence submitted (``under_review``, ``warning_under_review``), or an inquiry
+    escalated to a chargeback (``needs_response``: funds are withdrawn then)."""
+    allowed = {
+        "warning_needs_response": ("warning_under_review", "needs_response"),
+        "warning_under_review": ("needs_response",),
+        "needs_response": ("under_review",),
+    }
+    if status not in allowed.get(dispute["status"], ()):
+        raise errors.state(
+            f"Dispute {dispute['id']} is {dispute['status']}; cannot become {status}."
+        )
+    before = copy.deepcopy(dispute)
+    escalated = dispute["status"] in _INQUIRY and status not in _INQUIRY
+    dispute["status"] = status
+    if escalated:
+        dispute["is_charge_refundable"] = False
+    state.emit("charge.dispute.updated", dispute, origin, before)
+    if escalated:
+        state.emit("charge.dispute.funds_withdrawn", dispute, origin)
     return dispute
 
 
 def close_dispute(state: State, dispute: Obj, status: str, origin: Origin) -> Obj:
-    if status not in ("won", "lost"):
-        raise errors.invalid("status", "A dispute closes as won or lost.")
-    if dispute["status"] in ("won", "lost"):
+    """A chargeback closes ``won`` (funds reinstated: `charge.dispute.funds_reinstated`)
+    or ``lost``; an inquiry closes ``warning_closed`` (nothing was withdrawn)."""
+    inquiry = dispute["status"] in _INQUIRY
+    if dispute["status"] in ("won", "lost", "warning_closed"):
         raise errors.state(f"Dispute {dispute['id']} is already closed ({dispute['status']}).")
+    if status not in (("warning_closed",) if inquiry else ("won", "lost")):
+        raise errors.invalid(
+            "status",
+            "An inquiry closes as warning_closed."
+            if inquiry
+            else "A dispute closes as won or lost.",
+        )
     before = copy.deepcopy(dispute)
     dispute["status"] = status
     state.emit("charge.dispute.closed", dispute, origin, before)
+    if status == "won":
+        state.emit("charge.dispute.funds_reinstated", dispute, origin)
     return dispute

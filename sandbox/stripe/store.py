@@ -90,6 +90,7 @@ class StripeStore:
         self.refunds = Collection("refund")
         self.disputes = Collection("dispute")
         self.credit_notes = Collection("credit note")
+        self.tax_rates = Collection("tax rate")
         self.discounts: dict[str, Obj] = {}
         self.deleted_customers: set[str] = set()
         self._index_init()
@@ -118,6 +119,7 @@ class StripeStore:
             "refunds": self.refunds,
             "disputes": self.disputes,
             "credit_notes": self.credit_notes,
+            "tax_rates": self.tax_rates,
         }
 
     def clear(self) -> None:

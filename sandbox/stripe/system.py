@@ -28,6 +28,7 @@ from sandbox.stripe import (
     invoices,
     lifecycle,
     payment_routes,
+    tax,
 )
 from sandbox.stripe.api import Api, RawJSON
 from sandbox.stripe.events import EventLog
@@ -92,6 +93,7 @@ class StripeSandbox:
             *lifecycle.routes(api, state),
             *payment_routes.routes(api, state),
             *credit_notes.routes(api, state),
+            *tax.routes(api, state),
             api.route("GET", "/v1/events", lambda call: _raw(state.events.list(call.params))),
             api.route(
                 "GET", "/v1/events/{id}", lambda call: _raw(state.events.retrieve(call.id()))
@@ -139,9 +141,11 @@ class StripeSandbox:
                 result[name] = [invoice_view(store, inv) for inv in collection.values()]
             else:
                 result[name] = collection.values()
-        # Coupons' percent_off is the one Decimal (a percentage, not money); the admin
-        # API renders with the standard encoder, so coupons go through JSON text first.
+        # Coupons' percent_off and tax rates' percentage are the Decimals (percentages, not
+        # money); the admin API renders with the standard encoder, so they go through JSON
+        # text first.
         result["coupons"] = json.loads(dumps(result["coupons"]))
+        result["tax_rates"] = json.loads(dumps(result["tax_rates"]))
         result["events"] = len(self.state.events.ids)
         return result
 

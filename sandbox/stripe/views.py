@@ -59,6 +59,7 @@ def resolve(store: StripeStore, object_id: str) -> Obj | None:
         "re_": store.refunds,
         "dp_": store.disputes,
         "cn_": store.credit_notes,
+        "txr_": store.tax_rates,
     }
     if prefix == "di_":
         return store.discounts.get(object_id)
