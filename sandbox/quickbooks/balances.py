@@ -109,13 +109,18 @@ def refresh_customer(w: Write, customer_id: str) -> None:
 
 
 def unlink_payments(w: Write, key: TxnKey) -> None:
-    """An invoice or credit memo was voided or deleted: the payments applied to it
-    keep their money as unapplied credit (their lines to it are dropped)."""
-    by_payment = w.realm.applied.pop(key, {})
+    """An invoice or credit memo was voided or deleted: the payments applied to it drop
+    their lines to it. Money paid to a gone invoice stays on the payment as unapplied
+    credit. Credit drawn from a gone credit memo is taken back from the invoices that
+    payment applied it to (from its first invoice line on, the order the credit was
+    allotted in), so their balances rise again — the payment cannot apply more than
+    its amount plus the credit it still holds."""
+    by_payment = dict(w.realm.applied.get(key, {}))
     for payment_id in by_payment:
         payment = w.realm.records["Payment"].get(payment_id)
         if payment is None:
             continue
+        before = applications(payment)
         payment["Line"] = [
             line
             for line in payment.get("Line") or []
@@ -124,6 +129,27 @@ def unlink_payments(w: Write, key: TxnKey) -> None:
                 for link in line.get("LinkedTxn") or []
             )
         ]
+        excess = -unapplied(payment)
+        if excess > 0:
+            payment["Line"] = _take_back(payment["Line"], excess)
         payment["UnappliedAmt"] = qbo_number(unapplied(payment))
         touch(w, payment, bump_sync_token=True)
+        moved = set_applications(w, payment_id, before, applications(payment))
+        refresh(w, moved - {key})
         w.realm.emit("Payment", payment_id, "Update", w.now)
+    w.realm.applied.pop(key, None)
+
+
+def _take_back(lines: list[Record], excess: Decimal) -> list[Record]:
+    kept: list[Record] = []
+    for line in lines:
+        links = line.get("LinkedTxn") or []
+        if excess > 0 and any(str(link.get("TxnType")) == "Invoice" for link in links):
+            value = amount(line, "Amount")
+            taken = min(value, excess)
+            excess -= taken
+            if value - taken <= 0:
+                continue
+            line = {**line, "Amount": qbo_number(money(value - taken))}
+        kept.append(line)
+    return kept

@@ -4,9 +4,9 @@ Derived as QBO derives them: net = sales lines - discount, TxnTaxDetail.TotalTax
 the tax codes' rates (`_tax`), TotalAmt = net + TotalTax, Balance = TotalAmt - what
 payments applied, a SubTotalLine generated after the sales lines, DocNumber numbered
 from 1001 when omitted (duplicates refused only while the company warns about them),
-DueDate from the sales term (again when the term changes). A line's Amount must equal Qty x UnitPrice within a cent; the
-check is skipped when Qty or UnitPrice is 0 or absent, because python-quickbooks sends
-0 for both when they were never set.
+DueDate from the sales term (again when the term changes). A line's Amount must equal
+Qty x UnitPrice within a cent; the check is skipped when Qty or UnitPrice is 0 or
+absent, because python-quickbooks sends 0 for both when they were never set.
 """
 
 from __future__ import annotations

@@ -236,3 +236,37 @@ def test_quickbooks_refusing_the_lookback_is_the_same_gap(qbo: Qbo) -> None:
     finally:
         qbo.admin("POST", "clock", {"advance_s": -2 * 86_400})
     assert caught.value.code == "CURSOR_TOO_OLD"
+
+
+def test_invoice_updates_credit_memos_and_moved_payments_are_hints(qbo: Qbo, setup: Any) -> None:
+    connector, (first, second, _), _ = setup
+    inbox = Notifications(qbo)
+    made = qbo.admin(
+        "POST", "quickbooks/credit_memos", {"invoice_id": first.external_id, "amount": "50.00"}
+    )
+    memo, link = made["CreditMemo"], made["Payment"]
+    inbox.take()
+    record = connector.client.read("Invoice", second.external_id)
+    connector.client.call("POST", "invoice", body={**record, "DueDate": "2027-03-01"})
+    [updated] = resolve_all(connector, inbox.take(), "invoice")
+    assert updated.invoice_external_id == second.external_id and updated.amount == 0
+    qbo.admin("POST", f"quickbooks/credit_memos/{memo['Id']}/void")
+    notes = inbox.take()
+    memo_hints = resolve_all(connector, notes, "creditmemo")
+    assert {h.provider_payment_id for h in memo_hints} == {f"creditmemo:{memo['Id']}"}
+    payment_hints = resolve_all(connector, notes, "payment")
+    assert {h.provider_payment_id for h in payment_hints} == {link["Id"]}
+    moved = pay(
+        connector,
+        str(record["CustomerRef"]["value"]),
+        "20.00",
+        ("Invoice", first.external_id, "20.00"),
+    )
+    inbox.take()
+    qbo.admin(
+        "POST", f"quickbooks/payments/{moved['Id']}/update", {"invoice_id": second.external_id}
+    )
+    [hint] = resolve_all(connector, inbox.take(), "payment")
+    # names the new invoice, and the payment: the engine finds the old one in the ledger
+    assert (hint.invoice_external_id, hint.provider_payment_id) == (second.external_id, moved["Id"])
+    assert hint.event_id.startswith(f"quickbooks:payment:{moved['Id']}:v1:")
