@@ -63,6 +63,9 @@ class SalesforceSettings(Section):
     ca_bundle: Path | None = None
     query_batch_size: int = Field(default=2000, ge=200, le=2000)
     overlap_minutes: int = Field(default=5, ge=0, le=1440)
+    # Reconciliation lists won deals changed in the last this many days and compares
+    # them with the ledger (a deal that became visible late is still invoiced).
+    won_check_days: int = Field(default=30, ge=1, le=3650)
     quota_floor_percent: Decimal = Field(default=Decimal("10"), ge=0, le=100)
     start_from: AwareDatetime | None = None
     record_types: list[str] = Field(default_factory=list)

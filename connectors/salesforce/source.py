@@ -8,12 +8,15 @@ Three ways to read deals:
   logged (with their cursor folded into the next deal's);
 - `fetch_deals(ids)` re-reads given deals by Id (the retry queue), same fields and
   conversion as the pull, no cursor: deals deleted or no longer won are simply absent.
+
+And two id-only reads for reconciliation (listing.py): `won_deal_ids(up_to)` and
+`not_won(ids)`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Self
 
 from config.settings import SalesforceSettings
@@ -22,6 +25,7 @@ from connectors.salesforce.actions import WriteBack
 from connectors.salesforce.client import SYSTEM, Quota, SalesforceClient
 from connectors.salesforce.convert import DealRejected
 from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
+from connectors.salesforce.listing import DealListing
 from connectors.salesforce.pull import DealPuller
 from connectors.salesforce.session import DecimalSession
 from sync import money
@@ -66,6 +70,7 @@ class SalesforceDealSource:
             company_currency=currency,
             start_from=start_from,
         )
+        self._listing = DealListing(self._client, settings, now or _utcnow)
         self._writer = WriteBack(
             self._client,
             writeback_fields or WriteBackFields(),
@@ -122,6 +127,15 @@ class SalesforceDealSource:
         """
         return self._puller.fetch(ids)
 
+    def won_deal_ids(self, up_to: Cursor) -> Iterator[str]:
+        """Ids of won deals at or before the pull's watermark ``up_to``, changed within
+        ``salesforce.won_check_days`` (reconciliation compares them with the ledger)."""
+        return self._listing.won_ids(up_to)
+
+    def not_won(self, deal_ids: Sequence[str]) -> Mapping[str, str]:
+        """Of these deals, those no longer closed-won, with their stage (or not found)."""
+        return self._listing.not_won(deal_ids)
+
     def write_back(
         self,
         updates: Sequence[DealWriteBack],
@@ -136,3 +150,7 @@ class SalesforceDealSource:
         identical deals are not rewritten. Each update carries its Billing Status label.
         """
         return self._writer.write(updates, errors, previous=previous)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -505,6 +505,67 @@ def test_won_deal_never_read_is_found_when_the_source_can_list(
     assert again(engine, clock).open == []
 
 
+def test_late_visible_won_deal_is_found_and_invoiced_by_the_next_run(
+    ledger: Ledger, clock: Clock
+) -> None:
+    """A deal whose change committed with a SystemModstamp older than the watermark
+    minus the overlap: the pull never returns it; the listing finds it, reconcile
+    records and queues it, and the next run reads it by id and invoices it."""
+    first = make_deal(1)
+    late = make_deal(7, stamp=first.revision - timedelta(days=2))
+    source = ListingSource([first])
+    engine, _, target = setup(ledger, clock, source=source)
+    source.deals.append(late)  # visible now, stamped long before the watermark
+
+    found = reconcile(engine)
+    assert [(d.kind, d.deal_id, d.target) for d in found.open] == [
+        (K.CLOSED_WON_NOT_INVOICED, late.id, None)
+    ]
+    assert ("invoice_queued", late.id) in [(f.action, f.deal_id) for f in found.fixed]
+    assert again(engine, clock).recorded == 0  # still open: not invoiced yet
+
+    run_cycle(engine)
+    assert late.id in source.fetched_ids and late.id in target.per_deal()
+    after = again(engine, clock)
+    assert after.open == [] and (K.CLOSED_WON_NOT_INVOICED, late.id, None) in after.resolved
+    run_cycle(engine)
+    assert target.per_deal()[late.id] == 1  # exactly once
+
+
+def test_deal_lost_after_invoice(ledger: Ledger, clock: Clock) -> None:
+    source = ListingSource([make_deal(1), make_deal(2)])
+    engine, _, target = setup(ledger, clock, source=source)
+    deal = source.deals[0].id
+    source.lost[deal] = "Closed Lost"
+    report = reconcile(engine)
+    assert [(d.kind, d.deal_id, d.expected, d.actual) for d in report.open] == [
+        (K.DEAL_LOST_AFTER_INVOICE, deal, "Closed Won", "Closed Lost")
+    ]
+    assert report.open[0].external_id == invoice_of(target, deal)
+    assert again(engine, clock).recorded == 0
+    target.void(invoice_of(target, deal))  # the sale is off: the invoice is voided
+    closed = again(engine, clock)
+    assert (K.DEAL_LOST_AFTER_INVOICE, deal, QBO) in closed.resolved
+    assert K.DEAL_LOST_AFTER_INVOICE not in kinds(closed)
+
+
+def test_acknowledged_discrepancy_stays_listed_but_does_not_fail(
+    ledger: Ledger, clock: Clock
+) -> None:
+    feed = FakeFeed()
+    engine, source, target = setup(ledger, clock, 1, feed=feed)
+    invoice = invoice_of(target, source.deals[0].id)
+    pay(feed, invoice, "10.00")
+    row = _money_row(reconcile(engine))
+    assert row.id is not None
+    ledger.acknowledge_discrepancy(row.id, "ana", "customer's bank is checking")
+    seen = again(engine, clock)
+    assert seen.exit_code == 0 and _money_row(seen).acknowledged_by == "ana"
+    pay(feed, invoice, "25.00", pid="P2")  # the amounts change: it needs looking at again
+    changed = again(engine, clock)
+    assert changed.exit_code == 1 and _money_row(changed).acknowledged_at is None
+
+
 # --- write-back ----------------------------------------------------------------------
 
 
