@@ -1,35 +1,38 @@
-"""Stripe events as payment facts: which events move money, and how much, on which invoice.
+"""Stripe events as hints: which invoice (and which payment) an event says changed.
 
-Each money fact becomes one `PaymentEvent` whose ``provider_payment_id`` names the fact
-itself, so the ledger counts it once however many events report it (an invoice payment
-arrives as ``invoice_payment.paid`` *and* again in ``invoice.paid``):
+The money is never taken from an event (DESIGN.md "Money model"): the engine reads the
+invoice named here fresh (`StripeFeed.read_invoice_money`) and records what Stripe
+holds. So every event that can change an invoice's money yields at least one
+`PaymentEvent` naming the invoice, whatever it says about the money: a refund that
+*failed*, a dispute *won*, a credit note *voided* are hints like any other. ``kind`` and
+``amount`` say what the event reported, for logs; nothing believes them.
 
-| event | kind | provider_payment_id | amount |
-|---|---|---|---|
-| invoice_payment.paid | paid / partially_paid | inpay_… | amount paid |
-| invoice.paid, invoice.payment_succeeded | paid / partially_paid | each paid inpay_… | each |
-| (paid outside Stripe) | paid / partially_paid | ``in_…:paid_out_of_band`` | the rest |
-| invoice.payment_failed | payment_failed | ``in_…:payment_failed:<attempt>`` | amount remaining |
-| invoice.voided | voided | ``in_…:voided`` | amount remaining |
-| invoice.marked_uncollectible | uncollectible | ``in_…:uncollectible`` | amount remaining |
-| charge.refunded, charge.refund.updated | refunded | each succeeded re_… | refund |
-| charge.dispute.created | disputed | dp_… | withdrawn (0 for an inquiry) |
-| charge.dispute.closed | dispute_closed | ``dp_…:closed`` | reinstated (won) or 0 |
-| credit_note.created | credited | cn_… | credit note total |
+| event | kind | provider_payment_id |
+|---|---|---|
+| invoice_payment.paid | paid (default payment) / partially_paid | inpay_… |
+| invoice.paid, invoice.payment_succeeded | paid | — |
+| invoice.payment_failed | payment_failed | — |
+| invoice.voided, invoice.deleted | voided | — |
+| invoice.marked_uncollectible | uncollectible | — |
+| invoice.updated, invoice.overpaid | the invoice's status (open: partially_paid) | — |
+| charge.refunded | refunded | each re_… of the charge |
+| charge.refund.updated (any status, failed too) | refunded | re_… |
+| charge.dispute.created, .updated, .funds_withdrawn | disputed | dp_… |
+| charge.dispute.closed, .funds_reinstated | dispute_closed | ``dp_…:closed`` |
+| credit_note.created, .updated, .voided | credited (voided: amount 0) | cn_… |
 
-``paid`` marks the payment that settled the invoice when the event shows it (the last
-payment listed by ``invoice.paid``, or one that alone covers the amount due); the
-first report of a payment wins in the ledger, so the kind is a hint: the invoice's
-state comes from the sum of distinct payments. ``event_id`` is
-``"<Stripe event id>:<provider_payment_id>"``: one Stripe event may carry several facts.
-``invoice.finalized``, ``invoice.sent`` and ``invoice.overdue`` move no money and give
-nothing, and so does ``credit_note.voided`` (logged: the canonical model has no kind
-that reverses a credit yet).
+``event_id`` is ``"<Stripe event id>:<provider_payment_id or invoice id>"``: one Stripe
+event may carry several hints. ``invoice.updated`` is a hint only when something the
+money or the due date depends on changed (``previous_attributes`` names it), and never
+for a draft (a draft holds no money): billsync's own invoice creation sends several.
 
-Since 2025-03-31.basil charges and payment intents do not name their invoice: they are
-linked through ``GET /v1/invoice_payments?payment[payment_intent]=…`` (api-facts §3.3).
-Only invoices billsync created (``metadata.billsync_deal_id``) are reported; other
-invoices in a shared Stripe account are not billsync's business.
+No event is filtered by who made the invoice: an invoice billsync does not know is
+ignored by the engine, so no call is spent fetching invoices for their metadata.
+
+Since 2025-03-31.basil charges, refunds and disputes do not name their invoice: they are
+linked through ``GET /v1/invoice_payments?payment[payment_intent]=…`` (api-facts §3.3),
+one call per PaymentIntent, cached for the run. ``charge.refunds`` is includable
+(api-facts §5): absent from a webhook's charge, it is listed (``GET /v1/refunds?charge=``).
 
 An event in another API version than ours (the events API renders each event in the
 version current when it happened) is not read from its payload: its object is fetched
@@ -43,22 +46,22 @@ from datetime import datetime
 from typing import Any
 
 from connectors.stripe.client import StripeApi
-from connectors.stripe.convert import DEAL_KEY, amount, metadata, timestamp
+from connectors.stripe.convert import amount, timestamp
 from sync.canonical import PaymentEvent, PaymentKind
-from sync.logs import get_logger
 
 __all__ = ["EVENT_TYPES", "EventFacts"]
 
-log = get_logger("billsync.stripe.feed")
 Obj = dict[str, Any]
 
 EVENT_TYPES = (
     "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.voided",
-    "invoice.marked_uncollectible", "invoice_payment.paid", "charge.refunded",
-    "charge.refund.updated", "charge.dispute.created", "charge.dispute.closed",
-    "credit_note.created", "credit_note.voided",
+    "invoice.marked_uncollectible", "invoice.updated", "invoice.overpaid", "invoice.deleted",
+    "invoice_payment.paid", "charge.refunded", "charge.refund.updated",
+    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
+    "credit_note.created", "credit_note.updated", "credit_note.voided",
 )  # fmt: skip
-"""The events that can carry payment facts (what the feed polls; ≤ 20 per request)."""
+"""The events that can change an invoice's money (what the feed polls; ≤ 20 per request)."""
 _INQUIRY = ("warning_needs_response", "warning_under_review", "warning_closed")
 _RETRIEVE = {
     "invoice": "invoices",
@@ -68,16 +71,29 @@ _RETRIEVE = {
     "dispute": "disputes",
     "credit_note": "credit_notes",
 }
+# invoice.updated matters when one of these changed (money, status, due date, number).
+_UPDATE_FIELDS = frozenset(
+    {
+        "status", "amount_due", "amount_paid", "amount_remaining", "amount_overpaid",
+        "total", "total_excluding_tax", "total_taxes", "due_date", "number",
+        "pre_payment_credit_notes_amount", "post_payment_credit_notes_amount",
+        "attempt_count", "metadata", "effective_at",
+    }
+)  # fmt: skip
+_STATUS_KIND = {
+    "paid": PaymentKind.PAID,
+    "void": PaymentKind.VOIDED,
+    "uncollectible": PaymentKind.UNCOLLECTIBLE,
+}
 
 
 class EventFacts:
-    """Turns one Stripe event into payment facts, fetching what the event only names.
-    Caches invoice ownership and payment-intent links for its lifetime (one run)."""
+    """Turns one Stripe event into hints, fetching what the event only names.
+    Caches payment-intent links for its lifetime (one run)."""
 
     def __init__(self, api: StripeApi, *, now: Callable[[], datetime]) -> None:
         self._api = api
         self._now = now
-        self._invoices: dict[str, Obj] = {}
         self._intent_invoice: dict[str, str | None] = {}
 
     def facts(self, event: Obj) -> list[PaymentEvent]:
@@ -98,38 +114,28 @@ class EventFacts:
             lambda o: getattr(self._api.v1, service).retrieve(object_id, options=o),
         ).data
 
-    def _event(
+    def _hint(
         self,
         event: Obj,
-        inv: Mapping[str, Any],
+        invoice_id: str,
         kind: PaymentKind,
-        value: int | None,
+        value: Any,
         currency: str,
-        fact_id: str,
+        fact_id: str | None = None,
         when: int | None = None,
     ) -> PaymentEvent:
         return PaymentEvent(
             provider="stripe",
-            event_id=f"{event['id']}:{fact_id}",
-            invoice_external_id=str(inv["id"]),
+            event_id=f"{event['id']}:{fact_id or invoice_id}",
+            invoice_external_id=invoice_id,
             kind=kind,
-            amount=amount(value, currency),
+            amount=amount(max(0, int(value or 0)), currency),
             currency=currency,
             occurred_at=timestamp(when or event.get("created")) or self._now(),
             provider_payment_id=fact_id,
         )
 
-    def _invoice(self, invoice_id: str | None) -> Obj | None:
-        """The invoice if billsync made it (its metadata names a deal), else None."""
-        if not invoice_id:
-            return None
-        if invoice_id not in self._invoices:
-            found = self._fetch("invoice", invoice_id)
-            self._invoices[invoice_id] = found or {}
-        inv = self._invoices[invoice_id]
-        return inv if metadata(inv).get(DEAL_KEY) else None
-
-    def _invoice_of_intent(self, intent: str | None) -> Obj | None:
+    def _invoice_of_intent(self, intent: str | None) -> str | None:
         if not intent:
             return None
         if intent not in self._intent_invoice:
@@ -143,86 +149,66 @@ class EventFacts:
                 None,
             )
             self._intent_invoice[intent] = str(linked["invoice"]) if linked else None
-        return self._invoice(self._intent_invoice[intent])
+        return self._intent_invoice[intent]
 
-    def _paid_payments(self, inv: Obj) -> list[Obj]:
-        embedded = inv.get("payments")
-        if isinstance(embedded, Mapping) and not embedded.get("has_more"):
-            found = list(embedded.get("data") or [])
-        else:
-            payments = self._api.v1.invoice_payments
-            found = list(
-                self._api.pages(
-                    "invoice payment list",
-                    lambda p, o: payments.list(params=p, options=o),
-                    {"invoice": inv["id"], "status": "paid"},
-                )
-            )
-        paid = [p for p in found if p.get("status") == "paid"]
-        return sorted(paid, key=lambda p: (_paid_at(p) or 0, p["id"]))
+    def _intent_of(self, obj: Obj) -> str | None:
+        """The PaymentIntent of a refund or dispute (through its charge when not named)."""
+        intent = obj.get("payment_intent")
+        if not intent and obj.get("charge"):
+            intent = (self._fetch("charge", str(obj["charge"])) or {}).get("payment_intent")
+        return str(intent) if intent else None
 
     # --- handlers ------------------------------------------------------------------
 
     def _invoice_payment_paid(self, event: Obj, payment: Obj) -> list[PaymentEvent]:
-        inv = self._invoice(payment.get("invoice"))
-        if inv is None or payment.get("status") != "paid":
+        if not payment.get("invoice"):
             return []
-        return [self._payment(event, inv, payment)]
-
-    def _payment(
-        self, event: Obj, inv: Obj, payment: Obj, *, completes: bool = False
-    ) -> PaymentEvent:
-        paid = int(payment.get("amount_paid") or 0)
-        full = completes or paid >= int(inv.get("amount_due") or 0)
-        kind = PaymentKind.PAID if full else PaymentKind.PARTIALLY_PAID
-        currency = str(payment.get("currency") or inv["currency"])
-        return self._event(event, inv, kind, paid, currency, str(payment["id"]), _paid_at(payment))
-
-    def _invoice_paid(self, event: Obj, obj: Obj) -> list[PaymentEvent]:
-        if not metadata(obj).get(DEAL_KEY):
-            return []
-        payments = self._paid_payments(obj)
-        off_stripe = int(obj.get("amount_paid") or 0) - sum(
-            int(p.get("amount_paid") or 0) for p in payments
-        )
-        # The last payment (by paid_at) is the one that completed the invoice.
-        last = len(payments) - 1 if off_stripe <= 0 else -1
-        facts = [self._payment(event, obj, p, completes=i == last) for i, p in enumerate(payments)]
-        if off_stripe > 0:
-            facts.append(
-                self._event(
-                    event,
-                    obj,
-                    PaymentKind.PAID,
-                    off_stripe,
-                    str(obj["currency"]),
-                    f"{obj['id']}:paid_out_of_band",
-                    (obj.get("status_transitions") or {}).get("paid_at"),
-                )
+        # The default payment is for the whole amount due; others are partial payments.
+        whole = payment.get("is_default") and payment.get("status") == "paid"
+        kind = PaymentKind.PAID if whole else PaymentKind.PARTIALLY_PAID
+        paid_at = (payment.get("status_transitions") or {}).get("paid_at")
+        return [
+            self._hint(
+                event,
+                str(payment["invoice"]),
+                kind,
+                payment.get("amount_paid"),
+                str(payment["currency"]),
+                str(payment["id"]),
+                paid_at,
             )
-        return facts
+        ]
 
-    def _payment_failed(self, event: Obj, obj: Obj) -> list[PaymentEvent]:
-        attempt = obj.get("attempt_count") or 0
-        return self._state(event, obj, PaymentKind.PAYMENT_FAILED, f"payment_failed:{attempt}")
+    def _invoice(self, kind: PaymentKind, field: str) -> Callable[[Obj, Obj], list[PaymentEvent]]:
+        def handler(event: Obj, inv: Obj) -> list[PaymentEvent]:
+            return [self._hint(event, str(inv["id"]), kind, inv.get(field), str(inv["currency"]))]
 
-    def _voided(self, event: Obj, obj: Obj) -> list[PaymentEvent]:
-        return self._state(event, obj, PaymentKind.VOIDED, "voided")
+        return handler
 
-    def _uncollectible(self, event: Obj, obj: Obj) -> list[PaymentEvent]:
-        return self._state(event, obj, PaymentKind.UNCOLLECTIBLE, "uncollectible")
+    def _invoice_paid(self, event: Obj, inv: Obj) -> list[PaymentEvent]:
+        return self._invoice(PaymentKind.PAID, "amount_paid")(event, inv)
 
-    def _state(self, event: Obj, obj: Obj, kind: PaymentKind, suffix: str) -> list[PaymentEvent]:
-        """An invoice state change; the amount is what was still owed at that moment."""
-        if not metadata(obj).get(DEAL_KEY):
+    def _payment_failed(self, event: Obj, inv: Obj) -> list[PaymentEvent]:
+        return self._invoice(PaymentKind.PAYMENT_FAILED, "amount_remaining")(event, inv)
+
+    def _voided(self, event: Obj, inv: Obj) -> list[PaymentEvent]:
+        return self._invoice(PaymentKind.VOIDED, "amount_remaining")(event, inv)
+
+    def _uncollectible(self, event: Obj, inv: Obj) -> list[PaymentEvent]:
+        return self._invoice(PaymentKind.UNCOLLECTIBLE, "amount_remaining")(event, inv)
+
+    def _updated(self, event: Obj, inv: Obj) -> list[PaymentEvent]:
+        if inv.get("status") == "draft":
             return []
-        remaining = obj.get("amount_remaining")
-        fact = f"{obj['id']}:{suffix}"
-        return [self._event(event, obj, kind, remaining, str(obj["currency"]), fact)]
+        previous = (event.get("data") or {}).get("previous_attributes")
+        if isinstance(previous, Mapping) and not _UPDATE_FIELDS & set(previous):
+            return []
+        kind = _STATUS_KIND.get(str(inv.get("status")), PaymentKind.PARTIALLY_PAID)
+        return self._invoice(kind, "amount_paid")(event, inv)
 
     def _charge_refunded(self, event: Obj, charge: Obj) -> list[PaymentEvent]:
-        inv = self._invoice_of_intent(charge.get("payment_intent"))
-        if inv is None:
+        invoice_id = self._invoice_of_intent(charge.get("payment_intent"))
+        if invoice_id is None:
             return []
         embedded = charge.get("refunds")
         if isinstance(embedded, Mapping) and not embedded.get("has_more"):
@@ -236,71 +222,71 @@ class EventFacts:
                     {"charge": charge["id"]},
                 )
             )
-        return [self._refund(event, inv, r) for r in refunds if r.get("status") == "succeeded"]
+        currency = str(charge["currency"])
+        if not refunds:  # still a hint: the charge changed
+            return [
+                self._hint(
+                    event, invoice_id, PaymentKind.REFUNDED, charge.get("amount_refunded"), currency
+                )
+            ]
+        return [self._refund(event, invoice_id, r, currency) for r in refunds]
 
     def _refund_updated(self, event: Obj, refund: Obj) -> list[PaymentEvent]:
-        if refund.get("status") != "succeeded":
+        invoice_id = self._invoice_of_intent(self._intent_of(refund))
+        if invoice_id is None:
             return []
-        intent = refund.get("payment_intent")
-        if not intent and refund.get("charge"):
-            intent = (self._fetch("charge", str(refund["charge"])) or {}).get("payment_intent")
-        inv = self._invoice_of_intent(intent)
-        return [] if inv is None else [self._refund(event, inv, refund)]
+        return [self._refund(event, invoice_id, refund, str(refund["currency"]))]
 
-    def _refund(self, event: Obj, inv: Obj, refund: Obj) -> PaymentEvent:
-        currency = str(refund.get("currency") or inv["currency"])
-        return self._event(
+    def _refund(self, event: Obj, invoice_id: str, refund: Obj, currency: str) -> PaymentEvent:
+        value = refund.get("amount") if refund.get("status") != "failed" else 0
+        return self._hint(
             event,
-            inv,
+            invoice_id,
             PaymentKind.REFUNDED,
-            refund.get("amount"),
-            currency,
+            value,
+            str(refund.get("currency") or currency),
             str(refund["id"]),
             refund.get("created"),
         )
 
     def _dispute(self, event: Obj, dispute: Obj) -> list[PaymentEvent]:
-        intent = dispute.get("payment_intent")
-        if not intent and dispute.get("charge"):
-            intent = (self._fetch("charge", str(dispute["charge"])) or {}).get("payment_intent")
-        inv = self._invoice_of_intent(intent)
-        if inv is None:
+        invoice_id = self._invoice_of_intent(self._intent_of(dispute))
+        if invoice_id is None:
             return []
-        currency = str(dispute.get("currency") or inv["currency"])
+        currency = str(dispute["currency"])
         status = str(dispute.get("status"))
-        if event["type"] == "charge.dispute.created":
-            withdrawn = 0 if status in _INQUIRY else dispute.get("amount")
-            return [
-                self._event(
-                    event,
-                    inv,
-                    PaymentKind.DISPUTED,
-                    withdrawn,
-                    currency,
-                    str(dispute["id"]),
-                    dispute.get("created"),
-                )
-            ]
-        back = dispute.get("amount") if status == "won" else 0
-        fact = f"{dispute['id']}:closed"
-        return [self._event(event, inv, PaymentKind.DISPUTE_CLOSED, back, currency, fact)]
+        if event["type"] in ("charge.dispute.closed", "charge.dispute.funds_reinstated"):
+            back = dispute.get("amount") if status == "won" else 0
+            fact = f"{dispute['id']}:closed"
+            return [self._hint(event, invoice_id, PaymentKind.DISPUTE_CLOSED, back, currency, fact)]
+        withdrawn = 0 if status in _INQUIRY else dispute.get("amount")
+        return [
+            self._hint(
+                event,
+                invoice_id,
+                PaymentKind.DISPUTED,
+                withdrawn,
+                currency,
+                str(dispute["id"]),
+                dispute.get("created"),
+            )
+        ]
 
     def _credit_note(self, event: Obj, note: Obj) -> list[PaymentEvent]:
-        inv = self._invoice(note.get("invoice"))
-        if inv is None:
+        if not note.get("invoice"):
             return []
-        if event["type"] == "credit_note.voided":
-            log.warning(
-                "stripe.credit_note_voided",
-                credit_note=note.get("id"),
-                invoice=inv["id"],
-                note="no canonical kind reverses a credit; reconcile the invoice",
+        value = 0 if note.get("status") == "void" else note.get("total")
+        return [
+            self._hint(
+                event,
+                str(note["invoice"]),
+                PaymentKind.CREDITED,
+                value,
+                str(note["currency"]),
+                str(note["id"]),
+                note.get("created"),
             )
-            return []
-        currency = str(note.get("currency") or inv["currency"])
-        value = note.get("total")
-        when = note.get("created")
-        return [self._event(event, inv, PaymentKind.CREDITED, value, currency, note["id"], when)]
+        ]
 
 
 _HANDLERS: dict[str, Callable[[EventFacts, Obj, Obj], list[PaymentEvent]]] = {
@@ -309,17 +295,19 @@ _HANDLERS: dict[str, Callable[[EventFacts, Obj, Obj], list[PaymentEvent]]] = {
     "invoice.payment_succeeded": EventFacts._invoice_paid,
     "invoice.payment_failed": EventFacts._payment_failed,
     "invoice.voided": EventFacts._voided,
+    "invoice.deleted": EventFacts._voided,
     "invoice.marked_uncollectible": EventFacts._uncollectible,
+    "invoice.updated": EventFacts._updated,
+    "invoice.overpaid": EventFacts._updated,
     "charge.refunded": EventFacts._charge_refunded,
     "charge.refund.updated": EventFacts._refund_updated,
     "charge.dispute.created": EventFacts._dispute,
+    "charge.dispute.updated": EventFacts._dispute,
+    "charge.dispute.funds_withdrawn": EventFacts._dispute,
     "charge.dispute.closed": EventFacts._dispute,
+    "charge.dispute.funds_reinstated": EventFacts._dispute,
     "credit_note.created": EventFacts._credit_note,
+    "credit_note.updated": EventFacts._credit_note,
     "credit_note.voided": EventFacts._credit_note,
     # invoice.finalized, invoice.sent, invoice.overdue: no money moved.
 }
-
-
-def _paid_at(payment: Mapping[str, Any]) -> int | None:
-    value = (payment.get("status_transitions") or {}).get("paid_at")
-    return None if value is None else int(value)

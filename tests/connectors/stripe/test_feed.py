@@ -13,8 +13,6 @@ import requests
 from connectors.base import ConnectorError
 from connectors.stripe import StripeConnector
 from sync.canonical import InvoiceRef, PaymentEvent, PaymentKind
-from sync.engine.payments import MONEY
-from sync.ledger.models import PaymentKind as LedgerKind
 from tests.connectors.stripe.support import ConnectorEnv, customer, draft, wait_until
 from tests.sandbox.stripe_support import Receiver, receiver
 
@@ -56,15 +54,9 @@ def money(facts: list[PaymentEvent]) -> dict[str, tuple[PaymentKind, Decimal]]:
     return {f.provider_payment_id or "": (f.kind, f.amount) for f in facts}
 
 
-def ledger_view(facts: list[PaymentEvent]) -> dict[str, tuple[LedgerKind, Decimal]]:
-    """What the ledger records: the first fact per provider payment id, by ledger kind.
-    The payment that completes an invoice is "paid" in the invoice.paid fact and
-    "partially paid" in its own invoice_payment.paid fact; which arrives first depends
-    on delivery order, and both record the same payment."""
-    rows: dict[str, tuple[LedgerKind, Decimal]] = {}
-    for fact in facts:
-        rows.setdefault(fact.provider_payment_id or "", (MONEY[fact.kind], fact.amount))
-    return rows
+def hints(facts: list[PaymentEvent]) -> set[tuple[str | None, str | None]]:
+    """What the engine does with events: (invoice, payment) pairs to read again."""
+    return {(f.invoice_external_id, f.provider_payment_id) for f in facts}
 
 
 def admin(env: ConnectorEnv, path: str, body: Any = None) -> Any:
@@ -84,14 +76,15 @@ def test_partial_then_full_payment(env: ConnectorEnv, hooks: Receiver) -> None:
     hooks.wait_for("invoice.payment_succeeded")
     hooks.wait_for("invoice_payment.paid", count=2)  # deliveries arrive in any order
     facts = from_webhooks(env, connector, hooks)
-    rows = money(facts)
-    assert sorted(amount for _, amount in rows.values()) == [Decimal("300.00"), Decimal("700.00")]
-    assert all(pid.startswith("inpay_") for pid in rows)
-    # Each fact was reported twice or more (invoice_payment.paid, invoice.paid, …) but
-    # names the same payment: the ledger counts 1000.00 once.
-    assert len(facts) > len(rows)
-    assert sum(amount for _, amount in rows.values()) == ref.total
+    # Each payment is named by its invoice_payment.paid hint; invoice.paid names the
+    # invoice only (its payments are read with the invoice, not from the event).
+    payments = {f.provider_payment_id: f.amount for f in facts if f.provider_payment_id}
+    assert sorted(payments.values()) == [Decimal("300.00"), Decimal("700.00")]
+    assert all(pid.startswith("inpay_") for pid in payments)
+    assert {f.invoice_external_id for f in facts} == {ref.external_id}
     assert connector.target.fetch_invoice(ref.external_id).balance == Decimal("0.00")
+    money = connector.feed.read_invoice_money([ref.external_id])[ref.external_id]
+    assert {f.fact_id: f.amount for f in money.facts} == payments
 
 
 def test_full_payment_in_one_go_is_paid(env: ConnectorEnv, hooks: Receiver) -> None:
@@ -99,7 +92,9 @@ def test_full_payment_in_one_go_is_paid(env: ConnectorEnv, hooks: Receiver) -> N
     ref = invoiced(env, connector, "250.00")
     env.pay(ref.external_id)
     hooks.wait_for("invoice.paid")
-    rows = money(from_webhooks(env, connector, hooks))
+    hooks.wait_for("invoice_payment.paid")
+    rows = money(from_webhooks(env, connector, hooks, "invoice_payment.paid"))
+    # The default payment is for the whole amount due: a full payment.
     assert list(rows.values()) == [(PaymentKind.PAID, Decimal("250.00"))]
 
 
@@ -154,18 +149,22 @@ def test_payment_failed_void_and_credit_note(env: ConnectorEnv, hooks: Receiver)
     ref = invoiced(env, connector)
     admin(env, f"invoices/{ref.external_id}/fail")
     hooks.wait_for("invoice.payment_failed")
-    client_post(env, "/v1/credit_notes", {"invoice": ref.external_id, "amount": 20_000})
+    note = client_post(env, "/v1/credit_notes", {"invoice": ref.external_id, "amount": 20_000})
     hooks.wait_for("credit_note.created")
+    client_post(env, f"/v1/credit_notes/{note['id']}/void", {})
+    hooks.wait_for("credit_note.voided")
     admin(env, f"invoices/{ref.external_id}/void")
     hooks.wait_for("invoice.voided")
-    facts = from_webhooks(env, connector, hooks)
+    types = ("invoice.payment_failed", "credit_note.created", "credit_note.voided")
+    facts = from_webhooks(env, connector, hooks, *types, "invoice.voided")
     assert [(f.kind, f.amount, f.provider_payment_id) for f in facts] == [
-        (PaymentKind.PAYMENT_FAILED, Decimal("1000.00"), f"{ref.external_id}:payment_failed:1"),
-        (PaymentKind.CREDITED, Decimal("200.00"), facts[1].provider_payment_id),
-        (PaymentKind.VOIDED, Decimal("800.00"), f"{ref.external_id}:voided"),
+        (PaymentKind.PAYMENT_FAILED, Decimal("1000.00"), None),
+        (PaymentKind.CREDITED, Decimal("200.00"), note["id"]),
+        (PaymentKind.CREDITED, Decimal("0.00"), note["id"]),  # voided: still a hint
+        (PaymentKind.VOIDED, Decimal("1000.00"), None),
     ]
-    assert facts[1].provider_payment_id and facts[1].provider_payment_id.startswith("cn_")
-    assert facts[0].event_id.startswith("evt_") and facts[0].event_id.endswith(":1")
+    assert {f.invoice_external_id for f in facts} == {ref.external_id}
+    assert facts[0].event_id.startswith("evt_") and facts[0].event_id.endswith(ref.external_id)
 
 
 def client_post(env: ConnectorEnv, path: str, data: dict[str, Any]) -> Any:
@@ -179,7 +178,11 @@ def client_post(env: ConnectorEnv, path: str, data: dict[str, Any]) -> Any:
     return response.json()
 
 
-def test_invoices_billsync_did_not_make_are_ignored(env: ConnectorEnv, hooks: Receiver) -> None:
+def test_invoices_billsync_did_not_make_are_named_without_a_metadata_read(
+    env: ConnectorEnv, hooks: Receiver
+) -> None:
+    """Changed on purpose: events are hints and the engine ignores invoice ids it does
+    not know, so the feed no longer reads each invoice for its metadata."""
     connector = env.connect()
     cus = client_post(env, "/v1/customers", {"email": "x@example.com"})
     inv = client_post(
@@ -192,7 +195,44 @@ def test_invoices_billsync_did_not_make_are_ignored(env: ConnectorEnv, hooks: Re
     env.pay(inv["id"])
     admin(env, f"invoices/{inv['id']}/refund")
     hooks.wait_for("charge.refunded")
-    assert from_webhooks(env, connector, hooks) == []
+    hooks.wait_for("invoice.paid")
+    env.clear_calls()
+    facts = from_webhooks(env, connector, hooks, "invoice.paid", "charge.refunded")
+    assert {f.invoice_external_id for f in facts} == {inv["id"]}
+    assert "GET /v1/invoices/{id}" not in env.calls()
+
+
+def test_every_money_event_names_its_invoice(env: ConnectorEnv, hooks: Receiver) -> None:
+    connector = env.connect()
+    ref = invoiced(env, connector)
+    env.pay(ref.external_id)
+    refund = admin(env, f"invoices/{ref.external_id}/refund", {"amount": 1_000})["refund"]
+    admin(env, f"refunds/{refund['id']}/fail")
+    dispute = admin(env, f"invoices/{ref.external_id}/dispute")
+    admin(env, f"disputes/{dispute['id']}/close", {"status": "won"})
+    other = invoiced(env, connector, "50.00", deal="006DEAL2")
+    admin(env, f"invoices/{other.external_id}/mark_uncollectible")
+    env.pay(other.external_id)
+    wanted = (
+        "charge.refund.updated", "charge.dispute.created", "charge.dispute.funds_withdrawn",
+        "charge.dispute.closed", "charge.dispute.funds_reinstated",
+        "invoice.marked_uncollectible", "invoice.paid",
+    )  # fmt: skip
+    for kind in wanted:
+        hooks.wait_for(kind, count=2 if kind == "invoice.paid" else 1)
+    assert connector.webhooks is not None
+    for headers, body in list(hooks.received):
+        [note] = connector.webhooks.verify(body, headers)
+        if note.event_type in wanted:
+            found = connector.feed.resolve(note)
+            assert found, note.event_type
+            assert {f.invoice_external_id for f in found} <= {ref.external_id, other.external_id}
+    failed = [
+        f
+        for f in from_webhooks(env, connector, hooks, "charge.refund.updated")
+        if f.provider_payment_id == refund["id"]
+    ]
+    assert [f.amount for f in failed] == [Decimal("0.00")]  # a failed refund returns nothing
 
 
 def test_polling_catches_up_what_webhooks_missed(env: ConnectorEnv, hooks: Receiver) -> None:
@@ -207,10 +247,10 @@ def test_polling_catches_up_what_webhooks_missed(env: ConnectorEnv, hooks: Recei
     hooks.wait_for("invoice_payment.paid", count=2)
     hooks.wait_for("invoice.paid")
     hooks.wait_for("charge.refunded")
-    webhook_rows = ledger_view(from_webhooks(env, connector, hooks))
+    webhook_rows = hints(from_webhooks(env, connector, hooks))
     env.admin("POST", "webhooks", {"url": None})  # webhooks lost from here on
     polled = list(connector.feed.events_since(None))
-    assert ledger_view([c.item for c in polled]) == webhook_rows
+    assert hints([c.item for c in polled]) == webhook_rows
     cursors = [c.cursor for c in polled]
     assert cursors == sorted(cursors, key=lambda c: int(c.split(":")[0]))  # oldest first
     # Nothing new since the last cursor; then a missed dispute shows up alone.
@@ -218,7 +258,10 @@ def test_polling_catches_up_what_webhooks_missed(env: ConnectorEnv, hooks: Recei
     assert list(connector.feed.events_since(last)) == []
     admin(env, f"invoices/{ref.external_id}/dispute")
     newer = list(connector.feed.events_since(last))
-    assert [c.item.kind for c in newer] == [PaymentKind.DISPUTED]
+    # created and funds_withdrawn: both name the dispute
+    assert {(c.item.kind, c.item.provider_payment_id) for c in newer} == {
+        (PaymentKind.DISPUTED, newer[0].item.provider_payment_id)
+    }
     assert list(connector.feed.events_since(newer[-1].cursor)) == []
 
 
