@@ -545,3 +545,67 @@ def test_pages_show_the_ledger_and_no_secret_anywhere(served: Served) -> None:
     for answer in answers[: -len(served.ids)]:
         if answer.url.startswith(f"{served.url}/ops/"):
             assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+# --- discrepancies: acknowledge and resolve -----------------------------------------------
+
+
+def _discrepancy_audit(served: Served, discrepancy_id: int) -> list[tuple[str, str, str]]:
+    return [
+        (e.actor, e.action, e.details.get("note"))
+        for e in served.ledger.audit_for(f"discrepancy:{discrepancy_id}")
+    ]
+
+
+def test_acknowledge_and_resolve_through_api_cli_and_page_are_audited(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed = served.api("GET", "/api/discrepancies").json()
+    first, second, third = (d["id"] for d in listed)
+    assert all(d["acknowledged_at"] is None for d in listed)
+
+    acked = served.api("POST", f"/api/discrepancies/{first}/acknowledge",
+                       json={"note": "credit memo on its way"})  # fmt: skip
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["acknowledged_by"] == "ops-api"
+    assert acked.json()["acknowledged_note"] == "credit memo on its way"
+    assert _discrepancy_audit(served, first) == [
+        ("ops-api", "discrepancy.acknowledge", "credit memo on its way")
+    ]
+    only_acked = served.api("GET", "/api/discrepancies?status=acknowledged").json()
+    assert [d["id"] for d in only_acked] == [first]
+    assert served.api("POST", "/api/discrepancies/999999/resolve",
+                      json={"note": "x"}).status_code == 404  # fmt: skip
+    assert served.api("POST", f"/api/discrepancies/{first}/resolve",
+                      json={"note": ""}).status_code == 422  # fmt: skip
+
+    done = served.api("POST", f"/api/discrepancies/{first}/resolve", json={"note": "accepted"})
+    assert done.status_code == 200 and done.json()["resolved_at"] is not None
+    again = served.api("POST", f"/api/discrepancies/{first}/resolve", json={"note": "again"})
+    assert again.status_code == 409
+    assert [a for _, a, _ in _discrepancy_audit(served, first)] == [
+        "discrepancy.acknowledge", "discrepancy.resolve",
+    ]  # fmt: skip
+
+    cli = Cli(served.ledger_url, monkeypatch)
+    shown = cli.json("discrepancies", "list", "--json")
+    assert [d["id"] for d in shown] == [second, third]
+    row = cli.json("discrepancies", "ack", str(second), "--note", "looking", "--actor", "cli:ana",
+                   "--json")  # fmt: skip
+    assert row["acknowledged_by"] == "cli:ana"
+    assert cli("discrepancies", "resolve", str(first), "--note", "x").exit_code == 2  # closed
+    assert cli("discrepancies", "ack", str(third), "--note", " ").exit_code == 2
+    assert _discrepancy_audit(served, second) == [("cli:ana", "discrepancy.acknowledge", "looking")]
+
+    browser = sign_in(served)
+    page = f"{served.url}/ops/discrepancies"
+    token = csrf_of(browser, page)
+    refused = browser.post(f"{page}/{third}/act", data={"action": "resolve", "note": "n"},
+                           timeout=10, allow_redirects=False)  # fmt: skip
+    assert refused.status_code == 403
+    form = {"csrf_token": token, "action": "resolve", "note": "paid"}
+    shown_page = browser.post(f"{page}/{third}/act", data=form, timeout=10)
+    assert f"Discrepancy {third} is resolved." in shown_page.text
+    sid = browser.cookies["billsync_ops_session"].split(".")[0]
+    assert _discrepancy_audit(served, third) == [(f"ops-web:{sid}", "discrepancy.resolve", "paid")]
+    assert "Acknowledged by cli:ana" in shown_page.text  # the acknowledged one stays listed

@@ -19,6 +19,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sync.canonical import DiscrepancyKind
 from sync.ledger.ops_reads import FailureView
 from sync.ops.aging import aging
+from sync.ops.discrepancies import (
+    DiscrepancyClosed,
+    DiscrepancyView,
+    UnknownDiscrepancy,
+    list_discrepancies,
+)
+from sync.ops.discrepancies import acknowledge as acknowledge_discrepancy
+from sync.ops.discrepancies import resolve as resolve_discrepancy
 from sync.ops.failures import (
     ActionOutcome,
     FailureQuery,
@@ -38,7 +46,6 @@ from sync.server.ops.errors import Conflict, NotFound
 from sync.server.ops.views import (
     AS_OF_PATTERN,
     currency_codes,
-    open_discrepancies,
     parse_as_of,
     plain,
     utc,
@@ -46,6 +53,7 @@ from sync.server.ops.views import (
 from sync.server.webhooks import Problem
 
 ItemId = Annotated[int, Path(ge=1, le=models.MAX_ID, description="the failure's id")]
+DiscrepancyId = Annotated[int, Path(ge=1, le=models.MAX_ID, description="the discrepancy's id")]
 REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No or wrong ops token"},
     404: {"model": Problem, "description": "Unknown id, or the ops API is off (no ops.token)"},
@@ -187,10 +195,46 @@ def api_router(ctx: OpsContext) -> APIRouter:
     @router.get(
         "/discrepancies",
         response_model=list[models.Discrepancy],
-        summary="Open discrepancies, oldest first",
+        summary="Discrepancies (open by default, oldest first)",
     )
-    def get_discrepancies(_actor: Actor, kind: DiscrepancyKind | None = None) -> Any:
-        return open_discrepancies(ctx.ledger, kind.value if kind else None)
+    def get_discrepancies(
+        _actor: Actor,
+        kind: DiscrepancyKind | None = None,
+        status: Annotated[
+            DiscrepancyView, Query(description="which discrepancies")
+        ] = DiscrepancyView.OPEN,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    ) -> Any:
+        return list_discrepancies(ctx.ledger, status, kind.value if kind else None, limit)
+
+    def _discrepancy_action(action: Any, item_id: int, who: str, note: str) -> Any:
+        try:
+            return action(ctx.ledger, item_id, who, note)
+        except UnknownDiscrepancy as exc:
+            raise NotFound(str(exc)) from None
+        except DiscrepancyClosed as exc:
+            raise Conflict(str(exc)) from None
+
+    @router.post(
+        "/discrepancies/{item_id}/acknowledge",
+        response_model=models.Discrepancy,
+        responses=CONFLICT,
+        summary="Acknowledge one open discrepancy with a note (stays open; reconcile "
+        "no longer exits 1 for it)",
+    )
+    def post_acknowledge(who: Actor, item_id: DiscrepancyId, body: models.DiscrepancyNote) -> Any:
+        return _discrepancy_action(acknowledge_discrepancy, item_id, who, body.note)
+
+    @router.post(
+        "/discrepancies/{item_id}/resolve",
+        response_model=models.Discrepancy,
+        responses=CONFLICT,
+        summary="Close one open discrepancy by hand, with a note saying why",
+    )
+    def post_resolve_discrepancy(
+        who: Actor, item_id: DiscrepancyId, body: models.DiscrepancyNote
+    ) -> Any:
+        return _discrepancy_action(resolve_discrepancy, item_id, who, body.note)
 
     @router.get("/status", response_model=models.Status, summary="billsync status")
     def get_status(_actor: Actor) -> Any:

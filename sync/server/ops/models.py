@@ -131,6 +131,14 @@ class Discrepancy(_Out):
     detail: str
     detected_at: Moment
     resolved_at: Moment | None
+    id: int | None
+    acknowledged_at: Moment | None
+    acknowledged_by: str | None
+    acknowledged_note: str | None
+
+
+class DiscrepancyNote(_Request):
+    note: str = Field(max_length=2000, pattern=NOTE_PATTERN, description="why")
 
 
 # --- status -------------------------------------------------------------------------------

@@ -1,18 +1,26 @@
-"""The read-only ops pages: open discrepancies, runs (with the rest of the status),
-and the aging report with its chart."""
+"""The report pages: open discrepancies (with Acknowledge and Resolve, posted with the
+session's CSRF token and audited as ``ops-web:<session>``), runs (with the rest of the
+status), and the aging report with its chart."""
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run
 # time, and they use aliases local to the router factory.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
 
 from sync.canonical import DiscrepancyKind
 from sync.ops.aging import BUCKETS, aging
+from sync.ops.discrepancies import (
+    DiscrepancyClosed,
+    UnknownDiscrepancy,
+    acknowledge,
+    resolve,
+)
 from sync.ops.status import RUN_COUNTS, build_status
-from sync.server.ops.auth import Session
+from sync.server.ops import csrf
+from sync.server.ops.auth import Session, Signer, enabled_token
 from sync.server.ops.charts import aging_chart
 from sync.server.ops.context import OpsContext
 from sync.server.ops.pages import session_dependency
@@ -39,6 +47,33 @@ def reports_router(ctx: OpsContext, pages: Pages) -> APIRouter:
             kinds=kinds,
             kind=chosen,
         )
+
+    @router.post("/ops/discrepancies/{item_id}/act")
+    def discrepancy_action(
+        request: Request,
+        session: SessionDep,
+        item_id: str,
+        csrf_token: Annotated[str, Form(alias=csrf.FIELD)] = "",
+        action: Annotated[str, Form()] = "",
+        note: Annotated[str, Form(max_length=2000)] = "",
+    ) -> Response:
+        csrf.check_session_token(Signer(enabled_token(ctx)), session, csrf_token)
+        response = RedirectResponse("/ops/discrepancies", status_code=303)
+        acts = {"acknowledge": (acknowledge, "acknowledged"), "resolve": (resolve, "resolved")}
+        if action not in acts or not (item_id.isascii() and item_id.isdigit()):
+            pages.set_flash(response, request, "error", "Nothing was changed: unknown action.")
+            return response
+        if not note.strip():
+            pages.set_flash(response, request, "error", "A note saying why is required.")
+            return response
+        act, done = acts[action]
+        try:
+            act(ctx.ledger, int(item_id), session.actor, note)
+        except (UnknownDiscrepancy, DiscrepancyClosed) as exc:
+            pages.set_flash(response, request, "error", f"Nothing was changed: {exc}.")
+            return response
+        pages.set_flash(response, request, "ok", f"Discrepancy {item_id} is {done}.")
+        return response
 
     @router.get("/ops/runs")
     def runs_page(request: Request, session: SessionDep) -> Response:

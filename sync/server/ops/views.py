@@ -11,13 +11,10 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from sync import money
-from sync.engine.reconcile.report import canonical
 from sync.ledger import Ledger
-from sync.ledger.models import Discrepancy as DiscrepancyRow
-from sync.ops.render import dumps, iso
+from sync.ops.discrepancies import discrepancy_json
+from sync.ops.render import dumps
 
 AS_OF_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"
 """Report dates: YYYY-MM-DD from 1970 to 2999 (the reports add and subtract days;
@@ -77,26 +74,6 @@ def currency_codes() -> list[str]:
     return sorted(money.known_currencies())
 
 
-def discrepancy_json(row: DiscrepancyRow) -> dict[str, Any]:
-    """One open discrepancy as `billsync reconcile --json` lists it."""
-    try:
-        shown: dict[str, Any] = canonical(row).model_dump(mode="json")
-        return shown
-    except ValidationError:
-        # A row this version cannot type (e.g. a kind from a newer one): shown as stored.
-        return {
-            "kind": row.kind,
-            "deal_id": row.deal_id,
-            "target": row.target,
-            "external_id": None,
-            "expected": row.expected,
-            "actual": row.actual,
-            "detail": "",
-            "detected_at": iso(row.detected_at),
-            "resolved_at": iso(row.resolved_at),
-        }
-
-
 def open_discrepancies(ledger: Ledger, kind: str | None = None) -> list[dict[str, Any]]:
-    """Open discrepancies, oldest first."""
+    """Open discrepancies, oldest first (acknowledged ones included)."""
     return [discrepancy_json(row) for row in ledger.open_discrepancies(kind)]
