@@ -404,14 +404,20 @@ class InvoiceRef(_Model):
     number: str | None = None  # None until finalised (Stripe numbers at finalisation)
     url: str | None = None
     currency: CurrencyCode
-    total: ExactDecimal
+    total: ExactDecimal  # gross, as the target computed it
     amount_paid: ExactDecimal | None = None
     balance: ExactDecimal | None = None
     status: InvoiceStatus
+    tax: ExactDecimal | None = None  # the target's tax; total - tax is what the draft intended
+
+    @property
+    def net(self) -> Decimal:
+        """The pre-tax total, to compare with the draft's total (like with like)."""
+        return self.total if self.tax is None else self.total - self.tax
 
     @model_validator(mode="after")
     def _precision(self) -> Self:
-        for name in ("total", "amount_paid", "balance"):
+        for name in ("total", "amount_paid", "balance", "tax"):
             value = getattr(self, name)
             if value is not None:
                 _check_precision(value, self.currency, name)

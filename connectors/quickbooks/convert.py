@@ -328,4 +328,7 @@ def invoice_ref(
         amount_paid=total - balance,
         balance=balance,
         status=invoice_status(record),
+        tax=money.to_currency_precision(
+            amount((record.get("TxnTaxDetail") or {}).get("TotalTax")), currency
+        ),
     )

@@ -78,6 +78,7 @@ def invoice_ref(inv: Mapping[str, Any]) -> InvoiceRef:
         amount_paid=amount(inv.get("amount_paid"), currency),
         balance=amount(inv.get("amount_remaining"), currency),
         status=_STATUS[str(inv["status"])],
+        tax=amount(inv.get("total"), currency) - pre_tax_total(inv),
     )
 
 

@@ -444,14 +444,19 @@ class InvoiceStage:
             },
         )
         queue_writeback(self.ledger, deal_id, target, self.now())
-        if ref.total != job.draft.total:
+        # Like with like: the draft's total is pre-tax; the target adds its tax.
+        if ref.net != job.draft.total:
             recorded = self.ledger.record_discrepancy(
                 DiscrepancyKind.INVOICE_TOTAL_MISMATCH,
                 deal_id,
                 target,
-                expected=format(job.draft.total, "f"),
-                actual=format(ref.total, "f"),
-                details={"invoice": ref.external_id, "currency": ref.currency},
+                expected=f"{format(job.draft.total, 'f')} {ref.currency}",
+                actual=f"{format(ref.net, 'f')} {ref.currency}",
+                details={
+                    "invoice": ref.external_id,
+                    "currency": ref.currency,
+                    "tax": format(ref.tax or 0, "f"),
+                },
             )
             self.summary.count("discrepancies", int(recorded))
         # Last, as the commit point: a process killed before this line leaves the intent
