@@ -195,8 +195,8 @@ def test_total_mismatch_is_a_discrepancy(ledger: Ledger, clock: Clock) -> None:
     assert summary.discrepancies == 1
     assert (found.kind, found.expected, found.actual) == (
         "invoice_total_mismatch",
-        "100.00",
-        "108.25",
+        "100.00 USD",
+        "108.25 USD",
     )
 
 
