@@ -6,7 +6,8 @@ Only this package imports ``stripe``. The modules:
   canonical models; ``lines``: draft lines as exact ``add_lines`` entries;
 - ``catalog`` (`TargetCatalog`), ``customers``, ``lookup`` (invoices read back) and
   ``actions`` (`StripeTarget`, the `InvoiceTarget`: invoices exactly once);
-- ``events`` (what each event means in money), ``feed`` (`StripeFeed`, the
+- ``events`` (which invoice each event hints at), ``money`` (an invoice's money read
+  fresh), ``feed`` (`StripeFeed`, the
   `PaymentFeed`) and ``webhooks`` (`StripeWebhookVerifier`, the `WebhookVerifier`).
 `connect` wires the target, the feed and the verifier from settings around one client.
 """
