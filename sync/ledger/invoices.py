@@ -31,6 +31,7 @@ _KEPT_WHEN_NONE = (
     "due_date",
     "account_id",
     "customer_name",
+    "intended_total",
 )
 
 
@@ -81,14 +82,9 @@ def _upsert_statement(dialect: str) -> sa.Insert:
         name: sa.func.coalesce(stmt.excluded[name], invoices.c[name]) for name in _KEPT_WHEN_NONE
     }
     fresh = {name: stmt.excluded[name] for name in ("currency", "total", "status", "updated_at")}
-    # The money figures are the read's (invoice_money) once the target's money was read:
-    # an upsert from the invoice stage or a status-only update must not undo them.
-    derived = {
-        name: sa.case(
-            (invoices.c.money_read_at.is_(None), stmt.excluded[name]), else_=invoices.c[name]
-        )
-        for name in _DERIVED
-    }
+    # The money figures are re-derived from the stored facts (the target's, as last
+    # read) with the status and total given: the same derive() as a read.
+    derived = {name: stmt.excluded[name] for name in _DERIVED}
     return stmt.on_conflict_do_update(
         index_elements=[invoices.c.target, invoices.c.external_id],
         set_={**keep, **fresh, **derived},
@@ -136,14 +132,16 @@ class InvoiceStore(Store):
         due_date: date | None = None,
         account_id: str | None = None,
         customer_name: str | None = None,
+        intended_total: Decimal | None = None,
     ) -> InvoiceRecord:
         """Insert or update an invoice as the target reports it.
 
         None for deal_id, number, url, the dates or the customer keeps the stored value
         (a status-only update from a webhook must not erase the link to the deal or the
-        due date aging needs). The money figures are derived from the stored facts by
-        sync.money_state.derive, never taken from the caller; once the target's money
-        was read (record_invoice_money) they are that read's and stay.
+        due date aging needs). The money figures are derived from the stored facts (the
+        target's, as last read) by sync.money_state.derive, never taken from the caller.
+        ``intended_total`` is the draft's pre-tax total, kept from creation so
+        reconciliation can tell an edit in the target from the invoice as made.
         """
         total = check_money(total)
         now = self._now()
@@ -167,6 +165,7 @@ class InvoiceStore(Store):
                     "due_date": due_date,
                     "account_id": account_id,
                     "customer_name": customer_name,
+                    "intended_total": intended_total,
                 },
             ).one()
             return to_record(InvoiceRecord, row)

@@ -121,6 +121,7 @@ class InvoiceRecord:
     open_disputes: int | None = None
     terms: str | None = None
     money_read_at: datetime | None = None
+    intended_total: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

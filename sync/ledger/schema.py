@@ -106,6 +106,7 @@ invoices = sa.Table(
     # The money state derived from the target's facts by sync.money_state.derive
     # (migration 0006); NULL on rows not read since. amount_paid and balance above are
     # the same derivation's paid and balance_due.
+    sa.Column("intended_total", Money(), nullable=True),  # the draft's pre-tax total
     sa.Column("net", Money(), nullable=True),
     sa.Column("tax", Money(), nullable=True),
     sa.Column("credited", Money(), nullable=True),

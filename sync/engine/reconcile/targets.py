@@ -32,6 +32,7 @@ from sync.engine.reconcile.recorder import ACTOR, CHUNK
 from sync.engine.reconcile.report import show
 from sync.ledger.models import InvoiceRecord
 from sync.logs import get_logger
+from sync.money_state import MoneyStatus
 
 if TYPE_CHECKING:
     from sync.engine.reconcile.recorder import Reconciler
@@ -217,6 +218,8 @@ class TargetPass:
         if opened is not None:
             # Recorded with the draft's (pre-tax) total as expected.
             intended, pretax = _amount(opened.expected), True
+        elif invoice.intended_total is not None:
+            intended, pretax = invoice.intended_total, True
         elif invoice.net is not None:
             intended, pretax = invoice.net, True
         else:
@@ -292,10 +295,9 @@ class TargetPass:
                 total=total,
                 status=status,
             )
-            if status in GONE:
-                self.ledger.set_deal_state(deal_id, self.target, "voided")
-            elif restore:
-                self.ledger.set_deal_state(deal_id, self.target, _deal_state(updated))
+            if status in GONE or restore:
+                money_status = MoneyStatus(updated.money_status or MoneyStatus.OPEN)
+                self.ledger.set_deal_state(deal_id, self.target, deal_state_for(money_status))
         changes = {
             "status": [invoice.status, status],
             "total": [show(invoice.total, invoice.currency), show(total, invoice.currency)],
@@ -341,17 +343,3 @@ def _amount(value: str | None) -> Decimal | None:
         return Decimal(value.split()[0])
     except InvalidOperation:
         return None
-
-
-def _deal_state(invoice: InvoiceRecord) -> str:
-    """The deal's state from its invoice's settled facts (as the payment stage sets it,
-    without the per-event states it alone can know)."""
-    if invoice.status in GONE:
-        return "voided"
-    if invoice.status == InvoiceStatus.UNCOLLECTIBLE.value:
-        return "uncollectible"
-    if invoice.status == InvoiceStatus.PAID.value or invoice.balance <= 0:
-        return "paid"
-    if invoice.amount_paid > 0:
-        return "partially_paid"
-    return "invoiced"

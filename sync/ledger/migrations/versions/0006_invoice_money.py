@@ -2,7 +2,9 @@
 
 The invoices table gains the figures `sync.money_state.derive` computes from the
 target's facts (net, tax, credited, refunded, disputed, written off, overpaid, the
-money status) plus the target's terms and version and when its money was last read.
+money status) plus the target's terms and version and when its money was last read, and the draft's
+pre-tax total as created (``intended_total``), so an edit in the target stays visible
+after the mirror follows it.
 The payments table becomes the mirror of the target's money facts: ``state`` is the
 target's state of the fact (a refund failed, a credit note voided, a dispute lost) and
 ``version`` its version; ``voided_at`` marks a fact the target no longer holds
@@ -32,6 +34,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _MONEY_COLUMNS = (
+    "intended_total",
     "net",
     "tax",
     "credited",
