@@ -154,6 +154,7 @@ class _DraftBuilder:
                 total=total,
                 doc_number=doc_number,
                 memo=self.value(self.spec.invoice.memo),
+                automatic_tax=self.target == "stripe" and self.spec.tax.stripe.automatic,
                 po_number=self.value(self.spec.invoice.po_number),
                 terms=terms_name,
                 days_until_due=days_until_due,
@@ -251,6 +252,7 @@ class _DraftBuilder:
                 discount_percent=discount if discount else None,
                 service_date=self._service_date(line),
                 tax_code=tax_code,
+                tax_rates=self._tax_rates(where, line.product_code),
             )
         except (ValidationError, money.MoneyError) as exc:
             self.problems.add(where, f"cannot be priced: {_first_error(exc)}", "correct the line")
@@ -321,6 +323,22 @@ class _DraftBuilder:
                 "create the tax code or change tax.quickbooks in your mapping file",
             )
         return code
+
+    def _tax_rates(self, where: str, product_code: str) -> tuple[str, ...]:
+        """Stripe tax rates for a line: by product, else the defaults (none with
+        automatic tax, where Stripe computes it)."""
+        if self.target != "stripe":
+            return ()
+        tax = self.spec.tax.stripe
+        rates = tax.by_product.get(product_code, [] if tax.automatic else tax.default_rates)
+        for rate in rates:
+            if not self.catalog.tax_code_exists(rate):
+                self.problems.add(
+                    f"{where}.ProductCode",
+                    f"tax rate '{rate}' does not exist or is inactive in Stripe",
+                    "create the tax rate or change tax.stripe in your mapping file",
+                )
+        return tuple(rates)
 
     def _service_date(self, line: DealLine) -> date | None:
         rule = self.spec.invoice.service_date

@@ -328,7 +328,8 @@ class InvoiceLine(_Model):
     discount_percent: Percent | None = None
     amount: ExactDecimal
     service_date: date | None = None
-    tax_code: str | None = None
+    tax_code: str | None = None  # QuickBooks TaxCode
+    tax_rates: tuple[str, ...] = ()  # Stripe tax rate ids (txr_…)
 
     @classmethod
     def priced(cls, currency: str, **fields: Any) -> Self:
@@ -357,6 +358,7 @@ class InvoiceDraft(_Model):
     total: ExactDecimal
     doc_number: str | None = None
     memo: str | None = None
+    automatic_tax: bool = False  # the target computes tax itself (Stripe Tax)
     po_number: str | None = None
     terms: str | None = None
     issue_date: date | None = None

@@ -145,7 +145,7 @@ def invoice_params(
         # The date shown on the invoice (Stripe: effective_at, the finalization date
         # unless set), e.g. the deal's close date when invoicing a backlog.
         params["effective_at"] = _date_stamp(draft.issue_date)
-    if settings.automatic_tax:
+    if settings.automatic_tax or draft.automatic_tax:
         params["automatic_tax"] = {"enabled": True}
     return params
 

@@ -98,8 +98,8 @@ def _line(currency: str, index: int, line: InvoiceLine) -> PlannedLine:
     if line.service_date is not None:
         stamp = int(datetime.combine(line.service_date, time(0), UTC).timestamp())
         params["period"] = {"start": stamp, "end": stamp}
-    if line.tax_code:
-        params["tax_rates"] = [line.tax_code]
+    if line.tax_rates:
+        params["tax_rates"] = list(line.tax_rates)
     label = (line.description or "").strip()
     if amount < 0:
         params.update(amount=amount, description=_describe(label or "Credit", line, code))

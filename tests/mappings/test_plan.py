@@ -282,3 +282,36 @@ def test_jpy_rounding_per_line_is_not_a_pricing_error(mapping: LoadedMapping) ->
     assert result.draft.total == Decimal(456)
     wrong = make_deal(lines, currency="JPY", target_hint="Stripe", amount=Decimal("460"))
     assert isinstance(plan_invoice(wrong, make_planner(mapping)), Rejected)
+
+
+def test_stripe_tax_rates_and_automatic_tax_come_from_the_mapping(
+    tmp_path: Any, mapping: LoadedMapping
+) -> None:
+    """tax.stripe: rates per product, else the defaults; automatic tax asks Stripe to
+    compute it (no rates on the lines); a rate Stripe lacks is a clear rejection."""
+    from mappings.loader import load_mappings
+
+    def planned(tax_yaml: str) -> Planned | Rejected:
+        user = tmp_path / "tax.yaml"
+        user.write_text(f"tax:\n  stripe:\n{tax_yaml}", encoding="utf-8")
+        catalog = FakeCatalog("stripe", products=mapping_products(), tax_codes={"txr_a", "txr_b"})
+        catalogs = {"quickbooks": qbo_catalog(), "stripe": catalog}
+        deal = make_deal((make_line(1), make_line(2, product_code="SEAT")), target_hint="stripe")
+        return plan_invoice(deal, make_planner(load_mappings([user]), catalogs=catalogs))
+
+    rated = planned("    default_rates: [txr_a]\n    by_product: {SEAT: [txr_a, txr_b]}\n")
+    assert isinstance(rated, Planned), rated
+    assert [line.tax_rates for line in rated.draft.lines] == [("txr_a",), ("txr_a", "txr_b")]
+    assert not rated.draft.automatic_tax
+    automatic = planned("    automatic: true\n")
+    assert isinstance(automatic, Planned)
+    assert automatic.draft.automatic_tax and automatic.draft.lines[0].tax_rates == ()
+    missing = planned("    default_rates: [txr_gone]\n")
+    assert isinstance(missing, Rejected)
+    assert "tax rate 'txr_gone' does not exist" in str(missing)
+
+
+def mapping_products() -> dict[Any, Any]:
+    from tests.mappings.conftest import stripe_catalog
+
+    return stripe_catalog().products

@@ -112,7 +112,7 @@ def test_credit_lines_service_dates_and_tax_rates() -> None:
         quantity=Decimal(-1),
         unit_price=Decimal("30"),
         service_date=date(2026, 11, 1),
-        tax_code="txr_1",
+        tax_rates=("txr_1",),
     )
     fields = {k: getattr(base, k) for k in type(base).model_fields if k != "total"}
     planned = InvoiceDraft.with_total(**{**fields, "lines": (*base.lines, credit)})

@@ -146,7 +146,7 @@ def test_automatic_tax_and_line_tax_rates(mock: responses.RequestsMock) -> None:
     base = draft(customer_=draft().customer.model_copy(update={"external_id": "cus_1"}))
     taxed = InvoiceLine.priced(
         "USD", item_ref="prod_PLATSUB", quantity=Decimal(1), unit_price=Decimal("1000.00"),
-        tax_code="txr_1Pgc7BB7WZ01zgkW4Iwwvf6z",
+        tax_rates=("txr_1Pgc7BB7WZ01zgkW4Iwwvf6z",),
     )  # fmt: skip
     planned = base.model_copy(update={"lines": (taxed,)})
     register_create_flow(mock, 100000)
