@@ -1,9 +1,11 @@
 """Accounts-receivable aging (`billsync report aging`).
 
-Definition: the open balance of every receivable invoice on the as-of date (see
-`ar_book`: issued by then, not void/deleted/draft/uncollectible, balance above zero —
-total minus the payments and credit notes settled by the end of that day), put in a
-bucket by days past due on that date:
+Definition: the open AR of every invoice issued by the as-of date (see `ar_book`: the
+invoice's balance due as the target shows it — total minus payments and credits —
+when its money status counts as open AR, i.e. it is not voided, deleted or written
+off; a refund or a dispute does not reopen it; as of an earlier date, from the facts
+that had happened by the end of it), put in a bucket by days past the target's due
+date on that date:
 
     current   not yet due, or due that very day (days past due ≤ 0)
     1-30      1 to 30 days past due

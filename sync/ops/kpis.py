@@ -18,30 +18,33 @@ Money figures are per currency and never summed across currencies.
   for an unknown invoice) and Salesforce write-back ones describe what customers or
   Salesforce did, not the invoice, so they do not count against it.
 - Average days to pay: over the invoices settled in the window, the mean of
-  (settlement day − issue day), where the settlement is the payment or credit note after
-  which the balance is zero and stays so (`Book.settled_on`).
-- Open disputes: deals whose latest payment fact is an open dispute (deal state
-  ``disputed``): how many, the age in days of the oldest on D, and per currency the
-  amount charged back on their invoices.
-- Write-offs: invoices now marked uncollectible, issued by D: count and open balance
-  per currency. The ledger keeps no date for the write-off itself, so this is every
-  write-off to date, not only those in the window.
+  (settlement day − issue day), where the settlement is the payment or credit after
+  which nothing is due (`Book.settled_on`). A later refund or dispute does not undo it:
+  neither reopens the balance. Voided, deleted and written-off invoices were not paid.
+- Open disputes: the invoices' open disputes on D (``open_disputes`` of their money
+  state: inquiries included, won and lost ones not): how many, the age in days on D of
+  the oldest, its deal, and per currency the funds they withdrew (``disputed``).
+- Write-offs: invoices now marked uncollectible with something still due, issued by D:
+  count and amount (``written_off``, the balance due) per currency. The ledger keeps no
+  date for the write-off itself, so this is every write-off to date, not only those in
+  the window.
 
 Ratios and day counts are decimal strings rounded half up to one place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sync import money
 from sync.ledger import Ledger
 from sync.ledger.ar_reads import ArInvoice
 from sync.ledger.types import exact_sum
 from sync.ops.aging import age_book
-from sync.ops.ar_book import NOT_SALES, WRITTEN_OFF, Book
+from sync.ops.ar_book import NOT_SALES, Book
 from sync.ops.render import decimal_str, money_str, ratio
 
 DEFAULT_DAYS = 90
@@ -164,8 +167,8 @@ def _currency_kpis(
     collected = exact_sum([ar_start, sales, ar_end.copy_negate()])
     collectible = exact_sum([ar_start, sales, current.copy_negate()])
     cei = ratio(collected * _HUNDRED, collectible)
-    written_off = [i for i in mine if i.status == WRITTEN_OFF]
-    write_off = exact_sum([max(book.balance_at(i, end), Decimal(0)) for i in written_off])
+    states = [book.state_at(i, end) for i in mine]
+    written_off = [s.written_off for s in states if s.written_off > 0]
     return CurrencyKpis(
         currency=currency,
         ar=ar_end,
@@ -175,20 +178,46 @@ def _currency_kpis(
         dso_days=dso,
         cei_percent=cei,
         write_off_count=len(written_off),
-        write_off_amount=write_off,
-        disputed_amount=Decimal(0),
+        write_off_amount=_money_sum(written_off, currency),
+        disputed_amount=_money_sum([s.disputed for s in states], currency),
     )
+
+
+def _money_sum(amounts: list[Decimal], currency: str) -> Decimal:
+    """An exact sum, shown in the currency's minor unit even when empty."""
+    return exact_sum([money.quantize(0, currency), *amounts])
 
 
 def _days_to_pay(book: Book, start: date) -> tuple[int, Decimal | None]:
     spans = []
     for invoice in book.invoices:
-        if invoice.status in NOT_SALES or invoice.status == WRITTEN_OFF:
-            continue
         settled = book.settled_on(invoice)
         if settled is not None and _in_window(settled, start, book.as_of):
             spans.append(max(0, (settled - invoice.issued).days))
     return len(spans), ratio(Decimal(sum(spans)), Decimal(len(spans)))
+
+
+@dataclass(frozen=True)
+class _Disputes:
+    count: int
+    oldest_since: date | None
+    oldest_deal: str | None
+
+
+def _disputes(book: Book) -> _Disputes:
+    """Open disputes on ``as_of``: the count the money states give, and the oldest."""
+    count, oldest = 0, None
+    for invoice in book.invoices:
+        n = book.state_at(invoice, book.as_of).open_disputes
+        if not n:
+            continue
+        count += n
+        since = book.open_dispute_since(invoice, book.as_of)
+        if since is not None and (oldest is None or since < oldest[0]):
+            oldest = (since, invoice.deal_id)
+    if oldest is None:
+        return _Disputes(count, None, None)
+    return _Disputes(count, oldest[0].date(), oldest[1])
 
 
 def _billing(ledger: Ledger, invoices: list[ArInvoice], start: date, end: date) -> tuple[int, int]:
@@ -217,26 +246,7 @@ def kpis(
         )
         for c in book.currencies()
     }
-    invoices = {invoice.key: invoice for invoice in book.invoices}
-    disputes = [
-        d
-        for d in ledger.open_disputes()
-        if d.since.date() <= as_of
-        and (currency is None or (d.target, d.external_id or "") in invoices)
-    ]
-    disputed: dict[str, list[Decimal]] = {}
-    for dispute in disputes:
-        invoice = invoices.get((dispute.target, dispute.external_id or ""))
-        if invoice is None:
-            continue
-        charged = [
-            row.amount for row in book.settlements.get(invoice.key, []) if row.kind == "chargeback"
-        ]
-        disputed.setdefault(invoice.currency, []).extend(charged)
-    for code, amounts in disputed.items():
-        if code in by_currency:
-            by_currency[code] = replace(by_currency[code], disputed_amount=exact_sum(amounts))
-    oldest = min(disputes, key=lambda d: d.since, default=None)
+    disputes = _disputes(book)
     issued, clean = _billing(ledger, book.invoices, start, as_of)
     paid, average = _days_to_pay(book, start)
     return KpiReport(
@@ -247,7 +257,9 @@ def kpis(
         issued_without_discrepancy=clean,
         paid_invoices=paid,
         average_days_to_pay=average,
-        open_disputes=len(disputes),
-        oldest_dispute_days=(as_of - oldest.since.date()).days if oldest else None,
-        oldest_dispute_deal=oldest.deal_id if oldest else None,
+        open_disputes=disputes.count,
+        oldest_dispute_days=(
+            None if disputes.oldest_since is None else (as_of - disputes.oldest_since).days
+        ),
+        oldest_dispute_deal=disputes.oldest_deal,
     )

@@ -20,14 +20,26 @@ USD
 EUR
   E1  1200.00  issued 01-05 due 02-04  Zeta   paid 200.00 on 02-10, refunded 50.00
                                               on 02-20; deal changed (resolved)    open
-  E2   400.00  issued 2025-12-20 due 2026-01-19 Omega; paid 400.00 on 01-10,
-                                              charged back 400.00 on 02-15; the deal
-                                              is disputed                           open
+  E2   400.00  issued 2025-12-20 due 2026-01-19 Omega; paid 400.00 on 01-10, a
+                                              dispute of 400.00 opened on 02-15 and
+                                              still open (funds withdrawn)          paid
 JPY
   J1  150000   issued 02-01 due 03-03  Nakamura  paid 50000 on 03-31 23:30 UTC
                                               (inside D); a partial_payment
                                               discrepancy (not a billing error)     open
   J2   30000   issued 03-15, no due date  Nakamura                                  open
+
+Each invoice's money is the ledger's mirror of its target (`sync.money_state`): balance
+due = total − paid − credited. Two figures changed on purpose when the reports moved to
+it (they used to add up payment events, where a refund and a chargeback reopened the
+balance):
+
+- E1: the 50.00 refund no longer reopens the balance: 1200 − 200 = 1000.00 open, not
+  1050.00 (Stripe keeps a refunded invoice's amount_remaining as it was).
+- E2: the open dispute withdraws the 400.00 but no longer reopens the balance: nothing
+  is due, so E2 leaves open AR (was 400.00 in 61-90), its customer Omega leaves the
+  per-customer aging, and E2 counts as paid on 01-10 in the days to pay. Its dispute
+  is still counted: one open, 400.00 disputed.
 """
 
 from __future__ import annotations
@@ -70,15 +82,16 @@ def test_aging_by_hand(book: Ledger) -> None:
             "90+": "350.00",
             "total": "2820.00",
         },
-        # 31-60: E1 1200-200+50 = 1050.00 (55 days past 02-04)
-        # 61-90: E2 400-400+400 = 400.00 (71 days past 01-19)
+        # 31-60: E1 1200-200 = 1000.00 (55 days past 02-04; the refund of 50.00 does not
+        #        reopen the balance)
+        # E2: 400-400 = 0 due (the open dispute withdrew the funds, it reopens nothing)
         "EUR": {
             "current": "0.00",
             "1-30": "0.00",
-            "31-60": "1050.00",
-            "61-90": "400.00",
+            "31-60": "1000.00",
+            "61-90": "0.00",
             "90+": "0.00",
-            "total": "1450.00",
+            "total": "1000.00",
         },
         # 1-30: J1 150000-50000 = 100000 (28 days past 03-03; paid 23:30 on D counts)
         #       J2 30000 (no due date: aged from its issue date 03-15, 16 days)
@@ -101,12 +114,13 @@ def test_aging_by_customer_and_currency_filter(book: Ledger) -> None:
     assert rows[("USD", "Acme")] == ("600.00", "1750.00", "0.00", "2350.00")  # U1 + U2
     assert rows[("USD", "Delta")] == ("120.00", "0.00", "0.00", "120.00")  # U7
     assert rows[("USD", "Beta")] == ("0.00", "0.00", "350.00", "350.00")  # U3
-    assert rows[("EUR", "Omega")][3] == "400.00" and rows[("EUR", "Zeta")][3] == "1050.00"
+    assert rows[("EUR", "Zeta")][3] == "1000.00"  # E1
+    assert ("EUR", "Omega") not in rows  # E2: nothing due (disputed, not reopened)
     assert rows[("JPY", "Nakamura")][3] == "130000"
     assert ("USD", "Gamma") not in rows  # written off
     only_eur = aging(book, D, currency="EUR").as_json()
     assert list(only_eur["currencies"]) == ["EUR"]
-    assert only_eur["currencies"]["EUR"]["total"] == "1450.00"
+    assert only_eur["currencies"]["EUR"]["total"] == "1000.00"
 
 
 def test_aging_at_an_earlier_date_uses_the_payments_known_then(book: Ledger) -> None:
@@ -138,13 +152,15 @@ def test_kpis_by_hand(book: Ledger) -> None:
         "write_offs": {"count": 1, "amount": "4000.00"}, "disputed": "0.00",
     }  # fmt: skip
     eur = report["currencies"]["EUR"]
-    # AR(D) = 1450.00; AR(S) = E2 400.00 (paid only on 01-10); sales = E1 1200.00.
-    # DSO = 1450 × 90 / 1200 = 108.75 → 108.8 (half up)
-    # CEI = (400 + 1200 - 1450) / (400 + 1200 - 0) × 100 = 150 / 1600 × 100 = 9.375 → 9.4
-    # Disputed: E2's chargeback 400.00.
+    # AR(D) = E1 1000.00 (E2 has nothing due); AR(S) = E2 400.00 (paid only on 01-10);
+    # sales = E1 1200.00 (E2 was issued before the window).
+    # DSO = 1000 × 90 / 1200 = 75.0 (was 108.8 with E1 at 1050 and E2 at 400)
+    # CEI = (400 + 1200 - 1000) / (400 + 1200 - 0) × 100 = 600 / 1600 × 100 = 37.5
+    #     (was 9.4)
+    # Disputed: E2's open dispute withdrew 400.00.
     assert eur == {
-        "ar": "1450.00", "beginning_ar": "400.00", "ending_current_ar": "0.00",
-        "credit_sales": "1200.00", "dso_days": "108.8", "cei_percent": "9.4",
+        "ar": "1000.00", "beginning_ar": "400.00", "ending_current_ar": "0.00",
+        "credit_sales": "1200.00", "dso_days": "75.0", "cei_percent": "37.5",
         "write_offs": {"count": 0, "amount": "0.00"}, "disputed": "400.00",
     }  # fmt: skip
     jpy = report["currencies"]["JPY"]
@@ -158,10 +174,11 @@ def test_kpis_by_hand(book: Ledger) -> None:
     assert report["billing_accuracy"] == {
         "issued": 9, "without_discrepancy": 7, "rate_percent": "77.8"}  # fmt: skip
     # Days to pay, settled in the window: U8 01-20 − 2025-12-15 = 36; U4 03-10 − 02-15 =
-    # 23; U9 settled by its credit note 03-08 − 02-20 = 16 → (36 + 23 + 16) / 3 = 25.0.
-    # (E2 was settled on 01-10, then charged back: open again. U7 is paid after D.)
-    assert report["average_days_to_pay"] == {"invoices": 3, "days": "25.0"}
-    # One open dispute (E2), charged back on 02-15: 44 days old on 03-31.
+    # 23; U9 settled by its credit note 03-08 − 02-20 = 16; E2 01-10 − 2025-12-20 = 21
+    # (its dispute on 02-15 does not reopen it) → (36 + 23 + 16 + 21) / 4 = 24.0 (was
+    # 25.0 over 3, E2 left out as reopened). U7 is paid after D; U5 is written off.
+    assert report["average_days_to_pay"] == {"invoices": 4, "days": "24.0"}
+    # One open dispute (E2), opened on 02-15: 44 days old on 03-31.
     assert report["open_disputes"] == {
         "count": 1, "oldest_age_days": 44, "oldest_deal_id": "deal-E2"}  # fmt: skip
 
@@ -172,7 +189,8 @@ def test_kpis_are_undefined_without_sales(book: Ledger) -> None:
     report = kpis(book, date(2026, 3, 10), days=10, currency="EUR").as_json()
     eur = report["currencies"]["EUR"]
     assert eur["credit_sales"] == "0.00" and eur["dso_days"] is None
-    # CEI: AR(S = 02-28) = E1 1050 + E2 400 = 1450 = AR(D) → (1450 + 0 - 1450) /
-    # (1450 + 0 - 0) = 0.0: nothing collected in those ten days.
+    # CEI: AR(S = 02-28) = E1 1000 (paid 200 on 02-10; the refund on 02-20 reopens
+    # nothing) + E2 0 (paid 01-10) = 1000 = AR(D) → (1000 + 0 - 1000) / (1000 + 0 - 0)
+    # = 0.0: nothing collected in those ten days.
     assert eur["cei_percent"] == "0.0"
     assert report["billing_accuracy"]["rate_percent"] is None
