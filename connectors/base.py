@@ -282,10 +282,12 @@ class InvoiceTarget(Protocol):
         return it with ``external_id`` set."""
         ...
 
-    def find_invoices(self, deal_id: str) -> Sequence[InvoiceRef]:
+    def find_invoices(self, deal_id: str, *, reference: str | None = None) -> Sequence[InvoiceRef]:
         """Invoices in the target carrying this deal's reference, by a read that does not
-        depend on idempotency keys (which expire). More than one is a duplicate that
-        reconciliation reports. Used before any create is retried after a crash."""
+        depend on idempotency keys (which expire), oldest first. ``reference`` is what the
+        invoice was created with (the draft's ``doc_number``, stored with the intent);
+        None: the target's default reference for the deal. More than one is a duplicate
+        the engine reports. Used before any create is retried after a crash."""
         ...
 
     def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:

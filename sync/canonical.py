@@ -233,6 +233,7 @@ class DiscrepancyKind(StrEnum):
     # books hold something billsync's money model does not explain.
     TARGET_FIGURES_UNEXPLAINED = "target_figures_unexplained"
     DEAL_LOST_AFTER_INVOICE = "deal_lost_after_invoice"  # invoiced, then no longer won
+    ROUTING_CHANGED_AFTER_INVOICE = "routing_changed_after_invoice"  # found in the old target
 
 
 # --- deals (source side) -----------------------------------------------------------

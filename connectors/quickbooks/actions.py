@@ -334,11 +334,12 @@ class InvoiceWriter:
 
     # --- reads and updates ---------------------------------------------------------
 
-    def find_invoices(self, deal_id: str) -> list[InvoiceRef]:
-        """Invoices carrying the deal's DocNumber (as the mapping set it in this run,
-        else the default mapping's: the deal id, 21 characters at most), excluding any
-        whose PrivateNote names a different deal. Voided ones are included."""
-        number = self._doc_numbers.get(deal_id, deal_id[:21])
+    def find_invoices(self, deal_id: str, *, reference: str | None = None) -> list[InvoiceRef]:
+        """Invoices carrying the deal's DocNumber (``reference``: the one the invoice was
+        sent with; else as the mapping set it in this run, else the default mapping's:
+        the deal id, 21 characters at most), excluding any whose PrivateNote names a
+        different deal. Voided ones are included."""
+        number = reference or self._doc_numbers.get(deal_id, deal_id[:21])
         statement = select("Invoice", f"DocNumber = {quote(number)}")
         rows = self._client.query(statement).get("Invoice", [])
         return [

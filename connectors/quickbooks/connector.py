@@ -98,8 +98,8 @@ class QuickBooksConnector:
         """Several at once (one name query per 50, batch creates): outcome per account id."""
         return self.customers.ensure_many(customers)
 
-    def find_invoices(self, deal_id: str) -> Sequence[InvoiceRef]:
-        return self.invoices.find_invoices(deal_id)
+    def find_invoices(self, deal_id: str, *, reference: str | None = None) -> Sequence[InvoiceRef]:
+        return self.invoices.find_invoices(deal_id, reference=reference)
 
     def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:
         return self.invoices.create_invoice(draft)

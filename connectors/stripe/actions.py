@@ -125,8 +125,12 @@ class StripeTarget:
 
     # --- lookup --------------------------------------------------------------------
 
-    def find_invoices(self, deal_id: str, customer_id: str | None = None) -> list[InvoiceRef]:
+    def find_invoices(
+        self, deal_id: str, customer_id: str | None = None, *, reference: str | None = None
+    ) -> list[InvoiceRef]:
         """Invoices whose ``metadata.billsync_deal_id`` is the deal, oldest first.
+        ``reference`` (the protocol's stored DocNumber) is not used: the deal id in the
+        metadata is the reference Stripe invoices are created with.
 
         ``customer_id`` (optional, beyond the protocol) makes the lookup complete and
         strongly consistent; without it the customer an earlier create in this process

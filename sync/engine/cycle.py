@@ -5,6 +5,13 @@ retry (due items of the retry queue), then the later stages that other modules a
 (payments, write-back, reconcile). A stage never lets a vendor failure escape: it is
 recorded and the run goes on; only a lease held by someone else stops the run before
 it starts (exit 3).
+
+Fencing (DESIGN.md "Exactly once"): the run works under the lease claim it acquired (a
+`Fence`, whose token rises with every acquisition). Intents and the invoice stage's
+outcomes are written only while that claim is current; the heartbeat marks the claim
+lost when it cannot renew it, and the invoice stage checks that mark before every create
+call. A run frozen past its lease (VM pause, SIGSTOP) therefore stops before its next
+vendor write and raises `LeaseTakenOver` (exit 3) instead of working on a stale batch.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import (
     Checkpointed,
@@ -31,12 +39,14 @@ from connectors.base import (
 from mappings.loader import LoadedMapping
 from mappings.plan import Planner
 from sync.canonical import Deal
+from sync.engine import routing
 from sync.engine.failures import INVOICE, FailureRecorder, RetryPolicy
-from sync.engine.invoicing import InvoiceStage, Job
+from sync.engine.invoicing import InvoiceStage
 from sync.engine.payments import PaymentStage
+from sync.engine.recording import Job
 from sync.engine.summary import RunSummary
 from sync.engine.writeback import WriteBackSink, WriteBackStage
-from sync.ledger import Ledger
+from sync.ledger import Fence, LeaseLost, Ledger
 from sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
 from sync.logs import get_logger
 from sync.planning import ReadRejection
@@ -56,6 +66,13 @@ DEFAULT_STAGES = ("pull", "invoice", "payments", "writeback", "retry")
 
 class LeaseHeld(Exception):
     """Another run holds the ledger's run lease."""
+
+
+class LeaseTakenOver(LeaseHeld):
+    """This run lost its lease mid-run (another run took it over): it stopped before its
+    next vendor write. A LeaseHeld, so a scheduler that skips a busy ledger skips this."""
+
+    MESSAGE = "another run took over the lease; this run stopped before its next vendor write"
 
 
 class PullingSource(WriteBackSink, Protocol):
@@ -89,34 +106,54 @@ class Engine:
 class _Heartbeat(threading.Thread):
     """Renews the run lease every third of its lifetime while the run works."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, fence: Fence) -> None:
         super().__init__(name="billsync-lease-heartbeat", daemon=True)
         self.engine = engine
+        self.fence = fence
         self.stopped = threading.Event()
 
     def run(self) -> None:
         interval = self.engine.lease_ttl.total_seconds() / 3
         while not self.stopped.wait(interval):
-            if not self.engine.ledger.renew_lease(
-                RUN_LEASE, self.engine.holder, self.engine.lease_ttl
-            ):
-                log.error("run.lease_lost", holder=self.engine.holder)
+            if not self.beat():
                 return
+
+    def beat(self) -> bool:
+        """Renew once; on failure the fence is marked lost (the invoice stage then stops
+        before its next create call). False when the lease is gone."""
+        if renew(self.engine, self.fence):
+            return True
+        log.error("run.lease_lost", holder=self.engine.holder, token=self.fence.token)
+        return False
+
+
+def renew(engine: Engine, fence: Fence) -> bool:
+    """Extend this run's claim; False (and the fence marked lost) once another run took
+    the lease. Never raises for a database hiccup: the next beat tries again."""
+    try:
+        return engine.ledger.renew_lease(RUN_LEASE, engine.holder, engine.lease_ttl, fence=fence)
+    except SQLAlchemyError as error:
+        log.warning("run.lease_renew_failed", holder=engine.holder, error=type(error).__name__)
+        return not fence.lost.is_set()
 
 
 def run_cycle(
     engine: Engine, *, stages: tuple[str, ...] = DEFAULT_STAGES, since: Cursor | None = None
 ) -> RunSummary:
     ledger = engine.ledger
-    if not ledger.acquire_lease(RUN_LEASE, engine.holder, engine.lease_ttl):
+    fence = ledger.acquire_fence(RUN_LEASE, engine.holder, engine.lease_ttl)
+    if fence is None:
         raise LeaseHeld(RUN_LEASE)
-    heartbeat = _Heartbeat(engine)
+    heartbeat = _Heartbeat(engine, fence)
     heartbeat.start()
     try:
         run_id = ledger.start_run(engine.now())
         summary = RunSummary(run_id)
         with structlog.contextvars.bound_contextvars(run_id=run_id):
-            _stages(engine, summary, stages, since)
+            _stages(engine, fence, summary, stages, since)
+    except LeaseLost:
+        log.error("run.stopped_lease_lost", holder=engine.holder, token=fence.token)
+        raise LeaseTakenOver(LeaseTakenOver.MESSAGE) from None
     finally:
         heartbeat.stopped.set()
         heartbeat.join(timeout=5)
@@ -125,10 +162,15 @@ def run_cycle(
 
 
 def _stages(
-    engine: Engine, summary: RunSummary, stages: tuple[str, ...], since: Cursor | None
+    engine: Engine,
+    fence: Fence,
+    summary: RunSummary,
+    stages: tuple[str, ...],
+    since: Cursor | None,
 ) -> None:
     ledger, run_id = engine.ledger, summary.run_id
     log.info("run.started", stages=list(stages))
+    outcome: str | None = None
     try:
         failures = FailureRecorder(
             ledger,
@@ -140,14 +182,14 @@ def _stages(
         )
         ledger.rearm_invalid_work(engine.mapping.digest)
         invoicing = InvoiceStage(
-            ledger, engine.targets, engine.planner, failures, summary, run_id, engine.now
+            ledger, engine.targets, engine.planner, failures, summary, run_id, engine.now, fence
         )
         if "pull" in stages or "invoice" in stages:
-            _pull_and_invoice(engine, invoicing, summary, since)
+            _pull_and_invoice(engine, fence, invoicing, summary, since)
         if "payments" in stages:
             PaymentStage(ledger, engine.feeds, failures, summary, engine.holder, engine.now).run()
         if "retry" in stages:
-            _retry(engine, invoicing, summary)
+            _retry(engine, fence, invoicing, summary)
         if "writeback" in stages:
             WriteBackStage(
                 ledger, engine.source, failures, summary, engine.holder, engine.now
@@ -156,12 +198,17 @@ def _stages(
             from sync.engine.reconcile import reconcile
 
             reconcile(engine, summary)  # records discrepancies on the summary itself
+    except LeaseLost:
+        outcome = "lease_lost"
+        raise
     finally:
         summary.finish()
-        _record_quota(engine)
-        ledger.finish_run(run_id, summary.outcome, summary.as_json(), engine.now())
+        if outcome is None:  # a run that lost its lease writes nothing more but its log
+            _record_quota(engine)
+        outcome = outcome or summary.outcome
+        ledger.finish_run(run_id, outcome, summary.as_json(), engine.now())
         details = {k: v for k, v in summary.as_json().items() if k != "run_id"}
-        log.info("run.finished", outcome=summary.outcome, **details)
+        log.info("run.finished", outcome=outcome, **details)
 
 
 def _record_quota(engine: Engine) -> None:
@@ -181,7 +228,11 @@ class _BatchFailed(Exception):
 
 
 def _pull_and_invoice(
-    engine: Engine, invoicing: InvoiceStage, summary: RunSummary, since: Cursor | None
+    engine: Engine,
+    fence: Fence,
+    invoicing: InvoiceStage,
+    summary: RunSummary,
+    since: Cursor | None,
 ) -> None:
     ledger = engine.ledger
     cursor = since if since is not None else ledger.get_cursor(DEALS_CURSOR)
@@ -200,12 +251,14 @@ def _pull_and_invoice(
             # is, so the next run reads these deals again (the ledger dedupes them).
             _stopped(summary, error, "invoice")
             raise _BatchFailed from None
+        if not renew(engine, fence):
+            raise LeaseLost(fence)  # the watermark stays: the new holder owns it now
         if last:
             # Only now is every deal up to `last` recorded (invoiced, queued or needing
             # attention): a crash before this line re-reads the batch, and the ledger
             # turns the re-read into look-ups, never into second invoices.
-            ledger.set_cursor(DEALS_CURSOR, last)
-        ledger.renew_lease(RUN_LEASE, engine.holder, engine.lease_ttl)
+            with ledger.fenced(fence):
+                ledger.set_cursor(DEALS_CURSOR, last)
         if engine.progress is not None:
             engine.progress(summary)
 
@@ -240,7 +293,7 @@ def _stopped(summary: RunSummary, error: ConnectorError, stage: str) -> None:
     )
 
 
-def _retry(engine: Engine, invoicing: InvoiceStage, summary: RunSummary) -> None:
+def _retry(engine: Engine, fence: Fence, invoicing: InvoiceStage, summary: RunSummary) -> None:
     """Run due items of the retry queue.
 
     Items that carry their draft are created again (looked up first). Items without
@@ -256,11 +309,21 @@ def _retry(engine: Engine, invoicing: InvoiceStage, summary: RunSummary) -> None
         if "draft" not in payload:
             refetch[str(payload["deal_id"])] = item.id
             continue
-        record = ledger.get_deal(str(payload["deal_id"]), str(payload["target"]))
-        if record is not None and record.external_invoice_id is not None:  # invoiced already
-            ledger.complete_work(item.id, holder=engine.holder)
+        deal_id, target = str(payload["deal_id"]), str(payload["target"])
+        records = ledger.deal_rows(deal_id)
+        record = next((r for r in records if r.target == target), None)
+        if routing.invoiced(records) is not None or (
+            record is not None and record.state in routing.CLOSED
+        ):
+            # Invoiced (in this target or another), or this target's attempt was closed
+            # (abandoned, rerouted, audited): nothing to create here.
+            with ledger.fenced(fence):
+                ledger.complete_work(item.id, holder=engine.holder)
             continue
-        jobs[str(payload["target"])].append(Job.from_payload(payload, item.revision or ""))
+        if routing.unresolved_elsewhere(records, target):
+            continue  # another target's attempt first; the item comes back when its lease ends
+        reference = record.reference if record is not None else None
+        jobs[target].append(Job.from_payload(payload, item.revision or "", reference))
         summary.retried += 1
     for target, batch in jobs.items():
         if target in engine.targets:

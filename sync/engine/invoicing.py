@@ -6,13 +6,19 @@ For each deal, in this order:
    flag, the default);
 2. the planner maps and validates it; a rejection is a needs-attention item naming the
    deal, the field and the fix;
-3. the intent (deal, target, content revision, idempotency key) is committed to the
-   ledger BEFORE any vendor call;
-4. a deal whose earlier attempt may have reached the target (intent still `invoicing`
-   after a crash, or `failed` after a timeout) is first looked up in the target by its
-   deal reference and adopted if found; only otherwise is it created, with the SAME key;
-5. the outcome is recorded: invoice row, deal state, audit row, a total that differs
-   from the draft becomes a discrepancy; failures go to the retry queue.
+3. an intent still unresolved in another target is resolved first (`routing`): adopted
+   there, or closed as confirmed absent, before this target may create;
+4. the intent (deal, target, content revision, idempotency key, the reference the
+   invoice is created with) is committed to the ledger BEFORE any vendor call;
+5. a deal whose earlier attempt may have reached the target (intent still `invoicing`
+   after a crash, or `failed` after a timeout) is first looked up in the target by the
+   stored reference and adopted if found; only otherwise is it created, with the SAME key;
+6. the outcome is recorded (`recording`): invoice row, deal state, audit row, a total
+   that differs from the draft becomes a discrepancy; failures go to the retry queue.
+
+Fencing: intents and outcomes are written only under the run's current lease claim
+(`fence`), and the claim is checked before every create call; a run that lost its lease
+raises LeaseLost before its next vendor write.
 
 Per batch rather than per deal where that changes nothing above: the ledger is read
 once for the whole batch before triage (`KnownDeals`), and a target's outcomes are
@@ -27,62 +33,26 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
 from mappings.plan import Planner, Rejected, plan_invoice
 from mappings.rejections import Rejection
-from sync.canonical import (
-    Customer,
-    Deal,
-    DiscrepancyKind,
-    InvoiceDraft,
-    InvoiceRef,
-    InvoiceStatus,
-)
-from sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
+from sync.canonical import Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
+from sync.engine import routing
+from sync.engine.customers import Customers
+from sync.engine.failures import FailureRecorder
 from sync.engine.fingerprint import deal_fingerprint, full_fingerprint
 from sync.engine.known import KnownDeals
+from sync.engine.recording import Job, Recorder, missing_outcome
 from sync.engine.summary import RunSummary
 from sync.engine.writeback import queue_writeback
-from sync.ledger import IntentConflict, Ledger
+from sync.ledger import Fence, IntentConflict, Ledger
 from sync.ledger.models import DealRecord, DealState, WorkStatus
 from sync.logs import get_logger
 from sync.planning import READ_FIX, ReadRejection
 
 log = get_logger("billsync.engine")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One invoice to create (or find) for one deal in one target."""
-
-    deal_id: str
-    deal_name: str
-    draft: InvoiceDraft
-    fingerprint: str
-    recover: bool
-    """True when an earlier attempt may have created the invoice: look up first."""
-
-    @property
-    def target(self) -> str:
-        return self.draft.target
-
-    def payload(self) -> dict[str, object]:
-        """What the retry queue keeps, so a retry needs no new read of the deal."""
-        return {
-            "deal_id": self.deal_id,
-            "target": self.target,
-            "stage": "invoice",
-            "deal_name": self.deal_name,
-            "draft": self.draft.model_dump(mode="json"),
-        }
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any], fingerprint: str) -> Job:
-        draft = InvoiceDraft.model_validate(payload["draft"])
-        return cls(draft.deal_id, str(payload.get("deal_name") or ""), draft, fingerprint, True)
 
 
 @dataclass
@@ -94,7 +64,15 @@ class InvoiceStage:
     summary: RunSummary
     run_id: str
     now: Callable[[], datetime]
+    fence: Fence | None = None
+    """The run's lease claim; None only for tools that run outside a cycle."""
     _jobs: dict[str, list[Job]] = field(default_factory=lambda: defaultdict(list))
+
+    def __post_init__(self) -> None:
+        self.recorder = Recorder(
+            self.ledger, self.failures, self.summary, self.run_id, self.now, self._stop
+        )
+        self.customers = Customers(self.ledger, self.summary, self.fence, self._stop)
 
     # --- triage ------------------------------------------------------------------
 
@@ -130,28 +108,20 @@ class InvoiceStage:
         else:
             problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
             name = getattr(item, "deal_name", None)  # optional on the protocol
-            if not self._shown_before(item.deal_id, problem.message(), known):
-                # The reason goes onto the deal, once: rewriting it would bump
-                # SystemModstamp and bring the deal back on every run.
-                queue_writeback(
-                    self.ledger,
-                    item.deal_id,
-                    None,
-                    self.now(),
-                    error=problem.message(),
-                    deal_name=name,
-                )
-            self.failures.rejected(item.deal_id, None, (problem,), None, deal_name=name)
+            with self.ledger.fenced(self.fence):
+                if not self._shown_before(item.deal_id, problem.message(), known):
+                    # The reason goes onto the deal, once: rewriting it would bump
+                    # SystemModstamp and bring the deal back on every run.
+                    queue_writeback(
+                        self.ledger,
+                        item.deal_id,
+                        None,
+                        self.now(),
+                        error=problem.message(),
+                        deal_name=name,
+                    )
+                self.failures.rejected(item.deal_id, None, (problem,), None, deal_name=name)
             self.summary.count("needs_attention", 1)
-
-    def _invoiced_record(self, deal_id: str, known: KnownDeals) -> DealRecord | None:
-        """The deal's record that holds its invoice, whatever became of the invoice since
-        (paid, voided, disputed …): such a deal is never planned again."""
-        for target in self.targets:
-            record = known.deal(deal_id, target)
-            if record is not None and record.external_invoice_id is not None:
-                return record
-        return None
 
     def _shown_before(self, deal_id: str, message: str, known: KnownDeals) -> bool:
         item = known.work(deal_id)
@@ -163,7 +133,10 @@ class InvoiceStage:
 
     def _triage(self, deal: Deal, known: KnownDeals) -> None:
         fingerprint = deal_fingerprint(deal)
-        invoiced = self._invoiced_record(deal.id, known)
+        records = known.records_of(deal.id)
+        # Whatever became of the invoice since (paid, voided, disputed …), in whichever
+        # target: such a deal is never planned again (`billsync deals reroute` moves it).
+        invoiced = routing.invoiced(records)
         if invoiced is not None:
             if invoiced.revision != fingerprint:
                 self._changed_after_invoice(deal, invoiced, fingerprint)
@@ -181,10 +154,22 @@ class InvoiceStage:
             )
             return
         draft = outcome.draft
+        for elsewhere in routing.unresolved_elsewhere(records, draft.target):
+            if not self._resolve_elsewhere(deal, elsewhere, draft, fingerprint):
+                return  # adopted there, or still unknown: nothing is created here
         record = known.deal(deal.id, draft.target)
+        if record is not None and record.state == DealState.REROUTED:
+            self._rerouted_away(deal, record, whole, known)
+            return
         if record is not None and record.state == DealState.INVOICING:
-            # A crash left the intent open: the invoice may exist. Same key, look up first.
-            draft = draft.model_copy(update={"idempotency_key": record.idempotency_key})
+            # A crash left the intent open: the invoice may exist. Same key and the same
+            # reference it was sent with (the mapping may have changed since); look up.
+            draft = draft.model_copy(
+                update={
+                    "idempotency_key": record.idempotency_key,
+                    "doc_number": record.reference or draft.doc_number,
+                }
+            )
             self._jobs[draft.target].append(
                 Job(deal.id, deal.name, draft, fingerprint, recover=True)
             )
@@ -192,7 +177,12 @@ class InvoiceStage:
         recover = record is not None and record.state == DealState.FAILED
         try:
             intent = self.ledger.record_intent(
-                deal.id, draft.target, fingerprint, draft.idempotency_key
+                deal.id,
+                draft.target,
+                fingerprint,
+                draft.idempotency_key,
+                reference=draft.doc_number,
+                fence=self.fence,
             )
         except IntentConflict as conflict:
             # The ledger holds an invoice or an open intent this triage did not expect:
@@ -203,9 +193,99 @@ class InvoiceStage:
             self.summary.count("failures", 1)
             return
         draft = draft.model_copy(update={"idempotency_key": intent.idempotency_key})
+        # A failed attempt may have created its invoice under its own reference.
+        earlier = (record.reference or None,) if recover and record is not None else ()
         self._jobs[draft.target].append(
-            Job(deal.id, deal.name, draft, fingerprint, recover=recover)
+            Job(deal.id, deal.name, draft, fingerprint, recover=recover, references=earlier)
         )
+
+    def _resolve_elsewhere(
+        self, deal: Deal, record: DealRecord, draft: InvoiceDraft, fingerprint: str
+    ) -> bool:
+        """The deal's intent in ``record.target`` is unresolved while the deal is now
+        routed to ``draft.target``: look it up there by the reference it was sent with.
+        True (go on) only once it is confirmed absent and closed, audited."""
+        routed_to, target = draft.target, record.target
+        connector = self.targets.get(target)
+        if connector is None:
+            self._routing_blocked(
+                deal.id,
+                target,
+                routed_to,
+                f"{target} is not enabled, so it cannot be "
+                f"looked up; enable it for one run (it adopts or closes the attempt)",
+            )
+            return False
+        job = Job(
+            deal.id,
+            deal.name,
+            draft.model_copy(
+                update={
+                    "target": target,
+                    "idempotency_key": record.idempotency_key,
+                    "doc_number": record.reference,
+                }
+            ),
+            record.revision,
+            recover=True,
+        )
+        try:
+            found = self._find(connector, job)
+        except ConnectorError as error:
+            self._routing_blocked(deal.id, target, routed_to, f"its look-up failed: {error}")
+            return False
+        finished = [ref for ref in found if ref.status != InvoiceStatus.DRAFT]
+        if finished:
+            with self.ledger.fenced(self.fence):
+                ref = self.recorder.adopt(job, finished)
+                self.recorder.routing_changed(job, ref, routed_to)
+            return False
+        if found:  # a half-built draft (Stripe): resumed by the retry in its own target
+            self._routing_blocked(deal.id, target, routed_to, "a draft invoice exists there")
+            return False
+        with self.ledger.fenced(self.fence):
+            routing.abandon(
+                self.ledger,
+                record,
+                now_routed_to=routed_to,
+                actor=f"run:{self.run_id}",
+                fence=self.fence,
+            )
+        log.warning(
+            "deal.intent_abandoned",
+            deal_id=deal.id,
+            target=target,
+            routed_to=routed_to,
+            reference=record.reference,
+        )
+        return True
+
+    def _routing_blocked(self, deal_id: str, target: str, routed_to: str, why: str) -> None:
+        log.error(
+            "deal.routing_blocked",
+            deal_id=deal_id,
+            target=target,
+            routed_to=routed_to,
+            message=f"deal {deal_id} is now routed to {routed_to}, but an earlier attempt "
+            f"in {target} is unresolved and {why}; nothing is created in {routed_to} "
+            "until it is resolved",
+        )
+        self.summary.count("failures", 1)
+
+    def _rerouted_away(
+        self, deal: Deal, record: DealRecord, fingerprint: str, known: KnownDeals
+    ) -> None:
+        """An operator moved the deal away from this target, but its routing still
+        points here: never billed here again by itself."""
+        problem = Rejection(
+            deal.id,
+            "routing",
+            f"the deal was rerouted away from {record.target} by an operator "
+            f"({record.last_error}), but its routing still points to {record.target}",
+            f"change the deal's routing, or run `billsync deals reroute {deal.id} --to "
+            f"{record.target} --note ...` to bill it there again",
+        )
+        self._needs_attention(deal.id, None, (problem,), fingerprint, known, deal_name=deal.name)
 
     def _rejected_before(self, deal_id: str, revisions: tuple[str, str], known: KnownDeals) -> bool:
         """Permanently failed for this very content under this mapping: an operator's
@@ -229,38 +309,43 @@ class InvoiceStage:
         *,
         deal_name: str | None = None,
     ) -> None:
-        if target is not None:
-            record = known.deal(deal_id, target)
-            if record is not None and record.state != DealState.INVOICING:
-                self.ledger.set_deal_state(
-                    deal_id, target, DealState.NEEDS_ATTENTION, last_error=rejections[0].message()
-                )
-        # The write-back is queued before the failure is recorded: once recorded, the
-        # deal is not triaged again, so a crash in between must not lose the write-back.
-        queue_writeback(
-            self.ledger,
-            deal_id,
-            target,
-            self.now(),
-            error=rejections[0].message(),
-            deal_name=deal_name,
-        )
-        self.failures.rejected(deal_id, target, rejections, fingerprint, deal_name=deal_name)
+        with self.ledger.fenced(self.fence):
+            if target is not None:
+                record = known.deal(deal_id, target)
+                if record is not None and record.state in _MAY_NEED_ATTENTION:
+                    self.ledger.set_deal_state(
+                        deal_id,
+                        target,
+                        DealState.NEEDS_ATTENTION,
+                        last_error=rejections[0].message(),
+                    )
+            # The write-back is queued before the failure is recorded: once recorded, the
+            # deal is not triaged again, so a crash in between must not lose the write-back.
+            queue_writeback(
+                self.ledger,
+                deal_id,
+                target,
+                self.now(),
+                error=rejections[0].message(),
+                deal_name=deal_name,
+            )
+            self.failures.rejected(deal_id, target, rejections, fingerprint, deal_name=deal_name)
         self.summary.count("needs_attention", 1)
 
     def _changed_after_invoice(self, deal: Deal, record: DealRecord, fingerprint: str) -> None:
-        recorded = self.ledger.record_discrepancy(
-            DiscrepancyKind.DEAL_CHANGED_AFTER_INVOICE,
-            deal.id,
-            record.target,
-            expected=record.revision,
-            actual=fingerprint,
-            details={
-                "invoice": record.external_invoice_id,
-                "note": "the deal's amount, lines, currency or account changed after it "
-                "was invoiced; the invoice was not changed (on_deal_change: flag)",
-            },
-        )
+        with self.ledger.fenced(self.fence):
+            recorded = self.ledger.record_discrepancy(
+                DiscrepancyKind.DEAL_CHANGED_AFTER_INVOICE,
+                deal.id,
+                record.target,
+                expected=record.revision,
+                actual=fingerprint,
+                details={
+                    "invoice": record.external_invoice_id,
+                    "note": "the deal's amount, lines, currency or account changed after it "
+                    "was invoiced; the invoice was not changed (on_deal_change: flag)",
+                },
+            )
         if recorded:
             self.summary.count("discrepancies", 1)
             log.warning(
@@ -287,7 +372,7 @@ class InvoiceStage:
                 to_create.append(job)
                 continue
             try:
-                found = connector.find_invoices(job.deal_id)
+                found = self._find(connector, job)
             except ConnectorError as error:
                 self._failed(job, error)
                 continue
@@ -299,14 +384,15 @@ class InvoiceStage:
             else:
                 to_create.append(job)
         if adopted:
-            with self.ledger.batch():  # recorded before any create, in one transaction
+            with self.ledger.fenced(self.fence):  # recorded before any create, at once
                 for job, finished in adopted:
-                    self._adopt(job, finished)
+                    self.recorder.adopt(job, finished)
         if target in self.summary.stopped:
             self._not_attempted(target, to_create)
             return
         if not to_create:
             return
+        self._before_vendor_write()
         try:
             outcomes: Mapping[str, InvoiceRef | ConnectorError] = connector.create_invoices(
                 [job.draft for job in to_create]
@@ -315,27 +401,40 @@ class InvoiceStage:
             outcomes = {job.deal_id: error for job in to_create}
         # One transaction for the whole batch's outcomes, all or nothing: a crash before
         # its commit leaves every intent open, and the next run looks each invoice up
-        # and adopts it (see `_recorded`), exactly as for a crash between two deals.
-        with self.ledger.batch():
+        # and adopts it (see `Recorder.recorded`), exactly as for a crash between two
+        # deals. Fenced: a run that lost its lease meanwhile records none of them.
+        with self.ledger.fenced(self.fence):
             for job in to_create:
                 result = outcomes.get(job.deal_id)
                 if isinstance(result, InvoiceRef):
-                    self._recorded(job, result, adopted=False)
+                    self.recorder.recorded(job, result, adopted=False)
                 else:
-                    self._failed(job, result or _missing_outcome(target, job.deal_id))
+                    self.recorder.failed(job, result or missing_outcome(target, job.deal_id))
+
+    def _before_vendor_write(self) -> None:
+        """Stop here if the run's lease is gone: the heartbeat's mark first (no read),
+        then the ledger itself (one read; the heartbeat may not have woken yet after a
+        freeze). Raises LeaseLost."""
+        if self.fence is None:
+            return
+        self.fence.check()
+        self.ledger.check_fence(self.fence)
+
+    def _find(self, connector: InvoiceTarget, job: Job) -> list[InvoiceRef]:
+        """Every invoice for the deal under each reference it was (or is) sent with,
+        once each, in the target's order (oldest first)."""
+        found: dict[str, InvoiceRef] = {}
+        for reference in job.lookups():
+            for ref in connector.find_invoices(job.deal_id, reference=reference):
+                found.setdefault(ref.external_id, ref)
+        return list(found.values())
 
     def _with_customers(self, connector: InvoiceTarget, jobs: Sequence[Job]) -> list[Job]:
         target = connector.target
-        resolved: dict[str, Customer | ConnectorError] = self._customers_in_batch(
-            connector, [job.draft.customer for job in jobs]
-        )
+        resolved = self.customers.resolve(connector, [job.draft.customer for job in jobs])
         kept: list[Job] = []
         for job in jobs:
-            wanted = job.draft.customer
-            account = wanted.account_id
-            if account not in resolved:
-                resolved[account] = self._customer(connector, wanted)
-            customer = resolved[account]
+            customer = resolved[job.draft.customer.account_id]
             if isinstance(customer, ConnectorError):
                 self._failed(job, customer)
                 continue
@@ -345,161 +444,9 @@ class InvoiceStage:
             return []
         return kept
 
-    def _customers_in_batch(
-        self, connector: InvoiceTarget, wanted: Sequence[Customer]
-    ) -> dict[str, Customer | ConnectorError]:
-        """Linked customers from the ledger; the rest in one batch where the target has
-        one (QBO `ensure_customers`: a few queries and batch creates, not one call each)."""
-        target = connector.target
-        resolved: dict[str, Customer | ConnectorError] = {}
-        unlinked: dict[str, Customer] = {}
-        links = self.ledger.linked_customers(target, [customer.account_id for customer in wanted])
-        for customer in wanted:
-            linked = links.get(customer.account_id)
-            if linked is not None:
-                resolved[customer.account_id] = customer.model_copy(update={"external_id": linked})
-            else:
-                unlinked.setdefault(customer.account_id, customer)
-        batch = getattr(connector, "ensure_customers", None)
-        if not unlinked or batch is None or target in self.summary.stopped:
-            return resolved
-        try:
-            outcomes = batch(list(unlinked.values()))
-        except ConnectorError as error:
-            if error.error_class == ErrorClass.AUTH:
-                self._stop(target, error)
-            return {**resolved, **{account: error for account in unlinked}}
-        with self.ledger.batch():
-            for account, outcome in outcomes.items():
-                if isinstance(outcome, Customer) and outcome.external_id:
-                    self.ledger.link_customer(target, account, outcome.external_id, outcome.name)
-                elif isinstance(outcome, ConnectorError) and outcome.error_class == ErrorClass.AUTH:
-                    self._stop(target, outcome)
-                resolved[account] = outcome
-        return resolved
-
-    def _customer(self, connector: InvoiceTarget, wanted: Customer) -> Customer | ConnectorError:
-        target = connector.target
-        linked = self.ledger.customer_link(target, wanted.account_id)
-        if linked is not None:
-            return wanted.model_copy(update={"external_id": linked})
-        if target in self.summary.stopped:
-            return ConnectorError(
-                system=target, error_class=ErrorClass.AUTH, message=self.summary.stopped[target]
-            )
-        try:
-            customer = connector.ensure_customer(wanted)
-        except ConnectorError as error:
-            if error.error_class == ErrorClass.AUTH:
-                self._stop(target, error)
-            return error
-        if customer.external_id:
-            self.ledger.link_customer(
-                target, wanted.account_id, customer.external_id, customer.name
-            )
-        return customer
-
-    def _adopt(self, job: Job, found: Sequence[InvoiceRef]) -> None:
-        if len(found) > 1:
-            recorded = self.ledger.record_discrepancy(
-                DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL,
-                job.deal_id,
-                job.target,
-                expected="1",
-                actual=str(len(found)),
-                details={"invoices": [ref.external_id for ref in found]},
-            )
-            self.summary.count("discrepancies", int(recorded))
-        self._recorded(job, found[0], adopted=True)
-
-    def _recorded(self, job: Job, ref: InvoiceRef, *, adopted: bool) -> None:
-        deal_id, target = job.deal_id, job.target
-        issued = job.draft.issue_date or self.now().date()  # undated drafts are dated today
-        self.ledger.upsert_invoice(
-            target=ref.target,
-            external_id=ref.external_id,
-            currency=ref.currency,
-            total=ref.total,
-            status=str(ref.status),
-            deal_id=deal_id,
-            number=ref.number,
-            url=ref.url,
-            issue_date=issued,
-            due_date=_due_date(job.draft, issued),
-            account_id=job.draft.customer.account_id,
-            customer_name=job.draft.customer.name,
-            intended_total=job.draft.total,
-        )
-        action = "invoice.adopted" if adopted else "invoice.created"
-        self.ledger.append_audit(
-            f"run:{self.run_id}",
-            action,
-            f"deal:{deal_id}",
-            {
-                "target": target,
-                "invoice": ref.external_id,
-                "number": ref.number,
-                "total": format(ref.total, "f"),
-                "currency": ref.currency,
-                "idempotency_key": job.draft.idempotency_key,
-            },
-        )
-        queue_writeback(self.ledger, deal_id, target, self.now())
-        # Like with like: the draft's total is pre-tax; the target adds its tax.
-        if ref.net != job.draft.total:
-            recorded = self.ledger.record_discrepancy(
-                DiscrepancyKind.INVOICE_TOTAL_MISMATCH,
-                deal_id,
-                target,
-                expected=f"{format(job.draft.total, 'f')} {ref.currency}",
-                actual=f"{format(ref.net, 'f')} {ref.currency}",
-                details={
-                    "invoice": ref.external_id,
-                    "currency": ref.currency,
-                    "tax": format(ref.tax or 0, "f"),
-                },
-            )
-            self.summary.count("discrepancies", int(recorded))
-        # Last, as the commit point: a process killed before this line leaves the intent
-        # open, so the next run looks the invoice up, adopts it and records the above
-        # again (upserts; the audit gains an "adopted" row); after it, nothing is undone.
-        self.ledger.set_deal_state(
-            deal_id,
-            target,
-            DealState.INVOICED,
-            external_invoice_id=ref.external_id,
-            revision=job.fingerprint,
-            last_error=None,
-        )
-        self.failures.succeeded(INVOICE, deal_id)
-        if adopted:
-            self.summary.count("invoices_adopted", 1)
-        else:
-            self.summary.count("invoices_created", 1)
-        log.info(
-            action,
-            deal_id=deal_id,
-            target=target,
-            stage="invoice",
-            invoice=ref.external_id,
-            total=format(ref.total, "f"),
-        )
-
     def _failed(self, job: Job, error: ConnectorError) -> None:
-        error = error.with_context(deal_id=job.deal_id)
-        deal_id, target = job.deal_id, job.target
-        if error.error_class == ErrorClass.AUTH:
-            self._stop(target, error)
-        permanent = error.error_class in PERMANENT
-        state = DealState.NEEDS_ATTENTION if permanent else DealState.FAILED
-        if error.error_class != ErrorClass.AUTH:
-            # After an auth failure the call never reached the target: the intent stays
-            # `invoicing` and the next run looks it up before creating.
-            self.ledger.set_deal_state(deal_id, target, state, last_error=error.message)
-        if permanent:  # queued first, as in _needs_attention
-            queue_writeback(self.ledger, deal_id, target, self.now(), error=error.message)
-        self.failures.failed(INVOICE, deal_id, job.payload(), error, job.fingerprint)
-        self.summary.count("needs_attention" if permanent else "failures", 1)
+        with self.ledger.fenced(self.fence):
+            self.recorder.failed(job, error)
 
     def _not_attempted(self, target: str, jobs: Sequence[Job]) -> None:
         """The target stopped (auth) before these were sent: queue them for next run.
@@ -529,21 +476,6 @@ class InvoiceStage:
             )
 
 
-def _due_date(draft: InvoiceDraft, issued: date) -> date | None:
-    """The due date the draft asked for, for AR aging. None when the target derives it
-    from a named term (QuickBooks SalesTermRef): the ledger does not know its days."""
-    if draft.due_date is not None:
-        return draft.due_date
-    if draft.days_until_due is not None:
-        return issued + timedelta(days=draft.days_until_due)
-    return None
-
-
-def _missing_outcome(target: str, deal_id: str) -> ConnectorError:
-    return ConnectorError(
-        system=target,
-        error_class=ErrorClass.TRANSIENT,
-        code="NO_OUTCOME",
-        message=f"{target} returned no outcome for deal {deal_id}; it will be looked up "
-        "and retried",
-    )
+# A rejection moves these to needs-attention; an open intent (the create may have
+# happened) and closed records keep their state.
+_MAY_NEED_ATTENTION = frozenset({DealState.FAILED, DealState.NEEDS_ATTENTION})

@@ -33,6 +33,13 @@ class KnownDeals:
             return self.ledger.get_deal(deal_id, target)
         return self.records.get((deal_id, target))
 
+    def records_of(self, deal_id: str) -> list[DealRecord]:
+        """The deal's record in every target the ledger has one for (configured or not:
+        an invoice in a target switched off since still counts)."""
+        if deal_id in self._triaged:
+            return self.ledger.deal_rows(deal_id)
+        return [record for (deal, _target), record in self.records.items() if deal == deal_id]
+
     def work(self, deal_id: str) -> WorkItem | None:
         """The deal's invoice work item, if any."""
         if deal_id in self._triaged:

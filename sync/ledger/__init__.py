@@ -17,6 +17,7 @@ from sync.ledger.database import (
     normalize_url,
 )
 from sync.ledger.deals import UNSET, IntentConflict
+from sync.ledger.leases import Fence, LeaseLost
 from sync.ledger.migrate import current_revision, head_revision, is_current, upgrade_to_head
 from sync.ledger.models import (
     PAYMENT_SIGN,
@@ -48,11 +49,13 @@ __all__ = [
     "DealRecord",
     "DealState",
     "Discrepancy",
+    "Fence",
     "InboxEvent",
     "InboxStatus",
     "IntentConflict",
     "InvoiceRecord",
     "Lease",
+    "LeaseLost",
     "Ledger",
     "LedgerConfigError",
     "Money",

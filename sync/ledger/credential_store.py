@@ -56,7 +56,7 @@ class LedgerCredentialStore:
             yield False
             return
         try:
-            held = self.ledger.acquire_lease(lease_name(name), self.holder, ttl)
+            held = self.ledger.acquire_lease(lease_name(name), self.holder, ttl) is not None
             try:
                 yield held
             finally:

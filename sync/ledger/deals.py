@@ -9,7 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync.ledger.audit import insert_audit
 from sync.ledger.base import Store, dialect_insert, to_record
+from sync.ledger.leases import Fence, fence_in
 from sync.ledger.models import DealRecord, DealState
 from sync.ledger.schema import deals
 
@@ -64,9 +66,21 @@ def _intent_insert(dialect: str) -> sa.Insert:
     )
 
 
+# Closed records: the deal's intent here ended without an invoice, so a new intent
+# (same key or not) starts afresh.
+_CLOSED = frozenset({DealState.ABANDONED, DealState.REROUTED})
+
+
 class DealStore(Store):
     def record_intent(
-        self, deal_id: str, target: str, revision: str, idempotency_key: str
+        self,
+        deal_id: str,
+        target: str,
+        revision: str,
+        idempotency_key: str,
+        *,
+        reference: str | None = None,
+        fence: Fence | None = None,
     ) -> DealRecord:
         """Commit "we are about to create an invoice for this revision" before the call.
 
@@ -75,18 +89,23 @@ class DealStore(Store):
         "look up before you create"). A new revision replaces the intent of a deal
         that failed or needs attention; it raises IntentConflict if the deal has an
         invoice or an intent in flight, because that is how duplicates are born.
+        ``reference`` is what the invoice will be created with (the DocNumber), so
+        every later look-up searches for what was sent. With ``fence`` the intent is
+        written only while that lease claim is current (LeaseLost otherwise).
         """
         now = self._now()
         values: dict[str, Any] = {
             "state": DealState.INVOICING.value,
             "revision": revision,
             "idempotency_key": idempotency_key,
+            "reference": reference,
             "intent_at": now,
             "last_error": None,
             "updated_at": now,
         }
         key = {"b_deal_id": deal_id, "b_target": target}
         with self._committed_write("an invoice intent") as conn:
+            fence_in(conn, fence)
             inserted = conn.execute(
                 _intent_insert(conn.dialect.name),
                 {"deal_id": deal_id, "target": target, "created_at": now, **values},
@@ -94,11 +113,66 @@ class DealStore(Store):
             if inserted is not None:
                 return to_record(DealRecord, inserted)
             current = to_record(DealRecord, conn.execute(_GET_FOR_UPDATE, key).one())
-            if current.idempotency_key == idempotency_key:
+            closed = current.state in _CLOSED and current.external_invoice_id is None
+            if current.idempotency_key == idempotency_key and not closed:
                 return current
             if current.external_invoice_id is not None or current.state == DealState.INVOICING:
                 raise IntentConflict(current)
             updated = conn.execute(_UPDATE_RETURNING, {**key, **values}).one()
+            return to_record(DealRecord, updated)
+
+    def close_intent(
+        self,
+        deal_id: str,
+        target: str,
+        state: DealState,
+        *,
+        actor: str,
+        action: str,
+        details: dict[str, Any],
+        fence: Fence | None = None,
+    ) -> DealRecord:
+        """Close the deal's record in ``target`` without an invoice there (``abandoned``:
+        looked up and confirmed absent; ``rerouted``: an operator moved the deal after
+        its invoice here was voided), with an audit row, in one transaction.
+
+        Refused (IntentConflict) if the record changed under the caller: an intent
+        closed as ``abandoned`` must still have no invoice. ``details`` go to the audit
+        row; the record keeps a one-line reason in ``last_error``.
+        """
+        if state not in _CLOSED:
+            raise ValueError(f"close_intent closes as abandoned or rerouted, not {state}")
+        now = self._now()
+        key = {"b_deal_id": deal_id, "b_target": target}
+        with self._write() as conn:
+            fence_in(conn, fence)
+            row = conn.execute(_GET_FOR_UPDATE, key).first()
+            if row is None:
+                raise LookupError(f"deal {deal_id} has no record for {target}")
+            current = to_record(DealRecord, row)
+            if state == DealState.ABANDONED and (
+                current.external_invoice_id is not None or current.state in _CLOSED
+            ):
+                raise IntentConflict(current)
+            reason = str(details.get("note") or action)
+            updated = conn.execute(
+                _UPDATE_RETURNING,
+                {
+                    **key,
+                    "state": str(state),
+                    "external_invoice_id": None,
+                    "last_error": reason,
+                    "updated_at": now,
+                },
+            ).one()
+            insert_audit(
+                conn,
+                at=now,
+                actor=actor,
+                action=action,
+                subject=f"deal:{deal_id}",
+                details={"target": target, "was": current.state, **details},
+            )
             return to_record(DealRecord, updated)
 
     def get_deal(self, deal_id: str, target: str) -> DealRecord | None:

@@ -22,6 +22,12 @@ class DealState(StrEnum):
     INVOICED = "invoiced"  # the target confirmed the invoice
     NEEDS_ATTENTION = "needs_attention"  # invalid data or mapping; an operator or a change fixes it
     FAILED = "failed"  # the create failed and is in the retry queue
+    # The intent was closed without an invoice: looked up by its reference and confirmed
+    # absent, because the deal now goes to another target (audited: intent.abandoned).
+    ABANDONED = "abandoned"
+    # An operator moved the deal to another target after its invoice here was voided
+    # (`billsync deals reroute`, audited): this target's record is history.
+    REROUTED = "rerouted"
 
 
 class InboxStatus(StrEnum):
@@ -67,6 +73,7 @@ class Lease:
     holder: str
     acquired_at: datetime
     expires_at: datetime
+    token: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,7 @@ class DealRecord:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    reference: str | None = None  # what the invoice was created with (the DocNumber)
 
 
 @dataclass(frozen=True, slots=True)

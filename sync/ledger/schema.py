@@ -47,6 +47,10 @@ leases = sa.Table(
     sa.Column("holder", sa.String(_HOLDER), nullable=False),
     sa.Column("acquired_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
+    # Fencing (migration 0007): rises with every acquisition by a new holder; writes of
+    # the invoice stage check it in their own transaction. Holder '' marks a released
+    # lease, whose row stays so the count goes on.
+    sa.Column("token", sa.BigInteger(), nullable=False),
 )
 
 # One row per sync cycle; outcome is NULL while the run is in progress (or crashed).
@@ -75,6 +79,9 @@ deals = sa.Table(
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # The exact reference the invoice is created with (the mapped DocNumber; migration
+    # 0007): look-ups search by it. NULL on older rows: looked up by the deal id.
+    sa.Column("reference", sa.String(255), nullable=True),
     sa.Index("ix_deals_state_target", "state", "target"),
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -140,19 +140,35 @@ class FakeTarget:
     find_calls: int = 0
     fetch_errors: dict[str, ConnectorError] = field(default_factory=dict)
     find_errors: dict[str, ConnectorError] = field(default_factory=dict)
+    # Look-ups as QuickBooks does them (by DocNumber) instead of by the deal id: the
+    # reference searched is what the engine passes, else the deal id (21 characters).
+    by_doc_number: bool = False
+    doc_numbers: dict[str, str | None] = field(default_factory=dict)  # invoice -> sent
+    references_searched: list[str | None] = field(default_factory=list)
+    before_create: list[Callable[[InvoiceDraft], None]] = field(default_factory=list)
 
     def ensure_customer(self, customer: Customer) -> Customer:
         self.customer_calls += 1
         external = self.customers.setdefault(customer.account_id, f"C{len(self.customers) + 1}")
         return customer.model_copy(update={"external_id": external})
 
-    def find_invoices(self, deal_id: str) -> Sequence[InvoiceRef]:
+    def find_invoices(self, deal_id: str, *, reference: str | None = None) -> Sequence[InvoiceRef]:
         self.find_calls += 1
+        self.references_searched.append(reference)
         if deal_id in self.find_errors:
             raise self.find_errors[deal_id]
-        return [ref for ref in self.invoices.values() if ref.deal_id == deal_id]
+        if not self.by_doc_number:
+            return [ref for ref in self.invoices.values() if ref.deal_id == deal_id]
+        number = reference or deal_id[:21]
+        return [
+            ref
+            for external, ref in self.invoices.items()
+            if self.doc_numbers.get(external) == number and ref.deal_id in (None, deal_id)
+        ]
 
     def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:
+        for hook in self.before_create:
+            hook(draft)
         self.create_calls += 1
         if draft.deal_id in self.crash_before_create:
             self.crash_before_create.discard(draft.deal_id)
@@ -172,6 +188,7 @@ class FakeTarget:
             status="open",
         )
         self.invoices[external] = ref
+        self.doc_numbers[external] = draft.doc_number
         self.by_key[draft.idempotency_key] = external
         if draft.deal_id in self.crash_after_create:
             self.crash_after_create.discard(draft.deal_id)
@@ -223,6 +240,7 @@ class FakeTarget:
         external = f"INV{len(self.invoices) + 1}"
         ref = original.model_copy(update={"external_id": external, "number": external})
         self.invoices[external] = ref
+        self.doc_numbers[external] = self.doc_numbers.get(original.external_id)
         return ref
 
     def catalog(self) -> FakeCatalog:

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from sync.ledger import LeaseLost
+
 from tests.ledger.conftest import T0, run_concurrently
 
 TTL = timedelta(minutes=10)
@@ -70,14 +72,74 @@ def test_ttl_must_be_positive(ledger):
 
 def test_concurrent_acquire_has_one_winner(ledger):
     results = run_concurrently(lambda i: ledger.acquire_lease("run", f"worker-{i}", TTL), 8)
-    assert results.count(True) == 1
+    assert [token for token in results if token is not None] == [1]
 
 
 def test_concurrent_takeover_of_expired_lease_has_one_winner(ledger, clock):
     ledger.acquire_lease("run", "crashed", TTL)
     clock.advance(TTL * 2)
     results = run_concurrently(lambda i: ledger.acquire_lease("run", f"worker-{i}", TTL), 8)
-    assert results.count(True) == 1
+    assert [token for token in results if token is not None] == [2]
+
+
+# --- fencing (issue 16): the token rises on every acquisition; fenced writes check it
+
+
+def test_token_rises_on_every_acquisition_and_survives_release(ledger, clock):
+    assert ledger.acquire_lease("run", "a", TTL) == 1
+    assert ledger.acquire_lease("run", "a", TTL) == 1  # re-acquiring our own: same claim
+    clock.advance(TTL)
+    assert ledger.acquire_lease("run", "b", TTL) == 2  # takeover after expiry
+    assert ledger.release_lease("run", "b")
+    assert ledger.get_lease("run") is None
+    assert not ledger.release_lease("run", "b")  # released once
+    assert ledger.acquire_lease("run", "c", TTL) == 3  # the count goes on after a release
+    lease = ledger.get_lease("run")
+    assert lease is not None and (lease.holder, lease.token) == ("c", 3)
+
+
+def test_fenced_writes_refused_after_takeover(ledger, clock):
+    a = ledger.acquire_fence("run", "a", TTL)
+    assert a is not None and a.token == 1
+    ledger.record_intent("006A", "quickbooks", "r1", "k-A", fence=a)
+    ledger.check_fence(a)
+    clock.advance(TTL)
+    b = ledger.acquire_fence("run", "b", TTL)
+    assert b is not None and b.token == 2
+    with pytest.raises(LeaseLost):
+        ledger.record_intent("006B", "quickbooks", "r1", "k-B", fence=a)
+    assert a.lost.is_set()
+    with pytest.raises(LeaseLost), ledger.fenced(a):
+        ledger.set_deal_state("006A", "quickbooks", "invoiced", external_invoice_id="INV1")
+    record = ledger.get_deal("006A", "quickbooks")
+    assert record is not None and record.state == "invoicing"  # rolled back, whole
+    assert ledger.get_deal("006B", "quickbooks") is None
+    assert not ledger.renew_lease("run", "a", TTL, fence=a)
+    with ledger.fenced(b):  # the current holder writes
+        ledger.set_deal_state("006A", "quickbooks", "invoiced", external_invoice_id="INV1")
+    with pytest.raises(LeaseLost):
+        a.check()
+
+
+def test_fence_is_the_claim_not_the_holder_name(ledger, clock):
+    """A holder that lost the lease and took it again holds a new claim: writes made
+    under the old one (a stale thread of the same process) are refused."""
+    old = ledger.acquire_fence("run", "a", TTL)
+    clock.advance(TTL)
+    assert ledger.acquire_lease("run", "b", TTL) == 2
+    assert ledger.release_lease("run", "b")
+    new = ledger.acquire_fence("run", "a", TTL)
+    assert old is not None and new is not None and new.token == 3
+    with pytest.raises(LeaseLost):
+        ledger.check_fence(old)
+    ledger.check_fence(new)
+
+
+def test_intent_records_the_reference_sent(ledger):
+    record = ledger.record_intent("006A", "quickbooks", "r1", "k-A", reference="SF-006A")
+    assert record.reference == "SF-006A"
+    stored = ledger.get_deal("006A", "quickbooks")
+    assert stored is not None and stored.reference == "SF-006A"
 
 
 def test_runs_are_logged_newest_first(ledger, clock):

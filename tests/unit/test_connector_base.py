@@ -184,7 +184,7 @@ class FakeTarget:
     def ensure_customer(self, customer: Customer) -> Customer:
         return customer.model_copy(update={"external_id": f"c-{customer.account_id}"})
 
-    def find_invoices(self, deal_id: str) -> Sequence[InvoiceRef]:
+    def find_invoices(self, deal_id: str, *, reference: str | None = None) -> Sequence[InvoiceRef]:
         return [i for i in self.invoices.values() if i.deal_id == deal_id]
 
     def create_invoices(self, drafts: Sequence[InvoiceDraft]) -> dict[str, object]:

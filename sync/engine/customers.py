@@ -1,0 +1,89 @@
+"""The invoice stage's customers: linked ones from the ledger, the rest from the target
+(in one batch where it has one), each new link recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
+from sync.canonical import Customer
+from sync.engine.summary import RunSummary
+from sync.ledger import Fence, Ledger
+
+
+@dataclass
+class Customers:
+    ledger: Ledger
+    summary: RunSummary
+    fence: Fence | None
+    stop: Callable[[str, ConnectorError], None]
+
+    def resolve(
+        self, connector: InvoiceTarget, wanted: Sequence[Customer]
+    ) -> dict[str, Customer | ConnectorError]:
+        """Each wanted account's customer (or why not), by account id."""
+        resolved = self._in_batch(connector, wanted)
+        for customer in wanted:
+            if customer.account_id not in resolved:
+                resolved[customer.account_id] = self._one(connector, customer)
+        return resolved
+
+    def _in_batch(
+        self, connector: InvoiceTarget, wanted: Sequence[Customer]
+    ) -> dict[str, Customer | ConnectorError]:
+        """Linked customers from the ledger; the rest in one batch where the target has
+        one (QBO `ensure_customers`: a few queries and batch creates, not one call each)."""
+        target = connector.target
+        resolved: dict[str, Customer | ConnectorError] = {}
+        unlinked: dict[str, Customer] = {}
+        links = self.ledger.linked_customers(target, [customer.account_id for customer in wanted])
+        for customer in wanted:
+            linked = links.get(customer.account_id)
+            if linked is not None:
+                resolved[customer.account_id] = customer.model_copy(update={"external_id": linked})
+            else:
+                unlinked.setdefault(customer.account_id, customer)
+        batch = getattr(connector, "ensure_customers", None)
+        if not unlinked or batch is None or target in self.summary.stopped:
+            return resolved
+        if self.fence is not None:
+            self.fence.check()  # the batch may create customers: a vendor write
+        try:
+            outcomes = batch(list(unlinked.values()))
+        except ConnectorError as error:
+            if error.error_class == ErrorClass.AUTH:
+                self.stop(target, error)
+            return {**resolved, **{account: error for account in unlinked}}
+        with self.ledger.fenced(self.fence):
+            for account, outcome in outcomes.items():
+                if isinstance(outcome, Customer) and outcome.external_id:
+                    self.ledger.link_customer(target, account, outcome.external_id, outcome.name)
+                elif isinstance(outcome, ConnectorError) and outcome.error_class == ErrorClass.AUTH:
+                    self.stop(target, outcome)
+                resolved[account] = outcome
+        return resolved
+
+    def _one(self, connector: InvoiceTarget, wanted: Customer) -> Customer | ConnectorError:
+        target = connector.target
+        linked = self.ledger.customer_link(target, wanted.account_id)
+        if linked is not None:
+            return wanted.model_copy(update={"external_id": linked})
+        if target in self.summary.stopped:
+            return ConnectorError(
+                system=target, error_class=ErrorClass.AUTH, message=self.summary.stopped[target]
+            )
+        if self.fence is not None:
+            self.fence.check()  # ensure_customer may create one: a vendor write
+        try:
+            customer = connector.ensure_customer(wanted)
+        except ConnectorError as error:
+            if error.error_class == ErrorClass.AUTH:
+                self.stop(target, error)
+            return error
+        if customer.external_id:
+            with self.ledger.fenced(self.fence):
+                self.ledger.link_customer(
+                    target, wanted.account_id, customer.external_id, customer.name
+                )
+        return customer
