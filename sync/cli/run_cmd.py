@@ -17,7 +17,14 @@ from config.loader import ConfigError, ConfigProblem
 from mappings.loader import MappingError
 from sync.apicalls import counting_api_calls, hosts_from_settings
 from sync.cli.options import settings_for
-from sync.engine.cycle import DEFAULT_STAGES, STAGES, Engine, LeaseHeld, run_cycle
+from sync.engine.cycle import (
+    DEFAULT_STAGES,
+    STAGES,
+    Engine,
+    LeaseHeld,
+    LeaseTakenOver,
+    run_cycle,
+)
 from sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD, RunSummary
 from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
@@ -73,6 +80,9 @@ def run(
             ):
                 summary = run_cycle(engine, stages=stages, since=cursor)
             summary.api_calls = dict(sorted(calls.items()))
+        except LeaseTakenOver:
+            typer.echo(f"billsync run: {LeaseTakenOver.MESSAGE}", err=True)
+            raise typer.Exit(EXIT_LEASE_HELD) from None
         except LeaseHeld:
             typer.echo(
                 "billsync run: another run holds the lease on this ledger; nothing was done",
