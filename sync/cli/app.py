@@ -20,6 +20,7 @@ from sync.cli import (
     auth_cmd,
     config_cmd,
     customers_cmd,
+    deals_cmd,
     discrepancies_cmd,
     ledger_cmd,
     mappings_cmd,
@@ -164,6 +165,7 @@ app.add_typer(auth_cmd.app, name="auth")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(customers_cmd.app, name="customers")
 app.add_typer(discrepancies_cmd.app, name="discrepancies")
+app.add_typer(deals_cmd.app, name="deals")
 app.command("migrate")(ledger_cmd.migrate)
 app.command("plan")(plan_cmd.plan)
 app.command("reconcile")(reconcile_cmd.reconcile)
