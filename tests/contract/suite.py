@@ -58,8 +58,8 @@ from sync.canonical import (
     InvoiceRef,
     InvoiceStatus,
     PaymentEvent,
-    PaymentKind,
 )
+from sync.money_state import derive
 
 __all__ = [
     "DealSourceContract",
@@ -71,7 +71,6 @@ __all__ = [
     "drain_feed",
 ]
 
-MONEY_IN = (PaymentKind.PAID, PaymentKind.PARTIALLY_PAID)
 _deal_numbers = itertools.count(1)
 
 
@@ -187,13 +186,24 @@ def new_deal_id() -> str:
     return f"006CT{next(_deal_numbers):010d}AAA"
 
 
-def money_facts(events: Iterable[PaymentEvent], invoice: InvoiceRef) -> dict[str, Decimal]:
-    """Money in for the invoice as the ledger counts it: one row per provider payment."""
-    facts: dict[str, Decimal] = {}
-    for event in events:
-        if event.invoice_external_id == invoice.external_id and event.kind in MONEY_IN:
-            facts[event.provider_payment_id or event.event_id] = event.amount
-    return facts
+def named(events: Iterable[PaymentEvent], invoice: InvoiceRef) -> list[PaymentEvent]:
+    """The hints that name the invoice (events say what changed; the read says how)."""
+    return [e for e in events if e.invoice_external_id == invoice.external_id]
+
+
+def paid_in_read(feed: PaymentFeed, invoice: InvoiceRef) -> Decimal:
+    """Money applied to the invoice as the target reads it now (one row per fact)."""
+    read = feed.read_invoice_money([invoice.external_id])[invoice.external_id]
+    state = derive(
+        currency=read.currency,
+        document_status=read.status,
+        net=read.net,
+        tax=read.tax,
+        total=read.total,
+        facts=read.facts,
+    )
+    assert state.balance_due == (read.reported_balance or 0), "the facts explain the balance"
+    return state.paid
 
 
 def _source(parts: ConnectorParts) -> SourceConnector:
@@ -382,7 +392,9 @@ class InvoiceTargetContract:
             target.fetch_invoice(harness.missing_invoice_id)
         assert caught.value.error_class is ErrorClass.NOT_FOUND
 
-    def test_payment_feed_reports_a_payment_once(self, harness: TargetHarness) -> None:
+    def test_payment_feed_names_the_paid_invoice_once(self, harness: TargetHarness) -> None:
+        """After a payment the feed names the invoice, its read shows the payment once, and
+        a replay from the stored cursor names it no more."""
         parts = harness.build()
         target, feed = _target(parts), _feed(parts)
         invoice = target.create_invoice(
@@ -392,21 +404,19 @@ class InvoiceTargetContract:
         harness.pay_in_full(invoice)
 
         events, stored = drain_feed(feed, cursor)
-        facts = money_facts(events, invoice)
-        assert list(facts.values()) == [invoice.total], f"one payment of the total, not {facts}"
+        assert named(events, invoice), "the feed did not name the paid invoice"
+        assert paid_in_read(feed, invoice) == invoice.total
         assert all(e.provider == harness.name for e in events)
         seen = {e.event_id for e in events}
 
         replay, _ = drain_feed(feed, stored)
         new = [e for e in replay if e.event_id not in seen]
-        assert [e for e in new if e.invoice_external_id == invoice.external_id] == []
+        assert named(new, invoice) == []
         # Another process, from the stored cursor, sees nothing new either.
         fresh, _ = drain_feed(_feed(harness.build()), stored)
         assert [e for e in fresh if e.event_id not in seen] == []
 
-    def test_signed_webhooks_verify_and_resolve_to_the_payment(
-        self, harness: TargetHarness
-    ) -> None:
+    def test_signed_webhooks_verify_and_name_the_paid_invoice(self, harness: TargetHarness) -> None:
         parts = harness.build()
         target, feed, verifier = _target(parts), _feed(parts), _webhooks(parts)
         invoice = target.create_invoice(
@@ -420,7 +430,12 @@ class InvoiceTargetContract:
             for note in verifier.verify(request.body, request.headers):
                 assert note.provider == harness.name and note.event_id
                 events.extend(feed.resolve(note))
-        assert sum(money_facts(events, invoice).values()) == invoice.total
+        assert named(events, invoice), "no webhook named the paid invoice"
+        assert paid_in_read(feed, invoice) == invoice.total
+
+    def test_read_of_an_unknown_invoice_is_empty(self, harness: TargetHarness) -> None:
+        feed = _feed(harness.build())
+        assert feed.read_invoice_money([harness.missing_invoice_id]) == {}
 
     def test_webhook_rejections(self, harness: TargetHarness) -> None:
         parts = harness.build()
