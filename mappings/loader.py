@@ -1,7 +1,11 @@
 """Load mapping files: the packaged default, then the user's files in order.
 
 Later files override earlier ones key by key (mappings merge; lists and values
-replace). Every problem is reported as `FILE:LINE: dotted.key: reason`, where FILE and
+replace). A value spec is one value, not a mapping to merge: a user's
+``{template: "SF-{deal.id}"}`` replaces the default's ``{path: deal.id, transforms: …}``
+whole (its source and its transforms), so the file says all of the rule; a spec that
+names no source (``{transforms: […]}`` alone) still merges into the default's.
+Every problem is reported as `FILE:LINE: dotted.key: reason`, where FILE and
 LINE are where the offending key was last written. The merged result has a hash: the
 retry queue re-arms `invalid_data` items when it changes.
 """
@@ -20,6 +24,7 @@ from pydantic import ValidationError
 
 from mappings.model import MappingSpec
 from mappings.transforms import FunctionRegistry
+from mappings.values import ValueSpec
 from sync.yamlio import load_yaml
 
 DEFAULT_MAPPING_NAME = "default.yaml"
@@ -65,7 +70,11 @@ def load_mappings(
     *,
     functions: FunctionRegistry | None = None,
     include_default: bool = True,
+    lookup_before_create: bool = True,
 ) -> LoadedMapping:
+    """Load and check the mapping files. ``lookup_before_create`` is QuickBooks' setting
+    of that name (True when QuickBooks is not used): off, the mapping must make the
+    invoice reference unique per deal (`unique_reference_problem`)."""
     registry = functions or FunctionRegistry.discover()
     paths = ([default_mapping_path()] if include_default else []) + [Path(p) for p in user_files]
     merged: dict[str, Any] = {}
@@ -80,7 +89,7 @@ def load_mappings(
         spec = MappingSpec.model_validate(merged, context={"functions": registry})
     except ValidationError as exc:
         raise MappingError(_explain(exc, origin, paths)) from None
-    problems = _cross_checks(spec, origin, paths)
+    problems = _cross_checks(spec, origin, paths, lookup_before_create=lookup_before_create)
     if problems:
         raise MappingError(problems)
     digest = hashlib.sha256(
@@ -137,7 +146,11 @@ def _merge(
 ) -> None:
     for key, value in source.items():
         path = (*prefix, str(key))
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
+        if (
+            isinstance(value, dict)
+            and isinstance(target.get(key), dict)
+            and not (_names_source(value) and _names_source(target[key]))
+        ):
             origin[path] = (file, lines.get(path, 0))
             _merge(target[key], value, path, file, lines, origin)
             continue
@@ -147,6 +160,54 @@ def _merge(
         for sub, line in lines.items():
             if sub[: len(path)] == path:
                 origin[sub] = (file, line)
+
+
+_VALUE_SOURCES = frozenset({"path", "template", "value"})
+SALESFORCE_ID_LENGTH = 18
+
+
+def unique_reference_problem(doc_number: ValueSpec | None) -> str | None:
+    """Why the invoice reference is not guaranteed unique per deal, or None.
+
+    Guaranteed means: the DocNumber holds the whole deal id (``{path: deal.id}`` or a
+    template with ``{deal.id}``), and no transform can cut it (only ``{truncate: n}``
+    with room for the whole rendered value). Then a number belongs to one deal only,
+    so the engine's own recovery look-up (by the reference the intent stored, which
+    runs whatever this setting says) finds what a lost answer created, and a duplicate
+    DocNumber refused by QuickBooks (6140, when the company warns on duplicates) is
+    adopted as the deal's. Anything else (a constant, the deal name, a truncated id)
+    may be shared by two deals: with ``lookup_before_create: false`` a lost answer
+    would become a second invoice, so the setting is refused.
+    """
+    fix = (
+        "set quickbooks.lookup_before_create: true, or map invoice.doc_number to the "
+        'whole deal id (e.g. {template: "SF-{deal.id}"})'
+    )
+    if doc_number is None:
+        return f"lookup_before_create is false but invoices carry no DocNumber; {fix}"
+    if doc_number.path == "deal.id":
+        length = SALESFORCE_ID_LENGTH
+    elif doc_number.template and "{deal.id}" in doc_number.template:
+        rendered = doc_number.template.replace("{deal.id}", "x" * SALESFORCE_ID_LENGTH)
+        length = len(rendered.replace("{{", "{").replace("}}", "}"))
+    else:
+        return (
+            "lookup_before_create is false but the DocNumber is not made from the whole "
+            f"deal id, so two deals may share it; {fix}"
+        )
+    for step in doc_number.transforms:
+        limit = step.get("truncate") if isinstance(step, dict) and len(step) == 1 else None
+        if not isinstance(limit, int) or limit < length:
+            return (
+                f"lookup_before_create is false but transform {step!r} may change or cut "
+                f"the deal id in the DocNumber; {fix}"
+            )
+    return None
+
+
+def _names_source(mapping: dict[str, Any]) -> bool:
+    """A value spec that says where its value comes from (path, template or value)."""
+    return not _VALUE_SOURCES.isdisjoint(mapping)
 
 
 def _locate(key: Key, origin: dict[Key, tuple[str, int]], paths: list[Path]) -> tuple[str, int]:
@@ -170,9 +231,17 @@ def _explain(
 
 
 def _cross_checks(
-    spec: MappingSpec, origin: dict[Key, tuple[str, int]], paths: list[Path]
+    spec: MappingSpec,
+    origin: dict[Key, tuple[str, int]],
+    paths: list[Path],
+    *,
+    lookup_before_create: bool = True,
 ) -> list[MappingProblem]:
     found: list[tuple[Key, str]] = []
+    if not lookup_before_create:
+        problem = unique_reference_problem(spec.invoice.doc_number)
+        if problem is not None:
+            found.append((("invoice", "doc_number"), problem))
     terms = spec.terms
     if terms.default is not None and terms.default not in terms.values:
         found.append((("terms", "default"), f"'{terms.default}' is not one of terms.values"))

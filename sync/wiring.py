@@ -37,7 +37,11 @@ def new_holder() -> str:
 
 
 def mapping_for(settings: Settings) -> LoadedMapping:
-    return load_mappings(list(settings.sync.mapping_files))
+    quickbooks = settings.quickbooks
+    return load_mappings(
+        list(settings.sync.mapping_files),
+        lookup_before_create=quickbooks.lookup_before_create or not quickbooks.enabled,
+    )
 
 
 BUILTIN_TARGETS = ("quickbooks", "stripe")

@@ -119,3 +119,53 @@ def test_registered_function(tmp_path: Path) -> None:
     assert load_mappings([custom], functions=registry).spec.customer.name.transforms == (
         {"function": "shout"},
     )
+
+
+# --- a user's value spec replaces the default's (issue 16) --------------------------
+
+
+def test_user_value_spec_replaces_the_defaults_source(tmp_path: Path) -> None:
+    custom = write(
+        tmp_path,
+        'invoice:\n  doc_number: {template: "SF-{deal.id}"}\n  memo: {path: deal.name}\n',
+    )
+    spec = load_mappings([custom]).spec.invoice
+    assert spec.doc_number is not None and spec.memo is not None
+    assert (spec.doc_number.template, spec.doc_number.path) == ("SF-{deal.id}", None)
+    assert spec.doc_number.transforms == ()  # the default's truncate went with its path
+    assert (spec.memo.path, spec.memo.template) == ("deal.name", None)
+
+
+def test_transforms_alone_still_merge_into_the_default(tmp_path: Path) -> None:
+    custom = write(tmp_path, "invoice:\n  doc_number: {transforms: [{truncate: 20}]}\n")
+    doc_number = load_mappings([custom]).spec.invoice.doc_number
+    assert doc_number is not None
+    assert (doc_number.path, doc_number.transforms) == ("deal.id", ({"truncate": 20},))
+
+
+@pytest.mark.parametrize(
+    ("doc_number", "accepted"),
+    [
+        ("{path: deal.id}", True),
+        ('{template: "SF-{deal.id}"}', True),
+        ('{template: "SF-{deal.id}", transforms: [{truncate: 21}]}', True),
+        ("{path: deal.id, transforms: [{truncate: 21}]}", True),  # the default
+        ('{template: "INV-{deal.id}", transforms: [{truncate: 21}]}', False),  # cuts the id
+        ("{path: deal.name}", False),
+        ('{value: "FIXED"}', False),
+        ("{path: deal.id, transforms: [lower]}", False),
+    ],
+)
+def test_lookup_before_create_false_needs_a_unique_reference(
+    tmp_path: Path, doc_number: str, accepted: bool
+) -> None:
+    custom = write(tmp_path, f"invoice:\n  doc_number: {doc_number}\n")
+    load_mappings([custom])  # always fine with look-ups on
+    if accepted:
+        load_mappings([custom], lookup_before_create=False)
+        return
+    with pytest.raises(MappingError) as exc:
+        load_mappings([custom], lookup_before_create=False)
+    [problem] = problems(exc)
+    assert f"{custom}:2: invoice.doc_number: lookup_before_create is false" in problem
+    assert "quickbooks.lookup_before_create: true" in problem
