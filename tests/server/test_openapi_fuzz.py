@@ -59,6 +59,8 @@ OPERATIONS = [
     ("POST", "/api/failures/retry"),
     ("POST", "/api/failures/{item_id}/retry"),
     ("POST", "/api/failures/{item_id}/resolve"),
+    ("POST", "/api/discrepancies/{item_id}/acknowledge"),
+    ("POST", "/api/discrepancies/{item_id}/resolve"),
     ("GET", "/api/discrepancies"),
     ("GET", "/api/status"),
     ("GET", "/api/reports/aging"),
