@@ -35,7 +35,7 @@ from pydantic import SecretStr
 
 from connectors.quickbooks import QboWebhookVerifier
 from connectors.stripe.webhooks import StripeWebhookVerifier
-from sync.canonical import PaymentEvent
+from sync.canonical import InvoiceRef, PaymentEvent
 from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from sync.ledger.schema import inbox
 from sync.server.app import ServerParts, create_app
@@ -151,6 +151,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     upgrade_to_head(db)
     clock = Clock()
     ledger = Ledger(db)
+    books = {"stripe": FakeTarget("stripe"), "quickbooks": FakeTarget("quickbooks")}
     for target, external_id, deal in (("stripe", "in_1", "006A"), ("quickbooks", "130", "006B")):
         ledger.upsert_invoice(
             target=target,
@@ -160,12 +161,25 @@ def world(tmp_path: Path) -> Iterator[World]:
             status="open",
             deal_id=deal,
         )
-    feeds = {"stripe": FakeFeed("stripe"), "quickbooks": FakeFeed("quickbooks")}
+        books[target].invoices[external_id] = InvoiceRef(
+            target=target,
+            external_id=external_id,
+            deal_id=deal,
+            currency="USD",
+            total=Decimal("100.00"),
+            status="open",
+        )
+    # The targets' books (what read_invoice_money reads); events are hints.
+    feeds = {name: FakeFeed(name, target=book) for name, book in books.items()}
     yield World(ledger, clock, FakeSource([]), feeds, Metrics(ledger), tmp_path)
     db.dispose()
 
 
-def paid(provider: str, event_id: str, invoice: str, payment_id: str, amount: str) -> PaymentEvent:
+def paid(
+    world: World, provider: str, event_id: str, invoice: str, payment_id: str, amount: str
+) -> PaymentEvent:
+    """A payment made in the target's books, and the hint its event gives."""
+    world.feeds[provider].add_fact(invoice, payment_id, amount)
     return PaymentEvent(
         provider=provider,
         event_id=event_id,
@@ -199,7 +213,7 @@ def test_genuine_events_are_stored_once_and_applied_once(world: World) -> None:
     stripe_ids = ["evt_a", "evt_b", "evt_c"]
     for n, event_id in enumerate(stripe_ids):
         world.feeds["stripe"].resolved[event_id] = [
-            paid("stripe", event_id, "in_1", f"inpay_{n}", "20.00")
+            paid(world, "stripe", event_id, "in_1", f"inpay_{n}", "20.00")
         ]
     legacy_body, cloud_body = intuit_legacy("501"), intuit_cloud("ce-0001", "502")
     requests_to_send: list[tuple[str, bytes, dict]] = []
@@ -231,7 +245,7 @@ def test_genuine_events_are_stored_once_and_applied_once(world: World) -> None:
 
     # A restart with a worker processes what the receiver stored, exactly once.
     world.feeds["quickbooks"].resolved = {
-        event_id: [paid("quickbooks", event_id, "130", f"pay-{event_id}", "30.00")]
+        event_id: [paid(world, "quickbooks", event_id, "130", f"pay-{event_id}", "30.00")]
         for provider, event_id, _ in rows
         if provider == "quickbooks"
     }
@@ -248,7 +262,7 @@ def test_genuine_events_are_stored_once_and_applied_once(world: World) -> None:
 
 def test_worker_processes_events_as_they_arrive(world: World) -> None:
     world.feeds["stripe"].resolved["evt_live"] = [
-        paid("stripe", "evt_live", "in_1", "inpay_live", "100.00")
+        paid(world, "stripe", "evt_live", "in_1", "inpay_live", "100.00")
     ]
     with serving(create_app(world.parts())) as base:
         body = stripe_event("evt_live")
@@ -258,8 +272,8 @@ def test_worker_processes_events_as_they_arrive(world: World) -> None:
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"ledger": "ok", "migrations": "ok", "inbox_worker": "ok"}
     invoice = world.ledger.get_invoice("stripe", "in_1")
-    assert invoice is not None and invoice.status == "paid"
-    assert world.source.written["006A"].status == "paid"
+    assert invoice is not None and invoice.money_status == "paid" and invoice.balance == 0
+    assert world.source.written["006A"].billing_status == "Paid"
 
 
 # --- refusals --------------------------------------------------------------------
