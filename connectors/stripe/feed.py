@@ -40,6 +40,8 @@ class StripeFeed:
         self._api = api
         self._now = now or (lambda: datetime.now(UTC))
         self._facts = EventFacts(api, now=self._now)
+        self.last_cursor: Cursor | None = None
+        """After `events_since` is exhausted: the position past every event it read."""
         self._money = InvoiceMoneyReader(api)
 
     @property
@@ -84,6 +86,7 @@ class StripeFeed:
             params = {"types": list(EVENT_TYPES), "created": {"gte": created}}
             stream = reversed(list(self._api.pages("event list", request, params)))
         previous = since or f"{created}:"
+        self.last_cursor = since
         for event in stream:
             cursor = f"{event['created']}:{event['id']}"
             facts = self._facts.facts(event)
@@ -91,6 +94,9 @@ class StripeFeed:
                 # Only the last fact of an event may move the cursor past the event.
                 yield Checkpointed(fact, cursor if position == len(facts) else previous)
             previous = cursor
+            # Past an event that gives no hint too (a draft's invoice.updated), once
+            # the caller has taken everything before it: the next poll starts after it.
+            self.last_cursor = cursor
 
 
 def _parse_cursor(cursor: str) -> tuple[int, str]:
