@@ -126,6 +126,8 @@ class Recorder:
             due_date=_due_date(job.draft, issued),
             account_id=job.draft.customer.account_id,
             customer_name=job.draft.customer.name,
+            intended_total=job.draft.total,
+            tax=ref.tax,
         )
         action = "invoice.adopted" if adopted else "invoice.created"
         self.ledger.append_audit(

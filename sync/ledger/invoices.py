@@ -32,6 +32,8 @@ _KEPT_WHEN_NONE = (
     "account_id",
     "customer_name",
     "intended_total",
+    "tax",
+    "net",
 )
 
 
@@ -133,6 +135,7 @@ class InvoiceStore(Store):
         account_id: str | None = None,
         customer_name: str | None = None,
         intended_total: Decimal | None = None,
+        tax: Decimal | None = None,
     ) -> InvoiceRecord:
         """Insert or update an invoice as the target reports it.
 
@@ -141,7 +144,8 @@ class InvoiceStore(Store):
         due date aging needs). The money figures are derived from the stored facts (the
         target's, as last read) by sync.money_state.derive, never taken from the caller.
         ``intended_total`` is the draft's pre-tax total, kept from creation so
-        reconciliation can tell an edit in the target from the invoice as made.
+        reconciliation can tell an edit in the target from the invoice as made; ``tax``
+        is the target's tax as it answered the create (net = total - tax).
         """
         total = check_money(total)
         now = self._now()
@@ -166,6 +170,8 @@ class InvoiceStore(Store):
                     "account_id": account_id,
                     "customer_name": customer_name,
                     "intended_total": intended_total,
+                    "tax": tax,
+                    "net": None if tax is None else total - tax,
                 },
             ).one()
             return to_record(InvoiceRecord, row)
