@@ -66,7 +66,7 @@ CATALOGUE = (
     ("HW-GATEWAY", "Gateway appliance", "899.99"),
     ("LIC-ADDON", "Analytics add-on licence", "2990.00"),
 )
-RATES = {"USD": "1", "EUR": "0.92", "GBP": "0.79", "JPY": "151", "CAD": "1.37"}
+RATES = {"USD": "1", "EUR": "0.92", "GBP": "0.79", "JPY": "151", "CAD": "1.37", "KWD": "0.307"}
 STAGES_OPEN = ("Prospecting", "Negotiation/Review", "Closed Lost")
 DISCOUNTS = ("0", "0", "0", "5", "10", "12.5", "15", "20")
 
@@ -127,9 +127,15 @@ def _accounts(rng: random.Random, count: int) -> list[dict[str, Any]]:
     return accounts
 
 
+# Stripe charges three-decimal currencies in steps of 10 minor units: a KWD amount
+# must end in 0 (docs.stripe.com/currencies#three-decimal), so list prices do.
+_PRICE_STEP = {"KWD": Decimal("0.01")}
+
+
 def _price(code_usd: str, currency: str) -> Decimal:
     amount = Decimal(code_usd) * Decimal(RATES[currency])
-    return amount.quantize(money.minor_unit(currency), rounding=ROUND_HALF_UP)
+    step = _PRICE_STEP.get(currency, money.minor_unit(currency))
+    return amount.quantize(step, rounding=ROUND_HALF_UP).quantize(money.minor_unit(currency))
 
 
 def _opportunity(

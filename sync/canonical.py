@@ -412,6 +412,7 @@ class InvoiceRef(_Model):
     balance: ExactDecimal | None = None
     status: InvoiceStatus
     tax: ExactDecimal | None = None  # the target's tax; total - tax is what the draft intended
+    due_date: date | None = None  # as the target computed it (QuickBooks: from the terms)
 
     @property
     def net(self) -> Decimal:

@@ -331,4 +331,5 @@ def invoice_ref(
         tax=money.to_currency_precision(
             amount((record.get("TxnTaxDetail") or {}).get("TotalTax")), currency
         ),
+        due_date=date.fromisoformat(str(record["DueDate"])) if record.get("DueDate") else None,
     )

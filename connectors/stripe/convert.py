@@ -79,6 +79,7 @@ def invoice_ref(inv: Mapping[str, Any]) -> InvoiceRef:
         balance=amount(inv.get("amount_remaining"), currency),
         status=_STATUS[str(inv["status"])],
         tax=amount(inv.get("total"), currency) - pre_tax_total(inv),
+        due_date=due.date() if (due := timestamp(inv.get("due_date"))) else None,
     )
 
 

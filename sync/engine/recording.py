@@ -123,7 +123,7 @@ class Recorder:
             number=ref.number,
             url=ref.url,
             issue_date=issued,
-            due_date=_due_date(job.draft, issued),
+            due_date=ref.due_date or _due_date(job.draft, issued),
             account_id=job.draft.customer.account_id,
             customer_name=job.draft.customer.name,
             intended_total=job.draft.total,
@@ -230,8 +230,8 @@ class Recorder:
 
 
 def _due_date(draft: InvoiceDraft, issued: date) -> date | None:
-    """The due date the draft asked for, for AR aging. None when the target derives it
-    from a named term (QuickBooks SalesTermRef): the ledger does not know its days."""
+    """The due date the draft asked for, when the target did not say (the target's own,
+    e.g. QuickBooks' DueDate from SalesTermRef, comes first)."""
     if draft.due_date is not None:
         return draft.due_date
     if draft.days_until_due is not None:

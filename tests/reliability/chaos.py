@@ -32,6 +32,8 @@ class Size:
     webhook_copies: int  # duplicate deliveries of one genuine event, in parallel
     fuzz_examples: int
     http_fuzz_examples: int
+    money_invoices: int  # the money lifecycle: invoices across QuickBooks and Stripe
+    money_rounds: int  # rounds of random changes made in the targets directly
 
     @property
     def full(self) -> bool:
@@ -51,6 +53,8 @@ REDUCED = Size(
     webhook_copies=10,
     fuzz_examples=150,
     http_fuzz_examples=60,
+    money_invoices=60,
+    money_rounds=4,
 )
 FULL = Size(
     name="full",
@@ -65,6 +69,8 @@ FULL = Size(
     webhook_copies=30,
     fuzz_examples=2000,
     http_fuzz_examples=600,
+    money_invoices=320,
+    money_rounds=10,
 )
 
 

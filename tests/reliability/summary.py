@@ -20,6 +20,7 @@ SUITES = (
     "bad data",
     "secrets",
     "fuzzing",
+    "money lifecycle",
 )
 
 
