@@ -207,6 +207,8 @@ class CustomerLink:
     external_id: str
     name: str | None
     updated_at: datetime
+    method: str | None = None  # created | matched | operator; None: before migration 0008
+    evidence: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

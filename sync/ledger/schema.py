@@ -252,6 +252,9 @@ customer_links = sa.Table(
     sa.Column("external_id", sa.String(_EXTERNAL_ID), nullable=False),
     sa.Column("name", sa.Text(), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # How the link was made (migration 0008): created | matched | operator; NULL before.
+    sa.Column("method", sa.String(16), nullable=True),
+    sa.Column("evidence", json_type(), nullable=True),
 )
 
 # Rotating OAuth tokens. version makes saves compare-and-swap, so two refreshers
