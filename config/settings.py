@@ -185,6 +185,10 @@ class SyncSettings(Section):
     mapping_files: list[Path] = Field(default_factory=list)
     on_deal_change: Literal["flag", "void_and_reissue"] = "flag"
     lease_ttl_seconds: int = Field(default=90, ge=3, le=3600)
+    # Where a ledger that has never run starts reading deals: closed-won deals last
+    # changed before it are history, never invoiced. Unset (and no salesforce.start_from),
+    # the first `billsync run` stops (exit 2) until `--since DATE` or `--backfill` chooses.
+    start_from: AwareDatetime | None = None
 
 
 class RetrySettings(Section):

@@ -186,7 +186,9 @@ class Sandbox:
         directory = (self.options.config_out or self.state_dir / "x").parent
         config: dict[str, Any] = {
             "ledger": {"url": f"sqlite:///{(directory / 'billsync.db').resolve()}"},
-            "sync": {"default_target": "quickbooks"},
+            # Every seeded deal is the sandbox's to bill: an explicit start for the first
+            # run (a real org's config chooses its own date, or `run --backfill`).
+            "sync": {"default_target": "quickbooks", "start_from": SANDBOX_START},
         }
         for name, system in self.systems.items():
             config[name] = system.config_section()
@@ -211,6 +213,9 @@ class Sandbox:
         _, pending = await asyncio.wait(self._tasks, timeout=5)
         for task in pending:
             task.cancel()
+
+
+SANDBOX_START = "2000-01-01T00:00:00Z"
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -51,16 +51,34 @@ class DealListing:
             "IsWon = true",
             f"SystemModstamp >= {soql_value(lower)}",
             f"SystemModstamp <= {soql_value(upper)}",
+            *self._scope(),
         ]
+        return (
+            f"SELECT Id FROM Opportunity WHERE {' AND '.join(conditions)} "  # noqa: S608
+            "ORDER BY SystemModstamp, Id"
+        )
+
+    def count_query(self, before: datetime | None = None) -> str:
+        conditions = ["IsWon = true", *self._scope()]
+        if before is not None:
+            conditions.append(f"SystemModstamp < {soql_value(before)}")
+        return f"SELECT COUNT() FROM Opportunity WHERE {' AND '.join(conditions)}"  # noqa: S608
+
+    def won_count(self, before: datetime | None = None) -> int:
+        """How many won deals the pull's scope holds (changed before ``before``): one
+        COUNT() query, which Salesforce answers in ``totalSize`` with no records."""
+        page = self._client.query(self.count_query(before), batch_size=200)
+        return int(page.get("totalSize") or 0)
+
+    def _scope(self) -> list[str]:
+        """The pull's configured scope: record types and the operator's condition."""
+        conditions: list[str] = []
         if self._settings.record_types:
             types = soql_value(list(self._settings.record_types))
             conditions.append(f"RecordType.DeveloperName IN {types}")
         if self._settings.extra_where:
             conditions.append(f"({validate_where(self._settings.extra_where)})")
-        return (
-            f"SELECT Id FROM Opportunity WHERE {' AND '.join(conditions)} "  # noqa: S608
-            "ORDER BY SystemModstamp, Id"
-        )
+        return conditions
 
     def won_ids(self, up_to: Cursor) -> Iterator[str]:
         position = decode_cursor(up_to)

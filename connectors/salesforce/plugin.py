@@ -27,7 +27,7 @@ def build(settings: Settings, context: BuildContext) -> ConnectorParts:
         company_currency=settings.sync.company_currency,
         field_paths=field_paths,
         writeback_fields=writeback_fields,
-        start_from=settings.salesforce.start_from,
+        start_from=settings.sync.start_from or settings.salesforce.start_from,
         sleep=context.sleep,
     )
     if context.credentials is not None:

@@ -10,7 +10,7 @@ Three ways to read deals:
   conversion as the pull, no cursor: deals deleted or no longer won are simply absent.
 
 And two id-only reads for reconciliation (listing.py): `won_deal_ids(up_to)` and
-`not_won(ids)`.
+`not_won(ids)`; and `count_won_deals()` for the first run's safety stop.
 """
 
 from __future__ import annotations
@@ -131,6 +131,11 @@ class SalesforceDealSource:
         """Ids of won deals at or before the pull's watermark ``up_to``, changed within
         ``salesforce.won_check_days`` (reconciliation compares them with the ledger)."""
         return self._listing.won_ids(up_to)
+
+    def count_won_deals(self, before: datetime | None = None) -> int:
+        """How many closed-won deals exist in the pull's scope (changed before
+        ``before``), with one COUNT() query: what a first run would bill."""
+        return self._listing.won_count(before)
 
     def not_won(self, deal_ids: Sequence[str]) -> Mapping[str, str]:
         """Of these deals, those no longer closed-won, with their stage (or not found)."""

@@ -95,15 +95,24 @@ def run(
             help="Run only these stages: pull, invoice, payments, writeback, retry, reconcile.",
         ),
     ] = None,
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="On a ledger that has never run: invoice every closed-won deal, however "
+            "old (without it, the first run needs --since or sync.start_from).",
+        ),
+    ] = False,
 ) -> None:
     """Run one sync cycle: pull deals, invoice them exactly once, apply payments, write back.
 
     Exit codes: 0 clean; 1 some items failed and are recorded for retry or attention;
-    2 configuration or credentials wrong; 3 another run holds the lease."""
+    2 configuration or credentials wrong, or a first run with no start chosen (--since,
+    sync.start_from or --backfill); 3 another run holds the lease."""
     if dry_run:
         plan_cmd.plan(ctx, config, as_json, since)
         return
-    run_cmd.run(ctx, config, as_json, since, only)
+    run_cmd.run(ctx, config, as_json, since, only, backfill)
 
 
 @app.command()

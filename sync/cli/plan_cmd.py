@@ -4,7 +4,7 @@ the rejected deals would be rejected. Reads only; writes nothing anywhere."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -14,6 +14,7 @@ from rich.table import Table
 from connectors.base import ConnectorError, ErrorClass
 from mappings.loader import MappingError
 from sync.cli.options import ConfigOption, JsonOption, settings_for
+from sync.engine.first_run import watermark_at
 from sync.planning import PlanReport, plan_deals
 
 SinceOption = Annotated[
@@ -64,12 +65,7 @@ def plan(
 
 
 def _cursor(since: datetime | None) -> str | None:
-    if since is None:
-        return None
-    from connectors.salesforce.pull import encode_cursor
-
-    # A watermark at `since` with the lowest possible id: every deal stamped after it.
-    return encode_cursor((since.replace(tzinfo=since.tzinfo or UTC), "0"))
+    return watermark_at(since) if since is not None else None
 
 
 def _print(report: PlanReport) -> None:

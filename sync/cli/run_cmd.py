@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from config.loader import ConfigError, ConfigProblem
+from connectors.base import ConnectorError, ErrorClass
 from mappings.loader import MappingError
 from sync.apicalls import counting_api_calls, hosts_from_settings
 from sync.cli.options import settings_for
@@ -25,6 +26,7 @@ from sync.engine.cycle import (
     LeaseTakenOver,
     run_cycle,
 )
+from sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
 from sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD, RunSummary
 from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
@@ -35,6 +37,7 @@ def run(
     as_json: bool,
     since: datetime | None,
     only: list[str] | None,
+    backfill: bool = False,
 ) -> None:
     from sync import wiring
 
@@ -68,11 +71,16 @@ def run(
             for problem in exc.problems:
                 typer.echo(str(problem), err=True)
             raise typer.Exit(EXIT_CONFIG) from None
-        cursor = None
-        if since is not None:
-            from connectors.salesforce.pull import encode_cursor
-
-            cursor = encode_cursor((since.replace(tzinfo=since.tzinfo or UTC), "0"))
+        if since is not None and backfill:
+            raise typer.BadParameter(
+                "give --since or --backfill, not both", param_hint="--backfill"
+            )
+        choice = StartChoice(
+            since=since.replace(tzinfo=since.tzinfo or UTC) if since is not None else None,
+            backfill=backfill,
+            start_from=settings.sync.start_from or settings.salesforce.start_from,
+        )
+        cursor = _start_cursor(ledger, engine, choice) if "pull" in stages else None
         try:
             with (
                 counting_api_calls(hosts_from_settings(settings)) as calls,
@@ -96,6 +104,20 @@ def run(
     else:
         _print(summary)
     raise typer.Exit(summary.exit_code)
+
+
+def _start_cursor(ledger: Ledger, engine: Engine, choice: StartChoice) -> str | None:
+    """The watermark to read from on this run (None: the stored one); a never-run ledger
+    with no start chosen stops here, before any write (exit 2)."""
+    try:
+        start = resolve_start(ledger, engine.source, choice)
+    except StartNotChosen as stop:
+        typer.echo(f"billsync run: {stop.message()}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except ConnectorError as error:
+        typer.echo(f"billsync run: counting the closed-won deals failed: {error}", err=True)
+        raise typer.Exit(EXIT_CONFIG if error.error_class == ErrorClass.AUTH else 1) from None
+    return watermark_at(start) if start is not None else None
 
 
 def _print(summary: RunSummary) -> None:

@@ -17,6 +17,7 @@ from config.settings import Settings
 from sync import wiring
 from sync.apicalls import hosts_from_settings, install_api_call_observer
 from sync.engine.cycle import LeaseHeld, run_cycle
+from sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
 from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from sync.logs import configure_logging, get_logger
 from sync.server.app import ServerParts, create_app
@@ -67,8 +68,14 @@ def build_app(settings: Settings, *, schedule: CronSchedule | None = None) -> Fa
 def scheduled_run(settings: Settings, ledger: Ledger) -> None:
     """One cycle with a fresh engine (mapping files are re-read, as a cron run would)."""
     engine = wiring.engine_for(settings, ledger)
+    choice = StartChoice(start_from=settings.sync.start_from or settings.salesforce.start_from)
     try:
-        summary = run_cycle(engine)
+        start = resolve_start(ledger, engine.source, choice)
+    except StartNotChosen as stop:
+        log.error("schedule.start_not_chosen", reason=stop.message())
+        return
+    try:
+        summary = run_cycle(engine, since=watermark_at(start) if start is not None else None)
     except LeaseHeld:
         log.info("schedule.skipped", reason="another run holds the lease")
         return

@@ -85,3 +85,18 @@ def test_not_won_names_the_stage_or_not_found() -> None:
     assert query == (
         f"SELECT Id, StageName, IsWon FROM Opportunity WHERE Id IN ('{won}','{lost}','{gone}')"
     )
+
+
+def test_count_won_deals_is_one_count_query_in_the_pulls_scope() -> None:
+    from sync.engine.first_run import CountsWonDeals
+
+    with responses.RequestsMock() as rsps:
+        rsps.post(TOKEN_URL, json=token_body())
+        call = rsps.get(QUERY_URL, body=dumps({"totalSize": 512, "done": True, "records": []}))
+        src = source(record_types=["New_Business"], extra_where="Type != 'Renewal'")
+        assert isinstance(src, CountsWonDeals)
+        assert src.count_won_deals() == 512
+    assert soql(call.calls[0]) == (
+        "SELECT COUNT() FROM Opportunity WHERE IsWon = true AND "
+        "RecordType.DeveloperName IN ('New_Business') AND (Type != 'Renewal')"
+    )

@@ -1,0 +1,125 @@
+"""A safe first run: a ledger that has never run does not bill the source's history.
+
+Connecting billsync to a real org must not invoice every closed-won deal ever. So the
+first run needs a start: `--since DATE`, `sync.start_from` (or the connector's own
+`salesforce.start_from`), or an explicit `--backfill`. Without one it stops before any
+write (exit 2) and says how many closed-won deals exist, counted with one cheap query.
+
+The choice is recorded in the ledger (cursor `sync.start`, JSON) the first time, so the
+next run starts from the same place even when the first one read no deal and left no
+watermark behind; once the source's watermark exists it alone says where to read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from sync.engine.cycle import DEALS_CURSOR
+from sync.ledger import Ledger
+
+START_CURSOR = "sync.start"
+BACKFILL_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+"""`--backfill` reads from here: before any CRM record, and safe to subtract an overlap
+from (datetime.min is not)."""
+
+
+@runtime_checkable
+class CountsWonDeals(Protocol):
+    """A source that can say cheaply how many closed-won deals it holds."""
+
+    def count_won_deals(self, before: datetime | None = None) -> int: ...
+
+
+class StartNotChosen(Exception):
+    """The ledger has never run and nothing says where to start."""
+
+    def __init__(self, won: int | None) -> None:
+        super().__init__(won)
+        self.won = won
+
+    def message(self) -> str:
+        found = (
+            f"{self.won} closed-won deals exist in the source"
+            if self.won is not None
+            else "the source could not count its closed-won deals"
+        )
+        return (
+            f"this ledger has never run and {found}; a first run would invoice all of them. "
+            "Choose where to start: `billsync run --since YYYY-MM-DD` (or sync.start_from "
+            "in the config) invoices only deals changed since that date; "
+            "`billsync run --backfill` invoices every closed-won deal on purpose. "
+            "`billsync plan --since YYYY-MM-DD` shows what either would do."
+        )
+
+
+@dataclass(frozen=True)
+class StartChoice:
+    """What the operator said about where to start (flags, then configuration)."""
+
+    since: datetime | None = None
+    backfill: bool = False
+    start_from: datetime | None = None
+
+
+def resolve_start(ledger: Ledger, source: object, choice: StartChoice) -> datetime | None:
+    """Where this run reads deals from when that is not the stored watermark; None: the
+    stored watermark (or the source's own default) applies.
+
+    Raises `StartNotChosen` on a never-run ledger with no choice and closed-won deals
+    in the source (an empty source needs no choice: everything in it later is new).
+    """
+    if choice.since is not None:
+        _record_first(ledger, "since", choice.since)
+        return choice.since
+    if choice.backfill:
+        _record_first(ledger, "backfill", None)
+        return BACKFILL_FROM
+    if ledger.get_cursor(DEALS_CURSOR):
+        return None
+    recorded = _recorded(ledger)
+    if recorded is not None:
+        start = recorded.get("from")
+        if recorded.get("how") == "backfill":
+            return BACKFILL_FROM
+        return datetime.fromisoformat(start) if start else choice.start_from
+    if choice.start_from is not None:
+        _record_first(ledger, "start_from", choice.start_from)
+        return choice.start_from
+    won = source.count_won_deals() if isinstance(source, CountsWonDeals) else None
+    if won != 0:
+        raise StartNotChosen(won)
+    _record_first(ledger, "empty_source", None)
+    return None
+
+
+def watermark_at(start: datetime) -> str:
+    """A watermark at ``start`` with the lowest possible id: every deal stamped after it.
+    (The Salesforce cursor format: the only deal source so far builds `--since` this way.)"""
+    from connectors.salesforce.pull import encode_cursor
+
+    return encode_cursor((start.replace(tzinfo=start.tzinfo or UTC), "0"))
+
+
+def recorded_start(ledger: Ledger) -> dict[str, str | None] | None:
+    """The first run's recorded choice (for `billsync status` and tests)."""
+    return _recorded(ledger)
+
+
+def _recorded(ledger: Ledger) -> dict[str, str | None] | None:
+    raw = ledger.get_cursor(START_CURSOR)
+    if not raw:
+        return None
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else None
+
+
+def _record_first(ledger: Ledger, how: str, start: datetime | None) -> None:
+    """Record the first run's choice once; later choices (a `--since` re-read) are
+    per run and leave it alone."""
+    if ledger.get_cursor(DEALS_CURSOR) or _recorded(ledger) is not None:
+        return
+    value = {"how": how, "from": start.astimezone(UTC).isoformat() if start else None}
+    ledger.set_cursor(START_CURSOR, json.dumps(value))

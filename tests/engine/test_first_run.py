@@ -1,0 +1,85 @@
+"""Where a run starts reading (sync.engine.first_run): one case per row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sync.engine.cycle import DEALS_CURSOR
+from sync.engine.first_run import (
+    BACKFILL_FROM,
+    StartChoice,
+    StartNotChosen,
+    recorded_start,
+    resolve_start,
+)
+from sync.ledger import Ledger
+
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+MAR = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class Counting:
+    def __init__(self, won: int) -> None:
+        self.won = won
+        self.calls = 0
+
+    def count_won_deals(self, before: datetime | None = None) -> int:
+        self.calls += 1
+        return self.won
+
+
+def test_a_fresh_ledger_with_no_choice_stops_with_the_count(ledger: Ledger) -> None:
+    with pytest.raises(StartNotChosen) as stop:
+        resolve_start(ledger, Counting(500), StartChoice())
+    assert stop.value.won == 500
+    assert "500 closed-won deals exist" in stop.value.message()
+    assert "--since" in stop.value.message() and "--backfill" in stop.value.message()
+    assert recorded_start(ledger) is None
+
+
+def test_a_source_that_cannot_count_still_stops(ledger: Ledger) -> None:
+    with pytest.raises(StartNotChosen) as stop:
+        resolve_start(ledger, object(), StartChoice())
+    assert stop.value.won is None
+    assert "could not count" in stop.value.message()
+
+
+def test_an_empty_source_needs_no_choice_and_is_recorded(ledger: Ledger) -> None:
+    assert resolve_start(ledger, Counting(0), StartChoice()) is None
+    assert recorded_start(ledger) == {"how": "empty_source", "from": None}
+    source = Counting(40)  # deals won since are new: no question asked again
+    assert resolve_start(ledger, source, StartChoice()) is None
+    assert source.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("choice", "start", "recorded"),
+    [
+        (StartChoice(since=JAN), JAN, {"how": "since", "from": JAN.isoformat()}),
+        (StartChoice(start_from=MAR), MAR, {"how": "start_from", "from": MAR.isoformat()}),
+        (StartChoice(since=JAN, start_from=MAR), JAN, {"how": "since", "from": JAN.isoformat()}),
+        (StartChoice(backfill=True), BACKFILL_FROM, {"how": "backfill", "from": None}),
+    ],
+)
+def test_the_first_choice_is_used_and_recorded(
+    ledger: Ledger, choice: StartChoice, start: datetime, recorded: dict[str, str | None]
+) -> None:
+    source = Counting(500)
+    assert resolve_start(ledger, source, choice) == start
+    assert recorded_start(ledger) == recorded
+    assert source.calls == 0
+    # The next run with no flags (its first read found nothing: no watermark yet)
+    # starts from the same place instead of asking again or reading everything.
+    assert resolve_start(ledger, source, StartChoice()) == start
+
+
+def test_a_ledger_with_a_watermark_reads_from_it(ledger: Ledger) -> None:
+    ledger.set_cursor(DEALS_CURSOR, "2026-05-01T00:00:00.000Z|006000000000001AAA")
+    source = Counting(500)
+    assert resolve_start(ledger, source, StartChoice()) is None
+    assert source.calls == 0
+    assert recorded_start(ledger) is None  # an existing deployment is not a first run
+    assert resolve_start(ledger, source, StartChoice(since=JAN)) == JAN  # a re-read window
+    assert recorded_start(ledger) is None
