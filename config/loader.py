@@ -117,7 +117,7 @@ def _resolve_yaml_secret_files(
         model = SECTIONS.get(section_name)
         if model is None or not isinstance(section, dict):
             continue  # reported by validation as an unknown section or a wrong type
-        secrets = secret_field_names(model)
+        secrets = _file_keys(model)
         for key in [k for k in section if k.endswith(SECRET_FILE_SUFFIX)]:
             base = key.removesuffix(SECRET_FILE_SUFFIX)
             if base not in secrets:
@@ -160,9 +160,21 @@ def _env_secret_file_vars(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
             continue
         section, key = parts[0], parts[1].removesuffix(SECRET_FILE_SUFFIX)
         model = SECTIONS.get(section)
-        if model is not None and key in secret_field_names(model):
+        if model is not None and key in _file_keys(model):
             found.append((name, section, key))
     return found
+
+
+def _file_keys(model: type[BaseModel]) -> set[str]:
+    """Keys that may come from a secret file: the secrets, and the secret-bearing values
+    (ledger.url, whose password is in it)."""
+    bearing = {
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict)
+        and field.json_schema_extra.get("secret_bearing")
+    }
+    return secret_field_names(model) | bearing
 
 
 def _read_secret_file(

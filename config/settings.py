@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
@@ -44,9 +45,12 @@ class Section(BaseModel):
 
 
 class LedgerSettings(Section):
+    # Secret-bearing, not a secret (the host and database are worth showing): accepted
+    # from BILLSYNC_LEDGER__URL_FILE, and its password is masked wherever it is shown.
     url: str = Field(
         default="sqlite:///./billsync.db",
         description="SQLAlchemy URL: sqlite:///path (default) or postgresql+psycopg://…",
+        json_schema_extra={"secret_bearing": True},
     )
 
 
@@ -247,9 +251,19 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret in clear, for the log scrubber and leak tests."""
-        found: list[str] = []
+        found: list[str] = _url_passwords(self.ledger.url)
         _collect_secrets(self, found)
         return [s for s in found if s]
+
+
+def _url_passwords(url: str) -> list[str]:
+    """The password of a URL (user part or libpq ``?password=``), as written and decoded."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""] + [v for k, v in parse_qsl(parts.query) if k == "password"]
+    except ValueError:
+        return [url]  # unparseable: the whole value counts as secret
+    return [s for v in found if v for s in {v, unquote(v), quote(v, safe="")}]
 
 
 def _collect_secrets(value: Any, found: list[str]) -> None:

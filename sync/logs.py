@@ -27,6 +27,8 @@ CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]{20,}"),  # Salesforce session ids
     re.compile(r"\bAB11[A-Za-z0-9]{30,}"),  # Intuit refresh tokens
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    # The password of any URL's user part (a database URL in a driver's message).
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s/@]+(?=@)"),
     re.compile(
         r"(?i)((?:access_token|refresh_token|client_secret|api_key|password|assertion)"
         r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{4,}"

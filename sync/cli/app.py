@@ -374,6 +374,14 @@ def report_kpis(
     report_cmd.kpis_command(ctx, config, as_of, days, currency, as_json, as_csv)
 
 
+def _ledger_problem(state: dict[str, object], exc: Exception) -> str | None:
+    """A ledger that cannot be opened is the operator's to fix (exit 2), not a bug."""
+    from sync.ledger.database import ledger_unreachable
+
+    url = state.get("ledger_url")
+    return ledger_unreachable(url, exc) if isinstance(url, str) else None
+
+
 def main() -> None:
     """Console-script entry point: turns known errors into sentences and exit codes."""
     state: dict[str, object] = {}
@@ -389,6 +397,10 @@ def main() -> None:
         scrubber = state.get("scrubber")
         if not isinstance(scrubber, SecretScrubber):
             scrubber = SecretScrubber()
+        unreachable = _ledger_problem(state, exc)
+        if unreachable:
+            print(f"billsync: {scrubber.scrub(unreachable)}", file=sys.stderr)
+            sys.exit(CONFIG_ERROR_EXIT)
         message = scrubber.scrub(f"{type(exc).__name__}: {exc}")
         print(
             f"billsync: internal error: {message}\n"

@@ -7,6 +7,7 @@ import json
 import typer
 
 from sync.cli.options import ConfigOption, JsonOption, settings_for
+from sync.ledger.database import describe_url
 
 app = typer.Typer(help="Validate and show the configuration (secrets masked).")
 
@@ -15,8 +16,10 @@ app = typer.Typer(help="Validate and show the configuration (secrets masked).")
 def check(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Validate the configuration; exit 2 with one line per problem if it is wrong."""
     settings = settings_for(ctx, config)
-    # mode="json" renders SecretStr as '**********', so nothing secret is printed.
+    # mode="json" renders SecretStr as '**********'; the ledger URL is shown with its
+    # password masked (host and database are what an operator checks here).
     shown = settings.model_dump(mode="json")
+    shown["ledger"]["url"] = describe_url(settings.ledger.url)
     if as_json:
         typer.echo(json.dumps(shown, indent=2, sort_keys=True))
         return

@@ -35,6 +35,7 @@ def settings_for(
     if root is None:
         root = ctx.find_root().obj = {}
     settings = load_settings(config or root.get("config"))
+    root["ledger_url"] = settings.ledger.url  # for `main`'s "cannot reach the ledger"
     root["scrubber"] = configure_logging(
         log_format=root.get("log_format") or settings.logging.format,
         level=root.get("log_level") or settings.logging.level,

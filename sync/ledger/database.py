@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 DEFAULT_URL = "sqlite:///./billsync.db"
 
@@ -29,28 +30,70 @@ class LedgerConfigError(ValueError):
     """The ledger URL names a backend billsync does not support."""
 
 
+def _parse(url: str | URL) -> URL:
+    # SQLAlchemy's own parse error quotes the whole string, password included.
+    try:
+        return make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        raise LedgerConfigError(
+            "ledger.url is not a database URL: use sqlite:///path or "
+            "postgresql://user@host/db (the password from a file or PGSERVICEFILE)"
+        ) from None
+
+
 def normalize_url(url: str | URL) -> URL:
     """Pick the drivers billsync is tested with: psycopg 3 for PostgreSQL.
 
     ``postgres://`` (Heroku-style) and bare ``postgresql://`` would otherwise select
     psycopg2, which is not a dependency.
     """
-    parsed = make_url(url) if isinstance(url, str) else url
+    parsed = _parse(url)
     backend = parsed.get_backend_name()
     if backend in ("postgres", "postgresql"):
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
         return parsed
     raise LedgerConfigError(
-        f"unsupported ledger database {parsed.render_as_string(hide_password=True)!r}: "
+        f"unsupported ledger database {describe_url(parsed)!r}: "
         "use sqlite:///path or postgresql://…"
     )
 
 
 def describe_url(url: str | URL) -> str:
-    """The URL as it may appear in logs and messages: password masked."""
-    parsed = make_url(url) if isinstance(url, str) else url
-    return parsed.render_as_string(hide_password=True)
+    """The URL as it may appear in logs and messages: the password masked, whether it is
+    in the user part or a libpq ``?password=`` parameter."""
+    try:
+        parsed = _parse(url)
+    except LedgerConfigError:
+        return "(not a database URL)"
+    masked = {k: ("***" if k.lower() == "password" else v) for k, v in parsed.query.items()}
+    shown = parsed.set(query=masked).render_as_string(hide_password=True)
+    return shown.replace("password=%2A%2A%2A", "password=***")
+
+
+def ledger_unreachable(url: str | URL, exc: BaseException) -> str | None:
+    """A sentence for a ledger that cannot be opened (naming the host and what to check),
+    or None when ``exc`` is not that."""
+    if not isinstance(exc, OperationalError | LedgerConfigError):
+        return None
+    if isinstance(exc, LedgerConfigError):
+        return str(exc)
+    parsed = _parse(url)
+    text = str(getattr(exc, "orig", exc))
+    if parsed.get_backend_name() == "sqlite":
+        if "unable to open" not in text:
+            return None
+        return (
+            f"cannot open the ledger {describe_url(parsed)}: check that the directory "
+            "exists and is writable by this user"
+        )
+    where = f"{parsed.host or 'localhost (or the PGSERVICEFILE entry)'}:{parsed.port or 5432}"
+    return (
+        f"cannot reach the ledger database at {where} (database "
+        f"{parsed.database or '-'!s}): {text.strip().splitlines()[0] if text.strip() else '-'}; "
+        "check that PostgreSQL is running and reachable from here, and the user, "
+        "password and database in ledger.url"
+    )
 
 
 def _json_default(value: object) -> str:

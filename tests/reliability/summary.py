@@ -21,6 +21,7 @@ SUITES = (
     "secrets",
     "fuzzing",
     "money lifecycle",
+    "security hardening",
 )
 
 
