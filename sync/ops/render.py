@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -72,10 +73,28 @@ def dumps(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, default=_plain)
 
 
+# OWASP's CSV injection rule: a spreadsheet evaluates a cell that begins with one of
+# these as a formula (=HYPERLINK(…) leaks data, @SUM(…)|cmd runs DDE), so such a cell gets
+# a leading apostrophe and is shown as text. A plain number ("-12.50", a credit) is left
+# alone: it is not a formula and finance needs it to stay a number.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
+
+
+def csv_cell(value: object) -> object:
+    """A cell as it is safe to write: None empty, a would-be formula neutralised."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return value if _PLAIN_NUMBER.match(value) else "'" + value
+    return value
+
+
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Every CSV billsync writes goes through here, so every cell is neutralised."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow([csv_cell(cell) for cell in header])
     for row in rows:
-        writer.writerow(["" if cell is None else cell for cell in row])
+        writer.writerow([csv_cell(cell) for cell in row])
     return buffer.getvalue()

