@@ -30,6 +30,7 @@ from sync.canonical import (
     PaymentEvent,
     WebhookNotification,
 )
+from sync.customer_identity import CustomerOwners, Resolved
 
 __all__ = ["QuickBooksConnector"]
 
@@ -97,6 +98,13 @@ class QuickBooksConnector:
     ) -> Mapping[str, Customer | ConnectorError]:
         """Several at once (one name query per 50, batch creates): outcome per account id."""
         return self.customers.ensure_many(customers)
+
+    def resolve_customers(
+        self, customers: Sequence[Customer], owners: CustomerOwners
+    ) -> Mapping[str, Resolved | ConnectorError]:
+        """`ensure_customers` under the identity rule, told who holds which customer
+        (`sync.customer_identity.MatchesCustomers`); says how each was found."""
+        return self.customers.resolve_many(customers, owners)
 
     def find_invoices(self, deal_id: str, *, reference: str | None = None) -> Sequence[InvoiceRef]:
         return self.invoices.find_invoices(deal_id, reference=reference)

@@ -1,13 +1,29 @@
 """The invoice stage's customers: linked ones from the ledger, the rest from the target
-(in one batch where it has one), each new link recorded."""
+(in one batch where it has one), each new link recorded with how it was made.
+
+A target that matches under the identity rule (`sync.customer_identity`) is told which
+accounts each candidate is already linked to, and answers ``created`` or ``matched``
+with the evidence; the link is stored with both. Before a matched customer is linked
+the ledger is read once more: a customer linked to another account meanwhile is not
+adopted silently (the deal waits, naming the candidate and the `customers link` command).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
 from sync.canonical import Customer
+from sync.customer_identity import (
+    MATCHED,
+    Ambiguous,
+    Candidate,
+    MatchesCustomers,
+    Resolved,
+    ambiguous_error,
+)
 from sync.engine.summary import RunSummary
 from sync.ledger import Fence, Ledger
 
@@ -45,24 +61,63 @@ class Customers:
             else:
                 unlinked.setdefault(customer.account_id, customer)
         batch = getattr(connector, "ensure_customers", None)
-        if not unlinked or batch is None or target in self.summary.stopped:
+        matches = isinstance(connector, MatchesCustomers)
+        if not unlinked or (batch is None and not matches) or target in self.summary.stopped:
             return resolved
         if self.fence is not None:
             self.fence.check()  # the batch may create customers: a vendor write
+        outcomes: Mapping[str, Customer | Resolved | ConnectorError]
         try:
-            outcomes = batch(list(unlinked.values()))
+            if isinstance(connector, MatchesCustomers):
+                outcomes = connector.resolve_customers(
+                    list(unlinked.values()),
+                    lambda ids: self.ledger.customer_owners(target, ids),
+                )
+            else:
+                assert batch is not None
+                outcomes = batch(list(unlinked.values()))
         except ConnectorError as error:
             if error.error_class == ErrorClass.AUTH:
                 self.stop(target, error)
             return {**resolved, **{account: error for account in unlinked}}
         with self.ledger.fenced(self.fence):
             for account, outcome in outcomes.items():
-                if isinstance(outcome, Customer) and outcome.external_id:
-                    self.ledger.link_customer(target, account, outcome.external_id, outcome.name)
-                elif isinstance(outcome, ConnectorError) and outcome.error_class == ErrorClass.AUTH:
-                    self.stop(target, outcome)
-                resolved[account] = outcome
+                resolved[account] = self._record(target, connector, account, outcome)
         return resolved
+
+    def _record(
+        self,
+        target: str,
+        connector: InvoiceTarget,
+        account: str,
+        outcome: Customer | Resolved | ConnectorError,
+    ) -> Customer | ConnectorError:
+        """Link a resolved customer (method and evidence kept), or pass the error on."""
+        if isinstance(outcome, ConnectorError):
+            if outcome.error_class == ErrorClass.AUTH:
+                self.stop(target, outcome)
+            return outcome
+        method: str | None = None
+        evidence: dict[str, Any] | None = None
+        if isinstance(outcome, Resolved):
+            method, evidence = outcome.method, outcome.evidence
+            outcome = outcome.customer
+        if not outcome.external_id:
+            return outcome
+        if method == MATCHED:
+            owners = self.ledger.customer_owners(target, [outcome.external_id])
+            held = set(owners.get(outcome.external_id, ())) - {account}
+            if held:
+                candidate = Candidate(id=outcome.external_id, name=outcome.name)
+                reason = "it is already linked to another account"
+                decision = Ambiguous(
+                    (candidate,), reason, {outcome.external_id: tuple(sorted(held))}
+                )
+                return ambiguous_error(target, target, outcome, decision)
+        self.ledger.link_customer(
+            target, account, outcome.external_id, outcome.name, method=method, evidence=evidence
+        )
+        return outcome
 
     def _one(self, connector: InvoiceTarget, wanted: Customer) -> Customer | ConnectorError:
         target = connector.target

@@ -39,6 +39,46 @@ class CustomerLinkStore(Store):
                     found[str(row.account_id)] = str(row.external_id)
         return found
 
+    def customer_owners(self, target: str, external_ids: Collection[str]) -> dict[str, list[str]]:
+        """The accounts each of these target customers is linked to: id -> accounts."""
+        found: dict[str, list[str]] = {}
+        ordered = sorted(set(external_ids))
+        with self._read() as conn:
+            for start in range(0, len(ordered), _ACCOUNTS_PER_QUERY):
+                chunk = ordered[start : start + _ACCOUNTS_PER_QUERY]
+                for row in conn.execute(_OWNERS, {"b_target": target, "b_ids": chunk}):
+                    found.setdefault(str(row.external_id), []).append(str(row.account_id))
+        return found
+
+    def shared_customers(self) -> list[tuple[str, str, list[str]]]:
+        """Target customers linked to two or more accounts: (target, id, accounts)."""
+        shared = (
+            sa.select(customer_links.c.target, customer_links.c.external_id)
+            .group_by(customer_links.c.target, customer_links.c.external_id)
+            .having(sa.func.count() > 1)
+            .subquery()
+        )
+        query = (
+            sa.select(
+                customer_links.c.target, customer_links.c.external_id, customer_links.c.account_id
+            )
+            .join(
+                shared,
+                sa.and_(
+                    shared.c.target == customer_links.c.target,
+                    shared.c.external_id == customer_links.c.external_id,
+                ),
+            )
+            .order_by(
+                customer_links.c.target, customer_links.c.external_id, customer_links.c.account_id
+            )
+        )
+        grouped: dict[tuple[str, str], list[str]] = {}
+        with self._read() as conn:
+            for row in conn.execute(query):
+                grouped.setdefault((row.target, row.external_id), []).append(row.account_id)
+        return [(target, external, accounts) for (target, external), accounts in grouped.items()]
+
     def customer_links(
         self, target: str | None = None, account_id: str | None = None, limit: int = 1000
     ) -> list[CustomerLink]:
@@ -61,17 +101,23 @@ class CustomerLinkStore(Store):
         external_id: str,
         name: str | None = None,
         *,
+        method: str | None = None,
+        evidence: dict[str, Any] | None = None,
         actor: str | None = None,
         note: str | None = None,
     ) -> None:
-        """Remember (or replace) the target customer for an account. With an ``actor``
-        (an operator, not the engine) the change is audited in the same transaction."""
+        """Remember (or replace) the target customer for an account, with how it was
+        found (``method``: created | matched, ``evidence``: what agreed). With an
+        ``actor`` (an operator, not the engine) the link is ``operator``-made, its
+        evidence the note, and the change is audited in the same transaction."""
         now = self._now()
+        if actor:
+            method, evidence = "operator", {"note": note, "actor": actor}
         with self._write() as conn:
             before = _linked(conn, target, account_id) if actor else None
             stmt = insert_for(conn, customer_links).values(
                 target=target, account_id=account_id, external_id=external_id, name=name,
-                updated_at=now,
+                updated_at=now, method=method, evidence=evidence,
             )  # fmt: skip
             conn.execute(
                 stmt.on_conflict_do_update(
@@ -80,6 +126,8 @@ class CustomerLinkStore(Store):
                         "external_id": stmt.excluded.external_id,
                         "name": stmt.excluded.name,
                         "updated_at": stmt.excluded.updated_at,
+                        "method": stmt.excluded.method,
+                        "evidence": stmt.excluded.evidence,
                     },
                 )
             )
@@ -122,6 +170,10 @@ _LINKED = sa.select(customer_links.c.external_id).where(
 _LINKED_MANY = sa.select(customer_links.c.account_id, customer_links.c.external_id).where(
     customer_links.c.target == sa.bindparam("b_target"),
     customer_links.c.account_id.in_(sa.bindparam("b_accounts", expanding=True)),
+)
+_OWNERS = sa.select(customer_links.c.external_id, customer_links.c.account_id).where(
+    customer_links.c.target == sa.bindparam("b_target"),
+    customer_links.c.external_id.in_(sa.bindparam("b_ids", expanding=True)),
 )
 _ACCOUNTS_PER_QUERY = 500  # bound parameters per IN (…): see deals._IDS_PER_QUERY
 
