@@ -31,7 +31,7 @@ from config.settings import (
     Settings,
     secret_field_names,
 )
-from sync.yamlio import load_yaml
+from sync.yamlio import YamlLimitError, load_yaml, read_yaml_text
 
 CONFIG_ENV = "BILLSYNC_CONFIG"
 SECRET_FILE_SUFFIX = "_file"  # noqa: S105 - a key suffix, not a secret
@@ -87,9 +87,12 @@ def _path_from_env(env: Mapping[str, str]) -> Path | None:
 
 def _read_yaml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_yaml_text(path)
     except OSError as exc:
         problems.append(ConfigProblem(str(path), "-", f"cannot read the file: {exc.strerror}"))
+        return {}
+    except (YamlLimitError, UnicodeDecodeError) as exc:
+        problems.append(ConfigProblem(str(path), "-", f"refused: {_why(exc)}"))
         return {}
     try:
         loaded = load_yaml(text)
@@ -97,7 +100,7 @@ def _read_yaml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "-"
         problem = getattr(exc, "problem", None) or "not valid YAML"
-        problems.append(ConfigProblem(str(path), where, f"invalid YAML: {problem}"))
+        problems.append(ConfigProblem(str(path), where, f"{_kind(exc)}: {problem}"))
         return {}
     if loaded is None:
         return {}
@@ -107,6 +110,14 @@ def _read_yaml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any]:
         )
         return {}
     return loaded
+
+
+def _kind(exc: Exception) -> str:
+    return "refused" if isinstance(exc, YamlLimitError) else "invalid YAML"
+
+
+def _why(exc: Exception) -> str:
+    return exc.problem if isinstance(exc, YamlLimitError) else "not UTF-8 text"
 
 
 def _resolve_yaml_secret_files(

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from mappings.model import MappingSpec
 from mappings.transforms import FunctionRegistry
 from mappings.values import ValueSpec
-from sync.yamlio import load_yaml
+from sync.yamlio import YamlLimitError, load_yaml_with_node, read_yaml_text
 
 DEFAULT_MAPPING_NAME = "default.yaml"
 
@@ -100,18 +100,24 @@ def load_mappings(
 
 def _read(path: Path, problems: list[MappingProblem]) -> tuple[dict[str, Any], dict[Key, int]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_yaml_text(path)
     except OSError as exc:
         problems.append(MappingProblem(str(path), None, "-", f"cannot read: {exc.strerror}"))
         return {}, {}
+    except UnicodeDecodeError:
+        problems.append(MappingProblem(str(path), None, "-", "refused: not UTF-8 text"))
+        return {}, {}
+    except YamlLimitError as exc:
+        problems.append(MappingProblem(str(path), None, "-", f"refused: {exc.problem}"))
+        return {}, {}
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = load_yaml(text)
+        node, document = load_yaml_with_node(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         reason = getattr(exc, "problem", None) or "not valid YAML"
-        problems.append(MappingProblem(str(path), line, "-", f"invalid YAML: {reason}"))
+        kind = "refused" if isinstance(exc, YamlLimitError) else "invalid YAML"
+        problems.append(MappingProblem(str(path), line, "-", f"{kind}: {reason}"))
         return {}, {}
     if document is None:
         return {}, {}

@@ -16,6 +16,7 @@ import typer
 import uvicorn
 
 from config.loader import ConfigError, ConfigProblem
+from mappings.loader import MappingError
 from sync.cli.options import settings_for
 from sync.server.cron import CronError, CronSchedule
 
@@ -55,6 +56,9 @@ def serve(
 
         try:
             app = build_app(settings, schedule=cron)
+        except MappingError as exc:  # one line a problem, exit 2, as `billsync run` says
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
         except ValueError as exc:  # a connector refusing its settings (e.g. no secret)
             raise ConfigError([ConfigProblem("configuration", "server", str(exc))]) from None
         uvicorn.Server(uvicorn.Config(app, **options)).run()  # type: ignore[arg-type]

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+import resource
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ from sandbox.launcher import running_sandbox
 from tests.reliability.summary import Tally
 from tests.reliability.test_vendor_faults import _valid_deals
 from tests.reliability.world import (
+    COMMAND,
     billsync,
     billsync_env,
     run,
@@ -28,6 +32,7 @@ from tests.reliability.world import (
     start_serve,
     write_seed,
 )
+from tests.server.live import free_port
 
 SUITE = "security hardening"
 LEDGER_PASSWORD = "Ledger-PW-hardening-8c1f0e7a"
@@ -149,5 +154,71 @@ def test_hostile_names_never_become_csv_formulas(tmp_path: Path, tally: Tally) -
     if not planted:
         problems.append("no hostile account name reached the by-customer CSV (test set-up)")
     tally.tried(SUITE, sum(r.stdout.count("\n") for r in outputs.values()))
+    found = tally.violated(SUITE, problems)
+    assert found == [], "\n".join(found)
+
+
+YAML_MEMORY_LIMIT = 1024 * 1024 * 1024  # address space: far above a normal start (~0.3 GB)
+YAML_TIME_LIMIT_S = 30
+
+
+def _bomb() -> str:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE_YAML = {
+    "alias bomb": _bomb(),
+    "deep nesting": "sync: " + "[" * 20000 + "]" * 20000 + "\n",
+}
+
+
+def _limited() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (YAML_MEMORY_LIMIT, YAML_MEMORY_LIMIT))
+
+
+def test_hostile_yaml_is_refused_in_config_and_mapping_files(tmp_path: Path, tally: Tally) -> None:
+    """Each hostile document as the config file and as a mapping file, through the
+    commands that load them (`config check`, `mappings check`, `run`, `serve`), under a
+    1 GiB address-space limit: exit 2, one line naming the file, no traceback, in time."""
+    env = billsync_env(sqlite_url(tmp_path / "billsync.db"))
+    problems = []
+    for name, text in HOSTILE_YAML.items():
+        hostile = tmp_path / f"{name.replace(' ', '-')}.yaml"
+        hostile.write_text(text, encoding="utf-8")
+        uses_mapping = tmp_path / "uses-mapping.yaml"
+        uses_mapping.write_text(f'sync:\n  mapping_files: ["{hostile}"]\n', encoding="utf-8")
+        port = str(free_port())
+        cases = [
+            ("config check", ("config", "check", "--config", str(hostile))),
+            ("run, config", ("run", "--config", str(hostile))),
+            ("mappings check", ("mappings", "check", "--config", str(uses_mapping))),
+            ("run, mapping", ("run", "--config", str(uses_mapping))),
+            (
+                "serve, mapping",
+                ("serve", "--config", str(uses_mapping), "--host", "127.0.0.1", "--port", port),
+            ),
+        ]
+        for what, args in cases:
+            started = time.monotonic()
+            try:
+                done = subprocess.run(
+                    [*COMMAND, *args], capture_output=True, text=True, env=env, cwd=tmp_path,
+                    timeout=YAML_TIME_LIMIT_S, check=False, preexec_fn=_limited,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                problems.append(f"{name}, {what}: still running after {YAML_TIME_LIMIT_S} s")
+                continue
+            took = time.monotonic() - started
+            said = done.stderr.strip()
+            where = f"{name}, {what} ({took:.1f} s)"
+            if done.returncode != 2:
+                problems.append(f"{where}: exit {done.returncode}: {said[-300:]}")
+            if "Traceback" in said or "MemoryError" in said or "bug" in said:
+                problems.append(f"{where}: {said[-300:]}")
+            if str(hostile) not in said or len(said.splitlines()) != 1:
+                problems.append(f"{where}: not one line naming the file: {said[-300:]}")
+            tally.tried(SUITE)
     found = tally.violated(SUITE, problems)
     assert found == [], "\n".join(found)
