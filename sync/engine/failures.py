@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,21 @@ INVOICE = "invoice"
 WRITEBACK = "writeback"
 PAYMENT = "payment"
 PERMANENT = frozenset({ErrorClass.INVALID_DATA, ErrorClass.NOT_FOUND})
+SETTLED = frozenset({WorkStatus.DEAD, WorkStatus.RESOLVED})
+
+
+def rejected_before(item: WorkItem | None, revisions: Collection[str], mapping_hash: str) -> bool:
+    """The deal failed permanently for this very content under this mapping, and is
+    waiting (dead) or was closed by an operator (`failures resolve`): re-reading it
+    changes nothing. A change to the deal (its revision) or to the mapping files (their
+    digest) brings it back; so does an operator's `failures retry`."""
+    return (
+        item is not None
+        and item.status in SETTLED
+        and item.last_error_class in PERMANENT
+        and item.revision in revisions
+        and item.mapping_hash == mapping_hash
+    )
 
 
 @dataclass(frozen=True)

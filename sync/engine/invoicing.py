@@ -41,7 +41,7 @@ from mappings.rejections import Rejection
 from sync.canonical import Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
 from sync.engine import routing
 from sync.engine.customers import Customers
-from sync.engine.failures import FailureRecorder
+from sync.engine.failures import FailureRecorder, rejected_before
 from sync.engine.fingerprint import deal_fingerprint, full_fingerprint
 from sync.engine.known import KnownDeals
 from sync.engine.recording import Job, Recorder, missing_outcome
@@ -145,7 +145,10 @@ class InvoiceStage:
         if self._rejected_before(deal.id, (whole, fingerprint), known):
             # Same content, same mapping, already rejected and shown on the deal:
             # nothing to redo (and no write-back that would bump SystemModstamp again).
-            self.summary.count("needs_attention", 1)
+            # One an operator resolved stays resolved: it needs no attention any more.
+            work = known.work(deal.id)
+            if work is not None and work.status == WorkStatus.DEAD:
+                self.summary.count("needs_attention", 1)
             return
         outcome = plan_invoice(deal, self.planner)
         if isinstance(outcome, Rejected):
@@ -288,16 +291,10 @@ class InvoiceStage:
         self._needs_attention(deal.id, None, (problem,), fingerprint, known, deal_name=deal.name)
 
     def _rejected_before(self, deal_id: str, revisions: tuple[str, str], known: KnownDeals) -> bool:
-        """Permanently failed for this very content under this mapping: an operator's
-        retry or a change to the deal or the mapping is what brings it back."""
-        item = known.work(deal_id)
-        return (
-            item is not None
-            and item.status == WorkStatus.DEAD
-            and item.last_error_class in (ErrorClass.INVALID_DATA, ErrorClass.NOT_FOUND)
-            and item.revision in revisions
-            and item.mapping_hash == self.failures.mapping_hash
-        )
+        """Permanently failed for this very content under this mapping (waiting, or
+        resolved by an operator): a retry, a change to the deal or the mapping is what
+        brings it back."""
+        return rejected_before(known.work(deal_id), revisions, self.failures.mapping_hash)
 
     def _needs_attention(
         self,
