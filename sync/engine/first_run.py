@@ -64,34 +64,38 @@ class StartChoice:
     start_from: datetime | None = None
 
 
-def resolve_start(ledger: Ledger, source: object, choice: StartChoice) -> datetime | None:
+def resolve_start(
+    ledger: Ledger | None, source: object, choice: StartChoice, *, record: bool = True
+) -> datetime | None:
     """Where this run reads deals from when that is not the stored watermark; None: the
     stored watermark (or the source's own default) applies.
 
     Raises `StartNotChosen` on a never-run ledger with no choice and closed-won deals
     in the source (an empty source needs no choice: everything in it later is new).
+    ``ledger`` None: none exists yet; ``record`` False: decide, write nothing (plan).
     """
+    cursors: Ledger | _ReadOnly = ledger if record and ledger is not None else _ReadOnly(ledger)
     if choice.since is not None:
-        _record_first(ledger, "since", choice.since)
+        _record_first(cursors, "since", choice.since)
         return choice.since
     if choice.backfill:
-        _record_first(ledger, "backfill", None)
+        _record_first(cursors, "backfill", None)
         return BACKFILL_FROM
-    if ledger.get_cursor(DEALS_CURSOR):
+    if cursors.get_cursor(DEALS_CURSOR):
         return None
-    recorded = _recorded(ledger)
+    recorded = _recorded(cursors)
     if recorded is not None:
         start = recorded.get("from")
         if recorded.get("how") == "backfill":
             return BACKFILL_FROM
         return datetime.fromisoformat(start) if start else choice.start_from
     if choice.start_from is not None:
-        _record_first(ledger, "start_from", choice.start_from)
+        _record_first(cursors, "start_from", choice.start_from)
         return choice.start_from
     won = source.count_won_deals() if isinstance(source, CountsWonDeals) else None
     if won != 0:
         raise StartNotChosen(won)
-    _record_first(ledger, "empty_source", None)
+    _record_first(cursors, "empty_source", None)
     return None
 
 
@@ -108,7 +112,20 @@ def recorded_start(ledger: Ledger) -> dict[str, str | None] | None:
     return _recorded(ledger)
 
 
-def _recorded(ledger: Ledger) -> dict[str, str | None] | None:
+class _ReadOnly:
+    """The cursors of a ledger (or of none yet), with writes dropped."""
+
+    def __init__(self, ledger: Ledger | _ReadOnly | None) -> None:
+        self._ledger = ledger
+
+    def get_cursor(self, name: str) -> str | None:
+        return self._ledger.get_cursor(name) if self._ledger is not None else None
+
+    def set_cursor(self, name: str, value: str) -> None:
+        return None
+
+
+def _recorded(ledger: Ledger | _ReadOnly) -> dict[str, str | None] | None:
     raw = ledger.get_cursor(START_CURSOR)
     if not raw:
         return None
@@ -116,7 +133,7 @@ def _recorded(ledger: Ledger) -> dict[str, str | None] | None:
     return value if isinstance(value, dict) else None
 
 
-def _record_first(ledger: Ledger, how: str, start: datetime | None) -> None:
+def _record_first(ledger: Ledger | _ReadOnly, how: str, start: datetime | None) -> None:
     """Record the first run's choice once; later choices (a `--since` re-read) are
     per run and leave it alone."""
     if ledger.get_cursor(DEALS_CURSOR) or _recorded(ledger) is not None:

@@ -29,8 +29,12 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> SandboxHandle:
         yield handle  # type: ignore[misc]
 
 
-def billsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def billsync(
+    *args: str, cwd: Path, columns: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
+    if columns is not None:
+        env["COLUMNS"] = columns
     return subprocess.run(
         [sys.executable, "-m", "sync.cli", *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=120, check=False,
@@ -95,3 +99,70 @@ def test_plan_since_the_future_reads_nothing(sandbox: SandboxHandle, tmp_path: P
                       "--config", str(sandbox.config_path), cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["deals_seen"] == 0
+
+
+def _own_config(sandbox: SandboxHandle, tmp_path: Path) -> Path:
+    import yaml
+
+    config = yaml.safe_load(sandbox.config_path.read_text(encoding="utf-8"))
+    config["ledger"]["url"] = f"sqlite:///{tmp_path / 'ledger.db'}"
+    out = tmp_path / "billsync.yaml"
+    out.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return out
+
+
+def test_plan_reads_the_ledger_after_a_run(sandbox: SandboxHandle, tmp_path: Path) -> None:
+    """Issue 16: plan listed 18 invoices 'that would be created' where the run created 1.
+    After a run, the deals it re-reads are already invoiced (skipped); an intent pending
+    in the deal's own target is an adoption; one in another target a routing conflict."""
+    from sync.ledger import Ledger, create_ledger_engine
+
+    config = _own_config(sandbox, tmp_path)
+    first = billsync("run", "--json", "--config", str(config), cwd=tmp_path)
+    assert first.returncode in (0, 1), first.stderr[-2000:]
+    created = json.loads(first.stdout.strip().splitlines()[-1])["invoices_created"]
+    assert created > 0
+    db = create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = Ledger(db)
+    invoiced = [r for r in ledger.deals_in_state("invoiced")]
+    # Pretend two answers were lost: one intent pending in its own target, one in the
+    # other target than the deal now routes to.
+    own, other = invoiced[0], invoiced[1]
+    ledger.set_deal_state(own.deal_id, own.target, "invoicing", external_invoice_id=None)
+    away = "stripe" if other.target == "quickbooks" else "quickbooks"
+    ledger.set_deal_state(other.deal_id, other.target, "needs_attention", external_invoice_id=None)
+    ledger.record_intent(other.deal_id, away, other.revision, "k-lost", reference="SF-LOST")
+    db.dispose()
+
+    result = billsync("plan", "--json", "--config", str(config), cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["invoices_planned"] == 0, report["drafts"]
+    assert len(report["already_invoiced"]) == created - 2
+    # Deals the run rejected at the target (e.g. GBP into a USD QuickBooks company) are
+    # known failures, skipped for this content and mapping, as the run skips them.
+    failed = {f["deal_id"] for f in report["known_failures"] if f["status"] == "dead"}
+    assert {k["deal_id"] for k in report["known_failures_skipped"]} <= failed
+    assert [a["deal_id"] for a in report["adoptions"]] == [own.deal_id]
+    assert [c["deal_id"] for c in report["routing_conflicts"]] == [other.deal_id]
+    assert "SF-LOST" in report["routing_conflicts"][0]["note"]
+    assert report["verdicts"]["already_invoiced"] == created - 2
+    text = billsync("plan", "--config", str(config), cwd=tmp_path, columns="40")
+    assert own.deal_id in text.stdout and other.deal_id in text.stdout  # ids whole
+    assert "Nothing was written." in text.stdout
+
+
+def test_plan_on_a_fresh_ledger_without_a_start_says_the_run_would_stop(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    import yaml
+
+    config = yaml.safe_load(_own_config(sandbox, tmp_path).read_text(encoding="utf-8"))
+    config["sync"].pop("start_from")
+    path = tmp_path / "no-start.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = billsync("plan", "--json", "--config", str(path), cwd=tmp_path)
+    report = json.loads(result.stdout)
+    assert report["first_run"]["stops"] is True
+    assert report["first_run"]["won_deals"] == report["deals_seen"] > 0
+    assert not (tmp_path / "ledger.db").exists()
