@@ -62,6 +62,7 @@ from connectors.stripe.customers import CustomerResolver
 from connectors.stripe.lines import LineProblem, PlannedLine, plan_lines, present_lines
 from connectors.stripe.lookup import Invoice, InvoiceLookup
 from sync.canonical import Customer, Discrepancy, InvoiceDraft, InvoiceRef
+from sync.customer_identity import CustomerOwners, Resolved
 from sync.idempotency import short_key
 from sync.logs import get_logger
 
@@ -119,6 +120,13 @@ class StripeTarget:
         of a batch in a few searches and one recent list, then a create per account
         still without a customer. Outcome per account id (`CustomerResolver.ensure_many`)."""
         return self._customers.ensure_many(customers)
+
+    def resolve_customers(
+        self, customers: Sequence[Customer], owners: CustomerOwners
+    ) -> Mapping[str, Resolved | ConnectorError]:
+        """`ensure_customers` under the identity rule, told who holds which customer
+        (`sync.customer_identity.MatchesCustomers`); says how each was found."""
+        return self._customers.resolve_many(customers, owners)
 
     def fetch_invoice(self, external_id: str) -> InvoiceRef:
         return invoice_ref(self._read.retrieve(external_id))

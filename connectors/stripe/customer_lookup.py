@@ -11,6 +11,12 @@ else created for the account is missed, however recent):
   about an hour): a list is strongly consistent, so a customer created a moment ago (a
   crashed run's, another worker's, one made by hand) is seen too.
 
+Accounts none of whose own customers turns up are then looked up by identity, for a
+customer that existed before billsync (made by hand, by another integration): search
+OR-queries on ``name`` and ``email`` (up to ten clauses a query), joined with every
+customer the recent list saw (not only ours), for one made moments ago. Those are the
+candidates `sync.customer_identity.decide` judges; this module only finds them.
+
 The recent list is incremental within a process: the first one covers the whole window,
 each later one starts at the newest ``created`` seen, so a long run lists each new
 customer about once instead of the whole window every batch. What it saw stays in
@@ -30,8 +36,9 @@ from typing import Any
 from connectors.base import ConnectorError, ErrorClass
 from connectors.stripe.client import StripeApi
 from connectors.stripe.convert import ACCOUNT_KEY, metadata
+from sync.canonical import Customer
 
-__all__ = ["SEARCH_CLAUSES", "CustomerLookup", "account_query"]
+__all__ = ["SEARCH_CLAUSES", "CustomerLookup", "account_query", "identity_queries"]
 
 SEARCH_CLAUSES = 10  # Stripe search: at most 10 clauses a query
 # The `created` second is coarse and a create may commit a little after the second it
@@ -51,6 +58,33 @@ def account_query(accounts: Iterable[str]) -> str:
     return " OR ".join(clause + _quoted(account) for account in accounts)
 
 
+def _keys(customer: Customer) -> list[tuple[str, str]]:
+    keys = [("name", customer.name)]
+    if customer.email:
+        keys.append(("email", customer.email))
+    return keys
+
+
+def identity_queries(customers: Sequence[Customer]) -> list[str]:
+    """``name:'N' OR email:'E' OR …``, an account's clauses kept in one query, at most
+    `SEARCH_CLAUSES` clauses each."""
+    queries: list[str] = []
+    clauses: list[str] = []
+    for customer in customers:
+        mine = [f"{field}:{_quoted(value)}" for field, value in _keys(customer)]
+        if len(clauses) + len(mine) > SEARCH_CLAUSES:
+            queries.append(" OR ".join(clauses))
+            clauses = []
+        clauses += mine
+    if clauses:
+        queries.append(" OR ".join(clauses))
+    return queries
+
+
+def _fold(value: Any) -> str:
+    return " ".join(str(value or "").split()).casefold()
+
+
 class CustomerLookup:
     def __init__(
         self, api: StripeApi, *, now: Callable[[], datetime], recent_window: timedelta
@@ -59,17 +93,77 @@ class CustomerLookup:
         self._now = now
         self._window = recent_window
         self._recent: dict[str, StripeCustomer] = {}  # id -> a recent customer of ours
+        self._recent_any: dict[str, StripeCustomer] = {}  # id -> any recent customer
         self._listed_up_to: int | None = None  # newest `created` the recent list saw
+
+    def candidates(self, customers: Sequence[Customer]) -> dict[str, list[StripeCustomer]]:
+        """Per account: its own customers (metadata names it) or, when it has none, the
+        live customers carrying its name or email; oldest first."""
+        listed = self._list_recent()
+        found = self._by_accounts([c.account_id for c in customers], listed)
+        rest = [c for c in customers if c.account_id not in found]
+        if rest:
+            found.update(self._by_identity(rest, listed))
+        return found
 
     def by_accounts(self, accounts: Sequence[str]) -> dict[str, list[StripeCustomer]]:
         """Every live customer whose metadata names one of ``accounts``, oldest first."""
+        return self._by_accounts(accounts, self._list_recent())
+
+    def _by_identity(
+        self, customers: Sequence[Customer], listed: set[str]
+    ) -> dict[str, list[StripeCustomer]]:
+        hits: dict[str, StripeCustomer] = {}
+        for query in identity_queries(customers):
+            for customer in self._search_query(query):
+                hits[str(customer["id"])] = customer
+        for customer_id, customer in list(self._recent_any.items()):
+            if customer_id not in hits:
+                hits[customer_id] = customer
+        found: dict[str, list[StripeCustomer]] = {}
+        for wanted in customers:
+            keys = {(field, _fold(value)) for field, value in _keys(wanted)}
+            matching = [
+                c for c in hits.values() if keys & {("name", _fold(c.get("name"))),
+                                                   ("email", _fold(c.get("email")))}
+            ]  # fmt: skip
+            alive = [c for c in matching if str(c["id"]) in listed or self._exists(c, hits)]
+            if alive:
+                found[wanted.account_id] = sorted(
+                    alive, key=lambda c: (c.get("created") or 0, c["id"])
+                )
+        return found
+
+    def _exists(self, customer: StripeCustomer, searched: dict[str, StripeCustomer]) -> bool:
+        """A candidate remembered from an earlier list (not seen by this one) may have
+        been deleted since; search results are live."""
+        customer_id = str(customer["id"])
+        if customer_id not in self._recent_any:
+            return True  # from search
+        try:
+            current = self._api.call(
+                "customer read",
+                lambda options: self._api.v1.customers.retrieve(customer_id, options=options),
+            ).data
+        except ConnectorError as exc:
+            if exc.error_class is not ErrorClass.NOT_FOUND:
+                raise
+            current = {"deleted": True}
+        if current.get("deleted"):
+            self._recent_any.pop(customer_id, None)
+            searched.pop(customer_id, None)
+            return False
+        return True
+
+    def _by_accounts(
+        self, accounts: Sequence[str], listed: set[str]
+    ) -> dict[str, list[StripeCustomer]]:
         wanted = set(accounts)
         found: dict[str, dict[str, StripeCustomer]] = defaultdict(dict)
         ordered = sorted(wanted)
         for start in range(0, len(ordered), SEARCH_CLAUSES):
             for customer in self._search(ordered[start : start + SEARCH_CLAUSES]):
                 found[metadata(customer).get(ACCOUNT_KEY, "")][str(customer["id"])] = customer
-        listed = self._list_recent()
         for customer in list(self._recent.values()):
             account = metadata(customer).get(ACCOUNT_KEY, "")
             if account not in wanted or str(customer["id"]) in found[account]:
@@ -89,10 +183,13 @@ class CustomerLookup:
             self._recent[str(customer["id"])] = customer
 
     def _search(self, accounts: Sequence[str]) -> Iterable[StripeCustomer]:
+        return self._search_query(account_query(accounts))
+
+    def _search_query(self, query: str) -> Iterable[StripeCustomer]:
         return self._api.search_pages(
             "customer search",
             lambda params, options: self._api.v1.customers.search(params=params, options=options),
-            account_query(accounts),
+            query,
         )
 
     def _list_recent(self) -> set[str]:
@@ -112,9 +209,11 @@ class CustomerLookup:
             created = int(customer.get("created") or 0)
             self._listed_up_to = max(self._listed_up_to or 0, created)
             self.remember(customer)
-        for customer_id, customer in list(self._recent.items()):
-            if int(customer.get("created") or 0) < horizon:
-                del self._recent[customer_id]  # searchable by now: search's job
+            self._recent_any[str(customer["id"])] = customer
+        for recent in (self._recent, self._recent_any):
+            for customer_id, customer in list(recent.items()):
+                if int(customer.get("created") or 0) < horizon:
+                    del recent[customer_id]  # searchable by now: search's job
         return seen
 
     def _alive(self, customer: StripeCustomer) -> bool:

@@ -14,11 +14,16 @@ Resolution order (each step only when the one before found nothing):
    left open. Should the key be taken by other details (the customer was deleted, or
    renamed within the search lag), a key naming the new details is used instead.
 
-Many accounts at once (`ensure_many`, the engine's ``ensure_customers`` batch hook):
-steps 2 and 3 become a few search OR-queries joined with a strongly consistent list of
-recently created customers (`customer_lookup`), then step 4 for each account still
-without one: about 1.1 calls per new customer instead of 3, and no window left open
-either (the recent list sees what search does not yet).
+Many accounts at once (`resolve_many`, the engine's batch hook): steps 2 and 3 become a
+few search OR-queries joined with a strongly consistent list of recently created
+customers (`customer_lookup`); an account with no customer of its own is then looked
+up by name and email, and a customer that existed before billsync is adopted under the
+identity rule (`sync.customer_identity.decide`: unique, linked to no other account,
+same name and the same email, postal code or tax id) instead of being duplicated. A
+name-only or already-linked match waits for a person (``CUSTOMER_AMBIGUOUS``); the rest
+are created (step 4): about 1.3 calls per new customer, and no window left open (the
+recent list sees what search does not yet). Stripe names are not unique, so a name
+held by another account's customer needs no disambiguation.
 
 A linked customer deleted out of band is not recreated silently: Stripe refuses to bill
 it ("No such customer"), and the invoice step reports ``not_found`` naming the customer
@@ -40,6 +45,18 @@ from connectors.stripe.client import Reply, StripeApi
 from connectors.stripe.convert import ACCOUNT_KEY, customer_params, metadata
 from connectors.stripe.customer_lookup import CustomerLookup, account_query
 from sync.canonical import Customer
+from sync.customer_identity import (
+    CREATED,
+    MATCHED,
+    Adopt,
+    Ambiguous,
+    Candidate,
+    CustomerOwners,
+    Resolved,
+    ambiguous_error,
+    decide,
+    no_owners,
+)
 from sync.idempotency import short_key
 from sync.logs import get_logger
 
@@ -68,32 +85,57 @@ class CustomerResolver:
         return customer.model_copy(update={"external_id": found})
 
     def ensure_many(self, customers: Sequence[Customer]) -> Mapping[str, Customer | ConnectorError]:
+        """`resolve_many` without a ledger (nobody else is known to hold a customer)."""
+        return {
+            account: outcome.customer if isinstance(outcome, Resolved) else outcome
+            for account, outcome in self.resolve_many(customers, no_owners).items()
+        }
+
+    def resolve_many(
+        self, customers: Sequence[Customer], owners: CustomerOwners
+    ) -> dict[str, Resolved | ConnectorError]:
         """One outcome per account id. A failed lookup raises (nothing is known about
         any of them); a failed create is that account's outcome, and after an auth error
         the remaining creates are not attempted."""
-        outcomes: dict[str, Customer | ConnectorError] = {}
+        outcomes: dict[str, Resolved | ConnectorError] = {}
         wanted: dict[str, Customer] = {}
         for customer in customers:
             if customer.external_id:
-                outcomes[customer.account_id] = customer
+                outcomes[customer.account_id] = Resolved(customer, None)
             else:
                 wanted.setdefault(customer.account_id, customer)
         if not wanted:
             return outcomes
-        found = self._lookup.by_accounts(list(wanted))
+        found = self._lookup.candidates(list(wanted.values()))
+        ids = {str(c["id"]) for matches in found.values() for c in matches}
+        held = {key: set(value) for key, value in owners(ids).items()} if ids else {}
         stopped: ConnectorError | None = None
         for account, customer in wanted.items():
-            matches = found.get(account)
-            if matches:
-                if len(matches) > 1:
-                    log.warning(
-                        "stripe.customer_duplicates",
-                        account_id=account,
-                        customers=[c["id"] for c in matches],
-                    )
-                outcomes[account] = customer.model_copy(
-                    update={"external_id": str(matches[0]["id"])}
+            candidates = [_candidate(c) for c in found.get(account, [])]
+            mine = [c.id for c in candidates if c.account_id == account]
+            if len(mine) > 1:
+                log.warning("stripe.customer_duplicates", account_id=account, customers=mine)
+            decision = decide(customer, candidates, names=[customer.name], owners=held)
+            if isinstance(decision, Adopt):
+                chosen = decision.candidate.id
+                held.setdefault(chosen, set()).add(account)  # later accounts see it taken
+                log.info(
+                    "stripe.customer_adopted",
+                    account_id=account,
+                    id=chosen,
+                    evidence=sorted(decision.evidence),
                 )
+                adopted = customer.model_copy(update={"external_id": chosen})
+                outcomes[account] = Resolved(adopted, MATCHED, decision.evidence)
+                continue
+            if isinstance(decision, Ambiguous):
+                log.warning(
+                    "stripe.customer_ambiguous",
+                    account_id=account,
+                    candidates=[c.id for c in decision.candidates],
+                    reason=decision.reason,
+                )
+                outcomes[account] = ambiguous_error("stripe", "Stripe", customer, decision)
                 continue
             if stopped is not None:
                 outcomes[account] = stopped
@@ -105,7 +147,9 @@ class CustomerResolver:
                 if exc.error_class is ErrorClass.AUTH:
                     stopped = exc
                 continue
-            outcomes[account] = customer.model_copy(update={"external_id": created})
+            held.setdefault(created, set()).add(account)
+            made = customer.model_copy(update={"external_id": created})
+            outcomes[account] = Resolved(made, CREATED, None)
         return outcomes
 
     def _find(self, customer: Customer) -> str | None:
@@ -174,3 +218,15 @@ class CustomerResolver:
             lambda options: self._api.v1.customers.create(params=params, options=options),
             idempotency_key=key,
         )
+
+
+def _candidate(customer: Mapping[str, Any]) -> Candidate:
+    address = customer.get("address") or {}
+    return Candidate(
+        id=str(customer["id"]),
+        name=str(customer.get("name") or ""),
+        email=customer.get("email"),
+        postal_code=address.get("postal_code") if isinstance(address, Mapping) else None,
+        account_id=metadata(customer).get(ACCOUNT_KEY) or None,
+        record=customer,
+    )
