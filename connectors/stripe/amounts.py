@@ -22,9 +22,12 @@ from decimal import Decimal
 from sync import money
 
 __all__ = [
+    "MAX_INVOICE_AMOUNT",
+    "MAX_LINE_AMOUNT",
     "THREE_DECIMAL",
     "ZERO_DECIMAL",
     "StripeAmountError",
+    "check_maximum",
     "from_stripe_amount",
     "stripe_currency",
     "to_stripe_amount",
@@ -54,8 +57,30 @@ THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 _WHOLE_UNITS_AS_TWO_DECIMAL = frozenset({"isk"})
 
 
+# Largest amounts Stripe accepts, in the currency's Stripe integer (so per currency:
+# 999,999,999.99 USD, 99,999,999,999 JPY, 99,999,999.990 KWD). Invoice items refuse
+# more than 11 digits with `amount_too_large`; the invoice total is held to the same
+# bound [?: Stripe documents no separate invoice maximum; charges are limited further,
+# to 8 digits, by most payment methods, which is a payment concern, not invoicing].
+# Checked before any call so a too-large deal leaves no draft behind.
+MAX_LINE_AMOUNT = 99_999_999_999
+MAX_INVOICE_AMOUNT = 99_999_999_999
+
+
 class StripeAmountError(money.MoneyError):
     """An amount that Stripe cannot represent exactly in its currency."""
+
+
+def check_maximum(amount: int, currency: str, *, what: str, maximum: int) -> None:
+    """Raise StripeAmountError naming the limit when ``amount`` (Stripe integer) is over it."""
+    if abs(amount) <= maximum:
+        return
+    code = stripe_currency(currency)
+    limit = format(money.from_scaled_int(maximum, _rule(code).wire_exponent), ",f")
+    shown = format(money.from_scaled_int(abs(amount), _rule(code).wire_exponent), ",f")
+    raise StripeAmountError(
+        f"{what} {shown} {code.upper()} is above Stripe's maximum of {limit} {code.upper()}"
+    )
 
 
 @dataclass(frozen=True, slots=True)

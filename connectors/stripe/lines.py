@@ -31,7 +31,15 @@ from datetime import UTC, datetime, time
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
-from connectors.stripe.amounts import THREE_DECIMAL, stripe_currency, to_stripe_amount
+from connectors.stripe.amounts import (
+    MAX_INVOICE_AMOUNT,
+    MAX_LINE_AMOUNT,
+    THREE_DECIMAL,
+    StripeAmountError,
+    check_maximum,
+    stripe_currency,
+    to_stripe_amount,
+)
 from sync import money
 from sync.canonical import InvoiceDraft, InvoiceLine
 
@@ -69,6 +77,10 @@ def plan_lines(draft: InvoiceDraft) -> list[PlannedLine]:
         )
     planned = [_line(draft.currency, index, line) for index, line in enumerate(draft.lines)]
     total = to_stripe_amount(draft.total, draft.currency)
+    try:
+        check_maximum(total, draft.currency, what="the invoice total", maximum=MAX_INVOICE_AMOUNT)
+    except StripeAmountError as exc:
+        raise LineProblem("total", f"{exc}: split the deal or bill it elsewhere") from None
     assert sum(p.amount for p in planned) == total, "draft total is the sum of its lines"
     return planned
 
@@ -87,6 +99,7 @@ def _line(currency: str, index: int, line: InvoiceLine) -> PlannedLine:
     code = stripe_currency(currency)
     try:
         amount = to_stripe_amount(line.amount, currency)
+        check_maximum(amount, currency, what="the line amount", maximum=MAX_LINE_AMOUNT)
     except ValueError as exc:
         raise LineProblem(f"lines[{index}].amount", str(exc)) from None
     if line.item_ref.startswith("unverified:"):

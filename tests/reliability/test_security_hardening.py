@@ -14,6 +14,7 @@ import io
 import resource
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -220,5 +221,39 @@ def test_hostile_yaml_is_refused_in_config_and_mapping_files(tmp_path: Path, tal
             if str(hostile) not in said or len(said.splitlines()) != 1:
                 problems.append(f"{where}: not one line naming the file: {said[-300:]}")
             tally.tried(SUITE)
+    found = tally.violated(SUITE, problems)
+    assert found == [], "\n".join(found)
+
+
+def test_a_too_large_stripe_amount_fails_validation_and_leaves_no_draft(
+    tmp_path: Path, tally: Tally
+) -> None:
+    seed = _valid_deals(6, 4711, 0)
+    stripe_deals = [d for d in seed["salesforce"]["Opportunity"]
+                    if d["Billing_Platform__c"] == "Stripe"]  # fmt: skip
+    seed["salesforce"]["Opportunity"] = stripe_deals[:2]
+    big = stripe_deals[0]
+    big["OpportunityLineItems"] = big["OpportunityLineItems"][:1]
+    line = big["OpportunityLineItems"][0]
+    line.update(Quantity=Decimal(1), UnitPrice=Decimal("1500000000.00"), Discount=None)
+    env = billsync_env(sqlite_url(tmp_path / "billsync.db"))
+    with running_sandbox(tmp_path / "sb", seed_file=write_seed(tmp_path / "s.json", seed)) as h:
+        done = run(h.config_path, env, tmp_path)
+        stripe = h.state().get("stripe", {})
+        listed = billsync(env, tmp_path, "failures", "list", "--json", "--config",
+                          str(h.config_path))  # fmt: skip
+    held = stripe.get("invoices") or []
+    invoices = list(held.values()) if isinstance(held, dict) else list(held)
+    problems = []
+    for invoice in invoices:
+        if (invoice.get("metadata") or {}).get("billsync_deal_id") == big["Id"]:
+            problems.append(f"a {invoice.get('status')} invoice was left for the too-large deal")
+    if len(invoices) != 1:
+        problems.append(f"{len(invoices)} Stripe invoices exist; only the normal deal's should")
+    if done.created != 1:
+        problems.append(f"the normal deal beside it was not invoiced: {done.summary}")
+    if big["Id"] not in listed.stdout or "maximum of" not in listed.stdout:
+        problems.append(f"no failure naming the limit: {listed.stdout[-600:]}")
+    tally.tried(SUITE)
     found = tally.violated(SUITE, problems)
     assert found == [], "\n".join(found)
