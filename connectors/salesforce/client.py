@@ -328,6 +328,11 @@ class SalesforceClient:
         )
         return result
 
+    def describe(self, sobject: str) -> dict[str, Any]:
+        """The object's describe (fields, relationships), e.g. for `mappings check`."""
+        result: dict[str, Any] = self._call("describe", lambda sf: getattr(sf, sobject).describe())
+        return result
+
     def patch_collection(self, body: bytes) -> Any:
         """PATCH composite/sobjects with a body serialised by the caller (exact numbers)."""
         return self._call(

@@ -24,6 +24,7 @@ from connectors.base import Checkpointed, ConnectorError, Cursor
 from connectors.salesforce.actions import WriteBack
 from connectors.salesforce.client import SYSTEM, Quota, SalesforceClient
 from connectors.salesforce.convert import DealRejected
+from connectors.salesforce.describe import FieldProblem, check_fields
 from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
 from connectors.salesforce.listing import DealListing
 from connectors.salesforce.pull import DealPuller
@@ -71,6 +72,8 @@ class SalesforceDealSource:
             start_from=start_from,
         )
         self._listing = DealListing(self._client, settings, now or _utcnow)
+        self._paths = field_paths or DealFieldPaths()
+        self._writeback_fields = writeback_fields or WriteBackFields()
         self._writer = WriteBack(
             self._client,
             writeback_fields or WriteBackFields(),
@@ -131,6 +134,10 @@ class SalesforceDealSource:
         """Ids of won deals at or before the pull's watermark ``up_to``, changed within
         ``salesforce.won_check_days`` (reconciliation compares them with the ledger)."""
         return self._listing.won_ids(up_to)
+
+    def check_fields(self) -> list[FieldProblem]:
+        """The mapped, standard and write-back fields missing in the org (describe)."""
+        return check_fields(self._client, self._paths, self._writeback_fields)
 
     def count_won_deals(self, before: datetime | None = None) -> int:
         """How many closed-won deals exist in the pull's scope (changed before

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol, runtime_checkable
 
 import typer
 
@@ -26,7 +27,9 @@ def check(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Validate mapping files: every key, path and transform, with file:line errors."""
+    """Validate mapping files: every key, path and transform, with file:line errors; with
+    --config also that the named items, prices, terms and tax codes exist in the targets
+    and every mapped Salesforce field exists (describe)."""
     if files:
         paths = list(files)
     elif config is not None or (ctx.find_root().obj or {}).get("config") is not None:
@@ -56,9 +59,36 @@ def check(
     missing = _check_references(ctx, config, loaded)
     for reference in missing:
         typer.echo(f"mappings: {reference}", err=True)
-    if missing:
+    fields = _check_source_fields(ctx, config, loaded)
+    for field_problem in fields:
+        typer.echo(f"mappings: {field_problem}", err=True)
+    if missing or fields:
         raise typer.Exit(MAPPING_ERROR_EXIT)
     typer.echo("  references OK: every mapped item, price, term and tax code exists")
+    typer.echo("  source fields OK: every mapped and write-back field exists in the source")
+
+
+@runtime_checkable
+class ChecksFields(Protocol):
+    """A deal source that can say which of the fields it would read or write are missing
+    (Salesforce: describe of Opportunity, Account, OpportunityLineItem)."""
+
+    def check_fields(self) -> Sequence[object]: ...
+
+
+def _check_source_fields(
+    ctx: typer.Context, config: Path | None, loaded: LoadedMapping
+) -> list[str]:
+    from sync import wiring
+
+    settings = settings_for(ctx, config)
+    try:
+        with wiring.deal_source(settings, loaded) as source:
+            if not isinstance(source, ChecksFields):
+                return []
+            return [str(problem) for problem in source.check_fields()]
+    except ConnectorError as exc:
+        return [f"{exc.system}: cannot describe the source objects: {exc.message}"]
 
 
 def _check_references(
