@@ -6,6 +6,14 @@ out of band, invoices of that account fail with advice naming these commands: un
 (the next attempt finds or creates the customer again) or link to the right one, then
 `billsync failures retry`. Every change is audited with who made it and the note.
 
+Each link says how it was made (``method``): ``created`` (billsync created the
+customer), ``matched`` (an existing customer adopted under the identity rule, with the
+fields that agreed as ``evidence``), ``operator`` (this command, with the note), or
+``unknown`` (before links recorded it). A deal whose account matched an existing
+customer ambiguously waits as needs-attention naming the `link` command to run; `link`
+queues that account's waiting deals again, so the next run invoices on the customer.
+Linking a customer that is already another account's is allowed (on purpose) and said.
+
 Exit codes: 0 done; 2 usage error (unknown target, no such link, empty note).
 """
 
@@ -19,7 +27,9 @@ from rich.table import Table
 
 from sync.cli.options import ConfigOption, JsonOption, settings_for
 from sync.cli.status_cmd import open_ledger
+from sync.ledger import Ledger
 from sync.ledger.customers import customer_subject
+from sync.ledger.ops_reads import FailureView
 from sync.ops.failures import default_actor
 from sync.ops.render import dumps, iso
 from sync.wiring import BUILTIN_TARGETS
@@ -64,7 +74,8 @@ def list_links(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the links (target, account, customer id, name, last change)."""
+    """List the links (target, account, customer id, name, how it was made and the
+    evidence, last change)."""
     if target is not None:
         _check_target(target)
     settings = settings_for(ctx, config, logs_to_stderr=True)
@@ -76,6 +87,8 @@ def list_links(
             "account_id": link.account_id,
             "customer_id": link.external_id,
             "name": link.name,
+            "method": link.method or "unknown",
+            "evidence": link.evidence,
             "updated_at": iso(link.updated_at),
         }
         for link in links
@@ -84,16 +97,45 @@ def list_links(
     if as_json:
         console.out(dumps(rows), highlight=False)
         return
+    shown = [
+        {**row, "evidence": _evidence(link.evidence)} for row, link in zip(rows, links, strict=True)
+    ]
     if not console.is_terminal:
-        for row in rows:
+        for row in shown:
             console.out(" ".join(f"{k}={v or '-'}" for k, v in row.items()), highlight=False)
         return
     table = Table(title=f"Customer links: {len(rows)}")
-    for column in ("target", "account", "customer", "name", "changed"):
+    for column in ("target", "account", "customer", "name", "how", "evidence", "changed"):
         table.add_column(column)
-    for row in rows:
+    for row in shown:
         table.add_row(*(str(value or "") for value in row.values()))
     console.print(table)
+
+
+def _evidence(evidence: dict[str, object] | None) -> str:
+    """``email:ap@x.example,postal_code:62701`` (one token, for the plain output)."""
+    if not evidence:
+        return ""
+    return ",".join(
+        f"{key}:{str(value).replace(' ', '_')}" for key, value in sorted(evidence.items())
+    )
+
+
+def requeue_waiting(ledger: Ledger, target: str, account: str, actor: str, note: str) -> list[int]:
+    """Retry the account's deals that wait on an ambiguous customer match in TARGET
+    (audited as the operator's retry); returns the work item ids."""
+    retried = []
+    for item in ledger.failures(FailureView.ALL, target=target, error_class="invalid_data"):
+        draft = item.payload.get("draft") if isinstance(item.payload, dict) else None
+        customer = draft.get("customer") if isinstance(draft, dict) else None
+        if (
+            item.last_error_code == "CUSTOMER_AMBIGUOUS"
+            and isinstance(customer, dict)
+            and customer.get("account_id") == account
+            and ledger.retry_work(item.id, actor, note=f"customer linked: {note}")
+        ):
+            retried.append(item.id)
+    return retried
 
 
 @app.command("unlink")
@@ -148,8 +190,23 @@ def link(
         raise _usage("give the target's customer id")
     settings = settings_for(ctx, config)
     who = actor or default_actor()
+    customer_id = customer_id.strip()
     with open_ledger(settings) as ledger:
         before = ledger.customer_link(target, account)
-        ledger.link_customer(target, account, customer_id.strip(), actor=who, note=note)
+        ledger.link_customer(target, account, customer_id, actor=who, note=note)
+        others = sorted(
+            set(ledger.customer_owners(target, [customer_id]).get(customer_id, ())) - {account}
+        )
+        retried = requeue_waiting(ledger, target, account, who, note)
     was = f" (was {before})" if before else ""
     typer.echo(f"linked account {account} to {target} customer {customer_id}{was} as {who}")
+    if others:
+        typer.echo(
+            f"note: {target} customer {customer_id} is now linked to {len(others) + 1} "
+            f"accounts ({', '.join([account, *others])}); billsync status lists it"
+        )
+    if retried:
+        typer.echo(
+            f"queued {len(retried)} waiting deal(s) of the account again "
+            f"(work items {', '.join(map(str, retried))}): the next run invoices them"
+        )

@@ -15,6 +15,9 @@
   recorded it (``QUOTA_CURSOR``), else marked unknown.
 
 Token values never enter a result: only times derived from them are read out.
+- customers: target customers linked to two or more accounts (issue 16: a second link
+  is an operator's deliberate act; each one is listed so it stays one).
+
 ``warnings`` lists what needs a person; the CLI exits 1 when it is not empty.
 """
 
@@ -166,6 +169,17 @@ def build_status(ledger: Ledger, now: datetime, *, runs: int = RUNS_SHOWN) -> St
     if quota.get("stopped_by_floor"):
         warnings.append("the last run stopped calling Salesforce at the quota floor")
 
+    shared = [
+        {"target": target, "customer_id": customer_id, "accounts": accounts}
+        for target, customer_id, accounts in ledger.shared_customers()
+    ]
+    warnings.extend(
+        f"{row['target']} customer {row['customer_id']} is linked to {len(row['accounts'])} "
+        f"accounts ({', '.join(row['accounts'])}): check billsync customers list --target "
+        f"{row['target']}; unlink the wrong ones"
+        for row in shared
+    )
+
     document = {
         "as_of": iso(now),
         "runs": recent,
@@ -179,5 +193,6 @@ def build_status(ledger: Ledger, now: datetime, *, runs: int = RUNS_SHOWN) -> St
         "inbox": {"lag_s": int(lag.total_seconds()), "by_status": ledger.inbox_counts()},
         "discrepancies": {"open": sum(open_by_kind.values()), "by_kind": open_by_kind},
         "credentials": {"quickbooks": companies, "salesforce_quota": quota},
+        "customers": {"shared": shared},
     }
     return Status(document, tuple(warnings))

@@ -3,6 +3,8 @@ trail, the refusals; and the deleted-customer failure's advice names these comma
 
 from __future__ import annotations
 
+import json
+
 from connectors.base import ConnectorError, ErrorClass
 from connectors.stripe.actions import _customer_deleted
 from sync.engine.failures import INVOICE
@@ -23,7 +25,10 @@ def test_list_shows_every_link_and_filters(ledger: Ledger, cli: Cli) -> None:
         ("stripe", "001A", "cus_A"),
         ("stripe", "001B", "cus_B"),
     ]
-    assert set(rows[0]) == {"target", "account_id", "customer_id", "name", "updated_at"}
+    assert set(rows[0]) == {
+        "target", "account_id", "customer_id", "name", "method", "evidence", "updated_at",
+    }  # fmt: skip
+    assert rows[0]["method"] == "unknown"  # made without saying how
     only = cli.json("customers", "list", "--target", "stripe", "--account", "001B", "--json")
     assert [r["customer_id"] for r in only] == ["cus_B"]
     plain = cli("customers", "list")
@@ -91,3 +96,49 @@ def test_a_deleted_stripe_customer_failure_names_the_commands(sqlite_ledger: Led
     assert f"billsync failures retry {item_id}" in advice.sentence
     assert not advice.retries_by_itself
     assert sqlite_ledger.find_work(INVOICE, _deal) is not None
+
+
+def test_list_shows_how_each_link_was_made(ledger: Ledger, cli: Cli) -> None:
+    ledger.link_customer("quickbooks", "001A", "58", "Globex", method="created")
+    evidence = {"name": "Initech", "email": "ap@initech.example"}
+    ledger.link_customer("quickbooks", "001B", "59", "Initech", method="matched", evidence=evidence)
+    rows = cli.json("customers", "list", "--json")
+    assert [(r["method"], r["evidence"]) for r in rows] == [
+        ("created", None),
+        ("matched", evidence),
+    ]
+    plain = cli("customers", "list").stdout
+    assert "method=matched evidence=email:ap@initech.example,name:Initech" in plain
+
+
+def test_link_is_operator_made_and_says_when_the_customer_is_shared(
+    ledger: Ledger, cli: Cli
+) -> None:
+    ledger.link_customer("quickbooks", "001A", "58", "Globex", method="created")
+    done = cli("customers", "link", "quickbooks", "001B", "58", "--note", "same company",
+               "--actor", "ops:ana")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "now linked to 2 accounts (001B, 001A)" in done.stdout
+    [link] = ledger.customer_links("quickbooks", "001B")
+    assert link.method == "operator"
+    assert link.evidence == {"note": "same company", "actor": "ops:ana"}
+    assert ledger.shared_customers() == [("quickbooks", "58", ["001A", "001B"])]
+
+
+def test_status_warns_about_a_customer_linked_to_two_accounts(
+    sqlite_ledger: Ledger, sqlite_cli: Cli
+) -> None:
+    sqlite_ledger.link_customer("quickbooks", "001A", "58", "Globex", method="created")
+    sqlite_ledger.link_customer("quickbooks", "001C", "60", "Other", method="created")
+    assert json.loads(sqlite_cli("status", "--json").stdout)["warnings"] == []
+    sqlite_ledger.link_customer("quickbooks", "001B", "58", actor="ops:ana", note="same company")
+    result = sqlite_cli("status", "--json")
+    assert result.exit_code == 1
+    status = json.loads(result.stdout)
+    assert status["customers"]["shared"] == [
+        {"target": "quickbooks", "customer_id": "58", "accounts": ["001A", "001B"]}
+    ]
+    assert any(
+        "quickbooks customer 58 is linked to 2 accounts (001A, 001B)" in w
+        for w in status["warnings"]
+    )
