@@ -183,19 +183,36 @@ def test_cronjob_runs_one_cycle_every_15_minutes_never_overlapping(k8s: dict) ->
     assert _pod_spec(cronjob)["restartPolicy"] == "Never"
     container = _container(cronjob)
     assert container["image"] == IMAGE
-    assert container["command"] + container.get("args", []) == ["billsync", "run"]
+    assert container["command"] == ["/bin/sh", "-c"]
+    assert container["args"][0].startswith("billsync run &")
+
+
+@pytest.mark.parametrize(("code", "job_sees"), [(0, 0), (1, 0), (2, 2), (3, 0), (70, 70)])
+def test_cronjob_maps_queued_and_lease_held_to_success(
+    k8s: dict, tmp_path: Path, code: int, job_sees: int
+) -> None:
+    """Exit 1 (queued for retry) and 3 (lease held) are a healthy cluster's normal outcomes:
+    the Job completes; 2 and crashes still fail it."""
+    fake = tmp_path / "billsync"
+    fake.write_text(f"#!/bin/sh\nexit {code}\n", encoding="utf-8")
+    fake.chmod(0o755)
+    script = _container(k8s["CronJob"])["args"][0]
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    done = subprocess.run(["/bin/sh", "-c", script], env=env, check=False, timeout=30)
+    assert done.returncode == job_sees
 
 
 def test_cronjob_does_not_retry_the_exit_codes_a_retry_cannot_fix(k8s: dict) -> None:
-    """1 (items queued for the next run), 2 (configuration) and 3 (lease held) end the
-    Job; other failures (crash, OOM kill) count towards backoffLimit."""
+    """2 (configuration) ends the Job as Failed; 1 and 3 never reach Kubernetes (the
+    container maps them to 0); other failures (crash, OOM kill) count towards
+    backoffLimit."""
     cronjob = k8s["CronJob"]
     rules = cronjob["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
     fail_job = [r for r in rules if r["action"] == "FailJob" and "onExitCodes" in r]
     assert len(fail_job) == 1
     codes = fail_job[0]["onExitCodes"]
     assert codes["operator"] == "In"
-    assert set(codes["values"]) == {1, 2, 3}
+    assert set(codes["values"]) == {2}
     assert codes["containerName"] == _container(cronjob)["name"]
     # The API server accepts podFailurePolicy only with restartPolicy Never.
     assert _pod_spec(cronjob)["restartPolicy"] == "Never"
