@@ -20,7 +20,6 @@ from sync.ledger.deals import UNSET, IntentConflict
 from sync.ledger.leases import Fence, LeaseLost
 from sync.ledger.migrate import current_revision, head_revision, is_current, upgrade_to_head
 from sync.ledger.models import (
-    PAYMENT_SIGN,
     AuditEntry,
     DealRecord,
     DealState,
@@ -29,7 +28,6 @@ from sync.ledger.models import (
     InboxStatus,
     InvoiceRecord,
     Lease,
-    PaymentKind,
     PaymentRecord,
     Run,
     StoredCredentials,
@@ -43,7 +41,6 @@ from sync.ledger.types import Money, UTCDateTime
 __all__ = [
     "DEFAULT_URL",
     "INVALID_DATA",
-    "PAYMENT_SIGN",
     "UNSET",
     "AuditEntry",
     "DealRecord",
@@ -59,7 +56,6 @@ __all__ = [
     "Ledger",
     "LedgerConfigError",
     "Money",
-    "PaymentKind",
     "PaymentRecord",
     "Run",
     "StoredCredentials",

@@ -45,28 +45,6 @@ class WorkStatus(StrEnum):
     RESOLVED = "resolved"  # an operator closed it without success
 
 
-class PaymentKind(StrEnum):
-    """Money movements against an invoice. Amounts are always stored positive; the
-    kind says which way they count (see ``PAYMENT_SIGN``)."""
-
-    PAYMENT = "payment"  # cash received
-    REFUND = "refund"  # cash returned to the customer
-    CHARGEBACK = "chargeback"  # a dispute the merchant lost: the bank took the money back
-    CHARGEBACK_REVERSAL = "chargeback_reversal"  # a dispute won: the money came back
-    CREDIT = "credit"  # a credit note applied: settles part of the balance, but is not cash
-
-
-# Sign of each kind in amount_paid. CREDIT is not cash, so it does not count as paid;
-# it lowers the balance instead (balance = total - paid - credited).
-PAYMENT_SIGN: dict[PaymentKind, int] = {
-    PaymentKind.PAYMENT: 1,
-    PaymentKind.REFUND: -1,
-    PaymentKind.CHARGEBACK: -1,
-    PaymentKind.CHARGEBACK_REVERSAL: 1,
-    PaymentKind.CREDIT: 0,
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Lease:
     name: str
