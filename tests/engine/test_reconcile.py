@@ -7,6 +7,7 @@ import io
 import json
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -42,6 +43,7 @@ from tests.engine.fakes import (
     payment,
     transient,
 )
+from tests.engine.test_references import with_doc_number
 
 K = DiscrepancyKind
 QBO = "quickbooks"
@@ -227,6 +229,25 @@ def test_duplicate_invoice_for_deal(ledger: Ledger, clock: Clock) -> None:
     target.void(extra.external_id)  # the operator voids the extra one
     third = again(engine, clock)
     assert third.open == [] and third.resolved == [(K.DUPLICATE_INVOICE_FOR_DEAL, deal, QBO)]
+
+
+def test_duplicate_search_uses_the_reference_the_invoice_was_created_with(
+    tmp_path: Path, ledger: Ledger, clock: Clock
+) -> None:
+    # QuickBooks finds invoices by DocNumber: with a custom doc_number the deal id finds
+    # nothing, so reconcile must search by the stored reference to see a duplicate.
+    target = FakeTarget(by_doc_number=True)
+    source = FakeSource([make_deal(0)])
+    engine = with_doc_number(tmp_path, build(ledger, source, target, clock), target, "SF-{deal.id}")
+    engine.feeds = {QBO: FakeFeed(target=target)}
+    run_cycle(engine)
+    clock.advance(minutes=5)
+    deal = source.deals[0].id
+    target.duplicate(deal)
+
+    report = reconcile(engine)
+    assert kinds(report) == [K.DUPLICATE_INVOICE_FOR_DEAL]
+    assert target.references_searched[-1] == f"SF-{deal}"
 
 
 def test_read_error_for_one_invoice_keeps_its_rows_and_checks_the_rest(

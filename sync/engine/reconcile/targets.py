@@ -252,8 +252,13 @@ class TargetPass:
 
     def _duplicates(self, deal_id: str) -> None:
         kind = DiscrepancyKind.DUPLICATE_INVOICE_FOR_DEAL
+        # Searched by what the invoice was created with (the stored DocNumber): a
+        # reference that is not the target's default for the deal (a numbering scheme
+        # changed since) would otherwise find nothing and hide a duplicate.
+        record = self.ledger.get_deal(deal_id, self.target)
+        reference = record.reference if record is not None else None
         try:
-            found = self.connector.find_invoices(deal_id)
+            found = self.connector.find_invoices(deal_id, reference=reference)
         except ConnectorError as error:
             self._failed(f"invoices of deal {deal_id}", error)
             return
