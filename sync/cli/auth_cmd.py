@@ -9,7 +9,8 @@ and tests pass ``--redirect-url URL`` or ``--code C --realm R`` instead of typin
 ``--status`` reads the ledger only (no network): realm, access-token expiry,
 refresh-token age and expiry, and the 5-year limit counted from the first connection.
 Exit codes: 0 healthy / connected, 1 a warning (expiry within 30 days, expired, or a
-company other than the configured realm), 2 not connected or configuration wrong.
+company other than the configured realm), 2 not connected, configuration wrong, or a sync
+run was refused by QuickBooks since the last connection (invalid_grant: reconnect).
 """
 
 from __future__ import annotations
@@ -156,7 +157,9 @@ def _status(settings: Any, realm: str | None, as_json: bool) -> int:
             f"QuickBooks company {realm} is not connected{hint}: run `billsync auth quickbooks`"
         )
     now = datetime.now(UTC)
-    health = token_health(TokenSet.from_data(loaded[0]), now)
+    tokens = TokenSet.from_data(loaded[0])
+    health = token_health(tokens, now)
+    refused = _refused_since(store, tokens)
     report = {
         "realm_id": realm,
         "access_token_expires_at": _when(health.access_expires_at),
@@ -166,17 +169,42 @@ def _status(settings: Any, realm: str | None, as_json: bool) -> int:
         "refresh_token_expires_at": _when(health.refresh_expires_at),
         "connected_at": _when(health.connected_at),
         "reconnect_by": _when(health.reconnect_by),
+        "refused_by_run": refused,
         "warnings": list(health.warnings),
     }
+    if refused is not None:
+        report["warnings"] = [
+            f"a sync run on {refused['at']} was refused: {refused['message']}; "
+            "reconnect: run `billsync auth quickbooks`",
+            *health.warnings,
+        ]
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         for key, value in report.items():
-            if key != "warnings":
+            if key not in ("warnings", "refused_by_run"):
                 typer.echo(f"{key.replace('_', ' '):26} {'-' if value is None else value}")
-        for warning in health.warnings:
+        for warning in report["warnings"]:  # type: ignore[union-attr]
             typer.echo(f"warning: {warning}", err=True)
+    if refused is not None:
+        return NOT_CONNECTED  # the stored grant is dead: nothing works until reconnected
     return OK if health.healthy else WARNING
+
+
+def _refused_since(store: Any, tokens: Any) -> dict[str, str] | None:
+    """The last run's refusal of these credentials (e.g. invalid_grant), unless the
+    company was connected again after it; None when no run was refused."""
+    from sync.engine.cycle import refused_cursor
+
+    raw = store.ledger.get_cursor(refused_cursor("quickbooks"))
+    if not raw:
+        return None
+    refused: dict[str, str] = json.loads(raw)
+    at = datetime.fromisoformat(refused["at"])
+    renewed = [m for m in (tokens.refresh_issued_at, tokens.connected_at) if m is not None]
+    if renewed and max(renewed) > at:
+        return None  # reconnected (or refreshed) since: that refusal is history
+    return refused
 
 
 def _when(moment: datetime | None) -> str | None:

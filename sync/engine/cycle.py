@@ -16,6 +16,7 @@ vendor write and raises `LeaseTakenOver` (exit 3) instead of working on a stale 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import uuid
@@ -32,7 +33,6 @@ from connectors.base import (
     Checkpointed,
     ConnectorError,
     Cursor,
-    ErrorClass,
     InvoiceTarget,
     PaymentFeed,
 )
@@ -205,6 +205,7 @@ def _stages(
         summary.finish()
         if outcome is None:  # a run that lost its lease writes nothing more but its log
             _record_quota(engine)
+            _record_refused_credentials(engine, summary)
         outcome = outcome or summary.outcome
         ledger.finish_run(run_id, outcome, summary.as_json(), engine.now())
         details = {k: v for k, v in summary.as_json().items() if k != "run_id"}
@@ -221,6 +222,27 @@ def _record_quota(engine: Engine) -> None:
         QUOTA_CURSOR,
         quota_cursor_value(quota.used, quota.max, str(quota.floor_percent), quota.stopped),
     )
+
+
+def _record_refused_credentials(engine: Engine, summary: RunSummary) -> None:
+    """Keep each refusal of credentials (e.g. QuickBooks invalid_grant) where
+    `billsync auth … --status` and `billsync status` read it between runs."""
+    for system in sorted(summary.auth_failed):
+        engine.ledger.set_cursor(
+            refused_cursor(system),
+            json.dumps(
+                {
+                    "at": engine.now().isoformat(),
+                    "run_id": summary.run_id,
+                    "message": summary.stopped.get(system, "credentials refused"),
+                }
+            ),
+        )
+
+
+def refused_cursor(system: str) -> str:
+    """The cursor that records the last refusal of ``system``'s credentials by a run."""
+    return f"auth.{system}.refused"
 
 
 class _BatchFailed(Exception):
@@ -280,9 +302,7 @@ def _pull_and_invoice(
 
 
 def _stopped(summary: RunSummary, error: ConnectorError, stage: str) -> None:
-    summary.stopped.setdefault(error.system, error.message)
-    if error.error_class == ErrorClass.AUTH:
-        summary.auth_failed.add(error.system)
+    summary.connector_stopped(error.system, error)
     log.error(
         "connector.stopped",
         target=error.system,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from connectors.base import ConnectorError, Cursor, PaymentFeed
+from connectors.base import ConnectorError, Cursor, ErrorClass, PaymentFeed
 from sync.canonical import PaymentEvent, WebhookNotification
 from sync.engine.failures import PAYMENT, FailureRecorder
 from sync.engine.money_sync import MoneySync
@@ -152,6 +152,8 @@ class PaymentStage:
                     pending = []
             self.money.settle(feed, pending)
         except ConnectorError as error:
+            if error.error_class == ErrorClass.AUTH:
+                self.summary.connector_stopped(provider, error)
             self.failures.failed(
                 PAYMENT,
                 f"{provider}:feed",

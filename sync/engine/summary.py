@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.base import ConnectorError, ErrorClass
+
 EXIT_CLEAN = 0
 EXIT_FAILURES = 1
 EXIT_CONFIG = 2
@@ -29,7 +31,8 @@ class RunSummary:
     stopped: dict[str, str] = field(default_factory=dict)
     """Connectors stopped for this run (auth failure, quota floor) and why."""
     auth_failed: set[str] = field(default_factory=set)
-    """Connectors whose credentials were refused (exit 2 when nothing else happened)."""
+    """Connectors whose credentials were refused: the run exits 2 (reconnect or fix the
+    key), whatever else it did."""
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     duration_s: float = 0.0
@@ -39,14 +42,22 @@ class RunSummary:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
 
+    def connector_stopped(self, system: str, error: ConnectorError) -> None:
+        """A connector stops for the rest of the run (refused credentials, quota)."""
+        with self._lock:
+            self.stopped.setdefault(system, error.message)
+            if error.error_class == ErrorClass.AUTH and error.code != "CONNECTOR_STOPPED":
+                self.auth_failed.add(system)
+
     def finish(self) -> None:
         self.duration_s = round(time.monotonic() - self.started, 3)
 
     @property
     def exit_code(self) -> int:
-        did_something = self.invoices_created or self.invoices_adopted or self.payments_applied
-        if self.auth_failed and not did_something and not self.writebacks:
-            return EXIT_CONFIG  # credentials wrong: nothing could be attempted
+        if self.auth_failed:
+            # Wrong or revoked credentials for any connector: the operator must act
+            # (fix the key, reconnect) even when the other connectors worked.
+            return EXIT_CONFIG
         if self.failures or self.needs_attention or self.stopped:
             return EXIT_FAILURES
         return EXIT_CLEAN

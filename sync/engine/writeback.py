@@ -81,7 +81,7 @@ class WriteBackStage:
         except ConnectorError as whole:
             failed = {deal_id: whole for deal_id in by_deal}
             if whole.error_class in (ErrorClass.AUTH, ErrorClass.RATE_LIMITED):
-                self.summary.stopped[self.sink.system] = whole.message
+                self.summary.connector_stopped(self.sink.system, whole)
         with self.ledger.batch():  # the chunk's outcomes in one transaction
             for deal_id, item in by_deal.items():
                 problem = failed.get(deal_id)

@@ -207,3 +207,35 @@ def test_status_warns_thirty_days_ahead(cli: Cli, field: str, ago: timedelta, ex
     assert expect in result.stderr
     assert "access token valid" in result.stdout and "False" in result.stdout
     secret_free(result, "AB11stored", "eyJstored")
+
+
+def test_status_reports_a_refusal_seen_by_a_run_until_reconnected(cli: Cli) -> None:
+    import json as _json
+
+    from sync.engine.cycle import refused_cursor
+
+    now = datetime.now(UTC)
+    tokens = TokenSet(
+        refresh_token="AB11stored",
+        access_token="eyJstored",
+        access_expires_at=now + timedelta(minutes=50),
+        refresh_issued_at=now - timedelta(days=3),
+        refresh_expires_at=now + timedelta(days=90),
+        connected_at=now - timedelta(days=40),
+    )
+    ledger = cli.ledger()
+    ledger.save_credentials(credential_name(cli.realm), tokens.to_data(), None)
+    message = "QuickBooks refused the stored refresh token (invalid_grant: revoked)"
+    refusal = {"at": (now - timedelta(days=1)).isoformat(), "run_id": "r1", "message": message}
+    ledger.set_cursor(refused_cursor("quickbooks"), _json.dumps(refusal))
+    result = cli.run("--status")
+    assert result.returncode == 2
+    assert "invalid_grant" in result.stderr and "reconnect" in result.stderr
+    secret_free(result, "AB11stored", "eyJstored")
+    # Connected again after the refusal: history, not a warning.
+    saved = ledger.load_credentials(credential_name(cli.realm))
+    assert saved is not None
+    renewed = TokenSet.from_data(saved.data).to_data()
+    renewed["refresh_issued_at"] = now.isoformat()
+    ledger.save_credentials(credential_name(cli.realm), renewed, saved.version)
+    assert cli.run("--status").returncode == 0
