@@ -77,7 +77,9 @@ _REFUND_STATE = {
 _DISPUTE_STATE = {
     "warning_needs_response": FactState.INQUIRY,
     "warning_under_review": FactState.INQUIRY,
-    "warning_closed": FactState.INQUIRY,  # an inquiry that ended: nothing was withdrawn
+    # An inquiry that ended: nothing was withdrawn and it is no longer open, which is
+    # what a won dispute amounts to for the money (funds in place, nothing pending).
+    "warning_closed": FactState.WON,
     "needs_response": FactState.OPEN,
     "under_review": FactState.OPEN,
     "won": FactState.WON,

@@ -387,7 +387,7 @@ def test_due_date_moved_in_the_target(ledger: Ledger, clock: Clock) -> None:
     invoice = invoice_of(target, source.deals[0].id)
     feed.due[invoice] = date(2027, 1, 31)
     row = _money_row(reconcile(engine))
-    assert row.expected == "due date 2027-01-31"
+    assert row.expected == "paid 0.00 USD, balance 100.00 USD, due date 2027-01-31"
     assert again(engine, clock, fix=True).open == []
     assert ledger.get_invoice(QBO, invoice).due_date == date(2027, 1, 31)  # type: ignore[union-attr]
 

@@ -128,6 +128,27 @@ class Targets:
             return name
         return None
 
+    def follow_ups(self, rows: list[dict[str, Any]], state: dict[str, Any]) -> None:
+        """Changes that need an earlier one (a refund to fail, a dispute to close, a
+        payment to edit or move, a credit to void) are rare when moves are drawn blind:
+        each round also makes a few of them where they are possible."""
+        plans = {
+            "stripe": ("s_fail_refund", "s_close_dispute", "s_void_credit_note"),
+            "quickbooks": ("q_move_payment", "q_edit_payment", "q_delete_payment",
+                           "q_void_credit_memo"),
+        }  # fmt: skip
+        for target, moves in plans.items():
+            mine = [r for r in rows if r["target"] == target]
+            for name in moves:
+                done = 0
+                for row in self.rng.sample(mine, len(mine)):
+                    if done >= 2:
+                        break
+                    if getattr(self, name)(row["external_id"], state):
+                        self.done[name] = self.done.get(name, 0) + 1
+                        done += 1
+                        state = self.state()
+
     # Stripe (amounts in minor units)
     def s_pay(self, inv_id: str, state: dict[str, Any]) -> bool:
         return self._admin(f"stripe/invoices/{inv_id}/pay", {})
@@ -227,8 +248,11 @@ class Targets:
 
     def q_move_payment(self, inv_id: str, state: dict[str, Any]) -> bool:
         payments = _qbo_payments(state, inv_id)
+        # QuickBooks applies a payment only to its customer's invoices.
+        customer = (_qbo_invoice(state, inv_id).get("CustomerRef") or {}).get("value")
         others = [i["Id"] for i in state["quickbooks"]["Invoice"]
-                  if i["Id"] != inv_id and Decimal(str(i["Balance"])) > 0]  # fmt: skip
+                  if i["Id"] != inv_id and Decimal(str(i["Balance"])) > 0
+                  and (i.get("CustomerRef") or {}).get("value") == customer]  # fmt: skip
         if not payments or not others:
             return False
         to = self.rng.choice(others)
@@ -456,14 +480,15 @@ def _reconcile_finds_and_fixes(
     now = targets.state()
     moved = {d for d in changed if _target_view(now, view[d])["balance"] != _d(view[d]["balance"])}
     found = _reconcile(env, cwd)
-    flagged = {d["deal_id"] for d in found["open"] if d["kind"] == "invoice_money_mismatch"}
+    # A void or a deletion found out of band has its own kind (and the ledger follows
+    # the target at once); every other money change is an invoice_money_mismatch.
+    flagged = {d["deal_id"] for d in found["open"]}
     for deal_id in sorted(moved - flagged):
         problems.append(f"reconcile missed the out-of-band change on deal {deal_id}")
     for row in found["open"]:
-        if row["kind"] == "invoice_money_mismatch" and not any(
-            ch.isdigit() for ch in f"{row['expected']}{row['actual']}"
-        ):
-            problems.append(f"reconcile shows no amounts: {row}")
+        shown = f"{row['expected']} | {row['actual']}"
+        if row["kind"] == "invoice_money_mismatch" and shown.count("balance ") < 2:
+            problems.append(f"reconcile does not show the balance on both sides: {row}")
     _reconcile(env, cwd, "--fix")
     problems += _money_problems_without_salesforce(ledger_url, handle, "after reconcile --fix")
     again = _reconcile(env, cwd)
@@ -520,6 +545,7 @@ def test_money_lifecycle_matches_the_targets(
             for row in rng.sample(invoices, max(1, len(invoices) // 3)):
                 targets.act(row["target"], row["external_id"], state)
                 state = targets.state() if rng.random() < 0.3 else state
+            targets.follow_ups(invoices, targets.state())
             if rng.random() < 0.7 or round_no == size.money_rounds - 1:
                 when = f"round {round_no + 1}"
                 problems += _honest(run(h.config_path, env, tmp_path), when)

@@ -122,8 +122,8 @@ def check_money(
         kind,
         deal_id,
         target,
-        expected=_side(found, "target"),
-        actual=_side(found, "ledger"),
+        expected=_side(_with_amounts(found, invoice, state), "target"),
+        actual=_side(_with_amounts(found, invoice, state), "ledger"),
         details={
             "invoice": invoice.external_id,
             "currency": invoice.currency,
@@ -185,6 +185,22 @@ def _shown(value: Any, currency: str) -> str:
     if isinstance(value, Decimal):
         return f"{show(value, currency)} {currency}"
     return str(value)
+
+
+def _with_amounts(
+    found: dict[str, Any], invoice: InvoiceRecord, state: MoneyState
+) -> dict[str, Any]:
+    """The differing fields, always with paid and balance on both sides first: a person
+    reading a status or due-date difference still sees the money."""
+    currency = invoice.currency
+    shown: dict[str, Any] = {
+        "paid": {"ledger": _shown(invoice.amount_paid, currency),
+                 "target": _shown(state.paid, currency)},
+        "balance": {"ledger": _shown(invoice.balance, currency),
+                    "target": _shown(state.balance_due, currency)},
+    }  # fmt: skip
+    shown.update(found)
+    return shown
 
 
 def _side(found: dict[str, Any], side: str) -> str:
