@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> SandboxHandle:
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
     with running_sandbox(tmp_path_factory.mktemp("mappings-fields")) as handle:
-        yield handle  # type: ignore[misc]
+        yield handle
 
 
 def billsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
