@@ -38,7 +38,7 @@ from datetime import datetime
 from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
 from mappings.plan import Planner, Rejected, plan_invoice
 from mappings.rejections import Rejection
-from sync.canonical import Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
+from sync.canonical import Deal, InvoiceDraft, InvoiceRef, InvoiceStatus
 from sync.engine import routing
 from sync.engine.customers import Customers
 from sync.engine.failures import FailureRecorder, rejected_before
@@ -331,20 +331,8 @@ class InvoiceStage:
 
     def _changed_after_invoice(self, deal: Deal, record: DealRecord, fingerprint: str) -> None:
         with self.ledger.fenced(self.fence):
-            recorded = self.ledger.record_discrepancy(
-                DiscrepancyKind.DEAL_CHANGED_AFTER_INVOICE,
-                deal.id,
-                record.target,
-                expected=record.revision,
-                actual=fingerprint,
-                details={
-                    "invoice": record.external_invoice_id,
-                    "note": "the deal's amount, lines, currency or account changed after it "
-                    "was invoiced; the invoice was not changed (on_deal_change: flag)",
-                },
-            )
+            recorded = self.recorder.changed_after_invoice(deal, record, fingerprint)
         if recorded:
-            self.summary.count("discrepancies", 1)
             log.warning(
                 "deal.changed_after_invoice",
                 deal_id=deal.id,

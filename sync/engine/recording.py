@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import ConnectorError, ErrorClass
-from sync.canonical import DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
+from sync import money
+from sync.canonical import Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
 from sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
 from sync.engine.summary import RunSummary
 from sync.engine.writeback import queue_writeback
 from sync.ledger import Ledger
-from sync.ledger.models import DealState
+from sync.ledger.models import AuditEntry, DealRecord, DealState, InvoiceRecord
 from sync.logs import get_logger
 
 log = get_logger("billsync.engine")
@@ -140,6 +142,7 @@ class Recorder:
                 "number": ref.number,
                 "total": format(ref.total, "f"),
                 "currency": ref.currency,
+                "lines": len(job.draft.lines),
                 "idempotency_key": job.draft.idempotency_key,
             },
         )
@@ -184,6 +187,30 @@ class Recorder:
             total=format(ref.total, "f"),
         )
 
+    def changed_after_invoice(self, deal: Deal, record: DealRecord, fingerprint: str) -> bool:
+        """The deal's billing content changed after it was invoiced (on_deal_change: flag):
+        a discrepancy that says what was invoiced and what the deal holds now, in amounts.
+        The content hash goes in ``details["revision"]``: reconcile closes the row once
+        the deal's invoice is at that revision (sync.engine.reconcile.closing)."""
+        invoice = self.ledger.invoice_for_deal(deal.id, record.target)
+        audit = self.ledger.audit_for(f"deal:{deal.id}")
+        recorded = self.ledger.record_discrepancy(
+            DiscrepancyKind.DEAL_CHANGED_AFTER_INVOICE,
+            deal.id,
+            record.target,
+            expected=invoiced_content(invoice, invoiced_lines(audit, record)),
+            actual=deal_content(deal),
+            details={
+                "invoice": record.external_invoice_id,
+                "revision": fingerprint,
+                "invoiced_revision": record.revision,
+                "note": "the deal's amount, lines, currency or account changed after it "
+                "was invoiced; the invoice was not changed (on_deal_change: flag)",
+            },
+        )
+        self.summary.count("discrepancies", int(recorded))
+        return recorded
+
     def routing_changed(self, job: Job, ref: InvoiceRef, routed_to: str) -> None:
         """The deal's invoice was found in its earlier target after it was routed to
         another: adopted there, never created again; ops see both targets."""
@@ -227,6 +254,55 @@ class Recorder:
             queue_writeback(self.ledger, deal_id, target, self.now(), error=error.message)
         self.failures.failed(INVOICE, deal_id, job.payload(), error, job.fingerprint)
         self.summary.count("needs_attention" if permanent else "failures", 1)
+
+
+def deal_content(deal: Deal) -> str:
+    """What an invoice of the deal would bill now, in the terms of `invoiced_content`:
+    the lines' total before tax (what the draft is made of), and Salesforce's Amount when
+    it says otherwise."""
+    total = deal.lines_total()
+    text = f"amount {_show(total, deal.currency)} {deal.currency}, {_lines(len(deal.lines))}"
+    if deal.amount != total:
+        text += f" (deal Amount {_show(deal.amount, deal.currency)})"
+    return text
+
+
+def invoiced_content(invoice: InvoiceRecord | None, lines: int | None) -> str:
+    """What the deal's invoice billed: the draft's total before tax (the target's total
+    with tax for invoices recorded before it was kept) and its line count when known."""
+    if invoice is None:
+        return "no invoice in the ledger"
+    if invoice.intended_total is not None:
+        text = f"amount {_show(invoice.intended_total, invoice.currency)} {invoice.currency}"
+    else:
+        text = f"total {_show(invoice.total, invoice.currency)} {invoice.currency} with tax"
+    if lines is not None:
+        text += f", {_lines(lines)}"
+    return text + f" (invoice {invoice.number or invoice.external_id})"
+
+
+def invoiced_lines(audit: Sequence[AuditEntry], record: DealRecord) -> int | None:
+    """The line count the deal's invoice was created with, from its audit row."""
+    for entry in reversed(audit):
+        if (
+            entry.action in ("invoice.created", "invoice.adopted")
+            and entry.details.get("invoice") == record.external_invoice_id
+            and isinstance(entry.details.get("lines"), int)
+        ):
+            return int(entry.details["lines"])
+    return None
+
+
+def _show(amount: Decimal, currency: str) -> str:
+    """The currency's places (the ledger hands back 100 for 100.00)."""
+    try:
+        return format(money.to_currency_precision(amount, currency), "f")
+    except money.MoneyError:
+        return format(amount, "f")
+
+
+def _lines(count: int) -> str:
+    return "1 line" if count == 1 else f"{count} lines"
 
 
 def _due_date(draft: InvoiceDraft, issued: date) -> date | None:

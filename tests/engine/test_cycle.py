@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from mappings.loader import load_mappings
 from mappings.plan import Planner
 from sync.engine.cycle import DEALS_CURSOR, LeaseHeld, run_cycle
+from sync.engine.fingerprint import deal_fingerprint
 from sync.idempotency import invoice_key
 from sync.ledger import Ledger
 from sync.ledger.models import DealState, WorkStatus
@@ -184,9 +185,31 @@ def test_deal_changed_after_invoice_is_flagged_once(ledger: Ledger, clock: Clock
     source.deals = [changed.model_copy(update={"revision": changed.revision + timedelta(hours=1)})]
     second = run(ledger, source, target, clock)
     assert first.discrepancies == 1 and second.discrepancies == 0
-    kinds = [d.kind for d in ledger.open_discrepancies()]
-    assert kinds == ["deal_changed_after_invoice"]
+    (found,) = ledger.open_discrepancies()
+    assert found.kind == "deal_changed_after_invoice"
+    # Amounts on each side, never hashes: the lines still add up to 100.00.
+    assert found.expected == "amount 100.00 USD, 1 line (invoice INV1)"
+    assert found.actual == "amount 100.00 USD, 1 line (deal Amount 150.00)"
     assert target.per_deal() == {deal.id: 1}
+
+
+def test_deal_changed_after_invoice_shows_amounts_and_lines_on_each_side(
+    ledger: Ledger, clock: Clock
+) -> None:
+    deal = make_deal(1)
+    source, target = FakeSource([deal]), FakeTarget()
+    run(ledger, source, target, clock)
+    bigger = make_deal(1, amount_lines=2, stamp=deal.revision + timedelta(hours=1))
+    source.deals = [bigger]
+    run(ledger, source, target, clock)
+    (found,) = ledger.open_discrepancies()
+    assert (found.expected, found.actual) == (
+        "amount 100.00 USD, 1 line (invoice INV1)",
+        "amount 200.00 USD, 2 lines",
+    )
+    # What reconcile needs to close it once the invoice is at the deal's new content.
+    assert found.details["revision"] == deal_fingerprint(bigger)
+    assert found.details["invoice"] == "INV1"
 
 
 def test_total_mismatch_is_a_discrepancy(ledger: Ledger, clock: Clock) -> None:

@@ -37,5 +37,7 @@ def close_recorded_by_stages(rec: Reconciler) -> None:
         record = rec.ledger.get_deal(row.deal_id, row.target)
         if record is None or record.external_invoice_id is None:
             rec.resolve(row.kind, row.deal_id, row.target, "the deal has no invoice any more")
-        elif row.actual is not None and record.revision == row.actual:
+        elif record.revision == row.details.get("revision", row.actual):
+            # details["revision"]: the content hash when it was found (rows recorded
+            # before it was kept there hold the hash in `actual`)
             rec.resolve(row.kind, row.deal_id, row.target, "the invoice matches the deal's content")
