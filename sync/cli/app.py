@@ -327,10 +327,11 @@ def report_aging(
     """Accounts-receivable aging by currency and bucket.
 
     Open balance (total less payments and credit notes settled by the end of the as-of
-    day) of every invoice that is not paid, void or uncollectible, by days past due on
-    the as-of day: current (not yet due or due that day), 1-30, 31-60, 61-90, 90+. Per
-    currency, never summed across currencies. Invoices without a recorded due date are
-    aged from their issue date."""
+    day) of every invoice issued by then that is not void, deleted or written off, by
+    days past due on the as-of day (the due date the target holds): current (not yet
+    due or due that day), 1-30, 31-60, 61-90, 90+. A refund or a dispute does not
+    reopen a balance. Per currency, never summed across currencies. Invoices without a
+    recorded due date are aged from their issue date."""
     from sync.cli import report_cmd
 
     report_cmd.aging_command(ctx, config, as_of, currency, by, as_json, as_csv)
@@ -365,10 +366,12 @@ def report_kpis(
 
     Average days to pay: over invoices settled in the window, settlement day minus issue
     day; the settlement is the payment or credit note after which the balance stays zero.
+    A later refund or dispute does not undo it.
 
-    Open disputes: deals in dispute now, the age of the oldest on D, and the amounts
-    charged back. Write-offs: invoices marked uncollectible (all to date): count and
-    open balance."""
+    Open disputes: the invoices' open disputes (inquiries included; won and lost ones
+    not), the age of the oldest on D, and the funds withdrawn. Write-offs: invoices
+    marked uncollectible with something still due (all to date): count and open
+    balance."""
     from sync.cli import report_cmd
 
     report_cmd.kpis_command(ctx, config, as_of, days, currency, as_json, as_csv)
