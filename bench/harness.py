@@ -35,6 +35,8 @@ class Sizes:
     backlog_deals: int  # 4 and 6's second point: the large invoiced ledger
     scaleout_deals: int  # 7: the backlog the workers share
     scaleout_workers: tuple[int, ...]
+    money_deals: int  # 8: invoiced, then some of each target's invoices change money
+    money_changed: int  # 8: invoices changed per target
 
 
 FULL = Sizes(
@@ -44,6 +46,8 @@ FULL = Sizes(
     backlog_deals=20_000,
     scaleout_deals=2_000,
     scaleout_workers=(1, 2, 4),
+    money_deals=2_000,
+    money_changed=300,
 )
 QUICK = Sizes(
     calls_deals=300,
@@ -52,6 +56,8 @@ QUICK = Sizes(
     backlog_deals=600,
     scaleout_deals=200,
     scaleout_workers=(1, 2),
+    money_deals=200,
+    money_changed=25,
 )
 
 

@@ -6,7 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.harness import Context, Section
-from bench.scenarios import api_calls, backlog, memory, overhead, scaleout, throughput, webhooks
+from bench.scenarios import (
+    api_calls,
+    backlog,
+    memory,
+    money_reads,
+    overhead,
+    scaleout,
+    throughput,
+    webhooks,
+)
 
 
 @dataclass(frozen=True)
@@ -24,4 +33,5 @@ SCENARIOS = (
     Scenario(5, "Webhook ingest", webhooks.run),
     Scenario(6, "Memory", memory.run),
     Scenario(7, "Scale-out", scaleout.run),
+    Scenario(8, "Money reads per changed invoice", money_reads.run),
 )

@@ -49,7 +49,7 @@ def backlog(ctx: Context) -> Backlog:
         with world(ctx.workdir, "backlog", dataset(ctx.sizes.backlog_deals)) as w:
             built = billsync_pass(w, "billsync")
             idle = [_idle(w, "right after the backlog was built")]
-            _change_one_deal_later(w)
+            change_one_deal_later(w)
             checked(w.run(), "backlog: syncing the one changed deal")
             idle.append(_idle(w, "steady state (watermark past the bulk write-back)"))
             return Backlog(built, idle)
@@ -63,7 +63,7 @@ def _idle(w: World, label: str) -> Idle:
     return Idle(label, result, w.calls())
 
 
-def _change_one_deal_later(w: World) -> None:
+def change_one_deal_later(w: World) -> None:
     w.handle.admin("POST", "clock", {"advance_s": CLOCK_STEP_S})
     deal_id = next(iter(w.expected))
     w.handle.admin("PATCH", f"salesforce/Opportunity/{deal_id}", {"NextStep": "Thank-you call"})
