@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from sync.engine.cycle import run_cycle
-from sync.engine.invoicing import _due_date
+from sync.engine.recording import _due_date
 from sync.ledger import Ledger, create_ledger_engine, head_revision
 from sync.ledger.migrate import alembic_config, current_revision, upgrade_to_head
 from tests.engine.fakes import Clock, FakeSource, FakeTarget, build, make_deal
