@@ -29,9 +29,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> SandboxHandle:
         yield handle  # type: ignore[misc]
 
 
-def billsync(
-    *args: str, cwd: Path, columns: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def billsync(*args: str, cwd: Path, columns: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
     if columns is not None:
         env["COLUMNS"] = columns

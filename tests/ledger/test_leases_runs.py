@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 
 from sync.ledger import LeaseLost
-
 from tests.ledger.conftest import T0, run_concurrently
 
 TTL = timedelta(minutes=10)
