@@ -214,6 +214,8 @@ class ServerSettings(Section):
 
 class OpsSettings(Section):
     token: SecretStr | None = None
+    # A signed-in ops page session ends after this long without a request.
+    session_idle_minutes: int = Field(default=30, ge=1, le=720)
 
 
 class Settings(BaseSettings):

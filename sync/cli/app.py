@@ -28,6 +28,7 @@ from sync.cli import (
     reconcile_cmd,
     run_cmd,
     sandbox_cmd,
+    sessions_cmd,
 )
 from sync.cli.options import ConfigOption, JsonOption
 from sync.logs import SecretScrubber
@@ -175,6 +176,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(customers_cmd.app, name="customers")
 app.add_typer(discrepancies_cmd.app, name="discrepancies")
 app.add_typer(deals_cmd.app, name="deals")
+app.add_typer(sessions_cmd.app, name="sessions")
 app.command("migrate")(ledger_cmd.migrate)
 app.command("plan")(plan_cmd.plan)
 app.command("reconcile")(reconcile_cmd.reconcile)

@@ -19,6 +19,7 @@ from config.loader import ConfigError, ConfigProblem
 from mappings.loader import MappingError
 from sync.cli.options import settings_for
 from sync.server.cron import CronError, CronSchedule
+from sync.server.ops.auth import token_problem
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
@@ -32,6 +33,9 @@ def serve(
     schedule: str | None,
 ) -> None:
     settings = settings_for(ctx, config)
+    problem = token_problem(settings.ops.token)
+    if problem is not None:  # before anything listens: exit 2 naming the key
+        raise ConfigError([ConfigProblem("configuration", "ops.token", problem)])
     cron = None
     if schedule:
         try:

@@ -18,6 +18,7 @@ from sync.ledger.invoices import InvoiceStore, PaymentStore
 from sync.ledger.leases import LeaseStore, RunStore
 from sync.ledger.metrics_reads import MetricsReads
 from sync.ledger.ops_reads import OpsReads
+from sync.ledger.ops_sessions import OpsSessionStore
 from sync.ledger.queue import WorkQueue
 from sync.ledger.queue_admin import QueueAdmin
 from sync.ledger.state import CredentialStore, CursorStore
@@ -38,6 +39,7 @@ class Ledger(
     CredentialStore,
     CustomerLinkStore,
     AuditStore,
+    OpsSessionStore,
     OpsReads,
     ArReads,
     MetricsReads,

@@ -282,3 +282,20 @@ audit = sa.Table(
     sa.Index("ix_audit_at", "at"),
     sa.Index("ix_audit_action_id", "action", "id"),  # metrics count failed attempts
 )
+
+# Signed-in ops browser sessions (migration 0009). The cookie holds a random session id;
+# the ledger keeps only its SHA-256, so a copy of the database signs nobody in. A
+# session ends when revoked_at is set (logout, an operator's revoke) or when last_seen_at
+# is older than ops.session_idle_minutes.
+ops_sessions = sa.Table(
+    "ops_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("actor", sa.String(_HOLDER), nullable=False),
+    sa.Column("client", sa.String(_HOLDER), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_by", sa.String(_HOLDER), nullable=True),
+    sa.Index("ix_ops_sessions_last_seen_at", "last_seen_at"),
+)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import version
 from typing import Protocol
 
@@ -25,6 +25,10 @@ from sync.ledger.base import utc_now
 from sync.logs import get_logger
 from sync.server.health import health_router
 from sync.server.ops import OpsContext, install_ops
+from sync.server.ops.auth import token_problem
+from sync.server.ops.context import DEFAULT_IDLE
+from sync.server.ops.signing import Signer, ledger_signer
+from sync.server.ops.throttle import LoginThrottle, ThrottlePolicy
 from sync.server.scheduler import ScheduledRuns
 from sync.server.webhooks import WebhookObserver, WebhookReceiver, webhook_router
 from sync.server.worker import InboxWorker
@@ -34,6 +38,8 @@ log = get_logger("billsync.server")
 
 class MetricsPage(WebhookObserver, Protocol):
     def render(self) -> tuple[bytes, str]: ...
+
+    def login_refused(self, reason: str) -> None: ...
 
 
 @dataclass
@@ -49,6 +55,10 @@ class ServerParts:
     the database engine)."""
     ops_token: SecretStr | None = None
     """Turns on the ops pages (/ops) and API (/api); None leaves them answering 404."""
+    ops_session_idle: timedelta = DEFAULT_IDLE
+    """An ops session not seen for this long has ended (``ops.session_idle_minutes``)."""
+    ops_login_limits: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    """How many wrong ops tokens a client, and everyone, may try (`ops.throttle`)."""
     ops_secure_cookie: bool | None = None
     """The ops session cookie's Secure flag; None: set it when the request is https."""
     source: str = "salesforce"
@@ -56,6 +66,10 @@ class ServerParts:
 
 
 def create_app(parts: ServerParts) -> FastAPI:
+    """The app; ValueError if the ops token is too short to turn the ops pages on."""
+    problem = token_problem(parts.ops_token)
+    if problem is not None:
+        raise ValueError(problem)
     worker, scheduler = parts.worker, parts.scheduler
 
     @asynccontextmanager
@@ -107,6 +121,12 @@ def create_app(parts: ServerParts) -> FastAPI:
             clock=parts.clock,
             source=parts.source,
             secure_cookie=parts.ops_secure_cookie,
+            # The ledger's random key, shared by every worker; never one derived from
+            # the token (the login form would be an offline oracle for it).
+            signer=ledger_signer(parts.ledger) if parts.ops_token else Signer.random(),
+            session_idle=parts.ops_session_idle,
+            throttle=LoginThrottle(parts.ops_login_limits),
+            on_login_refused=parts.metrics.login_refused,
         ),
     )
 

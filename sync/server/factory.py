@@ -9,6 +9,7 @@ connection, connectors, inbox worker and scheduler. Several inbox workers are sa
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -59,6 +60,7 @@ def build_app(settings: Settings, *, schedule: CronSchedule | None = None) -> Fa
         scheduler=scheduler,
         on_shutdown=[uninstall, db.dispose],
         ops_token=settings.ops.token,
+        ops_session_idle=timedelta(minutes=settings.ops.session_idle_minutes),
         source=settings.sync.source,
         clock=wiring.utc_now,
     )

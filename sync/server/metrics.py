@@ -35,6 +35,7 @@ from connectors.base import ErrorClass, WebhookRejectReason
 from sync.ledger.base import Clock, utc_now
 from sync.ledger.metrics_reads import MetricsSnapshot
 from sync.logs import get_logger
+from sync.server.ops.throttle import Refusal
 
 log = get_logger("billsync.server")
 
@@ -179,6 +180,15 @@ class Metrics:
             buckets=API_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._login_refusals = Counter(
+            "billsync_ops_login_refusals",
+            "Ops tokens refused by this process (login form and API), per reason: "
+            "wrong_token, throttled, locked_out, overall_limit.",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in Refusal:
+            self._login_refusals.labels(str(reason))
         self.registry.register(LedgerCollector(ledger, now))
 
     def webhook_event(self, provider: str, outcome: str) -> None:
@@ -195,6 +205,10 @@ class Metrics:
         """An `ApiCallObserver`: one vendor call with its status and duration."""
         self._api_calls.labels(system, status).inc()
         self._api_latency.labels(system).observe(seconds)
+
+    def login_refused(self, reason: str) -> None:
+        """Count one refused ops token (`sync.server.ops.throttle.Refusal`)."""
+        self._login_refusals.labels(reason).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The `/metrics` response: (body, content type)."""

@@ -22,7 +22,7 @@ def test_empty_database_is_not_current(engine):
 
 def test_upgrade_from_empty_reaches_head(engine):
     upgrade_to_head(engine)
-    assert current_revision(engine) == head_revision() == "0008"
+    assert current_revision(engine) == head_revision() == "0009"
     assert is_current(engine)
     tables = set(sa.inspect(engine).get_table_names())
     assert set(metadata.tables) <= tables

@@ -10,7 +10,10 @@ force and the offline oracle; revoked sessions; a header slowloris against `serv
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
+import re
 import resource
 import subprocess
 import time
@@ -22,6 +25,7 @@ import requests
 import sqlalchemy as sa
 
 from sandbox.launcher import running_sandbox
+from sync.server.ops.signing import Signer
 from tests.reliability.summary import Tally
 from tests.reliability.test_vendor_faults import _valid_deals
 from tests.reliability.world import (
@@ -255,5 +259,94 @@ def test_a_too_large_stripe_amount_fails_validation_and_leaves_no_draft(
     if big["Id"] not in listed.stdout or "maximum of" not in listed.stdout:
         problems.append(f"no failure naming the limit: {listed.stdout[-600:]}")
     tally.tried(SUITE)
+    found = tally.violated(SUITE, problems)
+    assert found == [], "\n".join(found)
+
+
+# --- the ops login ---------------------------------------------------------------------
+
+OPS_TOKEN = (
+    "4f0c9e2b7a15d83c6e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"  # openssl rand -hex 32
+)
+LOGIN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _login(url: str, token: str, browser: requests.Session | None = None) -> requests.Response:
+    browser = browser or requests.Session()
+    form = browser.get(f"{url}/ops/login", timeout=10)
+    data = {"token": token, "csrf_token": LOGIN_FIELD.findall(form.text)[0]}
+    return browser.post(f"{url}/ops/login", data=data, timeout=10, allow_redirects=False)
+
+
+def test_ops_login_brute_force_oracle_and_revoked_sessions(tmp_path: Path, tally: Tally) -> None:
+    """Against a real `billsync serve`: a short token is refused at start; 30 fast wrong
+    guesses get 6 answers and 24 refusals unread, each counted and audited; the login
+    form verifies against no guessed token; revoked and logged-out sessions are refused."""
+    ledger = sqlite_url(tmp_path / "billsync.db")
+    problems: list[str] = []
+    with running_sandbox(tmp_path / "sb") as handle:
+        config = handle.config_path
+        short = billsync(billsync_env(ledger, BILLSYNC_OPS__TOKEN="s3cret-but-short"), tmp_path,
+                         "serve", "--config", str(config), "--port", str(free_port()))  # fmt: skip
+        if short.returncode != 2 or "openssl rand -hex 32" not in short.stderr:
+            problems.append(f"a 16-character token was not refused: {short.stderr[-500:]}")
+        env = billsync_env(ledger, BILLSYNC_OPS__TOKEN=OPS_TOKEN)
+        server = start_serve(config, env, tmp_path)
+        try:
+            url = server.base_url
+            # No offline oracle: the form's signed nonce is keyed by the ledger's random
+            # key; the token (old derivation) and a guess give other signatures.
+            browser = requests.Session()
+            form = browser.get(f"{url}/ops/login", timeout=10)
+            nonce, signed = browser.cookies["billsync_ops_login"], LOGIN_FIELD.findall(form.text)[0]
+            for guess in (OPS_TOKEN, "guess-0001"):
+                key = hmac.new(guess.encode(), b"billsync ops signing key v1", hashlib.sha256)
+                if Signer(key.digest()).verify("login", nonce, signed):
+                    problems.append("the login form verifies against a token guess offline")
+            # Brute force from one client, as fast as it goes.
+            answers = [_login(url, f"guess-{n:04d}").status_code for n in range(30)]
+            if answers.count(401) > 6 or answers.count(429) < 24:
+                problems.append(f"30 guesses were not limited: {answers}")
+            if _login(url, OPS_TOKEN).status_code != 429:
+                problems.append("the right token was read while the client had to wait")
+            metrics = requests.get(f"{url}/metrics", timeout=10).text
+            for reason, least in (("wrong_token", 6), ("throttled", 25)):
+                line = f'billsync_ops_login_refusals_total{{reason="{reason}"}} '
+                counted = [
+                    float(x.split(" ")[-1]) for x in metrics.splitlines() if x.startswith(line)
+                ]
+                if not counted or counted[0] < least:
+                    problems.append(f"{reason} refusals not counted: {counted}")
+            time.sleep(1.2)  # the wait after the sixth wrong guess
+            kept, stolen = requests.Session(), requests.Session()
+            if _login(url, OPS_TOKEN, kept).status_code != 303:
+                problems.append("the right token was refused after the wait")
+            _login(url, OPS_TOKEN, stolen)
+            copied = stolen.cookies["billsync_ops_session"]
+            label = hashlib.sha256(copied.encode()).hexdigest()[:12]
+            revoked = billsync(env, tmp_path, "sessions", "revoke", label, "--config", str(config))
+            if revoked.returncode != 0:
+                problems.append(f"sessions revoke failed: {revoked.stderr[-500:]}")
+            replay = requests.get(f"{url}/ops/failures", cookies={"billsync_ops_session": copied},
+                                  timeout=10, allow_redirects=False)  # fmt: skip
+            if replay.status_code != 303:
+                problems.append(f"a revoked session was served: {replay.status_code}")
+            page = kept.get(f"{url}/ops/failures", timeout=10)
+            kept_cookie = kept.cookies["billsync_ops_session"]
+            kept.post(f"{url}/ops/logout", data={"csrf_token": LOGIN_FIELD.findall(page.text)[0]},
+                      timeout=10)  # fmt: skip
+            jar = {"billsync_ops_session": kept_cookie}
+            after = requests.get(f"{url}/ops/failures", cookies=jar, timeout=10,
+                                 allow_redirects=False)  # fmt: skip
+            if after.status_code != 303:
+                problems.append("a logged-out session's copied cookie was still served")
+        finally:
+            server.stop()
+    with sa.create_engine(ledger).connect() as conn:
+        query = "SELECT COUNT(*) FROM audit WHERE action = 'ops.login_refused'"
+        audited = conn.execute(sa.text(query)).scalar_one()
+    if audited < 31:
+        problems.append(f"only {audited} refusals audited")
+    tally.tried(SUITE, 30)
     found = tally.violated(SUITE, problems)
     assert found == [], "\n".join(found)

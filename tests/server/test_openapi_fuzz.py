@@ -23,7 +23,7 @@ from tests.ops.test_failures_cli import seed_failures
 from tests.server.live import serving
 from tests.server.test_webhook_receiver import World
 
-OPS_TOKEN = "fuzz-ops-token-5b1f0c9e"
+OPS_TOKEN = "fuzz-ops-token-5b1f0c9e-7a2d4c6e8f0b1d3a"
 
 
 @pytest.fixture(scope="module")

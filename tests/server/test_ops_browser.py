@@ -37,7 +37,7 @@ from tests.server.live import serving
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-TOKEN = "browser-ops-token-31f7c2d9"
+TOKEN = "browser-ops-token-31f7c2d9-a04e6b1c58d3f927"
 REPO = Path(__file__).resolve().parents[2]
 INACTIVE = (
     "QuickBooks 610: Object Not Found: Item assigned to this transaction has been deleted. "

@@ -56,6 +56,7 @@ ItemId = Annotated[int, Path(ge=1, le=models.MAX_ID, description="the failure's 
 DiscrepancyId = Annotated[int, Path(ge=1, le=models.MAX_ID, description="the discrepancy's id")]
 REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No or wrong ops token"},
+    429: {"model": Problem, "description": "Too many wrong ops tokens: wait Retry-After"},
     404: {"model": Problem, "description": "Unknown id, or the ops API is off (no ops.token)"},
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -90,7 +91,7 @@ def api_router(ctx: OpsContext) -> APIRouter:
         request: Request,
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> str:
-        return api_actor(ctx, request.headers.get("authorization"))
+        return api_actor(ctx, request, request.headers.get("authorization"))
 
     Actor = Annotated[str, Depends(actor)]
     router = APIRouter(prefix="/api", tags=["ops"], responses=REFUSALS)

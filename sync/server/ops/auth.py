@@ -1,40 +1,61 @@
-"""Who may use /ops and /api: the ops token, and the browser session it buys.
+"""Who may use /ops and /api: the ops token, the browser session it buys, and the
+limit on guessing it.
 
 - ``/api/…`` takes ``Authorization: Bearer <token>`` on every request; the actor in
   the audit trail is ``ops-api``.
 - ``/ops/…`` pages take a session cookie set by the login form once the token was
-  typed in. The cookie holds a random session id, its issue time and an HMAC of both
-  under a key derived from the token — never the token, nor anything it can be
-  recovered from. HttpOnly, SameSite=Strict, path /ops, Secure on https (or as
-  configured), 12 hours. The audit trail names the session: ``ops-web:<id>``.
+  typed in. The cookie holds only a random session id; the ledger keeps its SHA-256
+  (`sync.ledger.ops_sessions`), so the session ends for real on logout, on an
+  operator's `billsync ops sessions revoke`, after ``ops.session_idle_minutes`` without
+  a request, and at the latest 12 hours after sign-in. HttpOnly, SameSite=Strict, path
+  /ops, Secure on https (or as configured). The audit trail names the session by its
+  label: ``ops-web:<first 12 hex digits of the hash>``.
+- Every presented token goes through `admit`: the `throttle` may refuse it unread
+  (429), and each refusal is counted (``billsync_ops_login_refusals_total``), logged
+  and audited (``ops.login_refused``, subject ``ops-client:<address>``).
 
-Sessions are stateless, so several uvicorn workers accept each other's cookies.
-Signing out deletes the cookie in that browser; changing the token ends every
-session at once (the key changes with it).
-
-Every comparison with the token or a signature is `hmac.compare_digest`.
+The token must be at least 32 characters (`token_problem`). Every comparison with the
+token or a signature is `hmac.compare_digest`. Rotating the token does not end the
+sessions it bought: run ``billsync ops sessions revoke --all`` afterwards.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from fastapi import Request, Response
 from pydantic import SecretStr
 
+from sync.ledger.ops_sessions import SESSION_LIFETIME, session_label
+from sync.logs import get_logger
 from sync.server.ops.context import OpsContext
-from sync.server.ops.errors import OpsOff, Unauthorized
+from sync.server.ops.errors import OpsOff, TooManyAttempts, Unauthorized
+from sync.server.ops.throttle import Refusal
+
+log = get_logger("billsync.server")
 
 SESSION_COOKIE = "billsync_ops_session"
 COOKIE_PATH = "/ops"
-SESSION_TTL = timedelta(hours=12)
 API_ACTOR = "ops-api"
-_KEY_LABEL = b"billsync ops signing key v1"
+LOGIN_ACTOR = "ops-login"
+MIN_TOKEN_LENGTH = 32
+MAKE_A_TOKEN = "make one with `openssl rand -hex 32`"  # noqa: S105 - advice, not a secret
+_MAX_SID = 128
+
+
+def token_problem(token: SecretStr | None) -> str | None:
+    """Why ``token`` cannot turn the ops pages on, or None (unset is fine: they stay off)."""
+    if token is None or not token.get_secret_value():
+        return None
+    if len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+        return (
+            f"the ops token must be at least {MIN_TOKEN_LENGTH} characters "
+            f"(this one has {len(token.get_secret_value())}); {MAKE_A_TOKEN}"
+        )
+    return None
 
 
 def token_matches(presented: str, token: SecretStr) -> bool:
@@ -44,76 +65,93 @@ def token_matches(presented: str, token: SecretStr) -> bool:
     )
 
 
-class Signer:
-    """HMAC-SHA256 signatures under a key derived from the ops token, one purpose per
-    use (session, csrf, login, flash) so a signature made for one is no good for another."""
-
-    def __init__(self, token: SecretStr) -> None:
-        self._key = hmac.new(token.get_secret_value().encode(), _KEY_LABEL, hashlib.sha256).digest()
-
-    def sign(self, purpose: str, value: str) -> str:
-        mac = hmac.new(self._key, f"{purpose}|{value}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-
-    def verify(self, purpose: str, value: str, signature: str) -> bool:
-        return hmac.compare_digest(
-            self.sign(purpose, value).encode(), signature.encode("utf-8", "surrogatepass")
-        )
-
-
-@dataclass(frozen=True)
-class Session:
-    sid: str
-    issued: int
-    """Seconds since the epoch, by the server's clock."""
-
-    @property
-    def actor(self) -> str:
-        return f"ops-web:{self.sid}"
-
-
 def enabled_token(ctx: OpsContext) -> SecretStr:
     if ctx.token is None or not ctx.token.get_secret_value():
         raise OpsOff()
     return ctx.token
 
 
-def api_actor(ctx: OpsContext, authorization: str | None) -> str:
-    """The actor of an API request, or Unauthorized (OpsOff when no token is set)."""
+def client_of(request: Request) -> str:
+    """The client's address (the proxy's X-Forwarded-For when uvicorn trusts it)."""
+    return request.client.host if request.client else "unknown"
+
+
+def admit(ctx: OpsContext, request: Request, presented: str, via: str) -> bool:
+    """Whether ``presented`` is the ops token. Raises TooManyAttempts, without comparing
+    it, while the client (or everyone) must wait; a wrong token is counted."""
     token = enabled_token(ctx)
+    client, now = client_of(request), ctx.clock()
+    wait = ctx.throttle.check(client, now)
+    if wait is not None:
+        _refused(ctx, client, wait.reason, via)
+        raise TooManyAttempts(wait.retry_after(now))
+    if token_matches(presented, token):
+        ctx.throttle.succeeded(client)
+        return True
+    ctx.throttle.failed(client, now)
+    _refused(ctx, client, Refusal.WRONG_TOKEN, via)
+    return False
+
+
+def _refused(ctx: OpsContext, client: str, reason: Refusal, via: str) -> None:
+    ctx.on_login_refused(str(reason))
+    log.warning("ops.login_refused", client=client, reason=str(reason), via=via)
+    details = {"client": client, "reason": str(reason), "via": via}
+    ctx.ledger.append_audit(LOGIN_ACTOR, "ops.login_refused", f"ops-client:{client}", details)
+
+
+def api_actor(ctx: OpsContext, request: Request, authorization: str | None) -> str:
+    """The actor of an API request, or Unauthorized (OpsOff when no token is set)."""
+    enabled_token(ctx)
     scheme, _, presented = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token_matches(presented.strip(), token):
+    if scheme.lower() != "bearer" or not admit(ctx, request, presented.strip(), "api"):
         raise Unauthorized()
     return API_ACTOR
 
 
-def new_session(signer: Signer, now: datetime) -> tuple[Session, str]:
-    """A fresh session and its cookie value."""
-    session = Session(sid=secrets.token_urlsafe(12), issued=int(now.timestamp()))
-    body = f"{session.sid}.{session.issued}"
-    return session, f"{body}.{signer.sign('session', body)}"
+@dataclass(frozen=True)
+class Session:
+    id_hash: str
+    """SHA-256 (hex) of the session id in the cookie: what the ledger keeps."""
+
+    @property
+    def label(self) -> str:
+        return session_label(self.id_hash)
+
+    @property
+    def actor(self) -> str:
+        return f"ops-web:{self.label}"
 
 
-def read_session(signer: Signer, value: str | None, now: datetime) -> Session | None:
-    """The session a cookie value proves, or None (absent, forged, expired)."""
-    if not value:
-        return None
-    sid, _, rest = value.partition(".")
-    issued_text, _, signature = rest.partition(".")
-    if not (sid and issued_text.isdigit() and signature):
-        return None
-    if not signer.verify("session", f"{sid}.{issued_text}", signature):
-        return None
-    issued = int(issued_text)
-    age = now.timestamp() - issued
-    if age < -60 or age > SESSION_TTL.total_seconds():  # a minute of clock skew
-        return None
-    return Session(sid, issued)
+def hash_session_id(sid: str) -> str:
+    return hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def session_of(ctx: OpsContext, request: Request) -> Session | None:
-    token = enabled_token(ctx)
-    return read_session(Signer(token), request.cookies.get(SESSION_COOKIE), ctx.clock())
+    """The live session the request's cookie names (now seen), or None."""
+    enabled_token(ctx)
+    sid = request.cookies.get(SESSION_COOKIE)
+    if not sid or len(sid) > _MAX_SID:
+        return None
+    id_hash = hash_session_id(sid)
+    found = ctx.ledger.touch_ops_session(id_hash, idle=ctx.session_idle, lifetime=SESSION_LIFETIME)
+    return None if found is None else Session(id_hash)
+
+
+def start_session(response: Response, ctx: OpsContext, request: Request) -> Session:
+    """A new server-side session (audited ``ops.login``) and its cookie."""
+    sid = secrets.token_urlsafe(32)
+    session = Session(hash_session_id(sid))
+    ctx.ledger.create_ops_session(session.id_hash, session.actor, client_of(request))
+    max_age = int(SESSION_LIFETIME.total_seconds())
+    set_cookie(response, ctx, request, SESSION_COOKIE, sid, max_age=max_age)
+    return session
+
+
+def end_session(response: Response, ctx: OpsContext, request: Request, session: Session) -> None:
+    """Logout: the ledger ends the session (audited ``ops.logout``), the cookie goes."""
+    ctx.ledger.end_ops_session(session.id_hash, session.actor)
+    clear_cookie(response, ctx, request, SESSION_COOKIE)
 
 
 def is_secure(ctx: OpsContext, request: Request) -> bool:
@@ -147,10 +185,3 @@ def clear_cookie(
     response.delete_cookie(
         name, path=path, httponly=True, samesite="strict", secure=is_secure(ctx, request)
     )
-
-
-def start_session(response: Response, ctx: OpsContext, request: Request) -> Session:
-    session, value = new_session(Signer(enabled_token(ctx)), ctx.clock())
-    max_age = int(SESSION_TTL.total_seconds())
-    set_cookie(response, ctx, request, SESSION_COOKIE, value, max_age=max_age)
-    return session

@@ -40,6 +40,18 @@ class Unauthorized(OpsError):
         )
 
 
+class TooManyAttempts(OpsError):
+    """Too many wrong tokens from this address (or from everyone): wait, then retry."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            429,
+            "too_many_attempts",
+            f"too many wrong ops tokens; try again in {retry_after} s",
+        )
+        self.retry_after = retry_after
+
+
 class LoginRequired(OpsError):
     """A page without a valid session: the browser goes to the login form and back."""
 
@@ -77,16 +89,18 @@ def answer(
     """The response for ``exc``; ``page()`` and ``page_headers`` answer a page request
     (the caller renders them, so this module needs no templates)."""
     if request.url.path.startswith(API_PREFIX):
-        headers = {"WWW-Authenticate": 'Bearer realm="billsync ops"'} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": 'Bearer realm="billsync ops"'} if exc.status == 401 else {}
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after)
         body = Problem(error=exc.error, message=exc.message).model_dump()
-        return JSONResponse(body, status_code=exc.status, headers=headers)
+        return JSONResponse(body, status_code=exc.status, headers=headers or None)
     if isinstance(exc, LoginRequired):
         return login_redirect(exc.next_path)
+    headers = dict(page_headers)
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after)
     return Response(
-        page(),
-        status_code=exc.status,
-        media_type="text/html; charset=utf-8",
-        headers=dict(page_headers),
+        page(), status_code=exc.status, media_type="text/html; charset=utf-8", headers=headers
     )
 
 

@@ -1,8 +1,10 @@
 """The login form, signing out, and ``/ops`` itself.
 
 A wrong token answers 401 with the form again (the token typed is never echoed back
-into the page); the right one starts a session (`auth.start_session`) and goes back to
-the page that asked for it.
+into the page); too many wrong ones answer 429 with the form, saying how long to wait
+(`throttle`), without looking at the token typed. The right one starts a server-side
+session (`auth.start_session`) and goes back to the page that asked for it. Signing
+out ends the session in the ledger, not only in this browser.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run
@@ -16,17 +18,16 @@ from fastapi.responses import RedirectResponse, Response
 from sync.logs import get_logger
 from sync.server.ops import csrf
 from sync.server.ops.auth import (
-    SESSION_COOKIE,
-    Signer,
+    admit,
     clear_cookie,
     enabled_token,
+    end_session,
     session_of,
     set_cookie,
     start_session,
-    token_matches,
 )
 from sync.server.ops.context import OpsContext
-from sync.server.ops.errors import LOGIN_PATH, login_redirect, safe_next
+from sync.server.ops.errors import LOGIN_PATH, TooManyAttempts, login_redirect, safe_next
 from sync.server.ops.templating import Pages
 
 log = get_logger("billsync.server")
@@ -34,18 +35,22 @@ log = get_logger("billsync.server")
 REFUSED = "That is not the ops token. It is the value of ops.token in billsync's configuration."
 
 
+def _wait_sentence(seconds: int) -> str:
+    return f"Too many wrong tokens. Try again in {seconds} s; nothing typed before then is checked."
+
+
 def login_router(ctx: OpsContext, pages: Pages) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def form(request: Request, next_path: str, error: str | None, status: int) -> Response:
-        signer = Signer(enabled_token(ctx))
+        enabled_token(ctx)
         nonce = csrf.new_login_nonce()
         response = pages.page(
             request,
             "login.html",
             session=None,
             status_code=status,
-            login_token=csrf.login_token(signer, nonce),
+            login_token=csrf.login_token(ctx.signer, nonce),
             next_path=safe_next(next_path),
             error=error,
         )
@@ -80,11 +85,15 @@ def login_router(ctx: OpsContext, pages: Pages) -> APIRouter:
         csrf_token: Annotated[str, Form(max_length=256)] = "",
         next_path: Annotated[str, Form(alias="next", max_length=2048)] = "",
     ) -> Response:
-        configured = enabled_token(ctx)
-        nonce = request.cookies.get(csrf.LOGIN_COOKIE)
-        csrf.check_login_token(Signer(configured), nonce, csrf_token)
-        if not token_matches(token, configured):
-            log.warning("ops.login_refused", client=request.client.host if request.client else None)
+        enabled_token(ctx)
+        csrf.check_login_token(ctx.signer, request.cookies.get(csrf.LOGIN_COOKIE), csrf_token)
+        try:
+            right = admit(ctx, request, token, "form")
+        except TooManyAttempts as wait:
+            response = form(request, next_path, _wait_sentence(wait.retry_after), 429)
+            response.headers["Retry-After"] = str(wait.retry_after)
+            return response
+        if not right:
             return form(request, next_path, REFUSED, 401)
         response = RedirectResponse(safe_next(next_path), status_code=303)
         session = start_session(response, ctx, request)
@@ -97,9 +106,9 @@ def login_router(ctx: OpsContext, pages: Pages) -> APIRouter:
         session = session_of(ctx, request)
         if session is None:
             return login_redirect("/ops/failures")
-        csrf.check_session_token(Signer(enabled_token(ctx)), session, csrf_token)
+        csrf.check_session_token(ctx.signer, session, csrf_token)
         response = RedirectResponse(LOGIN_PATH, status_code=303)
-        clear_cookie(response, ctx, request, SESSION_COOKIE)
+        end_session(response, ctx, request, session)
         pages.set_flash(response, request, "ok", "Signed out.")
         log.info("ops.logout", actor=session.actor)
         return response

@@ -27,7 +27,7 @@ from sync.ops.failures import (
     show_failure,
 )
 from sync.server.ops import csrf
-from sync.server.ops.auth import Session, Signer, enabled_token, session_of
+from sync.server.ops.auth import Session, session_of
 from sync.server.ops.context import OpsContext
 from sync.server.ops.errors import LoginRequired, NotFound, safe_next
 from sync.server.ops.templating import Pages
@@ -131,7 +131,7 @@ def failures_router(ctx: OpsContext, pages: Pages) -> APIRouter:
         csrf_token: CsrfField = "",
         next_path: Annotated[str, Form(alias="next")] = "",
     ) -> Response:
-        csrf.check_session_token(Signer(enabled_token(ctx)), session, csrf_token)
+        csrf.check_session_token(ctx.signer, session, csrf_token)
         number = _item_id(item_id)
         response = back_to(next_path, number)
         try:
@@ -159,7 +159,7 @@ def failures_router(ctx: OpsContext, pages: Pages) -> APIRouter:
         note: Annotated[str, Form(max_length=2000)] = "",
         next_path: Annotated[str, Form(alias="next")] = "",
     ) -> Response:
-        csrf.check_session_token(Signer(enabled_token(ctx)), session, csrf_token)
+        csrf.check_session_token(ctx.signer, session, csrf_token)
         number = _item_id(item_id)
         response = back_to(next_path, number)
         if not note.strip():

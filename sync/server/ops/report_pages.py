@@ -20,7 +20,7 @@ from sync.ops.discrepancies import (
 )
 from sync.ops.status import RUN_COUNTS, build_status
 from sync.server.ops import csrf
-from sync.server.ops.auth import Session, Signer, enabled_token
+from sync.server.ops.auth import Session
 from sync.server.ops.charts import aging_chart
 from sync.server.ops.context import OpsContext
 from sync.server.ops.pages import session_dependency
@@ -57,7 +57,7 @@ def reports_router(ctx: OpsContext, pages: Pages) -> APIRouter:
         action: Annotated[str, Form()] = "",
         note: Annotated[str, Form(max_length=2000)] = "",
     ) -> Response:
-        csrf.check_session_token(Signer(enabled_token(ctx)), session, csrf_token)
+        csrf.check_session_token(ctx.signer, session, csrf_token)
         response = RedirectResponse("/ops/discrepancies", status_code=303)
         acts = {"acknowledge": (acknowledge, "acknowledged"), "resolve": (resolve, "resolved")}
         if action not in acts or not (item_id.isascii() and item_id.isdigit()):

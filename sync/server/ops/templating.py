@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from sync.ops.render import human_age
 from sync.server.ops import csrf, flash
-from sync.server.ops.auth import Session, Signer, clear_cookie, enabled_token, set_cookie
+from sync.server.ops.auth import Session, clear_cookie, enabled_token, set_cookie
 from sync.server.ops.context import OpsContext
 
 SECURITY_HEADERS = {
@@ -67,7 +67,8 @@ class Pages:
         **values: Any,
     ) -> HTMLResponse:
         """A full page; consumes the flash message the last post left, if any."""
-        signer = Signer(enabled_token(self.ctx))
+        enabled_token(self.ctx)
+        signer = self.ctx.signer
         shown = flash.decode(signer, request.cookies.get(flash.COOKIE))
         body = self.html(
             template,
@@ -98,6 +99,7 @@ class Pages:
         )
 
     def set_flash(self, response: Any, request: Request, kind: str, text: str) -> None:
-        signer = Signer(enabled_token(self.ctx))
+        enabled_token(self.ctx)
+        signer = self.ctx.signer
         value = flash.encode(signer, flash.Flash("ok" if kind == "ok" else "error", text))
         set_cookie(response, self.ctx, request, flash.COOKIE, value, max_age=flash.MAX_AGE_S)
