@@ -210,6 +210,11 @@ class ServerSettings(Section):
     host: str = "0.0.0.0"  # noqa: S104 - the container's webhook receiver listens on all interfaces
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A client gets this long to send a request's headers, then its connection closes.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # Open connections per process; past it the oldest one still waiting for headers
+    # is closed. Kept below the process's file-descriptor limit.
+    max_connections: int = Field(default=1000, ge=16)
 
 
 class OpsSettings(Section):

@@ -20,6 +20,7 @@ from mappings.loader import MappingError
 from sync.cli.options import settings_for
 from sync.server.cron import CronError, CronSchedule
 from sync.server.ops.auth import token_problem
+from sync.server.protocol import GuardedH11Protocol, connection_limit, raise_fd_limit
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
@@ -44,6 +45,9 @@ def serve(
             raise typer.BadParameter(str(exc), param_hint="--schedule") from None
     if workers < 1:
         raise typer.BadParameter("at least one worker", param_hint="--workers")
+    # Header deadline and connection bound: see sync.server.protocol (slowloris).
+    fd_limit = raise_fd_limit()
+    max_connections = connection_limit(settings.server.max_connections, fd_limit)
     bind_host = host or settings.server.host
     bind_port = port if port is not None else settings.server.port
     options = {
@@ -54,6 +58,7 @@ def serve(
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "proxy_headers": True,
         "server_header": False,
+        "http": GuardedH11Protocol.configured(settings.server.header_timeout_s, max_connections),
     }
     if workers == 1:
         from sync.server.factory import build_app
@@ -74,6 +79,7 @@ def serve(
 
     if schedule:
         os.environ[SCHEDULE_ENV] = schedule
+    options["http"] = "sync.server.protocol:GuardedH11Protocol"  # configured by each worker
     uvicorn.run(
         "sync.server.factory:app_from_environment",
         factory=True,

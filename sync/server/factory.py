@@ -24,6 +24,7 @@ from sync.logs import configure_logging, get_logger
 from sync.server.app import ServerParts, create_app
 from sync.server.cron import CronSchedule
 from sync.server.metrics import Metrics
+from sync.server.protocol import GuardedH11Protocol, connection_limit, raise_fd_limit
 from sync.server.scheduler import ScheduledRuns
 from sync.server.worker import InboxWorker
 
@@ -93,5 +94,7 @@ def app_from_environment() -> FastAPI:
         level=settings.logging.level,
         secrets=settings.secret_values(),
     )
+    max_connections = connection_limit(settings.server.max_connections, raise_fd_limit())
+    GuardedH11Protocol.configure(settings.server.header_timeout_s, max_connections)
     expression = os.environ.get(SCHEDULE_ENV)
     return build_app(settings, schedule=CronSchedule.parse(expression) if expression else None)

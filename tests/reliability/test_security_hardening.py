@@ -9,12 +9,15 @@ force and the offline oracle; revoked sessions; a header slowloris against `serv
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import hashlib
 import hmac
 import io
 import re
 import resource
+import signal
+import socket
 import subprocess
 import time
 from decimal import Decimal
@@ -348,5 +351,121 @@ def test_ops_login_brute_force_oracle_and_revoked_sessions(tmp_path: Path, tally
     if audited < 31:
         problems.append(f"only {audited} refusals audited")
     tally.tried(SUITE, 30)
+    found = tally.violated(SUITE, problems)
+    assert found == [], "\n".join(found)
+
+
+# --- a header slowloris against serve ------------------------------------------------------
+
+SLOW_CONNECTIONS = 1100
+SLOW_SECONDS = 15.0
+FD_LIMIT = 1024  # a common container default, hard: serve cannot raise it
+JSON = {"Content-Type": "application/json"}
+
+
+def _limit_descriptors() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+
+
+def _slowloris(port: int, stop_at: float) -> dict[str, int]:
+    """Hold SLOW_CONNECTIONS connections from this one client, each sending the start of
+    a request and a header line every 2 s, never the blank line; reopen closed ones."""
+    held: list[socket.socket] = []
+    opened = closed = 0
+    last_drip = time.monotonic()
+    while time.monotonic() < stop_at:
+        while len(held) < SLOW_CONNECTIONS and time.monotonic() < stop_at:
+            sock = socket.socket()
+            sock.settimeout(1)
+            try:
+                sock.connect(("127.0.0.1", port))
+                sock.sendall(b"POST /webhooks/stripe HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                held.append(sock)
+                opened += 1
+            except OSError:
+                sock.close()
+        if time.monotonic() - last_drip >= 2:
+            alive = []
+            for sock in held:
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                    alive.append(sock)
+                except OSError:
+                    closed += 1
+                    sock.close()
+            held, last_drip = alive, time.monotonic()
+        time.sleep(0.05)
+    for sock in held:
+        sock.close()
+    return {"opened": opened, "closed_by_server": closed}
+
+
+def test_a_header_slowloris_does_not_starve_health_or_webhooks(
+    tmp_path: Path, tally: Tally
+) -> None:
+    """1,100 connections from one client that never finish their headers, against
+    `billsync serve` with a hard limit of 1,024 descriptors, for 15 s; meanwhile /healthz
+    and the Stripe webhook endpoint are called every 100 ms: each must answer within
+    1 s (before the header deadline and connection bound: almost every call failed)."""
+    env = billsync_env(sqlite_url(tmp_path / "billsync.db"))  # the defaults: 10 s, 1000
+    port = free_port()
+    latencies: dict[str, list[float]] = {"/healthz": [], "/webhooks/stripe": []}
+    failures: list[str] = []
+    with running_sandbox(tmp_path / "sb") as handle:
+        log_path = tmp_path / "serve.log"
+        with log_path.open("ab") as out:
+            process = subprocess.Popen(
+                [*COMMAND, "serve", "--config", str(handle.config_path), "--host", "127.0.0.1",
+                 "--port", str(port)],
+                env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=_limit_descriptors,
+            )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            stop_at = time.monotonic() + SLOW_SECONDS
+            attacker = concurrent.futures.ThreadPoolExecutor(1)
+            attack = attacker.submit(_slowloris, port, stop_at)
+            time.sleep(2)  # let the attack fill up
+            while time.monotonic() < stop_at - 0.5:
+                for path in latencies:
+                    started = time.monotonic()
+                    try:
+                        if path == "/healthz":
+                            answer = requests.get(f"{base}{path}", timeout=1)
+                            ok = answer.status_code == 200
+                        else:  # unsigned: refused, but answered
+                            answer = requests.post(f"{base}{path}", data=b"{}", timeout=1,
+                                                   headers=JSON)  # fmt: skip
+                            ok = answer.status_code == 400
+                    except requests.RequestException as exc:
+                        ok = False
+                        answer = type(exc).__name__  # type: ignore[assignment]
+                    took = time.monotonic() - started
+                    latencies[path].append(took)
+                    if not ok or took > 1.0:
+                        failures.append(f"{path}: {answer} after {took:.2f} s")
+                time.sleep(0.1)
+            held = attack.result(timeout=30)
+            attacker.shutdown()
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+    worst = {path: round(max(times), 3) for path, times in latencies.items() if times}
+    print(f"slowloris {SLOW_CONNECTIONS} x {SLOW_SECONDS} s: {held}, worst {worst}, "
+          f"calls {sum(map(len, latencies.values()))}, failed {len(failures)}")  # fmt: skip
+    problems = failures[:10]
+    if held["opened"] < SLOW_CONNECTIONS:
+        problems.append(f"the attack never held {SLOW_CONNECTIONS} connections: {held}")
+    if min(map(len, latencies.values())) < 20:
+        problems.append(f"too few calls measured: {latencies}")
+    tally.tried(SUITE, sum(map(len, latencies.values())))
     found = tally.violated(SUITE, problems)
     assert found == [], "\n".join(found)
