@@ -71,6 +71,9 @@ class SalesforceSettings(Section):
     # them with the ledger (a deal that became visible late is still invoiced).
     won_check_days: int = Field(default=30, ge=1, le=3650)
     quota_floor_percent: Decimal = Field(default=Decimal("10"), ge=0, le=100)
+    # Once stopped at the floor, a long-lived process (serve) re-reads the allocation
+    # this often and resumes when it is back above the floor.
+    quota_recheck_s: int = Field(default=300, ge=1, le=86400)
     start_from: AwareDatetime | None = None
     record_types: list[str] = Field(default_factory=list)
     extra_where: str | None = None

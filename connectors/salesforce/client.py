@@ -13,7 +13,12 @@ package never handles a simple-salesforce exception, and the engine only ever se
   exponential backoff, ``salesforce.retry_attempts`` attempts, injectable sleep).
 - Quota: after every response the ``Sforce-Limit-Info`` header (``api-usage=U/M``) is
   read; once the remaining daily allocation is below ``salesforce.quota_floor_percent``
-  the client makes no more calls for its lifetime (one run) and raises QUOTA_FLOOR.
+  the client makes no more calls and raises QUOTA_FLOOR. The allocation is a rolling
+  24 hours, so a stop is not for ever: every ``salesforce.quota_recheck_s`` the next
+  call first re-reads it with one limits call (``GET …/limits``, whose answer carries
+  the header and ``DailyApiRequests``) and goes on once it is back above the floor —
+  what a long-lived client (the inbox worker of `billsync serve`) needs; a run is
+  usually over before a recheck is due.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -293,6 +298,7 @@ class SalesforceClient:
         self._used: int | None = None
         self._max: int | None = None
         self._stopped = False
+        self._recheck_at: datetime | None = None  # when a stopped client may look again
         self.logins = 0  # token requests this client made
         self.reused_session = False  # started with a session stored by an earlier run
 
@@ -354,7 +360,7 @@ class SalesforceClient:
         return result
 
     def _attempt(self, operation: str, request: Callable[[Salesforce], T]) -> T:
-        if self._stopped:
+        if self._stopped and not self._recovered():
             raise self._floor_error()
         try:
             try:
@@ -369,7 +375,7 @@ class SalesforceClient:
             error = classify(exc, operation=operation)
             assert error is not None
             if error.code == "REQUEST_LIMIT_EXCEEDED" and "TotalRequests" in error.message:
-                self._stopped = True  # the daily allocation is spent: no more calls this run
+                self._stop()  # the daily allocation is spent: no more calls for now
             raise error from None
         finally:
             self._track_quota()
@@ -411,13 +417,46 @@ class SalesforceClient:
         usage = Salesforce.parse_api_usage(info).get("api-usage") if info else None
         if usage is None:
             return
-        self._used, self._max = usage.used, usage.total
+        self._record_usage(usage.used, usage.total)
+
+    def _record_usage(self, used: int, total: int) -> None:
+        self._used, self._max = used, total
         floor = self._settings.quota_floor_percent
-        if not self._stopped and (self._max - self._used) * 100 < floor * self._max:
-            self._stopped = True
-            log.warning(
-                "salesforce.quota_floor", used=self._used, max=self._max, floor_percent=str(floor)
-            )
+        if not self._stopped and (total - used) * 100 < floor * total:
+            self._stop()
+            log.warning("salesforce.quota_floor", used=used, max=total, floor_percent=str(floor))
+
+    def _clock(self) -> datetime:
+        return self._now() if self._now is not None else datetime.now(UTC)
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self._recheck_at = self._clock() + timedelta(seconds=self._settings.quota_recheck_s)
+
+    def _recovered(self) -> bool:
+        """Stopped: when a recheck is due, re-read the allocation (one limits call) and
+        resume if it is back above the floor. Any failure keeps the stop until the next
+        recheck."""
+        if self._recheck_at is not None and self._clock() < self._recheck_at:
+            return False
+        self._stopped = False
+        try:
+            try:
+                limits = self._connected().limits()
+            except SalesforceExpiredSession:  # a long stop outlives the session
+                self._renew()
+                limits = self._connected().limits()
+            daily = limits.get("DailyApiRequests") or {}
+            total, remaining = int(daily["Max"]), int(daily["Remaining"])
+        except Exception as exc:  # any failure: stay stopped, look again later
+            self._stop()
+            log.warning("salesforce.quota_recheck_failed", error=type(exc).__name__)
+            return False
+        self._record_usage(total - remaining, total)  # stops again if still below
+        if self._stopped:
+            return False
+        log.info("salesforce.quota_recovered", used=self._used, max=self._max)
+        return True
 
     def _floor_error(self) -> ConnectorError:
         quota = self.quota

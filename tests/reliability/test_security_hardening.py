@@ -20,8 +20,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -35,6 +37,7 @@ from tests.reliability.world import (
     COMMAND,
     billsync,
     billsync_env,
+    ledger_rows,
     run,
     sqlite_url,
     start_serve,
@@ -467,5 +470,71 @@ def test_a_header_slowloris_does_not_starve_health_or_webhooks(
     if min(map(len, latencies.values())) < 20:
         problems.append(f"too few calls measured: {latencies}")
     tally.tried(SUITE, sum(map(len, latencies.values())))
+    found = tally.violated(SUITE, problems)
+    assert found == [], "\n".join(found)
+
+
+# --- serve's quota floor recovers -------------------------------------------------------
+
+
+def _shown(handle: Any, deal_id: str) -> str | None:
+    deals = handle.state()["salesforce"]["Opportunity"]
+    return next((d.get("Billing_Status__c") for d in deals if d["Id"] == deal_id), None)
+
+
+def _wait_for(check: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_serve_resumes_write_back_after_the_quota_recovers(tmp_path: Path, tally: Tally) -> None:
+    """`billsync serve` at the Salesforce quota floor refuses write-back; once the org's
+    allocation is back above the floor, the next payment is written back by the same
+    process (it re-reads the allocation every salesforce.quota_recheck_s, here 2 s)."""
+    seed = _valid_deals(12, 1717, 0)
+    deals = [d for d in seed["salesforce"]["Opportunity"] if d["Billing_Platform__c"] == "Stripe"]
+    seed["salesforce"]["Opportunity"] = deals[:3]
+    ledger = sqlite_url(tmp_path / "billsync.db")
+    env = billsync_env(ledger, BILLSYNC_SALESFORCE__QUOTA_FLOOR_PERCENT="10",
+                       BILLSYNC_SALESFORCE__QUOTA_RECHECK_S="2")  # fmt: skip
+    port = free_port()
+    problems: list[str] = []
+    with running_sandbox(tmp_path / "sb", seed_file=write_seed(tmp_path / "s.json", seed),
+                         webhook_url=f"http://127.0.0.1:{port}") as h:  # fmt: skip
+        done = run(h.config_path, env, tmp_path)
+        assert done.created == 3, done.summary
+        invoices = {r["deal_id"]: r["external_id"] for r in ledger_rows(ledger, "invoices")}
+        first, second, third = (d["Id"] for d in deals[:3])
+        server = start_serve(h.config_path, env, tmp_path, port=port)
+        try:
+            h.admin("POST", "salesforce/limits", {"used": 95_000})  # below the 10% floor
+            h.admin("POST", f"stripe/invoices/{invoices[first]}/pay", {})
+            if not _wait_for(lambda: _shown(h, first) == "Paid"):  # this call sees the floor
+                problems.append("the first payment was not written back")
+
+            def refused() -> bool:
+                rows = ledger_rows(ledger, "work_items")
+                return any(r["last_error_code"] == "QUOTA_FLOOR" for r in rows)
+
+            h.admin("POST", f"stripe/invoices/{invoices[second]}/pay", {})
+            if not _wait_for(refused):
+                problems.append("write-back was not refused at the quota floor")
+            if _shown(h, second) == "Paid":
+                problems.append("write-back went on below the floor")
+            h.admin("POST", "salesforce/limits", {"used": 1_000})  # the allocation recovered
+            time.sleep(2.5)  # a recheck is due
+            h.admin("POST", f"stripe/invoices/{invoices[third]}/pay", {})
+            if not _wait_for(lambda: _shown(h, third) == "Paid"):
+                problems.append("serve did not resume write-back after the quota recovered")
+        finally:
+            server.stop()
+        log = server.log()
+    if "salesforce.quota_recovered" not in log:
+        problems.append("no salesforce.quota_recovered in the serve log")
+    tally.tried(SUITE, 3)
     found = tally.violated(SUITE, problems)
     assert found == [], "\n".join(found)

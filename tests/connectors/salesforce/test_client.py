@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -364,3 +364,54 @@ def test_query_more_follows_the_url_on_the_instance() -> None:
             "/services/data/v66.0/query/01gxx-2000", batch_size=2000
         )
     assert more.calls[0].request.headers["Sforce-Query-Options"] == "batchSize=2000"
+
+
+def test_a_stopped_client_rechecks_the_allocation_and_resumes() -> None:
+    """A long-lived client (serve's inbox worker) at the floor looks again every
+    quota_recheck_s with one limits call and goes on once the allocation recovered."""
+    clock = [datetime(2026, 5, 1, 9, 0, tzinfo=UTC)]
+    limits_url = f"{API}/limits/"
+
+    def daily(remaining: int) -> dict[str, object]:
+        return {"DailyApiRequests": {"Max": 100_000, "Remaining": remaining}}
+
+    with responses.RequestsMock() as rsps:
+        rsps.post(TOKEN_URL, json=token_body())
+        rsps.get(QUERY_URL, body=EMPTY, headers=limit_header(used=95_000))
+        client = SalesforceClient(settings(quota_floor_percent=10, quota_recheck_s=600),
+                                  now=lambda: clock[0])  # fmt: skip
+        client.query("SELECT Id FROM Opportunity", batch_size=2000)
+        assert client.quota.stopped
+        with pytest.raises(ConnectorError, match="nearly spent"):  # too soon: no call at all
+            client.query("SELECT Id FROM Opportunity", batch_size=2000)
+        assert len(rsps.calls) == 2
+        clock[0] += timedelta(minutes=10)  # due, but still below the floor: one limits call
+        still = rsps.get(limits_url, json=daily(9_000))
+        with pytest.raises(ConnectorError, match="nearly spent"):
+            client.query("SELECT Id FROM Opportunity", batch_size=2000)
+        assert len(still.calls) == 1 and client.quota.used == 91_000
+        clock[0] += timedelta(minutes=5)  # not due again yet
+        with pytest.raises(ConnectorError):
+            client.query("SELECT Id FROM Opportunity", batch_size=2000)
+        assert len(still.calls) == 1
+        clock[0] += timedelta(minutes=5)
+        rsps.replace(responses.GET, limits_url, json=daily(40_000))
+        rsps.get(QUERY_URL, body=EMPTY, headers=limit_header(used=60_001))
+        client.query("SELECT Id FROM Opportunity", batch_size=2000)  # recovered: sent
+    assert not client.quota.stopped and client.quota.used == 60_001
+
+
+def test_a_failed_recheck_keeps_the_stop_until_the_next() -> None:
+    clock = [datetime(2026, 5, 1, 9, 0, tzinfo=UTC)]
+    with responses.RequestsMock() as rsps:
+        rsps.post(TOKEN_URL, json=token_body())
+        rsps.get(QUERY_URL, body=EMPTY, headers=limit_header(used=99_000))
+        client = SalesforceClient(settings(quota_recheck_s=60), now=lambda: clock[0])
+        client.query("SELECT Id FROM Opportunity", batch_size=2000)
+        clock[0] += timedelta(seconds=61)
+        failed = rsps.get(f"{API}/limits/", status=503, body="unavailable")
+        with pytest.raises(ConnectorError, match="nearly spent"):
+            client.query("SELECT Id FROM Opportunity", batch_size=2000)
+        with pytest.raises(ConnectorError, match="nearly spent"):
+            client.query("SELECT Id FROM Opportunity", batch_size=2000)
+    assert len(failed.calls) == 1 and client.quota.stopped
