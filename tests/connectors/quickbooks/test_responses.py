@@ -295,7 +295,10 @@ def test_items_are_paged_and_resolved_by_sku_then_name(connector: QuickBooksConn
 
 def _ready_for_invoices() -> None:
     def customers(statement: str) -> dict[str, Any]:
-        return {"Customer": [{"Id": "5", "DisplayName": "Customer 1", "Active": True}]}
+        # The account's customer already in QuickBooks: name and email agree, so the
+        # identity rules adopt it (issue 16).
+        return {"Customer": [{"Id": "5", "DisplayName": "Customer 1", "Active": True,
+                              "PrimaryEmailAddr": {"Address": "ap1@customer.example"}}]}  # fmt: skip
 
     tables = {
         "Customer": customers,
