@@ -693,6 +693,8 @@ def _cli_problem(argv: list[str]) -> str | None:
     words = list(argv)
     while words:
         word = words.pop(0)
+        if word == "--help":  # every command has it (click adds it outside params)
+            continue
         if word.startswith("-"):
             name, has_value = word.split("=", 1)[0], "=" in word
             param = next((p for p in command.params if name in p.opts + p.secondary_opts), None)
