@@ -188,6 +188,18 @@ class Credentials(_Out):
     salesforce_quota: dict[str, Any]
 
 
+class SharedCustomer(_Out):
+    target: str
+    customer_id: str
+    accounts: list[str]
+
+
+class Customers(_Out):
+    shared: list[SharedCustomer] = Field(
+        description="target customers linked to two or more accounts (each a warning)"
+    )
+
+
 class Status(_Out):
     as_of: Moment
     runs: list[StatusRun]
@@ -197,6 +209,7 @@ class Status(_Out):
     inbox: Inbox
     discrepancies: DiscrepancyCounts
     credentials: Credentials
+    customers: Customers
     warnings: list[str]
 
 
