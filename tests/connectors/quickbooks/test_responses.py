@@ -297,8 +297,9 @@ def _ready_for_invoices() -> None:
     def customers(statement: str) -> dict[str, Any]:
         # The account's customer already in QuickBooks: name and email agree, so the
         # identity rules adopt it (issue 16).
-        return {"Customer": [{"Id": "5", "DisplayName": "Customer 1", "Active": True,
-                              "PrimaryEmailAddr": {"Address": "ap1@customer.example"}}]}  # fmt: skip
+        email = {"Address": "ap1@customer.example"}
+        found = {"Id": "5", "DisplayName": "Customer 1", "Active": True, "PrimaryEmailAddr": email}
+        return {"Customer": [found]}
 
     tables = {
         "Customer": customers,
