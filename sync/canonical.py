@@ -489,6 +489,9 @@ class MoneyFactKind(StrEnum):
     REFUND = "refund"  # money returned on a payment of this invoice (Stripe Refund)
     DISPUTE = "dispute"  # a dispute on a payment of this invoice (Stripe Dispute)
     PAYMENT_FAILED = "payment_failed"  # a collection attempt that failed; moves no money
+    UNAPPLIED = "unapplied"  # money paid with this invoice that the target holds as
+    # customer credit, not applied to it (QBO Payment.UnappliedAmt): never lowers the
+    # balance due, whatever later happens to the invoice's other facts
 
 
 class FactState(StrEnum):

@@ -22,7 +22,13 @@ What the figures mean (the README's "Money on the deal" says the same for users)
   Stripe keeps a refunded invoice ``paid`` with nothing remaining — the money went back
   to the customer by agreement, it is not owed again. A dispute does not reopen it
   either: the bank took the money, and whether it is owed is what the dispute decides.
-- ``overpaid`` = max(0, paid + credited − total).
+- ``unapplied``: money the customer paid with this invoice that the target keeps as
+  customer credit instead of applying it (QuickBooks ``Payment.UnappliedAmt``). It is
+  not paid to the invoice and never lowers its balance: QuickBooks' ``Balance`` does not
+  move when a credit memo on the invoice is later voided and the payment's excess sits
+  unapplied — the invoice owes again while the customer holds credit.
+- ``overpaid`` = max(0, paid + credited − total) + unapplied: money beyond what the
+  invoice asked for, which the customer holds as credit.
 - ``refunded``: refunds succeeded or still pending (pending money is already leaving);
   failed and canceled refunds count for nothing.
 - ``disputed``: funds withdrawn by disputes still open (inquiries withdraw nothing);
@@ -43,7 +49,7 @@ Status, first match wins (the table in tests/unit/test_money_state.py):
 | dispute_lost | a dispute was lost |
 | refunded | refunds cover everything paid (paid > 0) |
 | partially_refunded | something was refunded |
-| overpaid | paid + credited > total |
+| overpaid | overpaid > 0 and nothing due |
 | paid | nothing due, and something paid or credited (or a zero invoice) |
 | payment_failed | the latest collection attempt failed after the latest payment |
 | partially_paid | something paid or credited, balance left |
@@ -151,6 +157,7 @@ class MoneyState:
     dispute_lost: Decimal
     written_off: Decimal
     balance_due: Decimal
+    unapplied: Decimal
     overpaid: Decimal
     open_disputes: int
     status: MoneyStatus
@@ -194,6 +201,7 @@ def derive(
     refunded = total_of(MoneyFactKind.REFUND, *_REFUND_COUNTS)
     disputed = total_of(MoneyFactKind.DISPUTE, FactState.OPEN)
     lost = total_of(MoneyFactKind.DISPUTE, FactState.LOST)
+    unapplied = total_of(MoneyFactKind.UNAPPLIED, FactState.APPLIED)
     open_disputes = sum(
         1
         for f in live
@@ -203,7 +211,7 @@ def derive(
     gone = doc in (InvoiceStatus.VOID, InvoiceStatus.DELETED)
     remaining = _sum(currency, [total, -paid, -credited])
     balance_due = zero if gone or remaining < 0 else remaining
-    overpaid = -remaining if remaining < 0 else zero
+    overpaid = _sum(currency, [-remaining if remaining < 0 else zero, unapplied])
     written_off = balance_due if doc is InvoiceStatus.UNCOLLECTIBLE else zero
 
     status = _status(
@@ -231,6 +239,7 @@ def derive(
         dispute_lost=lost,
         written_off=written_off,
         balance_due=balance_due,
+        unapplied=unapplied,
         overpaid=overpaid,
         open_disputes=open_disputes,
         status=status,
@@ -262,7 +271,7 @@ def _status(
         return MoneyStatus.DISPUTE_LOST
     if refunded > 0:
         return MoneyStatus.REFUNDED if refunded >= paid else MoneyStatus.PARTIALLY_REFUNDED
-    if overpaid > 0:
+    if overpaid > 0 and balance_due == 0:
         return MoneyStatus.OVERPAID
     settled = paid > 0 or credited > 0
     if balance_due == 0 and (settled or total == 0):

@@ -12,10 +12,12 @@ Facts, keyed like the hints in `events` (and the ledger's rows before them):
   applications to this invoice; ``…:credit`` (credit): the part drawn from credit
   memos, split by `events.split_applications` (the credit is allotted to the invoice
   applications in line order).
-- ``<payment>:invoice:<invoice>:unapplied`` (payment): ``UnappliedAmt`` of a payment
+- ``<payment>:invoice:<invoice>:unapplied`` (unapplied): ``UnappliedAmt`` of a payment
   that links only this invoice — an overpayment of it. QuickBooks keeps it as customer
-  credit and its ``Balance`` never goes below 0, so ``reported_paid`` leaves it out while
-  the facts count it: ``sync.money_state`` then shows the invoice overpaid.
+  credit and it is never applied to the invoice: ``Balance`` ignores it, also when a
+  credit memo on the invoice is voided later and the invoice owes again (the money stays
+  unapplied on the payment). So it is its own kind, which ``sync.money_state`` shows as
+  overpaid and never lets lower the balance.
 - A voided payment still linked → its facts with state ``void`` and amount 0.
 
 Credit memos reach an invoice only through a Payment: Intuit's Invoice reference lists
@@ -148,7 +150,7 @@ def _payment_facts(payment: Record, invoice_id: str, currency: str) -> list[Mone
         facts.append(fact(f"{key}:credit", MoneyFactKind.CREDIT, credit, FactState.APPLIED))
     unapplied = amount(payment.get("UnappliedAmt"))
     if unapplied > 0 and linked_invoice_ids(payment) == [invoice_id]:
-        facts.append(fact(f"{key}:unapplied", MoneyFactKind.PAYMENT, unapplied, FactState.APPLIED))
+        facts.append(fact(f"{key}:unapplied", MoneyFactKind.UNAPPLIED, unapplied, FactState.APPLIED))
     return facts
 
 

@@ -128,12 +128,14 @@ class MoneySync:
         queue_writeback(self.ledger, invoice.deal_id, invoice.target, self.now())
 
     def _overpaid(self, invoice: InvoiceRecord, change: MoneyChange) -> None:
+        # what came in against the invoice: applied, credited, and held unapplied
+        received = change.state.paid + change.state.credited + change.state.unapplied
         recorded = self.ledger.record_discrepancy(
             DiscrepancyKind.OVERPAYMENT,
             invoice.deal_id,
             invoice.target,
             expected=f"{format(change.state.total, 'f')} {invoice.currency}",
-            actual=f"{format(change.state.paid + change.state.credited, 'f')} {invoice.currency}",
+            actual=f"{format(received, 'f')} {invoice.currency}",
             details={
                 "invoice": invoice.external_id,
                 "currency": invoice.currency,

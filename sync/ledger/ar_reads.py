@@ -128,6 +128,7 @@ def _mirror(row: Any) -> MoneyState | None:
         dispute_lost=given(row.dispute_lost),
         written_off=given(row.written_off),
         balance_due=row.balance,
+        unapplied=given(row.unapplied),
         overpaid=given(row.overpaid),
         open_disputes=row.open_disputes or 0,
         status=status,

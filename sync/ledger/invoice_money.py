@@ -230,6 +230,7 @@ def _invoice_values(money: InvoiceMoney, state: MoneyState, now: datetime) -> di
         "dispute_lost": state.dispute_lost,
         "written_off": state.written_off,
         "overpaid": state.overpaid,
+        "unapplied": state.unapplied,
         "open_disputes": state.open_disputes,
         "money_status": state.status.value,
         "target_version": money.version,

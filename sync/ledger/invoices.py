@@ -38,7 +38,7 @@ _KEPT_WHEN_NONE = (
 
 
 _DERIVED = ("amount_paid", "balance", "credited", "refunded", "disputed", "dispute_lost",
-            "written_off", "overpaid", "open_disputes", "money_status")  # fmt: skip
+            "written_off", "overpaid", "unapplied", "open_disputes", "money_status")  # fmt: skip
 
 # Statements the engine runs for every invoice, built once with bind parameters (see
 # base.dialect_insert for why).
@@ -113,6 +113,7 @@ def _derived(
         "dispute_lost": state.dispute_lost,
         "written_off": state.written_off,
         "overpaid": state.overpaid,
+        "unapplied": state.unapplied,
         "open_disputes": state.open_disputes,
         "money_status": state.status.value,
     }

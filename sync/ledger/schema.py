@@ -123,6 +123,7 @@ invoices = sa.Table(
     sa.Column("dispute_lost", Money(), nullable=True),
     sa.Column("written_off", Money(), nullable=True),
     sa.Column("overpaid", Money(), nullable=True),
+    sa.Column("unapplied", Money(), nullable=True),  # migration 0010
     sa.Column("open_disputes", sa.Integer(), nullable=True),
     sa.Column("money_status", sa.String(32), nullable=True),
     sa.Column("terms", sa.Text(), nullable=True),

@@ -22,7 +22,7 @@ def test_empty_database_is_not_current(engine):
 
 def test_upgrade_from_empty_reaches_head(engine):
     upgrade_to_head(engine)
-    assert current_revision(engine) == head_revision() == "0009"
+    assert current_revision(engine) == head_revision() == "0010"
     assert is_current(engine)
     tables = set(sa.inspect(engine).get_table_names())
     assert set(metadata.tables) <= tables
@@ -133,3 +133,37 @@ def test_a_0005_ledger_with_money_upgrades_and_keeps_working(engine):
     after = ledger.record_invoice_money(fresh).after
     assert after.money_status == "paid" and after.balance == 0
     assert len(ledger.payments_for_invoice("quickbooks", "145")) == 2
+
+
+def test_a_0009_ledger_reads_unapplied_money_as_its_own_kind(engine):
+    """Up to 0009 a QuickBooks payment's UnappliedAmt was mirrored as a payment of the
+    invoice; 0010 makes those facts kind ``unapplied``, so the next derivation never
+    lets them lower the balance."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from sync.canonical import MoneyFactKind
+    from sync.ledger import Ledger
+    from sync.ledger.migrate import alembic_config
+
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0009")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        for fact_id, amount in (("P1:invoice:7", "100"), ("P1:invoice:7:unapplied", "25")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO payments (provider, provider_payment_id, invoice_target, "
+                    "invoice_external_id, kind, amount, currency, occurred_at, recorded_at) "
+                    "VALUES ('quickbooks', :id, 'quickbooks', '7', 'payment', :amount, "
+                    "'USD', :t, :t)"
+                ),
+                {"id": fact_id, "amount": amount, "t": now},
+            )
+    upgrade_to_head(engine)
+    kinds = {f.fact_id: f.kind for f in Ledger(engine).invoice_facts("quickbooks", "7")}
+    assert kinds == {
+        "P1:invoice:7": MoneyFactKind.PAYMENT,
+        "P1:invoice:7:unapplied": MoneyFactKind.UNAPPLIED,
+    }

@@ -280,8 +280,11 @@ def _overpayment_check(outcome: Outcome) -> list[str]:
     if invoice is None or invoice["status"] != "paid":
         return [f"overpaid invoice is {invoice and invoice['status']}"]
     applied = Decimal(str(invoice["amount_paid"]))
-    if applied > Decimal("864.00") and not open_:
-        return [f"{applied} paid on 864.00 and no overpayment discrepancy"]
+    if applied != Decimal("864.00"):
+        # QuickBooks applies 864.00 and keeps the excess unapplied on the payment
+        return [f"ledger paid {applied} on an 864.00 invoice QuickBooks shows paid 864.00"]
+    if not open_:
+        return ["an overpaid invoice and no overpayment discrepancy"]
     return []
 
 

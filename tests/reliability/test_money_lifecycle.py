@@ -393,7 +393,8 @@ def _money_problems(ledger_url: str, handle: SandboxHandle, when: str) -> list[s
         if row["target"] == "stripe" and paid != seen["paid"]:
             problems.append(f"{name}: paid {paid}, target {seen['paid']}")
         if row["target"] == "quickbooks" and seen["status"] != "void":
-            applied = paid + _d(row["credited"] or 0) - _d(row["overpaid"] or 0)
+            # the payment's UnappliedAmt is customer credit, never paid to the invoice
+            applied = paid + _d(row["credited"] or 0)
             if applied != seen["applied"]:
                 problems.append(f"{name}: paid+credited {applied}, target {seen['applied']}")
         if seen["due_date"] is not None and row["due_date"] != seen["due_date"].isoformat():

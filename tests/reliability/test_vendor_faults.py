@@ -124,9 +124,10 @@ def _honest(result: RunResult) -> list[str]:
 
 
 def _money_counted_once(ledger_url: str, state: dict[str, Any]) -> list[str]:
-    """Each ledger invoice's amount paid is what the target applied to it — or more,
-    when a customer paid more than was due (paying a half twice: QuickBooks keeps the
-    excess unapplied), and then an overpayment discrepancy says so."""
+    """Each ledger invoice's amount paid is what the target applied to it. Stripe counts
+    an overpayment in ``amount_paid`` (more than was due), and then an overpayment
+    discrepancy says so; QuickBooks keeps the excess unapplied on the payment, so there
+    the ledger's paid is exactly TotalAmt − Balance."""
     problems = []
     stripe = {i["id"]: i for i in state["stripe"].get("invoices", [])}
     quickbooks = {i["Id"]: i for i in state["quickbooks"].get("Invoice", [])}

@@ -37,9 +37,18 @@ CASES = [
     ("paid in two", "paid", "100.00",
      [fact(K.PAYMENT, "40.00", n=1), fact(K.PAYMENT, "60.00", n=2)],
      MoneyStatus.PAID, "100.00", "0", {}),
-    # QBO: UnappliedAmt on a payment linking one invoice is money beyond its total.
+    # Stripe: amount_paid can exceed the total; amount_overpaid goes to customer credit.
     ("overpaid", "paid", "100.00", [fact(K.PAYMENT, "125.00")],
      MoneyStatus.OVERPAID, "125.00", "0", {"overpaid": "25.00"}),
+    # QBO: a payment's UnappliedAmt stays customer credit; Balance 0, nothing more paid.
+    ("overpaid, excess unapplied", "paid", "100.00",
+     [fact(K.PAYMENT, "100.00"), fact(K.UNAPPLIED, "25.00")],
+     MoneyStatus.OVERPAID, "100.00", "0", {"overpaid": "25.00", "unapplied": "25.00"}),
+    # QBO: a credit memo on it voided later: Balance rises by the credit and the
+    # payment's excess stays unapplied — owed again while the customer holds credit.
+    ("overpaid, then a credit voided", "open", "100.00",
+     [fact(K.CREDIT, "30.00", S.VOID), fact(K.PAYMENT, "70.00"), fact(K.UNAPPLIED, "80.00")],
+     MoneyStatus.PARTIALLY_PAID, "70.00", "30.00", {"overpaid": "80.00", "credited": "0"}),
     # Stripe: a refunded invoice stays `paid`, amount_remaining 0 — not owed again.
     ("paid then partly refunded", "paid", "100.00",
      [fact(K.PAYMENT, "100.00"), fact(K.REFUND, "30.00", S.SUCCEEDED)],

@@ -96,11 +96,12 @@ def test_partial_full_and_over_payment(qbo: Qbo, setup: Any) -> None:
     key = f"{p3['Id']}:invoice:{other.external_id}"
     assert facts(money) == {
         key: (MoneyFactKind.PAYMENT, D("500.00"), FactState.APPLIED),
-        f"{key}:unapplied": (MoneyFactKind.PAYMENT, D("50.00"), FactState.APPLIED),
+        f"{key}:unapplied": (MoneyFactKind.UNAPPLIED, D("50.00"), FactState.APPLIED),
     }
     assert money.reported_paid == D("500.00")
     state = state_of(money)
-    assert (state.status, state.overpaid) == (MoneyStatus.OVERPAID, D("50.00"))
+    assert (state.status, state.paid, state.overpaid) == (
+        MoneyStatus.OVERPAID, D("500.00"), D("50.00"))  # fmt: skip
 
 
 def test_payment_edited_moved_and_deleted(qbo: Qbo, setup: Any) -> None:
