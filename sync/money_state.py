@@ -170,9 +170,16 @@ class MoneyState:
         )
 
     @property
+    def receivable(self) -> bool:
+        """Whether the balance counts as open receivables: not voided or deleted, and not
+        written off by the target — also while a dispute is open on a written-off invoice
+        (Stripe keeps it ``uncollectible``, outside open AR, whatever the dispute)."""
+        return self.status.is_open_ar and self.written_off == 0
+
+    @property
     def open_ar(self) -> Decimal:
         """The balance that counts as open receivables (0 when written off or voided)."""
-        return self.balance_due if self.status.is_open_ar else self.balance_due * 0
+        return self.balance_due if self.receivable else self.balance_due * 0
 
 
 _REFUND_COUNTS = (FactState.SUCCEEDED, FactState.PENDING, FactState.APPLIED)

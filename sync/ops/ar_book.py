@@ -81,7 +81,7 @@ class Book:
         """The day of the fact (payment or credit) after which nothing was due on the
         invoice, up to ``as_of``; None while something is due, and for an invoice that
         is not open AR at all (voided, deleted, written off: nothing was settled)."""
-        if invoice.status == NOT_ISSUED or not self.state_at(invoice, self.as_of).status.is_open_ar:
+        if invoice.status == NOT_ISSUED or not self.state_at(invoice, self.as_of).receivable:
             return None
         known = self.known(invoice, self.as_of)
         settled: date | None = None

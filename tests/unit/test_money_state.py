@@ -96,6 +96,10 @@ CASES = [
     # Stripe marked uncollectible: amount_remaining stays; it is written off AR.
     ("written off", "uncollectible", "100.00", [fact(K.PAYMENT, "10.00")],
      MoneyStatus.UNCOLLECTIBLE, "10.00", "90.00", {"written_off": "90.00", "open_ar": "0"}),
+    # Stripe: a dispute opened on a written-off invoice; it stays uncollectible, out of AR.
+    ("dispute on a written-off invoice", "uncollectible", "100.00",
+     [fact(K.PAYMENT, "10.00"), fact(K.DISPUTE, "10.00", S.OPEN)],
+     MoneyStatus.DISPUTED, "10.00", "90.00", {"written_off": "90.00", "open_ar": "0"}),
     # Stripe: paying an uncollectible invoice moves it to paid.
     ("written off then paid", "paid", "100.00", [fact(K.PAYMENT, "100.00")],
      MoneyStatus.PAID, "100.00", "0", {"written_off": "0"}),
