@@ -27,9 +27,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from sandbox.generate import CATALOGUE, CITIES, COMPANIES, DISCOUNTS, RATES, GenerateOptions
-from sandbox.generate import generate_seed as generate_catalogue
-from sync import money
+from billsync.sandbox.generate import (
+    CATALOGUE,
+    CITIES,
+    COMPANIES,
+    DISCOUNTS,
+    RATES,
+    GenerateOptions,
+)
+from billsync.sandbox.generate import generate_seed as generate_catalogue
+from billsync.sync import money
 
 DEALS_PER_ACCOUNT = 3
 STRIPE_CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CAD")

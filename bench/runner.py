@@ -114,7 +114,7 @@ def run_billsync(
 ) -> RunResult:
     """One `billsync run --json --config CONFIG` in a fresh child, measured."""
     return run_measured(
-        "sync.cli", ["run", "--json", "--config", str(config), *extra], cwd, timeout_s
+        "billsync.sync.cli", ["run", "--json", "--config", str(config), *extra], cwd, timeout_s
     )
 
 

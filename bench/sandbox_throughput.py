@@ -22,9 +22,9 @@ from typing import Any
 import requests
 
 from bench.harness import machine
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

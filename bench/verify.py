@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from bench.dataset import Expected
-from sync import money
+from billsync.sync import money
 
 STRIPE_DEAL_KEYS = ("billsync_deal_id", "salesforce_opportunity_id")
 

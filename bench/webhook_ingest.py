@@ -35,8 +35,8 @@ import sqlalchemy as sa
 import yaml
 
 from bench.harness import machine
-from sandbox.launcher import running_sandbox
-from sync.ledger import create_ledger_engine
+from billsync.sandbox.launcher import running_sandbox
+from billsync.sync.ledger import create_ledger_engine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 TARGET_EVENTS_PER_S = 500
@@ -171,7 +171,7 @@ def measure(workdir: Path, events: int, clients: int) -> Outcome:
             api_version = stripe.api_version
         env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
         log = (workdir / "serve.log").open("wb")
-        command = [sys.executable, "-m", "sync.cli", "--log-level", "warning", "serve"]
+        command = [sys.executable, "-m", "billsync.sync.cli", "--log-level", "warning", "serve"]
         command += ["--config", str(handle.config_path), "--host", "127.0.0.1", "--port", str(port)]
         server = subprocess.Popen(
             command,

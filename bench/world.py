@@ -26,8 +26,8 @@ import psutil  # type: ignore[import-untyped]
 from bench.dataset import DatasetOptions, Expected, bench_seed, expected_invoices
 from bench.runner import RunResult, checked, run_billsync, run_measured, write_config
 from bench.verify import Verdict, verify
-from sandbox import jsonutil
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox import jsonutil
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 STRIPE_MAX_RATE = 1000

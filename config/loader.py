@@ -24,14 +24,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
-from config.settings import (
+from billsync.config.settings import (
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,
     SECTIONS,
     Settings,
     secret_field_names,
 )
-from sync.yamlio import YamlLimitError, load_yaml, read_yaml_text
+from billsync.sync.yamlio import YamlLimitError, load_yaml, read_yaml_text
 
 CONFIG_ENV = "BILLSYNC_CONFIG"
 SECRET_FILE_SUFFIX = "_file"  # noqa: S105 - a key suffix, not a secret

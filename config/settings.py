@@ -2,7 +2,7 @@
 
 One section model per concern; the top-level `Settings` is a pydantic-settings class so
 the environment (`BILLSYNC_<SECTION>__<KEY>`) works without any glue. Loading from a
-YAML file, `<KEY>_FILE` secret files and the error report live in `config.loader`.
+YAML file, `<KEY>_FILE` secret files and the error report live in `billsync.config.loader`.
 
 Every section forbids unknown keys: a typo in a config file must stop start-up, not be
 silently ignored while the default quietly applies.

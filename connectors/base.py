@@ -2,7 +2,7 @@
 
 Connectors implement these structurally (``typing.Protocol``): no base class to inherit,
 just the methods. Everything crossing this boundary is a canonical model from
-``sync.canonical`` or a ``ConnectorError``; a vendor object or vendor exception leaking
+``billsync.sync.canonical`` or a ``ConnectorError``; a vendor object or vendor exception leaking
 through is a bug.
 
 Cursors are opaque strings owned by the connector (Salesforce: SystemModstamp and Id of
@@ -22,8 +22,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
-from mappings.catalog import TargetCatalog
-from sync.canonical import (
+from billsync.mappings.catalog import TargetCatalog
+from billsync.sync.canonical import (
     Customer,
     Deal,
     DealWriteBack,

@@ -7,7 +7,7 @@ register exactly the way a third-party package does (pyproject.toml), so nothing
 the engine knows which connectors exist.
 
 Finding a plug-in is a start-up matter: a name with no entry point, or an entry point
-that cannot be imported, is a `ConnectorPluginError` (a `config.loader.ConfigError`, so
+that cannot be imported, is a `ConnectorPluginError` (a `billsync.config.loader.ConfigError`, so
 the command prints one line per problem and exits 2 before doing anything), naming the
 package to install or the package that failed and why — never a traceback.
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
-from config.loader import ConfigError, ConfigProblem
-from connectors.base import (
+from billsync.config.loader import ConfigError, ConfigProblem
+from billsync.connectors.base import (
     Checkpointed,
     ConnectorError,
     CredentialStore,
@@ -32,12 +32,12 @@ from connectors.base import (
     PaymentFeed,
     WebhookVerifier,
 )
-from sync.canonical import Deal, DealWriteBack
-from sync.planning import ReadRejection
+from billsync.sync.canonical import Deal, DealWriteBack
+from billsync.sync.planning import ReadRejection
 
 if TYPE_CHECKING:
-    from config.settings import Settings
-    from mappings.loader import LoadedMapping
+    from billsync.config.settings import Settings
+    from billsync.mappings.loader import LoadedMapping
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -126,7 +126,7 @@ class ConnectorFactory(Protocol):
     """The object an entry point of the group loads: ``build(settings, context)``.
 
     Builds without network traffic (validate what can be validated, raise
-    `config.loader.ConfigError` naming the keys); the first call to a part talks to the
+    `billsync.config.loader.ConfigError` naming the keys); the first call to a part talks to the
     vendor.
     """
 

@@ -22,10 +22,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from mappings.model import MappingSpec
-from mappings.transforms import FunctionRegistry
-from mappings.values import ValueSpec
-from sync.yamlio import YamlLimitError, load_yaml_with_node, read_yaml_text
+from billsync.mappings.model import MappingSpec
+from billsync.mappings.transforms import FunctionRegistry
+from billsync.mappings.values import ValueSpec
+from billsync.sync.yamlio import YamlLimitError, load_yaml_with_node, read_yaml_text
 
 DEFAULT_MAPPING_NAME = "default.yaml"
 
@@ -62,7 +62,7 @@ class LoadedMapping:
 
 
 def default_mapping_path() -> Path:
-    return Path(str(files("mappings").joinpath(DEFAULT_MAPPING_NAME)))
+    return Path(str(files("billsync.mappings").joinpath(DEFAULT_MAPPING_NAME)))
 
 
 def load_mappings(

@@ -3,7 +3,7 @@
 Sections (see mappings/default.yaml for every key with a comment):
 `source` (Salesforce fields feeding deal attributes), `routing`, `invoice`, `customer`,
 `products`, `terms`, `tax`, `currencies`, `deals_without_products`, `validation`,
-`writeback`. Value specs (`mappings.values`) are parsed here with the function registry
+`writeback`. Value specs (`billsync.mappings.values`) are parsed here with the function registry
 passed as validation context, so an unknown path or transform fails at load time.
 """
 
@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
-from mappings.transforms import FunctionRegistry
-from mappings.values import ValueSpec, parse_value_spec
+from billsync.mappings.transforms import FunctionRegistry
+from billsync.mappings.values import ValueSpec, parse_value_spec
 
 # A SOQL field path relative to the Opportunity: identifiers joined by dots
 # (`Billing_Platform__c`, `Account.Billing_Email__c`, `Bill_To__r.Email`).

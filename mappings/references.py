@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mappings.catalog import ProductQuery, TargetCatalog
-from mappings.model import MappingSpec
+from billsync.mappings.catalog import ProductQuery, TargetCatalog
+from billsync.mappings.model import MappingSpec
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from sandbox import jsonutil
-from sandbox.runtime import FaultPlan
+from billsync.sandbox import jsonutil
+from billsync.sandbox.runtime import FaultPlan
 
 if TYPE_CHECKING:
-    from sandbox.server import Sandbox
+    from billsync.sandbox.server import Sandbox
 
 
 def build_admin_app(sandbox: Sandbox) -> Starlette:

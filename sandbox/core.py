@@ -1,9 +1,9 @@
 """What every sandboxed vendor API provides, and what the sandbox frame gives it.
 
-The frame (`sandbox.server`) binds the sockets, wraps each system's ASGI app in the
-call counter, fault injection and rate limits (`sandbox.runtime`), serves the admin API
-and sends webhooks. A system (`sandbox.salesforce`, `sandbox.quickbooks`,
-`sandbox.stripe`) only knows its vendor: its routes, its state, its error shapes.
+The frame (`billsync.sandbox.server`) binds the sockets, wraps each system's ASGI app in the
+call counter, fault injection and rate limits (`billsync.sandbox.runtime`), serves the admin API
+and sends webhooks. A system (`billsync.sandbox.salesforce`, `billsync.sandbox.quickbooks`,
+`billsync.sandbox.stripe`) only knows its vendor: its routes, its state, its error shapes.
 
 All handlers are `async def` and run on the one event loop, so system state needs no
 locks: nothing else touches it concurrently.
@@ -57,7 +57,7 @@ Signer = Callable[[bytes], dict[str, str]]
 
 
 class WebhookSink(Protocol):
-    """Where systems hand webhooks to send (implemented by `sandbox.webhooks`).
+    """Where systems hand webhooks to send (implemented by `billsync.sandbox.webhooks`).
 
     `provider` is 'stripe' or 'quickbooks'; the body goes to
     `<webhook_url>/webhooks/<provider>`.

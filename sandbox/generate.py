@@ -16,8 +16,8 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from connectors.stripe.amounts import to_stripe_amount
-from sync import money
+from billsync.connectors.stripe.amounts import to_stripe_amount
+from billsync.sync import money
 
 COMPANIES = (
     "Acme Analytics",

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from sandbox import jsonutil
+from billsync.sandbox import jsonutil
 
 START_TIMEOUT_S = 30
 
@@ -79,7 +79,7 @@ def running_sandbox(
     command = [
         sys.executable,
         "-m",
-        "sync.cli",
+        "billsync.sync.cli",
         "sandbox",
         "serve",
         "--port",

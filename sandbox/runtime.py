@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.core import RateLimit, RateLimitMode, SandboxSystem
+from billsync.sandbox.core import RateLimit, RateLimitMode, SandboxSystem
 
 
 class CallCounter:

@@ -25,17 +25,17 @@ import uvicorn
 import yaml
 from starlette.applications import Starlette
 
-from sandbox import jsonutil
-from sandbox.admin import build_admin_app
-from sandbox.core import Clock, RateLimitMode, SandboxContext, SandboxSystem
-from sandbox.runtime import CallCounter, FaultHolder, RateLimiter, SystemMiddleware
-from sandbox.tls import LocalTLS, make_local_tls
-from sandbox.webhooks import WebhookOutbox
+from billsync.sandbox import jsonutil
+from billsync.sandbox.admin import build_admin_app
+from billsync.sandbox.core import Clock, RateLimitMode, SandboxContext, SandboxSystem
+from billsync.sandbox.runtime import CallCounter, FaultHolder, RateLimiter, SystemMiddleware
+from billsync.sandbox.tls import LocalTLS, make_local_tls
+from billsync.sandbox.webhooks import WebhookOutbox
 
 SYSTEMS: dict[str, str] = {
-    "salesforce": "sandbox.salesforce.system:SalesforceSandbox",
-    "quickbooks": "sandbox.quickbooks.system:QuickBooksSandbox",
-    "stripe": "sandbox.stripe.system:StripeSandbox",
+    "salesforce": "billsync.sandbox.salesforce.system:SalesforceSandbox",
+    "quickbooks": "billsync.sandbox.quickbooks.system:QuickBooksSandbox",
+    "stripe": "billsync.sandbox.stripe.system:StripeSandbox",
 }
 HTTPS_SYSTEMS = frozenset({"salesforce"})  # simple-salesforce forces https
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from sandbox.core import Signer
+from billsync.sandbox.core import Signer
 
 DEFAULT_RETRY_SCHEDULE_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 DELIVERY_TIMEOUT_S = 10

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from config.settings import Settings
-from sync.logs import get_logger
+from billsync.config.settings import Settings
+from billsync.sync.logs import get_logger
 
 log = get_logger("billsync.apicalls")
 

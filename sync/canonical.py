@@ -45,7 +45,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from sync import money
+from billsync.sync import money
 
 __all__ = [
     "Account",
@@ -437,7 +437,9 @@ class DealWriteBack(_Model):
     invoice_number: str | None = None
     invoice_url: str | None = None
     status: InvoiceStatus  # the document's status in the target
-    billing_status: NonEmptyStr  # the Billing Status label (sync.money_state.billing_status)
+    billing_status: (
+        NonEmptyStr  # the Billing Status label (billsync.sync.money_state.billing_status)
+    )
     currency: CurrencyCode
     amount_paid: ExactDecimal
     balance: ExactDecimal
@@ -478,7 +480,7 @@ class MoneyFactKind(StrEnum):
     """One kind of money fact a target holds about an invoice (DESIGN.md "Money model").
 
     The connector reports each fact with the target's own state; which facts count, and
-    how, is decided once, in ``sync.money_state.derive``.
+    how, is decided once, in ``billsync.sync.money_state.derive``.
     """
 
     PAYMENT = "payment"  # money applied to the invoice (Stripe InvoicePayment; QBO Payment line)

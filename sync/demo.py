@@ -20,14 +20,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from config.loader import load_settings
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import SandboxHandle, running_sandbox
-from sync.engine.cycle import run_cycle
-from sync.engine.summary import RunSummary
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.logs import configure_logging
+from billsync.config.loader import load_settings
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sync.engine.cycle import run_cycle
+from billsync.sync.engine.summary import RunSummary
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.logs import configure_logging
 
 DEMO_DEALS = 60
 
@@ -77,7 +77,7 @@ def run_demo(console: Console) -> int:
 
 
 def _cycle(settings: Any, ledger: Ledger) -> RunSummary:
-    from sync import wiring
+    from billsync.sync import wiring
 
     return run_cycle(wiring.engine_for(settings, ledger))
 
@@ -137,7 +137,7 @@ def _ledger_invoices(ledger: Ledger) -> list[dict[str, Any]]:
 
 
 def _minor(amount: Decimal, currency: str) -> int:
-    from connectors.stripe.amounts import to_stripe_amount
+    from billsync.connectors.stripe.amounts import to_stripe_amount
 
     return to_stripe_amount(amount, currency)
 

@@ -1,7 +1,7 @@
 """What a run would really do with the deals `billsync plan` read: the ledger decides.
 
 A planned draft is not an invoice a run would create: the run's triage first asks the
-ledger (sync.engine.invoicing, in this order) and so does this module, read-only:
+ledger (billsync.sync.engine.invoicing, in this order) and so does this module, read-only:
 
 - a deal invoiced in any target is skipped (if its content changed since, the run
   records a `deal_changed_after_invoice` discrepancy, and creates nothing);
@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mappings.plan import Planned, Rejected
-from sync.canonical import Deal
-from sync.engine import routing
-from sync.engine.failures import rejected_before
-from sync.engine.fingerprint import deal_fingerprint, full_fingerprint
-from sync.ledger.models import DealRecord, DealState, WorkItem
+from billsync.mappings.plan import Planned, Rejected
+from billsync.sync.canonical import Deal
+from billsync.sync.engine import routing
+from billsync.sync.engine.failures import rejected_before
+from billsync.sync.engine.fingerprint import deal_fingerprint, full_fingerprint
+from billsync.sync.ledger.models import DealRecord, DealState, WorkItem
 
 
 class Verdict(StrEnum):

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from mappings.plan import Planned, Planner, Rejected, plan_invoice
-from mappings.rejections import Rejection
-from sync.canonical import Deal, InvoiceDraft
+from billsync.mappings.plan import Planned, Planner, Rejected, plan_invoice
+from billsync.mappings.rejections import Rejection
+from billsync.sync.canonical import Deal, InvoiceDraft
 
 
 class ReadRejection(Protocol):

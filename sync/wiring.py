@@ -1,8 +1,8 @@
 """Builds the connectors a command needs from settings and mapping files.
 
 Explicit wiring, one place: commands ask for a deal source, the targets or a whole
-engine and get objects that speak the protocols of `connectors.base`. Connectors are
-found by name through the `billsync.connectors` entry points (`connectors.registry`):
+engine and get objects that speak the protocols of `billsync.connectors.base`. Connectors are
+found by name through the `billsync.connectors` entry points (`billsync.connectors.registry`):
 ``sync.source`` names the deal source, ``sync.targets`` the invoice targets; no module
 of the engine imports a connector package.
 """
@@ -14,18 +14,18 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from config.settings import Settings
-from connectors import registry
-from connectors.base import CredentialStore, InvoiceTarget, PaymentFeed, WebhookVerifier
-from connectors.registry import BuildContext, SourceConnector
-from mappings.catalog import MappingOnlyCatalog, ProductMatch, ProductQuery, TargetCatalog
-from mappings.loader import LoadedMapping, load_mappings
-from mappings.plan import Planner
-from sync.engine.cycle import Engine
-from sync.engine.failures import RetryPolicy
-from sync.idempotency import invoice_key
-from sync.ledger import Ledger
-from sync.ledger.credential_store import LedgerCredentialStore
+from billsync.config.settings import Settings
+from billsync.connectors import registry
+from billsync.connectors.base import CredentialStore, InvoiceTarget, PaymentFeed, WebhookVerifier
+from billsync.connectors.registry import BuildContext, SourceConnector
+from billsync.mappings.catalog import MappingOnlyCatalog, ProductMatch, ProductQuery, TargetCatalog
+from billsync.mappings.loader import LoadedMapping, load_mappings
+from billsync.mappings.plan import Planner
+from billsync.sync.engine.cycle import Engine
+from billsync.sync.engine.failures import RetryPolicy
+from billsync.sync.idempotency import invoice_key
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.credential_store import LedgerCredentialStore
 
 
 def utc_now() -> datetime:

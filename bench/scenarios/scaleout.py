@@ -79,7 +79,7 @@ def _work(w: World, worker: Worker, started: float) -> None:
 def _race(w: World, count: int) -> Outcome:
     # Migrate once, as a deployment does before it starts workers.
     migrate = subprocess.run(
-        [sys.executable, "-m", "sync.cli", "migrate", "--config", str(w.config)],
+        [sys.executable, "-m", "billsync.sync.cli", "migrate", "--config", str(w.config)],
         cwd=REPO,
         env=billsync_env(),
         capture_output=True,

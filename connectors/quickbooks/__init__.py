@@ -6,12 +6,12 @@ The SDKs are imported only inside this package; the engine sees canonical models
 (invoice writes), `feed` + `events` (payments back), `webhooks`, `convert`, `query`.
 """
 
-from connectors.quickbooks.auth import AuthGateway, TokenManager, TokenSet, credential_name
-from connectors.quickbooks.catalog import QboCatalog
-from connectors.quickbooks.client import QboClient
-from connectors.quickbooks.connector import QuickBooksConnector
-from connectors.quickbooks.feed import QboPaymentFeed
-from connectors.quickbooks.webhooks import QboWebhookVerifier
+from billsync.connectors.quickbooks.auth import AuthGateway, TokenManager, TokenSet, credential_name
+from billsync.connectors.quickbooks.catalog import QboCatalog
+from billsync.connectors.quickbooks.client import QboClient
+from billsync.connectors.quickbooks.connector import QuickBooksConnector
+from billsync.connectors.quickbooks.feed import QboPaymentFeed
+from billsync.connectors.quickbooks.webhooks import QboWebhookVerifier
 
 __all__ = [
     "AuthGateway",

@@ -36,23 +36,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from config.settings import QuickBooksSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.quickbooks.catalog import QboCatalog
-from connectors.quickbooks.client import SYSTEM, QboClient, batch_fault
-from connectors.quickbooks.convert import (
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.quickbooks.catalog import QboCatalog
+from billsync.connectors.quickbooks.client import SYSTEM, QboClient, batch_fault
+from billsync.connectors.quickbooks.convert import (
     amount,
     deal_from_note,
     invoice_body,
     invoice_ref,
     is_voided,
 )
-from connectors.quickbooks.customers import CustomerResolver
-from connectors.quickbooks.query import in_list, in_lists, quote, select
-from sync import money
-from sync.canonical import Customer, Discrepancy, DiscrepancyKind, InvoiceDraft, InvoiceRef
-from sync.idempotency import short_key
-from sync.logs import get_logger
+from billsync.connectors.quickbooks.customers import CustomerResolver
+from billsync.connectors.quickbooks.query import in_list, in_lists, quote, select
+from billsync.sync import money
+from billsync.sync.canonical import Customer, Discrepancy, DiscrepancyKind, InvoiceDraft, InvoiceRef
+from billsync.sync.idempotency import short_key
+from billsync.sync.logs import get_logger
 
 __all__ = ["InvoiceWriter", "batch_id", "batch_request_id"]
 

@@ -30,11 +30,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from config.settings import QuickBooksSettings
-from connectors.base import ConnectorError, CredentialStore, ErrorClass
-from connectors.quickbooks.errors import SYSTEM
-from connectors.quickbooks.oauth import AuthGateway
-from connectors.quickbooks.tokens import (
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import ConnectorError, CredentialStore, ErrorClass
+from billsync.connectors.quickbooks.errors import SYSTEM
+from billsync.connectors.quickbooks.oauth import AuthGateway
+from billsync.connectors.quickbooks.tokens import (
     FIVE_YEARS,
     WARN_AHEAD,
     TokenHealth,
@@ -42,7 +42,7 @@ from connectors.quickbooks.tokens import (
     credential_name,
     token_health,
 )
-from sync.logs import get_logger
+from billsync.sync.logs import get_logger
 
 __all__ = [
     "FIVE_YEARS",

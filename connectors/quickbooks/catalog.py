@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config.settings import QuickBooksSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.quickbooks.client import QboClient
-from connectors.quickbooks.convert import ref_value
-from mappings.catalog import ProductMatch, ProductQuery
-from sync.logs import get_logger
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.quickbooks.client import QboClient
+from billsync.connectors.quickbooks.convert import ref_value
+from billsync.mappings.catalog import ProductMatch, ProductQuery
+from billsync.sync.logs import get_logger
 
 __all__ = ["QboCatalog"]
 
@@ -65,7 +65,7 @@ class _Index:
 
 
 class QboCatalog:
-    """Implements ``mappings.catalog.TargetCatalog`` for one QuickBooks company."""
+    """Implements ``billsync.mappings.catalog.TargetCatalog`` for one QuickBooks company."""
 
     target = "quickbooks"
 

@@ -34,10 +34,10 @@ from quickbooks.exceptions import AuthorizationException, QuickbooksException
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from config.settings import QuickBooksSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.quickbooks.convert import dumps_exact
-from connectors.quickbooks.errors import (
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.quickbooks.convert import dumps_exact
+from billsync.connectors.quickbooks.errors import (
     HTTP_STATUS,
     SYSTEM,
     batch_fault,
@@ -46,10 +46,10 @@ from connectors.quickbooks.errors import (
     oauth_error,
     transport_error,
 )
-from connectors.quickbooks.limits import RequestLimits
-from connectors.quickbooks.query import select
-from connectors.quickbooks.session import QboSession, check_base_url
-from sync.logs import get_logger
+from billsync.connectors.quickbooks.limits import RequestLimits
+from billsync.connectors.quickbooks.query import select
+from billsync.connectors.quickbooks.session import QboSession, check_base_url
+from billsync.sync.logs import get_logger
 
 __all__ = [
     "SYSTEM",

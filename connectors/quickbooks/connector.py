@@ -12,16 +12,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
-from config.settings import QuickBooksSettings
-from connectors.base import Checkpointed, ConnectorError, CredentialStore, Cursor
-from connectors.quickbooks.actions import InvoiceWriter
-from connectors.quickbooks.auth import AuthGateway, TokenManager
-from connectors.quickbooks.catalog import QboCatalog
-from connectors.quickbooks.client import QboClient
-from connectors.quickbooks.customers import CustomerResolver
-from connectors.quickbooks.feed import QboPaymentFeed
-from connectors.quickbooks.limits import RequestLimits
-from sync.canonical import (
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import Checkpointed, ConnectorError, CredentialStore, Cursor
+from billsync.connectors.quickbooks.actions import InvoiceWriter
+from billsync.connectors.quickbooks.auth import AuthGateway, TokenManager
+from billsync.connectors.quickbooks.catalog import QboCatalog
+from billsync.connectors.quickbooks.client import QboClient
+from billsync.connectors.quickbooks.customers import CustomerResolver
+from billsync.connectors.quickbooks.feed import QboPaymentFeed
+from billsync.connectors.quickbooks.limits import RequestLimits
+from billsync.sync.canonical import (
     Customer,
     Discrepancy,
     InvoiceDraft,
@@ -30,7 +30,7 @@ from sync.canonical import (
     PaymentEvent,
     WebhookNotification,
 )
-from sync.customer_identity import CustomerOwners, Resolved
+from billsync.sync.customer_identity import CustomerOwners, Resolved
 
 __all__ = ["QuickBooksConnector"]
 
@@ -103,7 +103,7 @@ class QuickBooksConnector:
         self, customers: Sequence[Customer], owners: CustomerOwners
     ) -> Mapping[str, Resolved | ConnectorError]:
         """`ensure_customers` under the identity rule, told who holds which customer
-        (`sync.customer_identity.MatchesCustomers`); says how each was found."""
+        (`billsync.sync.customer_identity.MatchesCustomers`); says how each was found."""
         return self.customers.resolve_many(customers, owners)
 
     def find_invoices(self, deal_id: str, *, reference: str | None = None) -> Sequence[InvoiceRef]:

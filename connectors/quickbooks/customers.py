@@ -6,7 +6,7 @@ Otherwise, for a whole set of customers at once:
 1. one query per ≤ 50 names: ``DisplayName IN (...) AND Active IN (true, false)``
    (exact, case-insensitive as QBO compares; inactive included so it can be reported);
 2. each account's same-named customer (DisplayName is unique, so at most one) is judged
-   by `sync.customer_identity.decide`: adopted only when it names this account in its
+   by `billsync.sync.customer_identity.decide`: adopted only when it names this account in its
    Notes (billsync made it, the answer was lost) or agrees on email, billing postal code
    or tax id and is linked to no other account (``owners``, from the ledger, plus the
    accounts resolved earlier in this batch); a name-only match, or a match already
@@ -39,14 +39,14 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.settings import QuickBooksSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.quickbooks.catalog import ALL, QboCatalog
-from connectors.quickbooks.client import SYSTEM, QboClient, batch_fault
-from connectors.quickbooks.convert import customer_body, display_name, ref_value
-from connectors.quickbooks.query import in_list, in_lists, select
-from sync.canonical import Customer
-from sync.customer_identity import (
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.quickbooks.catalog import ALL, QboCatalog
+from billsync.connectors.quickbooks.client import SYSTEM, QboClient, batch_fault
+from billsync.connectors.quickbooks.convert import customer_body, display_name, ref_value
+from billsync.connectors.quickbooks.query import in_list, in_lists, select
+from billsync.sync.canonical import Customer
+from billsync.sync.customer_identity import (
     CREATED,
     MATCHED,
     Adopt,
@@ -60,8 +60,8 @@ from sync.customer_identity import (
     decide,
     no_owners,
 )
-from sync.idempotency import short_key
-from sync.logs import get_logger
+from billsync.sync.idempotency import short_key
+from billsync.sync.logs import get_logger
 
 __all__ = ["CustomerResolver"]
 

@@ -23,8 +23,8 @@ from typing import Any
 import requests
 from quickbooks.exceptions import QuickbooksException
 
-from connectors.base import ConnectorError, ErrorClass, ErrorRule
-from sync.logs import SecretScrubber
+from billsync.connectors.base import ConnectorError, ErrorClass, ErrorRule
+from billsync.sync.logs import SecretScrubber
 
 __all__ = [
     "EXCEPTIONS",

@@ -41,9 +41,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.quickbooks.convert import amount, is_voided, parse_time, ref_value
-from sync import money
-from sync.canonical import PaymentEvent, PaymentKind
+from billsync.connectors.quickbooks.convert import amount, is_voided, parse_time, ref_value
+from billsync.sync import money
+from billsync.sync.canonical import PaymentEvent, PaymentKind
 
 __all__ = [
     "Application",

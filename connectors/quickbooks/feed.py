@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.settings import QuickBooksSettings
-from connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
-from connectors.quickbooks.catalog import QboCatalog
-from connectors.quickbooks.client import SYSTEM, QboClient
-from connectors.quickbooks.convert import parse_time
-from connectors.quickbooks.events import (
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
+from billsync.connectors.quickbooks.catalog import QboCatalog
+from billsync.connectors.quickbooks.client import SYSTEM, QboClient
+from billsync.connectors.quickbooks.convert import parse_time
+from billsync.connectors.quickbooks.events import (
     credit_memo_events,
     deleted_credit_memo_events,
     deleted_invoice_events,
@@ -40,10 +40,10 @@ from connectors.quickbooks.events import (
     invoice_hint,
     payment_events,
 )
-from connectors.quickbooks.money import read_invoice_money
-from connectors.quickbooks.webhooks import NotificationFacts, notification_facts
-from sync.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
-from sync.logs import get_logger
+from billsync.connectors.quickbooks.money import read_invoice_money
+from billsync.connectors.quickbooks.webhooks import NotificationFacts, notification_facts
+from billsync.sync.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
+from billsync.sync.logs import get_logger
 
 __all__ = ["CDC_ENTITIES", "LOOKBACK", "QboPaymentFeed", "format_cursor"]
 
@@ -72,7 +72,7 @@ class _Changed:
 
 
 class QboPaymentFeed:
-    """Implements ``connectors.base.PaymentFeed`` for one QuickBooks company."""
+    """Implements ``billsync.connectors.base.PaymentFeed`` for one QuickBooks company."""
 
     provider = "quickbooks"
 

@@ -16,7 +16,7 @@ Facts, keyed like the hints in `events` (and the ledger's rows before them):
   that links only this invoice — an overpayment of it. QuickBooks keeps it as customer
   credit and it is never applied to the invoice: ``Balance`` ignores it, also when a
   credit memo on the invoice is voided later and the invoice owes again (the money stays
-  unapplied on the payment). So it is its own kind, which ``sync.money_state`` shows as
+  unapplied on the payment). So it is its own kind, which ``billsync.sync.money_state`` shows as
   overpaid and never lets lower the balance.
 - A voided payment still linked → its facts with state ``void`` and amount 0.
 
@@ -42,14 +42,24 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from connectors.quickbooks.catalog import QboCatalog
-from connectors.quickbooks.client import QboClient
-from connectors.quickbooks.convert import amount, deal_from_note, is_voided, parse_time, ref_value
-from connectors.quickbooks.events import linked_invoice_ids, linked_payment_ids, split_applications
-from connectors.quickbooks.query import in_list, in_lists, select
-from sync import money
-from sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
-from sync.logs import get_logger
+from billsync.connectors.quickbooks.catalog import QboCatalog
+from billsync.connectors.quickbooks.client import QboClient
+from billsync.connectors.quickbooks.convert import (
+    amount,
+    deal_from_note,
+    is_voided,
+    parse_time,
+    ref_value,
+)
+from billsync.connectors.quickbooks.events import (
+    linked_invoice_ids,
+    linked_payment_ids,
+    split_applications,
+)
+from billsync.connectors.quickbooks.query import in_list, in_lists, select
+from billsync.sync import money
+from billsync.sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.sync.logs import get_logger
 
 __all__ = ["invoice_money", "read_invoice_money"]
 
@@ -150,7 +160,9 @@ def _payment_facts(payment: Record, invoice_id: str, currency: str) -> list[Mone
         facts.append(fact(f"{key}:credit", MoneyFactKind.CREDIT, credit, FactState.APPLIED))
     unapplied = amount(payment.get("UnappliedAmt"))
     if unapplied > 0 and linked_invoice_ids(payment) == [invoice_id]:
-        facts.append(fact(f"{key}:unapplied", MoneyFactKind.UNAPPLIED, unapplied, FactState.APPLIED))
+        facts.append(
+            fact(f"{key}:unapplied", MoneyFactKind.UNAPPLIED, unapplied, FactState.APPLIED)
+        )
     return facts
 
 

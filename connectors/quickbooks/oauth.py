@@ -22,10 +22,10 @@ from intuitlib.client import AuthClient
 from intuitlib.config import DISCOVERY_URL
 from intuitlib.exceptions import AuthClientError
 
-from config.settings import QuickBooksSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.quickbooks.errors import SYSTEM, oauth_error, transport_error
-from connectors.quickbooks.tokens import TokenSet
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.quickbooks.errors import SYSTEM, oauth_error, transport_error
+from billsync.connectors.quickbooks.tokens import TokenSet
 
 __all__ = ["AuthGateway"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 
-from config.settings import Settings
-from connectors.quickbooks.connector import QuickBooksConnector
-from connectors.quickbooks.webhooks import QboWebhookVerifier
-from connectors.registry import BuildContext, ConnectorParts, plugin_problem
+from billsync.config.settings import Settings
+from billsync.connectors.quickbooks.connector import QuickBooksConnector
+from billsync.connectors.quickbooks.webhooks import QboWebhookVerifier
+from billsync.connectors.registry import BuildContext, ConnectorParts, plugin_problem
 
 __all__ = ["build"]
 

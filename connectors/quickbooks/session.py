@@ -21,8 +21,8 @@ from urllib.parse import urlparse
 
 import requests
 
-from connectors.base import ConnectorError, ErrorClass
-from connectors.quickbooks.errors import SYSTEM
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.quickbooks.errors import SYSTEM
 
 __all__ = ["QboSession", "check_base_url"]
 

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from config.settings import QuickBooksSettings
-from connectors.base import WebhookRejected, WebhookRejectReason
-from sync.canonical import WebhookNotification
-from sync.logs import get_logger
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import WebhookRejected, WebhookRejectReason
+from billsync.sync.canonical import WebhookNotification
+from billsync.sync.logs import get_logger
 
 __all__ = ["NotificationFacts", "QboWebhookVerifier", "notification_facts"]
 
@@ -68,7 +68,7 @@ def _reject(reason: WebhookRejectReason, message: str) -> WebhookRejected:
 
 
 class QboWebhookVerifier:
-    """Implements ``connectors.base.WebhookVerifier`` for Intuit."""
+    """Implements ``billsync.connectors.base.WebhookVerifier`` for Intuit."""
 
     provider = PROVIDER
 

@@ -4,11 +4,11 @@ The SDK is imported only inside this package; the engine sees canonical models,
 `Checkpointed` items and `ConnectorError`s.
 """
 
-from connectors.salesforce.client import Quota, SalesforceClient
-from connectors.salesforce.convert import DealRejected
-from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
-from connectors.salesforce.session import DecimalSession
-from connectors.salesforce.source import SalesforceDealSource
+from billsync.connectors.salesforce.client import Quota, SalesforceClient
+from billsync.connectors.salesforce.convert import DealRejected
+from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackFields
+from billsync.connectors.salesforce.session import DecimalSession
+from billsync.connectors.salesforce.source import SalesforceDealSource
 
 __all__ = [
     "DealFieldPaths",

@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 
-from config.loader import ConfigError, ConfigProblem
-from config.settings import SalesforceSettings
-from connectors.base import CredentialStore
-from sync.logs import get_logger
+from billsync.config.loader import ConfigError, ConfigProblem
+from billsync.config.settings import SalesforceSettings
+from billsync.connectors.base import CredentialStore
+from billsync.sync.logs import get_logger
 
 __all__ = [
     "JWT_GRANT",

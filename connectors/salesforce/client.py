@@ -37,17 +37,17 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSessi
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from config.settings import SalesforceSettings
-from connectors.base import ConnectorError, CredentialStore, ErrorClass, ErrorRule
-from connectors.salesforce.auth import (
+from billsync.config.settings import SalesforceSettings
+from billsync.connectors.base import ConnectorError, CredentialStore, ErrorClass, ErrorRule
+from billsync.connectors.salesforce.auth import (
     AccessToken,
     OAuthLogin,
     StoredSession,
     TokenEndpointError,
     check_settings,
 )
-from connectors.salesforce.session import DecimalSession
-from sync.logs import SecretScrubber, get_logger
+from billsync.connectors.salesforce.session import DecimalSession
+from billsync.sync.logs import SecretScrubber, get_logger
 
 __all__ = [
     "ERROR_CODES",

@@ -21,9 +21,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connectors.salesforce.fields import CURRENCY_FIELD, LINE_RELATIONSHIP, DealFieldPaths, lookup
-from sync import money
-from sync.canonical import Account, Address, Contact, Deal, DealLine
+from billsync.connectors.salesforce.fields import (
+    CURRENCY_FIELD,
+    LINE_RELATIONSHIP,
+    DealFieldPaths,
+    lookup,
+)
+from billsync.sync import money
+from billsync.sync.canonical import Account, Address, Contact, Deal, DealLine
 
 __all__ = ["DealRejected", "RecordProblem", "parse_datetime", "to_deal"]
 

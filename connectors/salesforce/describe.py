@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connectors.salesforce.fields import (
+from billsync.connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
     LINE_FIELDS,
     OPPORTUNITY_FIELDS,

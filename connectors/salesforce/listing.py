@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from config.settings import SalesforceSettings
-from connectors.base import Cursor
-from connectors.salesforce.client import SalesforceClient
-from connectors.salesforce.pull import decode_cursor, is_salesforce_id
-from connectors.salesforce.soql import soql_value, validate_where
+from billsync.config.settings import SalesforceSettings
+from billsync.connectors.base import Cursor
+from billsync.connectors.salesforce.client import SalesforceClient
+from billsync.connectors.salesforce.pull import decode_cursor, is_salesforce_id
+from billsync.connectors.salesforce.soql import soql_value, validate_where
 
 __all__ = ["NOT_FOUND", "STAGE_CHUNK_IDS", "DealListing"]
 

@@ -8,10 +8,10 @@ the next run (``salesforce.session_reuse_s``) instead of logging in every time.
 
 from __future__ import annotations
 
-from config.settings import Settings
-from connectors.registry import BuildContext, ConnectorParts
-from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
-from connectors.salesforce.source import SalesforceDealSource
+from billsync.config.settings import Settings
+from billsync.connectors.registry import BuildContext, ConnectorParts
+from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackFields
+from billsync.connectors.salesforce.source import SalesforceDealSource
 
 __all__ = ["build"]
 

@@ -38,12 +38,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-from config.loader import ConfigError, ConfigProblem
-from config.settings import SalesforceSettings
-from connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
-from connectors.salesforce.client import SYSTEM, SalesforceClient
-from connectors.salesforce.convert import DealRejected, RecordProblem, parse_datetime, to_deal
-from connectors.salesforce.fields import (
+from billsync.config.loader import ConfigError, ConfigProblem
+from billsync.config.settings import SalesforceSettings
+from billsync.connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
+from billsync.connectors.salesforce.client import SYSTEM, SalesforceClient
+from billsync.connectors.salesforce.convert import (
+    DealRejected,
+    RecordProblem,
+    parse_datetime,
+    to_deal,
+)
+from billsync.connectors.salesforce.fields import (
     ACCOUNT_FIELDS,
     CURRENCY_FIELD,
     LINE_FIELDS,
@@ -53,9 +58,9 @@ from connectors.salesforce.fields import (
     lookup,
     unique_paths,
 )
-from connectors.salesforce.soql import WhereFragmentError, build_pull_query, validate_where
-from sync.canonical import Deal
-from sync.logs import get_logger
+from billsync.connectors.salesforce.soql import WhereFragmentError, build_pull_query, validate_where
+from billsync.sync.canonical import Deal
+from billsync.sync.logs import get_logger
 
 __all__ = [
     "FETCH_CHUNK_IDS",

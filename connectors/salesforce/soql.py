@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from simple_salesforce.format import format_soql
 
-from connectors.salesforce.fields import LINE_RELATIONSHIP, check_path
+from billsync.connectors.salesforce.fields import LINE_RELATIONSHIP, check_path
 
 __all__ = ["WhereFragmentError", "build_pull_query", "soql_value", "validate_where"]
 

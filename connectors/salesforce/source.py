@@ -19,19 +19,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Self
 
-from config.settings import SalesforceSettings
-from connectors.base import Checkpointed, ConnectorError, Cursor
-from connectors.salesforce.actions import WriteBack
-from connectors.salesforce.client import SYSTEM, Quota, SalesforceClient
-from connectors.salesforce.convert import DealRejected
-from connectors.salesforce.describe import FieldProblem, check_fields
-from connectors.salesforce.fields import DealFieldPaths, WriteBackFields
-from connectors.salesforce.listing import DealListing
-from connectors.salesforce.pull import DealPuller
-from connectors.salesforce.session import DecimalSession
-from sync import money
-from sync.canonical import Deal, DealWriteBack
-from sync.logs import get_logger
+from billsync.config.settings import SalesforceSettings
+from billsync.connectors.base import Checkpointed, ConnectorError, Cursor
+from billsync.connectors.salesforce.actions import WriteBack
+from billsync.connectors.salesforce.client import SYSTEM, Quota, SalesforceClient
+from billsync.connectors.salesforce.convert import DealRejected
+from billsync.connectors.salesforce.describe import FieldProblem, check_fields
+from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackFields
+from billsync.connectors.salesforce.listing import DealListing
+from billsync.connectors.salesforce.pull import DealPuller
+from billsync.connectors.salesforce.session import DecimalSession
+from billsync.sync import money
+from billsync.sync.canonical import Deal, DealWriteBack
+from billsync.sync.logs import get_logger
 
 __all__ = ["SalesforceDealSource"]
 
@@ -43,7 +43,7 @@ class SalesforceDealSource:
 
     Construction validates everything that can be checked without a call (credentials
     for the chosen flow, the private key file, ``extra_where``, field paths) and raises
-    `config.loader.ConfigError` naming the keys; no network traffic happens until the
+    `billsync.config.loader.ConfigError` naming the keys; no network traffic happens until the
     first pull or write-back.
 
     ``start_from`` (aware datetime): where a pull with no cursor begins; None pulls every

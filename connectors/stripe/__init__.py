@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from config.settings import StripeSettings
-from connectors.stripe.actions import StripeTarget
-from connectors.stripe.catalog import StripeCatalog
-from connectors.stripe.client import StripeApi
-from connectors.stripe.feed import StripeFeed
-from connectors.stripe.webhooks import StripeWebhookVerifier
+from billsync.config.settings import StripeSettings
+from billsync.connectors.stripe.actions import StripeTarget
+from billsync.connectors.stripe.catalog import StripeCatalog
+from billsync.connectors.stripe.client import StripeApi
+from billsync.connectors.stripe.feed import StripeFeed
+from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
 
 if TYPE_CHECKING:
-    from connectors.base import InvoiceTarget, PaymentFeed, WebhookVerifier
-    from mappings.catalog import TargetCatalog
+    from billsync.connectors.base import InvoiceTarget, PaymentFeed, WebhookVerifier
+    from billsync.mappings.catalog import TargetCatalog
 
     def _meets_the_protocols(
         t: StripeTarget, f: StripeFeed, w: StripeWebhookVerifier, c: StripeCatalog

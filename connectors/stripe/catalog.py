@@ -18,18 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.base import ConnectorError
-from connectors.stripe.amounts import STRIPE_CURRENCIES, stripe_currency
-from connectors.stripe.client import StripeApi
-from connectors.stripe.convert import metadata
-from mappings.catalog import ProductMatch, ProductQuery
-from sync import money
+from billsync.connectors.base import ConnectorError
+from billsync.connectors.stripe.amounts import STRIPE_CURRENCIES, stripe_currency
+from billsync.connectors.stripe.client import StripeApi
+from billsync.connectors.stripe.convert import metadata
+from billsync.mappings.catalog import ProductMatch, ProductQuery
+from billsync.sync import money
 
 __all__ = ["STRIPE_CURRENCIES", "StripeCatalog"]  # STRIPE_CURRENCIES re-exported
 
 
 class StripeCatalog:
-    """A per-run snapshot of Stripe products and prices for `mappings.plan`."""
+    """A per-run snapshot of Stripe products and prices for `billsync.mappings.plan`."""
 
     target = "stripe"
 

@@ -32,10 +32,10 @@ import stripe
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from config.settings import StripeSettings
-from connectors.base import ConnectorError, ErrorClass, ErrorRule
-from connectors.stripe.ratelimit import RateLimiter
-from sync.logs import SecretScrubber, get_logger
+from billsync.config.settings import StripeSettings
+from billsync.connectors.base import ConnectorError, ErrorClass, ErrorRule
+from billsync.connectors.stripe.ratelimit import RateLimiter
+from billsync.sync.logs import SecretScrubber, get_logger
 
 __all__ = ["EXCEPTIONS", "SYSTEM", "Reply", "Rule", "StripeApi", "classify"]
 

@@ -11,9 +11,9 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from config.settings import StripeSettings
-from connectors.stripe.amounts import from_stripe_amount, stripe_currency
-from sync.canonical import (
+from billsync.config.settings import StripeSettings
+from billsync.connectors.stripe.amounts import from_stripe_amount, stripe_currency
+from billsync.sync.canonical import (
     Customer,
     Discrepancy,
     DiscrepancyKind,

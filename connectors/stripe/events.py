@@ -45,9 +45,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from connectors.stripe.client import StripeApi
-from connectors.stripe.convert import amount, timestamp
-from sync.canonical import PaymentEvent, PaymentKind
+from billsync.connectors.stripe.client import StripeApi
+from billsync.connectors.stripe.convert import amount, timestamp
+from billsync.sync.canonical import PaymentEvent, PaymentKind
 
 __all__ = ["EVENT_TYPES", "EventFacts"]
 

@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
-from connectors.stripe.client import SYSTEM, StripeApi
-from connectors.stripe.events import EVENT_TYPES, EventFacts
-from connectors.stripe.money import InvoiceMoneyReader
-from sync.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
+from billsync.connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
+from billsync.connectors.stripe.client import SYSTEM, StripeApi
+from billsync.connectors.stripe.events import EVENT_TYPES, EventFacts
+from billsync.connectors.stripe.money import InvoiceMoneyReader
+from billsync.sync.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
 
 __all__ = ["EVENT_TYPES", "StripeFeed"]
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, time
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
-from connectors.stripe.amounts import (
+from billsync.connectors.stripe.amounts import (
     MAX_INVOICE_AMOUNT,
     MAX_LINE_AMOUNT,
     THREE_DECIMAL,
@@ -40,8 +40,8 @@ from connectors.stripe.amounts import (
     stripe_currency,
     to_stripe_amount,
 )
-from sync import money
-from sync.canonical import InvoiceDraft, InvoiceLine
+from billsync.sync import money
+from billsync.sync.canonical import InvoiceDraft, InvoiceLine
 
 __all__ = ["LINE_KEY", "MAX_LINES", "LineProblem", "PlannedLine", "plan_lines", "present_lines"]
 

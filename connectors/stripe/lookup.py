@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.stripe.client import StripeApi
-from connectors.stripe.convert import DEAL_KEY, metadata
+from billsync.connectors.stripe.client import StripeApi
+from billsync.connectors.stripe.convert import DEAL_KEY, metadata
 
 __all__ = ["Invoice", "InvoiceLookup"]
 

@@ -7,9 +7,9 @@ larger than ``server.max_body_bytes``, like the receiver itself.
 
 from __future__ import annotations
 
-from config.settings import Settings
-from connectors.registry import BuildContext, ConnectorParts, plugin_problem
-from connectors.stripe import connect
+from billsync.config.settings import Settings
+from billsync.connectors.registry import BuildContext, ConnectorParts, plugin_problem
+from billsync.connectors.stripe import connect
 
 __all__ = ["build"]
 

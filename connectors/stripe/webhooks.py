@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr, ValidationError
 
-from connectors.base import WebhookRejected, WebhookRejectReason
-from sync.canonical import WebhookNotification
+from billsync.connectors.base import WebhookRejected, WebhookRejectReason
+from billsync.sync.canonical import WebhookNotification
 
 __all__ = ["StripeWebhookVerifier"]
 

@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import jsonutil
-from sandbox.quickbooks.errors import QboFault, fault_response, json_response
-from sandbox.quickbooks.spec import Write
-from sandbox.quickbooks.values import ref_value, to_decimal
+from billsync.sandbox import jsonutil
+from billsync.sandbox.quickbooks.errors import QboFault, fault_response, json_response
+from billsync.sandbox.quickbooks.spec import Write
+from billsync.sandbox.quickbooks.values import ref_value, to_decimal
 
 if TYPE_CHECKING:
-    from sandbox.quickbooks.system import QuickBooksSandbox
+    from billsync.sandbox.quickbooks.system import QuickBooksSandbox
 
 
 def admin_routes(qb: QuickBooksSandbox) -> list[BaseRoute]:

@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import jsonutil
-from sandbox.core import Clock
-from sandbox.quickbooks import query, search
-from sandbox.quickbooks.batch import run_batch
-from sandbox.quickbooks.cdc import change_data_capture
-from sandbox.quickbooks.errors import (
+from billsync.sandbox import jsonutil
+from billsync.sandbox.core import Clock
+from billsync.sandbox.quickbooks import query, search
+from billsync.sandbox.quickbooks.batch import run_batch
+from billsync.sandbox.quickbooks.cdc import change_data_capture
+from billsync.sandbox.quickbooks.errors import (
     QboFault,
     authentication_failed,
     authorization_failed,
@@ -32,12 +32,12 @@ from sandbox.quickbooks.errors import (
     json_response,
     throttled,
 )
-from sandbox.quickbooks.notify import Notifier
-from sandbox.quickbooks.oauth import OAuthServer
-from sandbox.quickbooks.operations import Operations
-from sandbox.quickbooks.spec import Write
-from sandbox.quickbooks.store import BY_LOWER, Realm, StoredResponse
-from sandbox.quickbooks.timefmt import response_time
+from billsync.sandbox.quickbooks.notify import Notifier
+from billsync.sandbox.quickbooks.oauth import OAuthServer
+from billsync.sandbox.quickbooks.operations import Operations
+from billsync.sandbox.quickbooks.spec import Write
+from billsync.sandbox.quickbooks.store import BY_LOWER, Realm, StoredResponse
+from billsync.sandbox.quickbooks.timefmt import response_time
 
 PREFIX = "/v3/company/{realm}"
 Handler = Callable[[Request, Write], Awaitable[Any]]

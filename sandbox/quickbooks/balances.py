@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sandbox.quickbooks.spec import Write, touch
-from sandbox.quickbooks.store import Record
-from sandbox.quickbooks.values import money, qbo_number, ref_value, to_decimal
+from billsync.sandbox.quickbooks.spec import Write, touch
+from billsync.sandbox.quickbooks.store import Record
+from billsync.sandbox.quickbooks.values import money, qbo_number, ref_value, to_decimal
 
 ZERO = Decimal("0")
 TxnKey = tuple[str, str]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.quickbooks import query, search
-from sandbox.quickbooks.errors import QboFault, invalid
-from sandbox.quickbooks.operations import Operations
-from sandbox.quickbooks.spec import Write
-from sandbox.quickbooks.store import ENTITIES, Record
+from billsync.sandbox.quickbooks import query, search
+from billsync.sandbox.quickbooks.errors import QboFault, invalid
+from billsync.sandbox.quickbooks.operations import Operations
+from billsync.sandbox.quickbooks.spec import Write
+from billsync.sandbox.quickbooks.store import ENTITIES, Record
 
 MAX_ITEMS = 30
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.quickbooks.errors import business, invalid, required
-from sandbox.quickbooks.search import validation_error
-from sandbox.quickbooks.store import BY_LOWER, Realm, Record
-from sandbox.quickbooks.timefmt import parse_moment
+from billsync.sandbox.quickbooks.errors import business, invalid, required
+from billsync.sandbox.quickbooks.search import validation_error
+from billsync.sandbox.quickbooks.store import BY_LOWER, Realm, Record
+from billsync.sandbox.quickbooks.timefmt import parse_moment
 
 MAX_LOOKBACK = timedelta(days=30)
 MAX_OBJECTS = 1000

@@ -13,8 +13,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sandbox import jsonutil
-from sandbox.quickbooks.timefmt import response_time
+from billsync.sandbox import jsonutil
+from billsync.sandbox.quickbooks.timefmt import response_time
 
 OBJECT_NOT_FOUND = "Object Not Found"
 INACTIVE_DETAIL = (
@@ -106,7 +106,7 @@ def fault_body(fault: QboFault, now: datetime) -> dict[str, Any]:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """QBO JSON: Decimals written as JSON numbers, digit for digit (`sandbox.jsonutil`)."""
+    """QBO JSON: Decimals written as JSON numbers, digit for digit (`billsync.sandbox.jsonutil`)."""
     return Response(
         jsonutil.dumps(body, separators=(",", ":")),
         status_code=status,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sandbox.quickbooks.errors import QboFault
-from sandbox.quickbooks.operations import Operations
-from sandbox.quickbooks.spec import Write
-from sandbox.quickbooks.store import PEOPLE, Realm, Record
+from billsync.sandbox.quickbooks.errors import QboFault
+from billsync.sandbox.quickbooks.operations import Operations
+from billsync.sandbox.quickbooks.spec import Write
+from billsync.sandbox.quickbooks.store import PEOPLE, Realm, Record
 
 SEED_ORDER = (
     "Account",

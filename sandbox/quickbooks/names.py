@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import ClassVar
 
-from sandbox.quickbooks.errors import (
+from billsync.sandbox.quickbooks.errors import (
     QboFault,
     business,
     duplicate_name,
@@ -20,9 +20,9 @@ from sandbox.quickbooks.errors import (
     required,
     too_long,
 )
-from sandbox.quickbooks.spec import Spec, Write
-from sandbox.quickbooks.store import Record
-from sandbox.quickbooks.values import as_bool, is_blank, qbo_number, ref_value, to_decimal
+from billsync.sandbox.quickbooks.spec import Spec, Write
+from billsync.sandbox.quickbooks.store import Record
+from billsync.sandbox.quickbooks.values import as_bool, is_blank, qbo_number, ref_value, to_decimal
 
 ZERO = Decimal("0.0")
 NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")

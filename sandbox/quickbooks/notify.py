@@ -20,9 +20,9 @@ import json
 import uuid
 from typing import Any, Literal
 
-from sandbox.core import WebhookSink
-from sandbox.quickbooks.store import ChangeEvent, Realm
-from sandbox.quickbooks.timefmt import webhook_time
+from billsync.sandbox.core import WebhookSink
+from billsync.sandbox.quickbooks.store import ChangeEvent, Realm
+from billsync.sandbox.quickbooks.timefmt import webhook_time
 
 Format = Literal["legacy", "cloudevents"]
 VERBS = {

@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import jsonutil
-from sandbox.core import Clock
+from billsync.sandbox import jsonutil
+from billsync.sandbox.core import Clock
 
 ACCESS_TTL_S = 3600
 REFRESH_TTL_S = 8_726_400  # 101 days, what Intuit reports in x_refresh_token_expires_in

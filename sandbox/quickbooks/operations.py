@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.quickbooks.errors import deleted_txn, invalid, not_found, required, stale, unsupported
-from sandbox.quickbooks.spec import SERVER_FIELDS, Spec, Write
-from sandbox.quickbooks.store import TRANSACTIONS, Record
-from sandbox.quickbooks.values import as_bool, is_blank
+from billsync.sandbox.quickbooks.errors import (
+    deleted_txn,
+    invalid,
+    not_found,
+    required,
+    stale,
+    unsupported,
+)
+from billsync.sandbox.quickbooks.spec import SERVER_FIELDS, Spec, Write
+from billsync.sandbox.quickbooks.store import TRANSACTIONS, Record
+from billsync.sandbox.quickbooks.values import as_bool, is_blank
 
 
 class Operations:

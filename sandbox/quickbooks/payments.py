@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sandbox.quickbooks import balances
-from sandbox.quickbooks.errors import business, deleted_txn, invalid, not_found, required
-from sandbox.quickbooks.spec import Spec, Write
-from sandbox.quickbooks.store import Record
-from sandbox.quickbooks.timefmt import company_date
-from sandbox.quickbooks.values import money, qbo_number, ref_value, to_decimal
+from billsync.sandbox.quickbooks import balances
+from billsync.sandbox.quickbooks.errors import business, deleted_txn, invalid, not_found, required
+from billsync.sandbox.quickbooks.spec import Spec, Write
+from billsync.sandbox.quickbooks.store import Record
+from billsync.sandbox.quickbooks.timefmt import company_date
+from billsync.sandbox.quickbooks.values import money, qbo_number, ref_value, to_decimal
 
 ZERO = Decimal("0")
 LINKABLE = ("Invoice", "CreditMemo")

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from sandbox.quickbooks.errors import QboFault
+from billsync.sandbox.quickbooks.errors import QboFault
 
 DEFAULT_MAX_RESULTS = 100
 MAX_RESULTS_CAP = 1000

@@ -15,12 +15,26 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sandbox.quickbooks import balances
-from sandbox.quickbooks.errors import QboFault, business, invalid, not_found, required, too_long
-from sandbox.quickbooks.spec import Spec, Write
-from sandbox.quickbooks.store import Record
-from sandbox.quickbooks.timefmt import company_date
-from sandbox.quickbooks.values import CENT, is_blank, money, qbo_number, ref_value, to_decimal
+from billsync.sandbox.quickbooks import balances
+from billsync.sandbox.quickbooks.errors import (
+    QboFault,
+    business,
+    invalid,
+    not_found,
+    required,
+    too_long,
+)
+from billsync.sandbox.quickbooks.spec import Spec, Write
+from billsync.sandbox.quickbooks.store import Record
+from billsync.sandbox.quickbooks.timefmt import company_date
+from billsync.sandbox.quickbooks.values import (
+    CENT,
+    is_blank,
+    money,
+    qbo_number,
+    ref_value,
+    to_decimal,
+)
 
 ZERO = Decimal("0")
 DOC_NUMBER_MAX = 21

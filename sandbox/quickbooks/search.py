@@ -18,10 +18,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sandbox.quickbooks.errors import QboFault
-from sandbox.quickbooks.query import Condition, Literal, Query, decimal_or_none
-from sandbox.quickbooks.store import BY_LOWER, NAME_LISTS, Realm, Record
-from sandbox.quickbooks.timefmt import parse_moment
+from billsync.sandbox.quickbooks.errors import QboFault
+from billsync.sandbox.quickbooks.query import Condition, Literal, Query, decimal_or_none
+from billsync.sandbox.quickbooks.store import BY_LOWER, NAME_LISTS, Realm, Record
+from billsync.sandbox.quickbooks.timefmt import parse_moment
 
 _COMMON = {"Id", "SyncToken", "MetaData.CreateTime", "MetaData.LastUpdatedTime"}
 _PERSON = {"DisplayName", "GivenName", "FamilyName", "MiddleName", "CompanyName",

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from sandbox.quickbooks.errors import unsupported
-from sandbox.quickbooks.store import Realm, Record
-from sandbox.quickbooks.timefmt import stamp
+from billsync.sandbox.quickbooks.errors import unsupported
+from billsync.sandbox.quickbooks.store import Realm, Record
+from billsync.sandbox.quickbooks.timefmt import stamp
 
 SERVER_FIELDS = frozenset({"Id", "SyncToken", "MetaData", "domain", "sparse", "status"})
 

@@ -13,12 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from sandbox.core import FaultKind, RateLimit, SandboxContext
-from sandbox.quickbooks.admin import admin_routes
-from sandbox.quickbooks.api import AccountingApi, ForcedThrottle
-from sandbox.quickbooks.errors import system_fault, throttled
-from sandbox.quickbooks.fixtures import BUILT_IN, seed_realm
-from sandbox.quickbooks.names import (
+from billsync.sandbox.core import FaultKind, RateLimit, SandboxContext
+from billsync.sandbox.quickbooks.admin import admin_routes
+from billsync.sandbox.quickbooks.api import AccountingApi, ForcedThrottle
+from billsync.sandbox.quickbooks.errors import system_fault, throttled
+from billsync.sandbox.quickbooks.fixtures import BUILT_IN, seed_realm
+from billsync.sandbox.quickbooks.names import (
     AccountSpec,
     CustomerSpec,
     EmployeeSpec,
@@ -28,13 +28,13 @@ from sandbox.quickbooks.names import (
     TermSpec,
     VendorSpec,
 )
-from sandbox.quickbooks.notify import Notifier
-from sandbox.quickbooks.oauth import TOKEN_PATH, OAuthServer
-from sandbox.quickbooks.operations import Operations
-from sandbox.quickbooks.payments import PaymentSpec
-from sandbox.quickbooks.sales import CreditMemoSpec, InvoiceSpec
-from sandbox.quickbooks.spec import Spec
-from sandbox.quickbooks.store import ENTITIES, Realm
+from billsync.sandbox.quickbooks.notify import Notifier
+from billsync.sandbox.quickbooks.oauth import TOKEN_PATH, OAuthServer
+from billsync.sandbox.quickbooks.operations import Operations
+from billsync.sandbox.quickbooks.payments import PaymentSpec
+from billsync.sandbox.quickbooks.sales import CreditMemoSpec, InvoiceSpec
+from billsync.sandbox.quickbooks.spec import Spec
+from billsync.sandbox.quickbooks.store import ENTITIES, Realm
 
 DEFAULT_REALM_ID = "9341453050298475"
 CLIENT_ID = "ABsandboxQuickBooksClientId0000000000000000000000"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sandbox.quickbooks.errors import invalid
+from billsync.sandbox.quickbooks.errors import invalid
 
 CENT = Decimal("0.01")
 

@@ -17,15 +17,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import jsonutil
-from sandbox.salesforce import seeding
-from sandbox.salesforce.cursors import Cursors
-from sandbox.salesforce.errors import WriteError, json_response
-from sandbox.salesforce.oauth import Sessions
-from sandbox.salesforce.render import full_record
-from sandbox.salesforce.schema import ObjectDef
-from sandbox.salesforce.store import Record, Store
-from sandbox.salesforce.usage import ApiUsage
+from billsync.sandbox import jsonutil
+from billsync.sandbox.salesforce import seeding
+from billsync.sandbox.salesforce.cursors import Cursors
+from billsync.sandbox.salesforce.errors import WriteError, json_response
+from billsync.sandbox.salesforce.oauth import Sessions
+from billsync.sandbox.salesforce.render import full_record
+from billsync.sandbox.salesforce.schema import ObjectDef
+from billsync.sandbox.salesforce.store import Record, Store
+from billsync.sandbox.salesforce.usage import ApiUsage
 
 VERSION = "66.0"
 

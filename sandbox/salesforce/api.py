@@ -17,27 +17,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import jsonutil
-from sandbox.salesforce import describe, ids
-from sandbox.salesforce.collections import Collections
-from sandbox.salesforce.cursors import Cursors, QueryCursor, batch_size
-from sandbox.salesforce.errors import (
+from billsync.sandbox import jsonutil
+from billsync.sandbox.salesforce import describe, ids
+from billsync.sandbox.salesforce.collections import Collections
+from billsync.sandbox.salesforce.cursors import Cursors, QueryCursor, batch_size
+from billsync.sandbox.salesforce.errors import (
     SalesforceError,
     WriteError,
     error_response,
     json_response,
     not_found,
 )
-from sandbox.salesforce.oauth import OAuth, Sessions
-from sandbox.salesforce.render import full_record
-from sandbox.salesforce.schema import ObjectDef
-from sandbox.salesforce.soql_engine import plan, top_rows
-from sandbox.salesforce.soql_fields import QueryError
-from sandbox.salesforce.soql_lexer import SoqlSyntaxError
-from sandbox.salesforce.soql_parser import parse
-from sandbox.salesforce.store import Store
-from sandbox.salesforce.usage import ApiUsage
-from sandbox.salesforce.versions import supported, versions
+from billsync.sandbox.salesforce.oauth import OAuth, Sessions
+from billsync.sandbox.salesforce.render import full_record
+from billsync.sandbox.salesforce.schema import ObjectDef
+from billsync.sandbox.salesforce.soql_engine import plan, top_rows
+from billsync.sandbox.salesforce.soql_fields import QueryError
+from billsync.sandbox.salesforce.soql_lexer import SoqlSyntaxError
+from billsync.sandbox.salesforce.soql_parser import parse
+from billsync.sandbox.salesforce.store import Store
+from billsync.sandbox.salesforce.usage import ApiUsage
+from billsync.sandbox.salesforce.versions import supported, versions
 
 log = logging.getLogger(__name__)
 ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"]

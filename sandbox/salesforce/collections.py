@@ -16,8 +16,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sandbox.salesforce.errors import SalesforceError, WriteError, json_response
-from sandbox.salesforce.store import PreparedWrite, Store
+from billsync.sandbox.salesforce.errors import SalesforceError, WriteError, json_response
+from billsync.sandbox.salesforce.store import PreparedWrite, Store
 
 MAX_RECORDS = 200
 ROLLED_BACK = WriteError(

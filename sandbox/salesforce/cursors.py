@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.core import Clock
-from sandbox.salesforce import ids
-from sandbox.salesforce.errors import SalesforceError
-from sandbox.salesforce.soql_engine import (
+from billsync.sandbox.core import Clock
+from billsync.sandbox.salesforce import ids
+from billsync.sandbox.salesforce.errors import SalesforceError
+from billsync.sandbox.salesforce.soql_engine import (
     ChildPlan,
     ChildResult,
     Plan,
@@ -30,7 +30,7 @@ from sandbox.salesforce.soql_engine import (
     child_rows,
     render_row,
 )
-from sandbox.salesforce.store import Store
+from billsync.sandbox.salesforce.store import Store
 
 CHILD_PAGE = 200
 DEFAULT_BATCH = 2000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.salesforce.schema import FieldDef, ObjectDef, Schema
+from billsync.sandbox.salesforce.schema import FieldDef, ObjectDef, Schema
 
 _SOAP_TYPES = {
     "id": "tns:ID",

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sandbox import jsonutil
+from billsync.sandbox import jsonutil
 
 
 class SalesforceError(Exception):

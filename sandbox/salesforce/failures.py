@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.salesforce import ids
-from sandbox.salesforce.errors import WriteError
+from billsync.sandbox.salesforce import ids
+from billsync.sandbox.salesforce.errors import WriteError
 
 
 @dataclass

@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.core import Clock
-from sandbox.salesforce import ids
-from sandbox.salesforce.errors import json_response, oauth_error
+from billsync.sandbox.core import Clock
+from billsync.sandbox.salesforce import ids
+from billsync.sandbox.salesforce.errors import json_response, oauth_error
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ORG_ID = ids.to18("00D5g000004BiLl")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.salesforce.schema import ObjectDef
-from sandbox.salesforce.values import render
+from billsync.sandbox.salesforce.schema import ObjectDef
+from billsync.sandbox.salesforce.values import render
 
 
 def attributes(definition: ObjectDef, record_id: str, version: str) -> dict[str, str]:

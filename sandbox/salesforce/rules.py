@@ -10,9 +10,9 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, Literal
 
-from sandbox.salesforce.errors import WriteError
-from sandbox.salesforce.schema import FieldDef, ObjectDef
-from sandbox.salesforce.values import coerce
+from billsync.sandbox.salesforce.errors import WriteError
+from billsync.sandbox.salesforce.schema import FieldDef, ObjectDef
+from billsync.sandbox.salesforce.values import coerce
 
 Source = Literal["api", "admin", "seed"]
 

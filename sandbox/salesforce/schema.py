@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from sandbox.salesforce.ids import PREFIXES
+from billsync.sandbox.salesforce.ids import PREFIXES
 
 FieldType = Literal[
     "id",

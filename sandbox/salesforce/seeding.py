@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.salesforce.errors import WriteError
-from sandbox.salesforce.rules import Source
-from sandbox.salesforce.store import Record, Store
+from billsync.sandbox.salesforce.errors import WriteError
+from billsync.sandbox.salesforce.rules import Source
+from billsync.sandbox.salesforce.store import Record, Store
 
 SECTIONS = ("Account", "Product2", "Opportunity")
 LINES = "OpportunityLineItems"

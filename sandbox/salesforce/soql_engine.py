@@ -16,18 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.salesforce.render import attributes
-from sandbox.salesforce.schema import ChildRelationship, FieldDef, ObjectDef, Schema
-from sandbox.salesforce.soql_ast import FieldRef, OrderItem, Query
-from sandbox.salesforce.soql_fields import (
+from billsync.sandbox.salesforce.render import attributes
+from billsync.sandbox.salesforce.schema import ChildRelationship, FieldDef, ObjectDef, Schema
+from billsync.sandbox.salesforce.soql_ast import FieldRef, OrderItem, Query
+from billsync.sandbox.salesforce.soql_fields import (
     QueryError,
     Tables,
     resolve,
     unknown_child,
     unknown_object,
 )
-from sandbox.salesforce.soql_filter import Predicate, compile_condition, sort_rows
-from sandbox.salesforce.values import render
+from billsync.sandbox.salesforce.soql_filter import Predicate, compile_condition, sort_rows
+from billsync.sandbox.salesforce.values import render
 
 Record = dict[str, Any]
 MAX_OFFSET = 2000

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.salesforce.schema import FieldDef, ObjectDef, Schema
-from sandbox.salesforce.soql_ast import FieldRef
+from billsync.sandbox.salesforce.schema import FieldDef, ObjectDef, Schema
+from billsync.sandbox.salesforce.soql_ast import FieldRef
 
 Record = dict[str, Any]
 Tables = dict[str, dict[str, Record]]

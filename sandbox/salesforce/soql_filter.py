@@ -15,11 +15,18 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.salesforce import ids
-from sandbox.salesforce.schema import TEXT_TYPES, ObjectDef, Schema
-from sandbox.salesforce.soql_ast import BoolOp, Comparison, Condition, Not, OrderItem, Value
-from sandbox.salesforce.soql_fields import QueryError, Tables, check_filterable, resolve
-from sandbox.salesforce.soql_lexer import Wildcard
+from billsync.sandbox.salesforce import ids
+from billsync.sandbox.salesforce.schema import TEXT_TYPES, ObjectDef, Schema
+from billsync.sandbox.salesforce.soql_ast import (
+    BoolOp,
+    Comparison,
+    Condition,
+    Not,
+    OrderItem,
+    Value,
+)
+from billsync.sandbox.salesforce.soql_fields import QueryError, Tables, check_filterable, resolve
+from billsync.sandbox.salesforce.soql_lexer import Wildcard
 
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]

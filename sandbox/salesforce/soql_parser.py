@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sandbox.salesforce.soql_ast import (
+from billsync.sandbox.salesforce.soql_ast import (
     BoolOp,
     Comparison,
     Condition,
@@ -29,7 +29,13 @@ from sandbox.salesforce.soql_ast import (
     Query,
     Value,
 )
-from sandbox.salesforce.soql_lexer import SoqlSyntaxError, Token, decode, decode_like, tokenize
+from billsync.sandbox.salesforce.soql_lexer import (
+    SoqlSyntaxError,
+    Token,
+    decode,
+    decode_like,
+    tokenize,
+)
 
 _UNSUPPORTED_CLAUSES = {"GROUP", "HAVING", "WITH", "FOR", "USING", "UPDATE"}
 _CLAUSE_ENDS = {"WHERE", "ORDER", "LIMIT", "OFFSET", *_UNSUPPORTED_CLAUSES}

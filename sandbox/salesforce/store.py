@@ -19,13 +19,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sandbox.core import Clock
-from sandbox.salesforce import ids, rules
-from sandbox.salesforce.errors import WriteError
-from sandbox.salesforce.failures import FailurePlan
-from sandbox.salesforce.rules import Source
-from sandbox.salesforce.schema import ChildRelationship, ObjectDef, Schema
-from sandbox.salesforce.values import truncate_ms
+from billsync.sandbox.core import Clock
+from billsync.sandbox.salesforce import ids, rules
+from billsync.sandbox.salesforce.errors import WriteError
+from billsync.sandbox.salesforce.failures import FailurePlan
+from billsync.sandbox.salesforce.rules import Source
+from billsync.sandbox.salesforce.schema import ChildRelationship, ObjectDef, Schema
+from billsync.sandbox.salesforce.values import truncate_ms
 
 Record = dict[str, Any]
 

@@ -22,18 +22,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.core import FaultKind, RateLimit, SandboxContext
-from sandbox.salesforce import ids, seeding
-from sandbox.salesforce.admin import VERSION, Admin
-from sandbox.salesforce.api import ALL_METHODS, DataApi
-from sandbox.salesforce.collections import Collections
-from sandbox.salesforce.cursors import Cursors
-from sandbox.salesforce.errors import SalesforceError, error_response, not_found
-from sandbox.salesforce.oauth import OAuth, Sessions
-from sandbox.salesforce.render import full_record
-from sandbox.salesforce.schema import Schema
-from sandbox.salesforce.store import Store
-from sandbox.salesforce.usage import DEFAULT_DAILY_MAX, ApiUsage
+from billsync.sandbox.core import FaultKind, RateLimit, SandboxContext
+from billsync.sandbox.salesforce import ids, seeding
+from billsync.sandbox.salesforce.admin import VERSION, Admin
+from billsync.sandbox.salesforce.api import ALL_METHODS, DataApi
+from billsync.sandbox.salesforce.collections import Collections
+from billsync.sandbox.salesforce.cursors import Cursors
+from billsync.sandbox.salesforce.errors import SalesforceError, error_response, not_found
+from billsync.sandbox.salesforce.oauth import OAuth, Sessions
+from billsync.sandbox.salesforce.render import full_record
+from billsync.sandbox.salesforce.schema import Schema
+from billsync.sandbox.salesforce.store import Store
+from billsync.sandbox.salesforce.usage import DEFAULT_DAILY_MAX, ApiUsage
 
 API_VERSION = VERSION
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import deque
 from datetime import timedelta
 
-from sandbox.core import Clock
-from sandbox.salesforce.errors import request_limit_exceeded
+from billsync.sandbox.core import Clock
+from billsync.sandbox.salesforce.errors import request_limit_exceeded
 
 DEFAULT_DAILY_MAX = 100_000
 WINDOW = timedelta(hours=24)

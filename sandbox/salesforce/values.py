@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sandbox.salesforce import ids
-from sandbox.salesforce.errors import WriteError
-from sandbox.salesforce.schema import NUMERIC_TYPES, TEXT_TYPES, FieldDef
+from billsync.sandbox.salesforce import ids
+from billsync.sandbox.salesforce.errors import WriteError
+from billsync.sandbox.salesforce.schema import NUMERIC_TYPES, TEXT_TYPES, FieldDef
 
 
 def format_datetime(value: datetime) -> str:

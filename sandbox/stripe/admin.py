@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.stripe import customers, lifecycle, payments
-from sandbox.stripe.errors import StripeError
-from sandbox.stripe.payment_routes import REFUND_REASONS
-from sandbox.stripe.state import State
-from sandbox.stripe.store import OUT_OF_BAND, Obj
-from sandbox.stripe.views import invoice as view
-from sandbox.stripe.wire import dumps
+from billsync.sandbox.stripe import customers, lifecycle, payments
+from billsync.sandbox.stripe.errors import StripeError
+from billsync.sandbox.stripe.payment_routes import REFUND_REASONS
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import OUT_OF_BAND, Obj
+from billsync.sandbox.stripe.views import invoice as view
+from billsync.sandbox.stripe.wire import dumps
 
 Action = Callable[[dict[str, Any], dict[str, str]], Obj]
 

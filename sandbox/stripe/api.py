@@ -22,17 +22,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.stripe import errors
-from sandbox.stripe.errors import StripeError
-from sandbox.stripe.events import API_VERSION
-from sandbox.stripe.form import FormError, parse_form
-from sandbox.stripe.idempotency import MAX_KEY_LENGTH, IdempotencyCache, fingerprint
-from sandbox.stripe.params import Params
-from sandbox.stripe.store import Collection, Obj, Origin, StripeStore
-from sandbox.stripe.views import expand, without_includable
-from sandbox.stripe.wire import dumps, new_id
+from billsync.sandbox.stripe import errors
+from billsync.sandbox.stripe.errors import StripeError
+from billsync.sandbox.stripe.events import API_VERSION
+from billsync.sandbox.stripe.form import FormError, parse_form
+from billsync.sandbox.stripe.idempotency import MAX_KEY_LENGTH, IdempotencyCache, fingerprint
+from billsync.sandbox.stripe.params import Params
+from billsync.sandbox.stripe.store import Collection, Obj, Origin, StripeStore
+from billsync.sandbox.stripe.views import expand, without_includable
+from billsync.sandbox.stripe.wire import dumps, new_id
 
-log = logging.getLogger("sandbox.stripe")
+log = logging.getLogger("billsync.sandbox.stripe")
 
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z_]+)?$")
 # Objects are rendered in the basil shape (2025-03-31) and later; an older pinned

@@ -15,14 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sandbox.stripe import errors, shapes, tax
-from sandbox.stripe.catalog import create_price
-from sandbox.stripe.errors import StripeError
-from sandbox.stripe.money import check_amount, line_amount, percent_of, round_minor
-from sandbox.stripe.params import Params, merge_metadata
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin, StripeStore
-from sandbox.stripe.wire import decimal_text, new_id
+from billsync.sandbox.stripe import errors, shapes, tax
+from billsync.sandbox.stripe.catalog import create_price
+from billsync.sandbox.stripe.errors import StripeError
+from billsync.sandbox.stripe.money import check_amount, line_amount, percent_of, round_minor
+from billsync.sandbox.stripe.params import Params, merge_metadata
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj, Origin, StripeStore
+from billsync.sandbox.stripe.wire import decimal_text, new_id
 
 MAX_LINES = 250  # Stripe: at most 250 invoice items per invoice
 

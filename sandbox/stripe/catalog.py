@@ -7,13 +7,13 @@ from decimal import Decimal
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors, shapes
-from sandbox.stripe.api import Api, Call, retrieve
-from sandbox.stripe.listing import PAGING, list_object, page
-from sandbox.stripe.params import Params, in_range, merge_metadata
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin
-from sandbox.stripe.wire import decimal_text, new_id
+from billsync.sandbox.stripe import errors, shapes
+from billsync.sandbox.stripe.api import Api, Call, retrieve
+from billsync.sandbox.stripe.listing import PAGING, list_object, page
+from billsync.sandbox.stripe.params import Params, in_range, merge_metadata
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj, Origin
+from billsync.sandbox.stripe.wire import decimal_text, new_id
 
 PRODUCT_CREATE = (
     "active", "default_price_data", "description", "id", "images", "marketing_features",

@@ -10,13 +10,13 @@ from decimal import Decimal
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors, shapes
-from sandbox.stripe.api import Api, Call, retrieve
-from sandbox.stripe.listing import PAGING, list_object, page
-from sandbox.stripe.params import Params, merge_metadata
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin
-from sandbox.stripe.wire import new_id
+from billsync.sandbox.stripe import errors, shapes
+from billsync.sandbox.stripe.api import Api, Call, retrieve
+from billsync.sandbox.stripe.listing import PAGING, list_object, page
+from billsync.sandbox.stripe.params import Params, merge_metadata
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj, Origin
+from billsync.sandbox.stripe.wire import new_id
 
 COUPON_CREATE = (
     "amount_off",

@@ -14,15 +14,15 @@ from decimal import Decimal
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors, payment_shapes
-from sandbox.stripe.api import Api, Call, retrieve
-from sandbox.stripe.listing import PAGING, list_object, page
-from sandbox.stripe.money import check_amount, line_amount
-from sandbox.stripe.params import Params, in_range, merge_metadata
-from sandbox.stripe.payments import latest_paid_charge, mark_paid, refund
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin
-from sandbox.stripe.views import invoice as view
+from billsync.sandbox.stripe import errors, payment_shapes
+from billsync.sandbox.stripe.api import Api, Call, retrieve
+from billsync.sandbox.stripe.listing import PAGING, list_object, page
+from billsync.sandbox.stripe.money import check_amount, line_amount
+from billsync.sandbox.stripe.params import Params, in_range, merge_metadata
+from billsync.sandbox.stripe.payments import latest_paid_charge, mark_paid, refund
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj, Origin
+from billsync.sandbox.stripe.views import invoice as view
 
 CREATE = (
     "amount", "credit_amount", "effective_at", "email_type", "invoice", "lines", "memo",

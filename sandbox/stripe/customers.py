@@ -12,15 +12,15 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors, shapes
-from sandbox.stripe.api import Api, Call
-from sandbox.stripe.listing import PAGING, list_object, page
-from sandbox.stripe.params import Params, in_range, merge_metadata
-from sandbox.stripe.search import page_token, read_page_token
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin
-from sandbox.stripe.views import invoice as invoice_view
-from sandbox.stripe.wire import new_id
+from billsync.sandbox.stripe import errors, shapes
+from billsync.sandbox.stripe.api import Api, Call
+from billsync.sandbox.stripe.listing import PAGING, list_object, page
+from billsync.sandbox.stripe.params import Params, in_range, merge_metadata
+from billsync.sandbox.stripe.search import page_token, read_page_token
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj, Origin
+from billsync.sandbox.stripe.views import invoice as invoice_view
+from billsync.sandbox.stripe.wire import new_id
 
 _COMMON = (
     "address", "balance", "business_name", "description", "email", "individual_name",

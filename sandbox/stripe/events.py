@@ -14,12 +14,12 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.core import Clock, WebhookSink
-from sandbox.stripe.errors import StripeError, invalid, no_such
-from sandbox.stripe.listing import page
-from sandbox.stripe.params import Params, in_range
-from sandbox.stripe.store import Obj, Origin
-from sandbox.stripe.wire import dumps, new_id
+from billsync.sandbox.core import Clock, WebhookSink
+from billsync.sandbox.stripe.errors import StripeError, invalid, no_such
+from billsync.sandbox.stripe.listing import page
+from billsync.sandbox.stripe.params import Params, in_range
+from billsync.sandbox.stripe.store import Obj, Origin
+from billsync.sandbox.stripe.wire import dumps, new_id
 
 API_VERSION = "2026-10-28.endive"
 RETENTION_S = 30 * 86400

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors
-from sandbox.stripe.api import Api, Call, retrieve
-from sandbox.stripe.billing import MAX_LINES, attach, build_item, commit, recompute
-from sandbox.stripe.listing import PAGING, list_object, page
-from sandbox.stripe.params import in_range, merge_metadata
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj
-from sandbox.stripe.views import invoice as view
+from billsync.sandbox.stripe import errors
+from billsync.sandbox.stripe.api import Api, Call, retrieve
+from billsync.sandbox.stripe.billing import MAX_LINES, attach, build_item, commit, recompute
+from billsync.sandbox.stripe.listing import PAGING, list_object, page
+from billsync.sandbox.stripe.params import in_range, merge_metadata
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj
+from billsync.sandbox.stripe.views import invoice as view
 
 CREATE = (
     "amount", "currency", "customer", "customer_account", "description", "discountable",

@@ -10,16 +10,23 @@ import copy
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors, shapes, tax
-from sandbox.stripe.api import Api, Call
-from sandbox.stripe.billing import MAX_LINES, PendingItem, attach, build_item, commit, recompute
-from sandbox.stripe.customers import custom_fields, search_result
-from sandbox.stripe.listing import PAGING, list_object, page
-from sandbox.stripe.params import Params, in_range, merge_metadata
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin, StripeStore
-from sandbox.stripe.views import invoice as view
-from sandbox.stripe.wire import new_id
+from billsync.sandbox.stripe import errors, shapes, tax
+from billsync.sandbox.stripe.api import Api, Call
+from billsync.sandbox.stripe.billing import (
+    MAX_LINES,
+    PendingItem,
+    attach,
+    build_item,
+    commit,
+    recompute,
+)
+from billsync.sandbox.stripe.customers import custom_fields, search_result
+from billsync.sandbox.stripe.listing import PAGING, list_object, page
+from billsync.sandbox.stripe.params import Params, in_range, merge_metadata
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj, Origin, StripeStore
+from billsync.sandbox.stripe.views import invoice as view
+from billsync.sandbox.stripe.wire import new_id
 
 _EDITABLE = (
     "auto_advance",

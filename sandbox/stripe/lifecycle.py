@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors
-from sandbox.stripe.api import Api, Call
-from sandbox.stripe.billing import apply_customer_credit, assign_number, recompute
-from sandbox.stripe.payments import (
+from billsync.sandbox.stripe import errors
+from billsync.sandbox.stripe.api import Api, Call
+from billsync.sandbox.stripe.billing import apply_customer_credit, assign_number, recompute
+from billsync.sandbox.stripe.payments import (
     cancel_open_payments,
     mark_paid,
     open_default_payment,
     record_payment,
 )
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin
-from sandbox.stripe.views import invoice as view
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj, Origin
+from billsync.sandbox.stripe.views import invoice as view
 
 
 def finalize(

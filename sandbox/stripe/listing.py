@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sandbox.stripe.errors import StripeError, no_such
-from sandbox.stripe.params import Params
+from billsync.sandbox.stripe.errors import StripeError, no_such
+from billsync.sandbox.stripe.params import Params
 
 PAGING = ("limit", "starting_after", "ending_before")
 

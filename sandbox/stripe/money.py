@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from connectors.stripe.amounts import STRIPE_CURRENCIES, THREE_DECIMAL
-from sandbox.stripe.errors import StripeError, invalid
+from billsync.connectors.stripe.amounts import STRIPE_CURRENCIES, THREE_DECIMAL
+from billsync.sandbox.stripe.errors import StripeError, invalid
 
 # Amounts are whole units: amount=500 is 500 JPY.
 # Stripe's currency facts are shared with the connector: one list, one source.

@@ -11,8 +11,8 @@ from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sandbox.stripe.errors import invalid, missing, unknown
-from sandbox.stripe.money import check_currency
+from billsync.sandbox.stripe.errors import invalid, missing, unknown
+from billsync.sandbox.stripe.money import check_currency
 
 MAX_DECIMAL_PLACES = 12
 # The accessors are named after what they return (`params.str("email")`), which shadows

@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors
-from sandbox.stripe.api import Api, Call, retrieve
-from sandbox.stripe.listing import PAGING, list_object, page
-from sandbox.stripe.params import in_range
-from sandbox.stripe.payments import refund
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Collection, Obj
+from billsync.sandbox.stripe import errors
+from billsync.sandbox.stripe.api import Api, Call, retrieve
+from billsync.sandbox.stripe.listing import PAGING, list_object, page
+from billsync.sandbox.stripe.params import in_range
+from billsync.sandbox.stripe.payments import refund
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Collection, Obj
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 

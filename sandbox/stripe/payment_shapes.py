@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.stripe.store import Obj
-from sandbox.stripe.wire import new_id
+from billsync.sandbox.stripe.store import Obj
+from billsync.sandbox.stripe.wire import new_id
 
 
 def _address() -> Obj:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import copy
 
-from sandbox.stripe import errors, payment_shapes
-from sandbox.stripe.money import check_amount
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin
-from sandbox.stripe.views import invoice as view
-from sandbox.stripe.wire import new_id
+from billsync.sandbox.stripe import errors, payment_shapes
+from billsync.sandbox.stripe.money import check_amount
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj, Origin
+from billsync.sandbox.stripe.views import invoice as view
+from billsync.sandbox.stripe.wire import new_id
 
 DISPUTE_REASONS = (
     "bank_cannot_process", "check_returned", "credit_not_processed", "customer_initiated",

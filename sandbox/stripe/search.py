@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.stripe.errors import invalid
-from sandbox.stripe.store import Obj
+from billsync.sandbox.stripe.errors import invalid
+from billsync.sandbox.stripe.store import Obj
 
 MAX_CLAUSES = 10
 _TOKEN = re.compile(

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.stripe.events import EventLog, changed
-from sandbox.stripe.search import SearchIndex
-from sandbox.stripe.store import Obj, Origin, StripeStore
-from sandbox.stripe.views import without_includable
+from billsync.sandbox.stripe.events import EventLog, changed
+from billsync.sandbox.stripe.search import SearchIndex
+from billsync.sandbox.stripe.store import Obj, Origin, StripeStore
+from billsync.sandbox.stripe.views import without_includable
 
 CUSTOMER_SEARCH_FIELDS = {
     "created": "number",

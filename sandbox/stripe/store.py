@@ -11,8 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.core import Clock
-from sandbox.stripe.errors import StripeError, no_such
+from billsync.sandbox.core import Clock
+from billsync.sandbox.stripe.errors import StripeError, no_such
 
 Obj = dict[str, Any]
 

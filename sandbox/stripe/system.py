@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.core import FaultKind, RateLimit, SandboxContext
-from sandbox.stripe import (
+from billsync.sandbox.core import FaultKind, RateLimit, SandboxContext
+from billsync.sandbox.stripe import (
     admin,
     catalog,
     coupons,
@@ -30,14 +30,14 @@ from sandbox.stripe import (
     payment_routes,
     tax,
 )
-from sandbox.stripe.api import Api, RawJSON
-from sandbox.stripe.events import EventLog
-from sandbox.stripe.idempotency import IdempotencyCache
-from sandbox.stripe.params import Params
-from sandbox.stripe.state import State
-from sandbox.stripe.store import OUT_OF_BAND, Obj, StripeStore
-from sandbox.stripe.views import invoice as invoice_view
-from sandbox.stripe.wire import dumps, new_id
+from billsync.sandbox.stripe.api import Api, RawJSON
+from billsync.sandbox.stripe.events import EventLog
+from billsync.sandbox.stripe.idempotency import IdempotencyCache
+from billsync.sandbox.stripe.params import Params
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import OUT_OF_BAND, Obj, StripeStore
+from billsync.sandbox.stripe.views import invoice as invoice_view
+from billsync.sandbox.stripe.wire import dumps, new_id
 
 DEFAULT_SEARCH_DELAY_S = 1.0
 # Path segments that are names, not ids, in /v1/<collection>/<id>/<action>/<sub-id>.

@@ -33,14 +33,14 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from sandbox.stripe import errors
-from sandbox.stripe.api import Api, Call, retrieve
-from sandbox.stripe.listing import PAGING, list_object, page
-from sandbox.stripe.money import round_minor
-from sandbox.stripe.params import Params, in_range, merge_metadata
-from sandbox.stripe.state import State
-from sandbox.stripe.store import Obj, Origin, StripeStore
-from sandbox.stripe.wire import new_id
+from billsync.sandbox.stripe import errors
+from billsync.sandbox.stripe.api import Api, Call, retrieve
+from billsync.sandbox.stripe.listing import PAGING, list_object, page
+from billsync.sandbox.stripe.money import round_minor
+from billsync.sandbox.stripe.params import Params, in_range, merge_metadata
+from billsync.sandbox.stripe.state import State
+from billsync.sandbox.stripe.store import Obj, Origin, StripeStore
+from billsync.sandbox.stripe.wire import new_id
 
 CREATE = (
     "active", "country", "description", "display_name", "inclusive", "jurisdiction",

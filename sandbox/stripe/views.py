@@ -17,9 +17,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sandbox.stripe.errors import StripeError
-from sandbox.stripe.listing import list_object
-from sandbox.stripe.store import Obj, StripeStore
+from billsync.sandbox.stripe.errors import StripeError
+from billsync.sandbox.stripe.listing import list_object
+from billsync.sandbox.stripe.store import Obj, StripeStore
 
 EMBEDDED_LINES = 10
 MAX_EXPAND_DEPTH = 4

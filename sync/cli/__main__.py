@@ -1,5 +1,5 @@
-"""`python -m sync.cli` — the same as the `billsync` console script."""
+"""`python -m billsync.sync.cli` — the same as the `billsync` console script."""
 
-from sync.cli.app import main
+from billsync.sync.cli.app import main
 
 main()

@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
-from config.loader import ConfigError
-from sync.cli import (
+from billsync.config.loader import ConfigError
+from billsync.sync.cli import (
     auth_cmd,
     config_cmd,
     customers_cmd,
@@ -30,8 +30,8 @@ from sync.cli import (
     sandbox_cmd,
     sessions_cmd,
 )
-from sync.cli.options import ConfigOption, JsonOption
-from sync.logs import SecretScrubber
+from billsync.sync.cli.options import ConfigOption, JsonOption
+from billsync.sync.logs import SecretScrubber
 
 CONFIG_ERROR_EXIT = 2
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug of ours, distinct from the documented codes
@@ -138,7 +138,7 @@ def serve(
 ) -> None:
     """Serve webhooks (POST /webhooks/stripe, /webhooks/quickbooks), /healthz, /readyz
     and /metrics; stored events are processed by a background worker."""
-    from sync.cli import serve_cmd
+    from billsync.sync.cli import serve_cmd
 
     serve_cmd.serve(ctx, config, host, port, workers, schedule)
 
@@ -148,7 +148,7 @@ def demo() -> None:
     """Run the whole loop against the built-in sandbox and print what happened."""
     from rich.console import Console
 
-    from sync.demo import run_demo
+    from billsync.sync.demo import run_demo
 
     raise typer.Exit(run_demo(Console(soft_wrap=True)))
 
@@ -159,7 +159,7 @@ def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
     health (QuickBooks tokens, Salesforce API allocation), from the ledger alone.
 
     Exit codes: 0 nothing needs a person; 1 warnings are listed; 2 configuration wrong."""
-    from sync.cli import status_cmd
+    from billsync.sync.cli import status_cmd
 
     status_cmd.status(ctx, config, as_json)
 
@@ -227,8 +227,8 @@ def failures_list(
     as_json: JsonOption = False,
 ) -> None:
     """List failed work items, most recent first (a table, or JSON with --json)."""
-    from sync.cli import failures_cmd
-    from sync.ledger.ops_reads import FailureView
+    from billsync.sync.cli import failures_cmd
+    from billsync.sync.ledger.ops_reads import FailureView
 
     try:
         view = FailureView(status)
@@ -248,7 +248,7 @@ def failures_show(
 ) -> None:
     """Everything about one failure: the deal, what was attempted, each attempt's error,
     what to do about it, and the audit trail. An unknown id exits 2."""
-    from sync.cli import failures_cmd
+    from billsync.sync.cli import failures_cmd
 
     failures_cmd.show_command(ctx, config, item_id, as_json)
 
@@ -275,7 +275,7 @@ def failures_retry(
 
     Exit codes: 0 all queued; 1 some could not be (e.g. a run holds them); 2 an unknown
     id (then nothing is changed)."""
-    from sync.cli import failures_cmd
+    from billsync.sync.cli import failures_cmd
 
     failures_cmd.retry_command(
         ctx, config, item_ids or [], every, error_class, target, actor, note, as_json
@@ -296,7 +296,7 @@ def failures_resolve(
     """Close failures without retrying them, with a note; audited.
 
     Exit codes: 0 all resolved; 1 some could not be; 2 an unknown id (nothing changed)."""
-    from sync.cli import failures_cmd
+    from billsync.sync.cli import failures_cmd
 
     failures_cmd.resolve_command(ctx, config, item_ids or [], note, actor, as_json)
 
@@ -334,7 +334,7 @@ def report_aging(
     due or due that day), 1-30, 31-60, 61-90, 90+. A refund or a dispute does not
     reopen a balance. Per currency, never summed across currencies. Invoices without a
     recorded due date are aged from their issue date."""
-    from sync.cli import report_cmd
+    from billsync.sync.cli import report_cmd
 
     report_cmd.aging_command(ctx, config, as_of, currency, by, as_json, as_csv)
 
@@ -374,14 +374,14 @@ def report_kpis(
     not), the age of the oldest on D, and the funds withdrawn. Write-offs: invoices
     marked uncollectible with something still due (all to date): count and open
     balance."""
-    from sync.cli import report_cmd
+    from billsync.sync.cli import report_cmd
 
     report_cmd.kpis_command(ctx, config, as_of, days, currency, as_json, as_csv)
 
 
 def _ledger_problem(state: dict[str, object], exc: Exception) -> str | None:
     """A ledger that cannot be opened is the operator's to fix (exit 2), not a bug."""
-    from sync.ledger.database import ledger_unreachable
+    from billsync.sync.ledger.database import ledger_unreachable
 
     url = state.get("ledger_url")
     return ledger_unreachable(url, exc) if isinstance(url, str) else None

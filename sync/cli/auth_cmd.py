@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlparse
 
 import typer
 
-from sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
 
 app = typer.Typer(help="Connect and inspect vendor credentials.", no_args_is_help=True)
 
@@ -73,8 +73,8 @@ def quickbooks(
 def _connect(
     settings: Any, redirect_url: str | None, code: str | None, realm: str | None, state: str | None
 ) -> int:
-    from connectors.base import ConnectorError
-    from connectors.quickbooks.auth import AuthGateway, credential_name
+    from billsync.connectors.base import ConnectorError
+    from billsync.connectors.quickbooks.auth import AuthGateway, credential_name
 
     qb = settings.quickbooks
     if not qb.redirect_uri:
@@ -139,7 +139,7 @@ def _code_from_operator(
 
 
 def _status(settings: Any, realm: str | None, as_json: bool) -> int:
-    from connectors.quickbooks.auth import TokenSet, credential_name, token_health
+    from billsync.connectors.quickbooks.auth import TokenSet, credential_name, token_health
 
     realm = realm or settings.quickbooks.realm_id
     if not realm:
@@ -194,7 +194,7 @@ def _status(settings: Any, realm: str | None, as_json: bool) -> int:
 def _refused_since(store: Any, tokens: Any) -> dict[str, str] | None:
     """The last run's refusal of these credentials (e.g. invalid_grant), unless the
     company was connected again after it; None when no run was refused."""
-    from sync.engine.cycle import refused_cursor
+    from billsync.sync.engine.cycle import refused_cursor
 
     raw = store.ledger.get_cursor(refused_cursor("quickbooks"))
     if not raw:
@@ -217,8 +217,8 @@ def _days(age: timedelta | None) -> int | None:
 
 def _store(settings: Any, *, migrate: bool) -> Any:
     """The ledger's credential store; None (status only) when the ledger has no schema."""
-    from sync.ledger import Ledger, create_ledger_engine, is_current, upgrade_to_head
-    from sync.ledger.credential_store import LedgerCredentialStore
+    from billsync.sync.ledger import Ledger, create_ledger_engine, is_current, upgrade_to_head
+    from billsync.sync.ledger.credential_store import LedgerCredentialStore
 
     engine = create_ledger_engine(settings.ledger.url)
     if migrate:

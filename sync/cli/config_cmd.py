@@ -6,8 +6,8 @@ import json
 
 import typer
 
-from sync.cli.options import ConfigOption, JsonOption, settings_for
-from sync.ledger.database import describe_url
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.ledger.database import describe_url
 
 app = typer.Typer(help="Validate and show the configuration (secrets masked).")
 

@@ -25,14 +25,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sync.cli.options import ConfigOption, JsonOption, settings_for
-from sync.cli.status_cmd import open_ledger
-from sync.ledger import Ledger
-from sync.ledger.customers import customer_subject
-from sync.ledger.ops_reads import FailureView
-from sync.ops.failures import default_actor
-from sync.ops.render import dumps, iso
-from sync.wiring import BUILTIN_TARGETS
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.cli.status_cmd import open_ledger
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.customers import customer_subject
+from billsync.sync.ledger.ops_reads import FailureView
+from billsync.sync.ops.failures import default_actor
+from billsync.sync.ops.render import dumps, iso
+from billsync.sync.wiring import BUILTIN_TARGETS
 
 EXIT_OK, EXIT_USAGE = 0, 2
 

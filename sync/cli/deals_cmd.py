@@ -15,11 +15,11 @@ from typing import Annotated
 
 import typer
 
-from sync.cli.options import ConfigOption, JsonOption, settings_for
-from sync.cli.status_cmd import open_ledger
-from sync.engine.routing import RerouteRefused, reroute
-from sync.ops.failures import default_actor
-from sync.ops.render import dumps
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.cli.status_cmd import open_ledger
+from billsync.sync.engine.routing import RerouteRefused, reroute
+from billsync.sync.ops.failures import default_actor
+from billsync.sync.ops.render import dumps
 
 EXIT_OK, EXIT_USAGE = 0, 2
 TARGETS = ("quickbooks", "stripe")

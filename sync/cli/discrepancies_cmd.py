@@ -1,5 +1,5 @@
 """`billsync discrepancies list|ack|resolve`: what reconciliation found, and an
-operator's answer to it (see `sync.ops.discrepancies`).
+operator's answer to it (see `billsync.sync.ops.discrepancies`).
 
 ``ack ID --note …`` marks an open discrepancy as seen: it stays listed and re-verified,
 but `billsync reconcile` no longer exits 1 for it (until its amounts change).
@@ -16,12 +16,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sync.cli.options import ConfigOption, JsonOption, settings_for
-from sync.cli.status_cmd import open_ledger
-from sync.ledger.discrepancies import DiscrepancyClosed, DiscrepancyView, UnknownDiscrepancy
-from sync.ops import discrepancies as ops
-from sync.ops.failures import default_actor
-from sync.ops.render import dumps
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.cli.status_cmd import open_ledger
+from billsync.sync.ledger.discrepancies import (
+    DiscrepancyClosed,
+    DiscrepancyView,
+    UnknownDiscrepancy,
+)
+from billsync.sync.ops import discrepancies as ops
+from billsync.sync.ops.failures import default_actor
+from billsync.sync.ops.render import dumps
 
 EXIT_OK, EXIT_USAGE = 0, 2
 

@@ -1,6 +1,6 @@
 """`billsync failures list|show|retry|resolve`: the failure log, for people and scripts.
 
-The work is done by `sync.ops.failures`; this module parses, opens the ledger and
+The work is done by `billsync.sync.ops.failures`; this module parses, opens the ledger and
 prints (a table on a terminal, one greppable line per item otherwise, or JSON).
 
 Exit codes: 0 done; 1 some items could not be retried/resolved (e.g. a run holds
@@ -18,9 +18,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sync.cli.status_cmd import open_ledger
-from sync.ledger.ops_reads import FailureView
-from sync.ops.failures import (
+from billsync.sync.cli.status_cmd import open_ledger
+from billsync.sync.ledger.ops_reads import FailureView
+from billsync.sync.ops.failures import (
     ActionOutcome,
     FailureDetail,
     FailureQuery,
@@ -33,7 +33,7 @@ from sync.ops.failures import (
     retry_failures,
     show_failure,
 )
-from sync.ops.render import dumps, iso
+from billsync.sync.ops.render import dumps, iso
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 STAGE_WORDS = {
@@ -75,7 +75,7 @@ def list_command(
     as_json: bool,
     limit: int,
 ) -> None:
-    from sync.cli.options import settings_for
+    from billsync.sync.cli.options import settings_for
 
     query = FailureQuery(view, target, error_class, parse_since(since), limit)
     settings = settings_for(ctx, config, logs_to_stderr=True)
@@ -131,7 +131,7 @@ def _table(rows: list[FailureRow], view: FailureView, console: Console) -> None:
 
 
 def show_command(ctx: typer.Context, config: Path | None, item_id: int, as_json: bool) -> None:
-    from sync.cli.options import settings_for
+    from billsync.sync.cli.options import settings_for
 
     settings = settings_for(ctx, config, logs_to_stderr=True)
     with open_ledger(settings) as ledger:
@@ -232,7 +232,7 @@ def retry_command(
     note: str | None,
     as_json: bool,
 ) -> None:
-    from sync.cli.options import settings_for
+    from billsync.sync.cli.options import settings_for
 
     if every == bool(item_ids):
         raise _usage("give the ids to retry, or --all (optionally with --class / --target)")
@@ -259,7 +259,7 @@ def resolve_command(
     actor: str | None,
     as_json: bool,
 ) -> None:
-    from sync.cli.options import settings_for
+    from billsync.sync.cli.options import settings_for
 
     if not item_ids:
         raise _usage("give the ids of the failures to resolve")

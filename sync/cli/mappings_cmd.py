@@ -8,10 +8,10 @@ from typing import Annotated, Protocol, runtime_checkable
 
 import typer
 
-from connectors.base import ConnectorError
-from mappings.loader import LoadedMapping, MappingError, load_mappings
-from mappings.references import ReferenceProblem, check_references
-from sync.cli.options import ConfigOption, settings_for
+from billsync.connectors.base import ConnectorError
+from billsync.mappings.loader import LoadedMapping, MappingError, load_mappings
+from billsync.mappings.references import ReferenceProblem, check_references
+from billsync.sync.cli.options import ConfigOption, settings_for
 
 app = typer.Typer(help="Check the mapping files.")
 
@@ -79,7 +79,7 @@ class ChecksFields(Protocol):
 def _check_source_fields(
     ctx: typer.Context, config: Path | None, loaded: LoadedMapping
 ) -> list[str]:
-    from sync import wiring
+    from billsync.sync import wiring
 
     settings = settings_for(ctx, config)
     try:
@@ -95,8 +95,8 @@ def _check_references(
     ctx: typer.Context, config: Path | None, loaded: LoadedMapping
 ) -> list[ReferenceProblem]:
     """Read each enabled target's catalogue (reads only) and check the mapping's names."""
-    from sync import wiring
-    from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+    from billsync.sync import wiring
+    from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
     settings = settings_for(ctx, config)
     db = create_ledger_engine(settings.ledger.url)

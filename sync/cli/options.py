@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from config.loader import load_settings
-from config.settings import Settings
-from sync.logs import configure_logging
+from billsync.config.loader import load_settings
+from billsync.config.settings import Settings
+from billsync.sync.logs import configure_logging
 
 ConfigOption = Annotated[
     Path | None,

@@ -21,17 +21,17 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from config.settings import Settings
-from connectors.base import ConnectorError, ErrorClass
-from mappings.loader import MappingError
-from mappings.plan import Rejected
-from sync.cli.options import ConfigOption, JsonOption, settings_for
-from sync.engine.failures import INVOICE
-from sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
-from sync.ledger import Ledger
-from sync.ledger.ops_reads import FailureView
-from sync.plan_ledger import Judged, Verdict, counts, failure_json, judge
-from sync.planning import PlanReport, plan_deals
+from billsync.config.settings import Settings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.mappings.loader import MappingError
+from billsync.mappings.plan import Rejected
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.engine.failures import INVOICE
+from billsync.sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.ops_reads import FailureView
+from billsync.sync.plan_ledger import Judged, Verdict, counts, failure_json, judge
+from billsync.sync.planning import PlanReport, plan_deals
 
 SinceOption = Annotated[
     datetime | None,
@@ -54,7 +54,7 @@ def plan(
 ) -> None:
     """Show what a run would do: invoices it would create, adopt or skip, routing
     conflicts, the deals it would reject and the known failures (no writes)."""
-    from sync import wiring
+    from billsync.sync import wiring
 
     settings = settings_for(ctx, config, logs_to_stderr=as_json)
     try:
@@ -146,8 +146,8 @@ def _existing_ledger(settings: Settings) -> Iterator[Ledger | None]:
     would create or migrate it: a plan never does)."""
     from sqlalchemy.engine import make_url
 
-    from sync.ledger import create_ledger_engine
-    from sync.ledger.migrate import is_current
+    from billsync.sync.ledger import create_ledger_engine
+    from billsync.sync.ledger.migrate import is_current
 
     url = make_url(settings.ledger.url)
     if url.get_backend_name() == "sqlite":

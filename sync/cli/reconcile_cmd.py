@@ -16,12 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sync.cli.options import ConfigOption, JsonOption, settings_for
-from sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD
 
 if TYPE_CHECKING:
-    from sync.engine.cycle import Engine
-    from sync.engine.reconcile import ReconcileReport
+    from billsync.sync.engine.cycle import Engine
+    from billsync.sync.engine.reconcile import ReconcileReport
 
 FixOption = Annotated[
     bool,
@@ -51,9 +51,9 @@ def reconcile(
     limit: LimitOption = None,
 ) -> None:
     """Compare Salesforce, the ledger and the targets; list every discrepancy."""
-    from mappings.loader import MappingError
-    from sync import wiring
-    from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+    from billsync.mappings.loader import MappingError
+    from billsync.sync import wiring
+    from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
     # stdout is the report (a JSON document, a table or lines); logs go to stderr.
     settings = settings_for(ctx, config, logs_to_stderr=True)
@@ -82,9 +82,9 @@ def run_reconcile(
 ) -> int:
     """One pass under the run lease, printed; returns the exit code."""
     # The engine is imported here, not at module level: `billsync --help` stays quick.
-    from sync.engine.cycle import LEASE_TTL, RUN_LEASE
-    from sync.engine.reconcile import DEFAULT_LIMIT
-    from sync.engine.reconcile import reconcile as reconcile_pass
+    from billsync.sync.engine.cycle import LEASE_TTL, RUN_LEASE
+    from billsync.sync.engine.reconcile import DEFAULT_LIMIT
+    from billsync.sync.engine.reconcile import reconcile as reconcile_pass
 
     console = console or Console(soft_wrap=True)
     ledger = engine.ledger

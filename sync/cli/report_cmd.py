@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sync.cli.status_cmd import open_ledger
-from sync.ops.render import dumps
+from billsync.sync.cli.status_cmd import open_ledger
+from billsync.sync.ops.render import dumps
 
 
 def parse_as_of(value: str | None) -> date:
@@ -31,7 +31,7 @@ def parse_as_of(value: str | None) -> date:
 
 
 def parse_currency(value: str | None) -> str | None:
-    from sync import money
+    from billsync.sync import money
 
     if value is None:
         return None
@@ -55,8 +55,8 @@ def aging_command(
     as_json: bool,
     as_csv: bool,
 ) -> None:
-    from sync.cli.options import settings_for
-    from sync.ops.aging import BUCKETS, aging
+    from billsync.sync.cli.options import settings_for
+    from billsync.sync.ops.aging import BUCKETS, aging
 
     _one_format(as_json, as_csv)
     if by not in (None, "customer"):
@@ -106,8 +106,8 @@ def kpis_command(
     as_json: bool,
     as_csv: bool,
 ) -> None:
-    from sync.cli.options import settings_for
-    from sync.ops.kpis import kpis
+    from billsync.sync.cli.options import settings_for
+    from billsync.sync.ops.kpis import kpis
 
     _one_format(as_json, as_csv)
     day, code = parse_as_of(as_of), parse_currency(currency)
@@ -120,7 +120,7 @@ def kpis_command(
         return
     rows = kpi_rows(document)
     if as_csv:
-        from sync.ops.render import csv_text
+        from billsync.sync.ops.render import csv_text
 
         typer.echo(csv_text(["metric", "currency", "value"], rows), nl=False)
         return

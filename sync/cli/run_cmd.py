@@ -13,12 +13,12 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from config.loader import ConfigError, ConfigProblem
-from connectors.base import ConnectorError, ErrorClass
-from mappings.loader import MappingError
-from sync.apicalls import counting_api_calls, hosts_from_settings
-from sync.cli.options import settings_for
-from sync.engine.cycle import (
+from billsync.config.loader import ConfigError, ConfigProblem
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.mappings.loader import MappingError
+from billsync.sync.apicalls import counting_api_calls, hosts_from_settings
+from billsync.sync.cli.options import settings_for
+from billsync.sync.engine.cycle import (
     DEFAULT_STAGES,
     STAGES,
     Engine,
@@ -26,9 +26,9 @@ from sync.engine.cycle import (
     LeaseTakenOver,
     run_cycle,
 )
-from sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
-from sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD, RunSummary
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
+from billsync.sync.engine.summary import EXIT_CONFIG, EXIT_LEASE_HELD, RunSummary
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
 
 def run(
@@ -39,7 +39,7 @@ def run(
     only: list[str] | None,
     backfill: bool = False,
 ) -> None:
-    from sync import wiring
+    from billsync.sync import wiring
 
     stages = tuple(only) if only else DEFAULT_STAGES
     unknown = set(stages) - set(STAGES)

@@ -42,8 +42,8 @@ def serve(
     ] = 1.0,
 ) -> None:
     """Serve the sandbox until interrupted; prints one JSON line when ready."""
-    from sandbox.server import SandboxOptions, parse_rate_limits
-    from sandbox.server import serve as serve_sandbox
+    from billsync.sandbox.server import SandboxOptions, parse_rate_limits
+    from billsync.sandbox.server import serve as serve_sandbox
 
     try:
         mode = parse_rate_limits(rate_limits)
@@ -75,8 +75,8 @@ def generate(
     random_seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 1,
 ) -> None:
     """Write a realistic seed file: repeat customers, currencies, discounts, both targets."""
-    from sandbox import jsonutil
-    from sandbox.generate import GenerateOptions, generate_seed
+    from billsync.sandbox import jsonutil
+    from billsync.sandbox.generate import GenerateOptions, generate_seed
 
     seed = generate_seed(GenerateOptions(deals=deals, random_seed=random_seed))
     out.write_text(jsonutil.dumps(seed, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

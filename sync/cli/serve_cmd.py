@@ -2,7 +2,7 @@
 uvicorn.
 
 One worker runs in this process. ``--workers N`` hands over to uvicorn's process
-manager, which imports ``sync.server.factory:app_from_environment`` in each worker;
+manager, which imports ``billsync.sync.server.factory:app_from_environment`` in each worker;
 the config path and schedule travel in the environment so every worker reads exactly
 what this process validated.
 """
@@ -15,12 +15,12 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from config.loader import ConfigError, ConfigProblem
-from mappings.loader import MappingError
-from sync.cli.options import settings_for
-from sync.server.cron import CronError, CronSchedule
-from sync.server.ops.auth import token_problem
-from sync.server.protocol import GuardedH11Protocol, connection_limit, raise_fd_limit
+from billsync.config.loader import ConfigError, ConfigProblem
+from billsync.mappings.loader import MappingError
+from billsync.sync.cli.options import settings_for
+from billsync.sync.server.cron import CronError, CronSchedule
+from billsync.sync.server.ops.auth import token_problem
+from billsync.sync.server.protocol import GuardedH11Protocol, connection_limit, raise_fd_limit
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
@@ -45,7 +45,7 @@ def serve(
             raise typer.BadParameter(str(exc), param_hint="--schedule") from None
     if workers < 1:
         raise typer.BadParameter("at least one worker", param_hint="--workers")
-    # Header deadline and connection bound: see sync.server.protocol (slowloris).
+    # Header deadline and connection bound: see billsync.sync.server.protocol (slowloris).
     fd_limit = raise_fd_limit()
     max_connections = connection_limit(settings.server.max_connections, fd_limit)
     bind_host = host or settings.server.host
@@ -53,7 +53,7 @@ def serve(
     options = {
         "host": bind_host,
         "port": bind_port,
-        "log_config": None,  # our JSON logging (sync.logs) is already on the root logger
+        "log_config": None,  # our JSON logging (billsync.sync.logs) is already on the root logger
         "access_log": False,  # the receiver logs what matters, without bodies
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "proxy_headers": True,
@@ -61,7 +61,7 @@ def serve(
         "http": GuardedH11Protocol.configured(settings.server.header_timeout_s, max_connections),
     }
     if workers == 1:
-        from sync.server.factory import build_app
+        from billsync.sync.server.factory import build_app
 
         try:
             app = build_app(settings, schedule=cron)
@@ -75,13 +75,15 @@ def serve(
     config_path = config or ctx.find_root().obj.get("config")
     if config_path is not None:
         os.environ["BILLSYNC_CONFIG"] = str(Path(config_path).resolve())
-    from sync.server.factory import SCHEDULE_ENV
+    from billsync.sync.server.factory import SCHEDULE_ENV
 
     if schedule:
         os.environ[SCHEDULE_ENV] = schedule
-    options["http"] = "sync.server.protocol:GuardedH11Protocol"  # configured by each worker
+    options["http"] = (
+        "billsync.sync.server.protocol:GuardedH11Protocol"  # configured by each worker
+    )
     uvicorn.run(
-        "sync.server.factory:app_from_environment",
+        "billsync.sync.server.factory:app_from_environment",
         factory=True,
         workers=workers,
         **options,  # type: ignore[arg-type]

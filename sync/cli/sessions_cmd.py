@@ -1,6 +1,6 @@
 """`billsync sessions list|revoke`: the signed-in sessions of the ops pages.
 
-Sessions live in the ledger (`sync.ledger.ops_sessions`), so these commands see and
+Sessions live in the ledger (`billsync.sync.ledger.ops_sessions`), so these commands see and
 end the sessions of every `billsync serve` worker and replica. Each session is named
 by its label, the one the audit trail shows as ``ops-web:<label>``. A revoked session
 is refused on its next request; rotating the ops token does not end sessions, so
@@ -19,11 +19,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sync.cli.options import ConfigOption, JsonOption, settings_for
-from sync.cli.status_cmd import open_ledger
-from sync.ledger.ops_sessions import SESSION_LIFETIME, OpsSession, valid_label
-from sync.ops.failures import default_actor
-from sync.ops.render import dumps, iso
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.cli.status_cmd import open_ledger
+from billsync.sync.ledger.ops_sessions import SESSION_LIFETIME, OpsSession, valid_label
+from billsync.sync.ops.failures import default_actor
+from billsync.sync.ops.render import dumps, iso
 
 EXIT_OK, EXIT_USAGE = 0, 2
 

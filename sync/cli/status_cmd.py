@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from sync.ops.render import dumps, human_age
+from billsync.sync.ops.render import dumps, human_age
 
 if TYPE_CHECKING:
-    from config.settings import Settings
-    from sync.ledger import Ledger
+    from billsync.config.settings import Settings
+    from billsync.sync.ledger import Ledger
 
 
 @contextmanager
 def open_ledger(settings: Settings) -> Iterator[Ledger]:
     """The configured ledger, migrated to head (as `billsync run` does), disposed after."""
-    from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+    from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
     database = create_ledger_engine(settings.ledger.url)
     try:
@@ -36,8 +36,8 @@ def open_ledger(settings: Settings) -> Iterator[Ledger]:
 
 
 def status(ctx: typer.Context, config: Path | None, as_json: bool) -> None:
-    from sync.cli.options import settings_for
-    from sync.ops.status import build_status
+    from billsync.sync.cli.options import settings_for
+    from billsync.sync.ops.status import build_status
 
     settings = settings_for(ctx, config, logs_to_stderr=True)
     with open_ledger(settings) as ledger:

@@ -1,2 +1,2 @@
 """The engine: one sync cycle through the stages of DESIGN.md, against the protocols of
-`connectors.base` and the ledger. No vendor SDK is imported anywhere below here."""
+`billsync.connectors.base` and the ledger. No vendor SDK is imported anywhere below here."""

@@ -1,7 +1,7 @@
 """The invoice stage's customers: linked ones from the ledger, the rest from the target
 (in one batch where it has one), each new link recorded with how it was made.
 
-A target that matches under the identity rule (`sync.customer_identity`) is told which
+A target that matches under the identity rule (`billsync.sync.customer_identity`) is told which
 accounts each candidate is already linked to, and answers ``created`` or ``matched``
 with the evidence; the link is stored with both. Before a matched customer is linked
 the ledger is read once more: a customer linked to another account meanwhile is not
@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
-from sync.canonical import Customer
-from sync.customer_identity import (
+from billsync.connectors.base import ConnectorError, ErrorClass, InvoiceTarget
+from billsync.sync.canonical import Customer
+from billsync.sync.customer_identity import (
     MATCHED,
     Ambiguous,
     Candidate,
@@ -24,8 +24,8 @@ from sync.customer_identity import (
     Resolved,
     ambiguous_error,
 )
-from sync.engine.summary import RunSummary
-from sync.ledger import Fence, Ledger
+from billsync.sync.engine.summary import RunSummary
+from billsync.sync.ledger import Fence, Ledger
 
 
 @dataclass

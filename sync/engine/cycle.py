@@ -29,27 +29,27 @@ from typing import Protocol
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.base import (
+from billsync.connectors.base import (
     Checkpointed,
     ConnectorError,
     Cursor,
     InvoiceTarget,
     PaymentFeed,
 )
-from mappings.loader import LoadedMapping
-from mappings.plan import Planner
-from sync.canonical import Deal
-from sync.engine import routing
-from sync.engine.failures import INVOICE, FailureRecorder, RetryPolicy
-from sync.engine.invoicing import InvoiceStage
-from sync.engine.payments import PaymentStage
-from sync.engine.recording import Job
-from sync.engine.summary import RunSummary
-from sync.engine.writeback import WriteBackSink, WriteBackStage
-from sync.ledger import Fence, LeaseLost, Ledger
-from sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
-from sync.logs import get_logger
-from sync.planning import ReadRejection
+from billsync.mappings.loader import LoadedMapping
+from billsync.mappings.plan import Planner
+from billsync.sync.canonical import Deal
+from billsync.sync.engine import routing
+from billsync.sync.engine.failures import INVOICE, FailureRecorder, RetryPolicy
+from billsync.sync.engine.invoicing import InvoiceStage
+from billsync.sync.engine.payments import PaymentStage
+from billsync.sync.engine.recording import Job
+from billsync.sync.engine.summary import RunSummary
+from billsync.sync.engine.writeback import WriteBackSink, WriteBackStage
+from billsync.sync.ledger import Fence, LeaseLost, Ledger
+from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
+from billsync.sync.logs import get_logger
+from billsync.sync.planning import ReadRejection
 
 log = get_logger("billsync.engine")
 
@@ -84,7 +84,7 @@ class PullingSource(WriteBackSink, Protocol):
 
 @dataclass
 class Engine:
-    """Everything a cycle needs, wired by `sync.wiring`."""
+    """Everything a cycle needs, wired by `billsync.sync.wiring`."""
 
     ledger: Ledger
     source: PullingSource
@@ -195,7 +195,7 @@ def _stages(
                 ledger, engine.source, failures, summary, engine.holder, engine.now
             ).run()
         if "reconcile" in stages:
-            from sync.engine.reconcile import reconcile
+            from billsync.sync.engine.reconcile import reconcile
 
             reconcile(engine, summary)  # records discrepancies on the summary itself
     except LeaseLost:

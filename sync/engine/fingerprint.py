@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from sync.canonical import Deal
+from billsync.sync.canonical import Deal
 
 FINGERPRINT_LENGTH = 20
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from sync.engine.cycle import DEALS_CURSOR
-from sync.ledger import Ledger
+from billsync.sync.engine.cycle import DEALS_CURSOR
+from billsync.sync.ledger import Ledger
 
 START_CURSOR = "sync.start"
 BACKFILL_FROM = datetime(1970, 1, 1, tzinfo=UTC)
@@ -102,7 +102,7 @@ def resolve_start(
 def watermark_at(start: datetime) -> str:
     """A watermark at ``start`` with the lowest possible id: every deal stamped after it.
     (The Salesforce cursor format: the only deal source so far builds `--since` this way.)"""
-    from connectors.salesforce.pull import encode_cursor
+    from billsync.connectors.salesforce.pull import encode_cursor
 
     return encode_cursor((start.replace(tzinfo=start.tzinfo or UTC), "0"))
 

@@ -35,22 +35,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from connectors.base import ConnectorError, ErrorClass, InvoiceTarget
-from mappings.plan import Planner, Rejected, plan_invoice
-from mappings.rejections import Rejection
-from sync.canonical import Deal, InvoiceDraft, InvoiceRef, InvoiceStatus
-from sync.engine import routing
-from sync.engine.customers import Customers
-from sync.engine.failures import FailureRecorder, rejected_before
-from sync.engine.fingerprint import deal_fingerprint, full_fingerprint
-from sync.engine.known import KnownDeals
-from sync.engine.recording import Job, Recorder, missing_outcome
-from sync.engine.summary import RunSummary
-from sync.engine.writeback import queue_writeback
-from sync.ledger import Fence, IntentConflict, Ledger
-from sync.ledger.models import DealRecord, DealState, WorkStatus
-from sync.logs import get_logger
-from sync.planning import READ_FIX, ReadRejection
+from billsync.connectors.base import ConnectorError, ErrorClass, InvoiceTarget
+from billsync.mappings.plan import Planner, Rejected, plan_invoice
+from billsync.mappings.rejections import Rejection
+from billsync.sync.canonical import Deal, InvoiceDraft, InvoiceRef, InvoiceStatus
+from billsync.sync.engine import routing
+from billsync.sync.engine.customers import Customers
+from billsync.sync.engine.failures import FailureRecorder, rejected_before
+from billsync.sync.engine.fingerprint import deal_fingerprint, full_fingerprint
+from billsync.sync.engine.known import KnownDeals
+from billsync.sync.engine.recording import Job, Recorder, missing_outcome
+from billsync.sync.engine.summary import RunSummary
+from billsync.sync.engine.writeback import queue_writeback
+from billsync.sync.ledger import Fence, IntentConflict, Ledger
+from billsync.sync.ledger.models import DealRecord, DealState, WorkStatus
+from billsync.sync.logs import get_logger
+from billsync.sync.planning import READ_FIX, ReadRejection
 
 log = get_logger("billsync.engine")
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from sync.engine.failures import INVOICE
-from sync.ledger import Ledger
-from sync.ledger.models import DealRecord, WorkItem
+from billsync.sync.engine.failures import INVOICE
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.models import DealRecord, WorkItem
 
 
 @dataclass

@@ -13,15 +13,15 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import ConnectorError, ErrorClass
-from sync import money
-from sync.canonical import Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
-from sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
-from sync.engine.summary import RunSummary
-from sync.engine.writeback import queue_writeback
-from sync.ledger import Ledger
-from sync.ledger.models import AuditEntry, DealRecord, DealState, InvoiceRecord
-from sync.logs import get_logger
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.sync import money
+from billsync.sync.canonical import Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
+from billsync.sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
+from billsync.sync.engine.summary import RunSummary
+from billsync.sync.engine.writeback import queue_writeback
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.models import AuditEntry, DealRecord, DealState, InvoiceRecord
+from billsync.sync.logs import get_logger
 
 log = get_logger("billsync.engine")
 
@@ -191,7 +191,7 @@ class Recorder:
         """The deal's billing content changed after it was invoiced (on_deal_change: flag):
         a discrepancy that says what was invoiced and what the deal holds now, in amounts.
         The content hash goes in ``details["revision"]``: reconcile closes the row once
-        the deal's invoice is at that revision (sync.engine.reconcile.closing)."""
+        the deal's invoice is at that revision (billsync.sync.engine.reconcile.closing)."""
         invoice = self.ledger.invoice_for_deal(deal.id, record.target)
         audit = self.ledger.audit_for(f"deal:{deal.id}")
         recorded = self.ledger.record_discrepancy(

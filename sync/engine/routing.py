@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sync.engine.failures import INVOICE
-from sync.ledger import Fence, Ledger
-from sync.ledger.models import DealRecord, DealState, WorkStatus
+from billsync.sync.engine.failures import INVOICE
+from billsync.sync.ledger import Fence, Ledger
+from billsync.sync.ledger.models import DealRecord, DealState, WorkStatus
 
 UNRESOLVED = frozenset({DealState.INVOICING, DealState.FAILED})
 CLOSED = frozenset({DealState.ABANDONED, DealState.REROUTED})

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.base import ConnectorError, ErrorClass
 
 EXIT_CLEAN = 0
 EXIT_FAILURES = 1

@@ -9,17 +9,22 @@ credentials and the audit trail. Typical wiring::
     ledger = Ledger(engine)
 """
 
-from sync.ledger.database import (
+from billsync.sync.ledger.database import (
     DEFAULT_URL,
     LedgerConfigError,
     create_ledger_engine,
     describe_url,
     normalize_url,
 )
-from sync.ledger.deals import UNSET, IntentConflict
-from sync.ledger.leases import Fence, LeaseLost
-from sync.ledger.migrate import current_revision, head_revision, is_current, upgrade_to_head
-from sync.ledger.models import (
+from billsync.sync.ledger.deals import UNSET, IntentConflict
+from billsync.sync.ledger.leases import Fence, LeaseLost
+from billsync.sync.ledger.migrate import (
+    current_revision,
+    head_revision,
+    is_current,
+    upgrade_to_head,
+)
+from billsync.sync.ledger.models import (
     AuditEntry,
     DealRecord,
     DealState,
@@ -34,9 +39,9 @@ from sync.ledger.models import (
     WorkItem,
     WorkStatus,
 )
-from sync.ledger.queue_admin import INVALID_DATA, work_subject
-from sync.ledger.repository import Ledger
-from sync.ledger.types import Money, UTCDateTime
+from billsync.sync.ledger.queue_admin import INVALID_DATA, work_subject
+from billsync.sync.ledger.repository import Ledger
+from billsync.sync.ledger.types import Money, UTCDateTime
 
 __all__ = [
     "DEFAULT_URL",

@@ -1,7 +1,7 @@
 """Read-only queries behind the AR reports (`billsync report aging|kpis`).
 
 They return the ledger's mirror of each invoice's money as stored: the figures
-`sync.money_state.derive` wrote on the invoice row, and the target's live facts (a
+`billsync.sync.money_state.derive` wrote on the invoice row, and the target's live facts (a
 tombstoned fact is left out). The reports decide in Python which of the two a date
 needs (``sync/ops/ar_book.py``); nothing here adds up money, and SQLite could not add
 exact decimals anyway (money is TEXT there). Each read is one short query.
@@ -18,12 +18,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync import money
-from sync.canonical import MoneyFact
-from sync.ledger.base import Store
-from sync.ledger.invoice_money import stored_facts
-from sync.ledger.schema import discrepancies, invoices, payments
-from sync.money_state import MoneyState, MoneyStatus
+from billsync.sync import money
+from billsync.sync.canonical import MoneyFact
+from billsync.sync.ledger.base import Store
+from billsync.sync.ledger.invoice_money import stored_facts
+from billsync.sync.ledger.schema import discrepancies, invoices, payments
+from billsync.sync.money_state import MoneyState, MoneyStatus
 
 
 @dataclass(frozen=True)

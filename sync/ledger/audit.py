@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync.ledger.base import Store, to_record
-from sync.ledger.models import AuditEntry
-from sync.ledger.schema import audit
+from billsync.sync.ledger.base import Store, to_record
+from billsync.sync.ledger.models import AuditEntry
+from billsync.sync.ledger.schema import audit
 
 # Built once: every invoice and every failed attempt appends a row.
 _INSERT = sa.insert(audit).returning(audit.c.id)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 
-from sync.ledger.database import WRITE_OPTION
+from billsync.sync.ledger.database import WRITE_OPTION
 
 Clock = Callable[[], datetime]
 R = TypeVar("R")

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sync.ledger.repository import Ledger
+from billsync.sync.ledger.repository import Ledger
 
 __all__ = ["LedgerCredentialStore", "lease_name"]
 
@@ -29,7 +29,7 @@ def lease_name(name: str) -> str:
 
 
 class LedgerCredentialStore:
-    """Implements ``connectors.base.CredentialStore``."""
+    """Implements ``billsync.connectors.base.CredentialStore``."""
 
     def __init__(self, ledger: Ledger, holder: str) -> None:
         if not holder:

@@ -12,10 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync.ledger.audit import insert_audit
-from sync.ledger.base import Store, insert_for, to_record
-from sync.ledger.models import CustomerLink
-from sync.ledger.schema import customer_links
+from billsync.sync.ledger.audit import insert_audit
+from billsync.sync.ledger.base import Store, insert_for, to_record
+from billsync.sync.ledger.models import CustomerLink
+from billsync.sync.ledger.schema import customer_links
 
 
 def customer_subject(target: str, account_id: str) -> str:

@@ -9,11 +9,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync.ledger.audit import insert_audit
-from sync.ledger.base import Store, dialect_insert, to_record
-from sync.ledger.leases import Fence, fence_in
-from sync.ledger.models import DealRecord, DealState
-from sync.ledger.schema import deals
+from billsync.sync.ledger.audit import insert_audit
+from billsync.sync.ledger.base import Store, dialect_insert, to_record
+from billsync.sync.ledger.leases import Fence, fence_in
+from billsync.sync.ledger.models import DealRecord, DealState
+from billsync.sync.ledger.schema import deals
 
 
 class _Unset(enum.Enum):

@@ -19,10 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync.ledger.audit import insert_audit
-from sync.ledger.base import Store, insert_for, to_record
-from sync.ledger.models import Discrepancy
-from sync.ledger.schema import discrepancies
+from billsync.sync.ledger.audit import insert_audit
+from billsync.sync.ledger.base import Store, insert_for, to_record
+from billsync.sync.ledger.models import Discrepancy
+from billsync.sync.ledger.schema import discrepancies
 
 _c = discrepancies.c
 

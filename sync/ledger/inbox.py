@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from sync.ledger.base import Store, insert_for, require_positive, to_record
-from sync.ledger.models import InboxEvent, InboxStatus
-from sync.ledger.schema import inbox
+from billsync.sync.ledger.base import Store, insert_for, require_positive, to_record
+from billsync.sync.ledger.models import InboxEvent, InboxStatus
+from billsync.sync.ledger.schema import inbox
 
 _OPEN = (InboxStatus.PENDING.value, InboxStatus.PROCESSING.value)
 

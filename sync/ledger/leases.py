@@ -13,9 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync.ledger.base import Store, insert_for, require_positive, to_record
-from sync.ledger.models import Lease, Run
-from sync.ledger.schema import leases, runs
+from billsync.sync.ledger.base import Store, insert_for, require_positive, to_record
+from billsync.sync.ledger.models import Lease, Run
+from billsync.sync.ledger.schema import leases, runs
 
 FREE = ""  # the holder of a released lease: its row stays, so its token keeps counting
 

@@ -28,10 +28,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from sync.ledger.base import Store
-from sync.ledger.models import InboxStatus, WorkStatus
-from sync.ledger.queue import WORK_FAILED
-from sync.ledger.schema import audit, inbox, invoices, runs, work_items
+from billsync.sync.ledger.base import Store
+from billsync.sync.ledger.models import InboxStatus, WorkStatus
+from billsync.sync.ledger.queue import WORK_FAILED
+from billsync.sync.ledger.schema import audit, inbox, invoices, runs, work_items
 
 _OPEN_INBOX = (InboxStatus.PENDING.value, InboxStatus.PROCESSING.value)
 _OPEN_WORK = (WorkStatus.PENDING.value, WorkStatus.LEASED.value, WorkStatus.DEAD.value)

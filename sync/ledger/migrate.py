@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine
 
-from sync.ledger.database import WRITE_OPTION, create_ledger_engine
+from billsync.sync.ledger.database import WRITE_OPTION, create_ledger_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

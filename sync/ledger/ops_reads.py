@@ -28,9 +28,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync.ledger.base import Store, to_record
-from sync.ledger.models import AuditEntry, DealRecord, WorkItem, WorkStatus
-from sync.ledger.schema import audit, credentials, cursors, deals, discrepancies, work_items
+from billsync.sync.ledger.base import Store, to_record
+from billsync.sync.ledger.models import AuditEntry, DealRecord, WorkItem, WorkStatus
+from billsync.sync.ledger.schema import (
+    audit,
+    credentials,
+    cursors,
+    deals,
+    discrepancies,
+    work_items,
+)
 
 _c = work_items.c
 

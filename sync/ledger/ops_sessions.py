@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync.ledger.audit import insert_audit
-from sync.ledger.base import Store, require_positive, to_record
-from sync.ledger.schema import ops_sessions
+from billsync.sync.ledger.audit import insert_audit
+from billsync.sync.ledger.base import Store, require_positive, to_record
+from billsync.sync.ledger.schema import ops_sessions
 
 LABEL_LENGTH = 12
 SESSION_LIFETIME = timedelta(hours=12)

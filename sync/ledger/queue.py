@@ -18,11 +18,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync.ledger.audit import insert_audit
-from sync.ledger.base import Store, dialect_insert, require_positive, to_record
-from sync.ledger.models import WorkItem, WorkStatus
-from sync.ledger.schema import work_items
-from sync.ledger.types import UTCDateTime
+from billsync.sync.ledger.audit import insert_audit
+from billsync.sync.ledger.base import Store, dialect_insert, require_positive, to_record
+from billsync.sync.ledger.models import WorkItem, WorkStatus
+from billsync.sync.ledger.schema import work_items
+from billsync.sync.ledger.types import UTCDateTime
 
 WORK_FAILED = "work.failed"
 """The audit action of one failed attempt of a work item."""

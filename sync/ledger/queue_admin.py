@@ -11,10 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync.ledger.audit import insert_audit
-from sync.ledger.base import Store, to_record
-from sync.ledger.models import WorkItem, WorkStatus
-from sync.ledger.schema import work_items
+from billsync.sync.ledger.audit import insert_audit
+from billsync.sync.ledger.base import Store, to_record
+from billsync.sync.ledger.models import WorkItem, WorkStatus
+from billsync.sync.ledger.schema import work_items
 
 INVALID_DATA = "invalid_data"  # the error class that waits for a data or mapping change
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync.ledger.base import Store, to_record
-from sync.ledger.models import DealRecord, InvoiceRecord
-from sync.ledger.schema import deals, invoices, payments, work_items
+from billsync.sync.ledger.base import Store, to_record
+from billsync.sync.ledger.models import DealRecord, InvoiceRecord
+from billsync.sync.ledger.schema import deals, invoices, payments, work_items
 
 
 @dataclass(frozen=True)

@@ -7,21 +7,21 @@ twelve objects. The stores share nothing but the engine and the clock.
 
 from __future__ import annotations
 
-from sync.ledger.ar_reads import ArReads
-from sync.ledger.audit import AuditStore
-from sync.ledger.customers import CustomerLinkStore
-from sync.ledger.deals import DealStore
-from sync.ledger.discrepancies import DiscrepancyStore
-from sync.ledger.inbox import InboxStore
-from sync.ledger.invoice_money import InvoiceMoneyStore
-from sync.ledger.invoices import InvoiceStore, PaymentStore
-from sync.ledger.leases import LeaseStore, RunStore
-from sync.ledger.metrics_reads import MetricsReads
-from sync.ledger.ops_reads import OpsReads
-from sync.ledger.ops_sessions import OpsSessionStore
-from sync.ledger.queue import WorkQueue
-from sync.ledger.queue_admin import QueueAdmin
-from sync.ledger.state import CredentialStore, CursorStore
+from billsync.sync.ledger.ar_reads import ArReads
+from billsync.sync.ledger.audit import AuditStore
+from billsync.sync.ledger.customers import CustomerLinkStore
+from billsync.sync.ledger.deals import DealStore
+from billsync.sync.ledger.discrepancies import DiscrepancyStore
+from billsync.sync.ledger.inbox import InboxStore
+from billsync.sync.ledger.invoice_money import InvoiceMoneyStore
+from billsync.sync.ledger.invoices import InvoiceStore, PaymentStore
+from billsync.sync.ledger.leases import LeaseStore, RunStore
+from billsync.sync.ledger.metrics_reads import MetricsReads
+from billsync.sync.ledger.ops_reads import OpsReads
+from billsync.sync.ledger.ops_sessions import OpsSessionStore
+from billsync.sync.ledger.queue import WorkQueue
+from billsync.sync.ledger.queue_admin import QueueAdmin
+from billsync.sync.ledger.state import CredentialStore, CursorStore
 
 
 class Ledger(

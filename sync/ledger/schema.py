@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from sync.ledger.models import InboxStatus, WorkStatus
-from sync.ledger.types import Money, UTCDateTime, id_type, json_type
+from billsync.sync.ledger.models import InboxStatus, WorkStatus
+from billsync.sync.ledger.types import Money, UTCDateTime, id_type, json_type
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -86,7 +86,7 @@ deals = sa.Table(
 )
 
 # Invoices as the target reports them. Their money figures are derived from the payments
-# table (the target's facts) by sync.money_state.derive, never counted up.
+# table (the target's facts) by billsync.sync.money_state.derive, never counted up.
 invoices = sa.Table(
     "invoices",
     metadata,
@@ -110,7 +110,7 @@ invoices = sa.Table(
     # its id in a target is in customer_links.
     sa.Column("account_id", sa.String(_DEAL_ID), nullable=True),
     sa.Column("customer_name", sa.Text(), nullable=True),
-    # The money state derived from the target's facts by sync.money_state.derive
+    # The money state derived from the target's facts by billsync.sync.money_state.derive
     # (migration 0006); NULL on rows not read since. amount_paid and balance above are
     # the same derivation's paid and balance_due.
     sa.Column("intended_total", Money(), nullable=True),  # the draft's pre-tax total

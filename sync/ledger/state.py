@@ -6,9 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync.ledger.base import Store, insert_for
-from sync.ledger.models import StoredCredentials
-from sync.ledger.schema import credentials, cursors
+from billsync.sync.ledger.base import Store, insert_for
+from billsync.sync.ledger.models import StoredCredentials
+from billsync.sync.ledger.schema import credentials, cursors
 
 
 class CursorStore(Store):

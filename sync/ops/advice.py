@@ -27,7 +27,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from connectors.base import ErrorClass, ErrorRule
+from billsync.connectors.base import ErrorClass, ErrorRule
 
 VALIDATION = "VALIDATION"
 
@@ -55,7 +55,7 @@ def label(system: str) -> str:
 
 
 def _quickbooks_rules() -> Iterator[tuple[str | None, ErrorRule]]:
-    from connectors.quickbooks import errors
+    from billsync.connectors.quickbooks import errors
 
     yield from ((str(code), rule) for code, rule in errors.FAULT_CODES.items())
     yield from ((f"HTTP_{status}", rule) for status, rule in errors.HTTP_STATUS.items())
@@ -64,14 +64,14 @@ def _quickbooks_rules() -> Iterator[tuple[str | None, ErrorRule]]:
 
 
 def _stripe_rules() -> Iterator[tuple[str | None, ErrorRule]]:
-    from connectors.stripe import client
+    from billsync.connectors.stripe import client
 
     # Stripe's own error codes are open-ended, so rows are matched by their fix text.
     yield from ((None, rule) for _kind, rule in client.EXCEPTIONS)
 
 
 def _salesforce_rules() -> Iterator[tuple[str | None, ErrorRule]]:
-    from connectors.salesforce import client
+    from billsync.connectors.salesforce import client
 
     yield from client.ERROR_CODES.items()
     yield from ((None, rule) for rule in client.HTTP_STATUS.values())

@@ -27,11 +27,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sync.ledger import Ledger
-from sync.ledger.ar_reads import ArInvoice
-from sync.ledger.types import exact_sum
-from sync.ops.ar_book import Book, due_date
-from sync.ops.render import csv_text, money_str
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.ar_reads import ArInvoice
+from billsync.sync.ledger.types import exact_sum
+from billsync.sync.ops.ar_book import Book, due_date
+from billsync.sync.ops.render import csv_text, money_str
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 UNKNOWN_CUSTOMER = "(customer not recorded)"

@@ -1,7 +1,7 @@
 """Each invoice's money as of any date, from the ledger's mirror of its target.
 
 The ledger holds what the target shows now: the invoice's figures as
-`sync.money_state.derive` computed them at its last read, and the target's facts
+`billsync.sync.money_state.derive` computed them at its last read, and the target's facts
 (payments, credits, refunds, disputes) with their dates. The reports take an
 invoice's money on day X from the ledger's figures when every fact of the invoice
 happened by the end of X (the usual case for today's report) and otherwise from
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from sync import money
-from sync.canonical import MoneyFact, MoneyFactKind
-from sync.ledger import Ledger
-from sync.ledger.ar_reads import ArInvoice
-from sync.money_state import MoneyState, derive
+from billsync.sync import money
+from billsync.sync.canonical import MoneyFact, MoneyFactKind
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.ar_reads import ArInvoice
+from billsync.sync.money_state import MoneyState, derive
 
 NOT_SALES = frozenset({"void", "deleted", "draft"})
 NOT_ISSUED = "draft"

@@ -18,15 +18,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sync.engine.reconcile.report import canonical
-from sync.ledger import Ledger
-from sync.ledger.discrepancies import (
+from billsync.sync.engine.reconcile.report import canonical
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.discrepancies import (
     DiscrepancyClosed,
     DiscrepancyView,
     UnknownDiscrepancy,
 )
-from sync.ledger.models import Discrepancy as DiscrepancyRow
-from sync.ops.render import iso
+from billsync.sync.ledger.models import Discrepancy as DiscrepancyRow
+from billsync.sync.ops.render import iso
 
 __all__ = [
     "DiscrepancyClosed",

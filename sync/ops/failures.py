@@ -2,7 +2,7 @@
 
 A failure is a row of the retry queue (`work_items`) whose last attempt failed; which
 rows count, and the ``open | dead | resolved | all`` views, are defined in
-`sync.ledger.ops_reads`. Retry and resolve go through `QueueAdmin`, which writes the
+`billsync.sync.ledger.ops_reads`. Retry and resolve go through `QueueAdmin`, which writes the
 audit row (who, what, the note, the status before) in the same transaction as the
 change.
 
@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sync.ledger import Ledger, WorkItem, WorkStatus, work_subject
-from sync.ledger.models import AuditEntry
-from sync.ledger.ops_reads import FailureView
-from sync.ledger.queue import WORK_FAILED
-from sync.ops.advice import VALIDATION, Advice, FailureFacts, advise
-from sync.ops.render import iso
+from billsync.sync.ledger import Ledger, WorkItem, WorkStatus, work_subject
+from billsync.sync.ledger.models import AuditEntry
+from billsync.sync.ledger.ops_reads import FailureView
+from billsync.sync.ledger.queue import WORK_FAILED
+from billsync.sync.ops.advice import VALIDATION, Advice, FailureFacts, advise
+from billsync.sync.ops.render import iso
 
 ATTEMPT_ACTION = WORK_FAILED
 """The audit action of one failed attempt (the time, class, code and message); the

@@ -39,13 +39,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sync import money
-from sync.ledger import Ledger
-from sync.ledger.ar_reads import ArInvoice
-from sync.ledger.types import exact_sum
-from sync.ops.aging import age_book
-from sync.ops.ar_book import NOT_SALES, Book
-from sync.ops.render import decimal_str, money_str, ratio
+from billsync.sync import money
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.ar_reads import ArInvoice
+from billsync.sync.ledger.types import exact_sum
+from billsync.sync.ops.aging import age_book
+from billsync.sync.ops.ar_book import NOT_SALES, Book
+from billsync.sync.ops.render import decimal_str, money_str, ratio
 
 DEFAULT_DAYS = 90
 BILLING_KINDS = (

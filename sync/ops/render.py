@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sync import money
+from billsync.sync import money
 
 
 def money_str(amount: Decimal, currency: str) -> str:

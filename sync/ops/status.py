@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sync.ledger import Ledger, Run
-from sync.ledger.ops_reads import QUOTA_CURSOR, CredentialRow, CursorRow
-from sync.ops.render import age_seconds, iso
+from billsync.sync.ledger import Ledger, Run
+from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, CredentialRow, CursorRow
+from billsync.sync.ops.render import age_seconds, iso
 
 RUNS_SHOWN = 5
-RUN_LEASE = "run"  # sync.engine.cycle.RUN_LEASE (not imported: status stays light)
+RUN_LEASE = "run"  # billsync.sync.engine.cycle.RUN_LEASE (not imported: status stays light)
 QUICKBOOKS_PREFIX = "quickbooks:"
 INBOX_LAG_WARNING = timedelta(minutes=15)
 RUN_COUNTS = (
@@ -87,7 +87,7 @@ def _cursor(row: CursorRow, now: datetime) -> dict[str, Any]:
 
 def quickbooks_health(row: CredentialRow, now: datetime) -> dict[str, Any]:
     """Expiry times and warnings of one company's tokens; the tokens stay unread."""
-    from connectors.quickbooks.tokens import TokenSet, token_health
+    from billsync.connectors.quickbooks.tokens import TokenSet, token_health
 
     realm = row.name.removeprefix(QUICKBOOKS_PREFIX)
     try:

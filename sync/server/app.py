@@ -1,6 +1,6 @@
 """The FastAPI application of `billsync serve`, assembled from explicit parts.
 
-`sync.server.factory` builds the parts from settings (connectors, ledger, worker,
+`billsync.sync.server.factory` builds the parts from settings (connectors, ledger, worker,
 scheduler); tests build them by hand. The app starts the background threads when it
 starts serving and stops them after uvicorn has finished the in-flight requests, so a
 SIGTERM never cuts an acknowledged event: what is stored stays pending for the next
@@ -19,19 +19,19 @@ from typing import Protocol
 from fastapi import FastAPI, Response
 from pydantic import SecretStr
 
-from connectors.base import WebhookVerifier
-from sync.ledger import Ledger
-from sync.ledger.base import utc_now
-from sync.logs import get_logger
-from sync.server.health import health_router
-from sync.server.ops import OpsContext, install_ops
-from sync.server.ops.auth import token_problem
-from sync.server.ops.context import DEFAULT_IDLE
-from sync.server.ops.signing import Signer, ledger_signer
-from sync.server.ops.throttle import LoginThrottle, ThrottlePolicy
-from sync.server.scheduler import ScheduledRuns
-from sync.server.webhooks import WebhookObserver, WebhookReceiver, webhook_router
-from sync.server.worker import InboxWorker
+from billsync.connectors.base import WebhookVerifier
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.base import utc_now
+from billsync.sync.logs import get_logger
+from billsync.sync.server.health import health_router
+from billsync.sync.server.ops import OpsContext, install_ops
+from billsync.sync.server.ops.auth import token_problem
+from billsync.sync.server.ops.context import DEFAULT_IDLE
+from billsync.sync.server.ops.signing import Signer, ledger_signer
+from billsync.sync.server.ops.throttle import LoginThrottle, ThrottlePolicy
+from billsync.sync.server.scheduler import ScheduledRuns
+from billsync.sync.server.webhooks import WebhookObserver, WebhookReceiver, webhook_router
+from billsync.sync.server.worker import InboxWorker
 
 log = get_logger("billsync.server")
 

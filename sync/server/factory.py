@@ -13,20 +13,20 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from config.loader import load_settings
-from config.settings import Settings
-from sync import wiring
-from sync.apicalls import hosts_from_settings, install_api_call_observer
-from sync.engine.cycle import LeaseHeld, run_cycle
-from sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.logs import configure_logging, get_logger
-from sync.server.app import ServerParts, create_app
-from sync.server.cron import CronSchedule
-from sync.server.metrics import Metrics
-from sync.server.protocol import GuardedH11Protocol, connection_limit, raise_fd_limit
-from sync.server.scheduler import ScheduledRuns
-from sync.server.worker import InboxWorker
+from billsync.config.loader import load_settings
+from billsync.config.settings import Settings
+from billsync.sync import wiring
+from billsync.sync.apicalls import hosts_from_settings, install_api_call_observer
+from billsync.sync.engine.cycle import LeaseHeld, run_cycle
+from billsync.sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.logs import configure_logging, get_logger
+from billsync.sync.server.app import ServerParts, create_app
+from billsync.sync.server.cron import CronSchedule
+from billsync.sync.server.metrics import Metrics
+from billsync.sync.server.protocol import GuardedH11Protocol, connection_limit, raise_fd_limit
+from billsync.sync.server.scheduler import ScheduledRuns
+from billsync.sync.server.worker import InboxWorker
 
 log = get_logger("billsync.server")
 

@@ -11,7 +11,7 @@ Two kinds of numbers, kept apart because they come from different places:
   alert says "ledger down" rather than "target down".
 - **Process-local**: webhook deliveries this process answered, and the vendor API
   calls it made (the inbox worker resolving Intuit notifications, scheduled runs),
-  fed by `sync.apicalls.install_api_call_observer`. With ``--workers N`` each worker
+  fed by `billsync.sync.apicalls.install_api_call_observer`. With ``--workers N`` each worker
   keeps its own and a scrape is answered by whichever worker accepts it, so these
   counters jump between workers' values; scale with replicas of one worker each (each
   its own scrape target) where they matter.
@@ -31,11 +31,11 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.base import ErrorClass, WebhookRejectReason
-from sync.ledger.base import Clock, utc_now
-from sync.ledger.metrics_reads import MetricsSnapshot
-from sync.logs import get_logger
-from sync.server.ops.throttle import Refusal
+from billsync.connectors.base import ErrorClass, WebhookRejectReason
+from billsync.sync.ledger.base import Clock, utc_now
+from billsync.sync.ledger.metrics_reads import MetricsSnapshot
+from billsync.sync.logs import get_logger
+from billsync.sync.server.ops.throttle import Refusal
 
 log = get_logger("billsync.server")
 
@@ -207,7 +207,7 @@ class Metrics:
         self._api_latency.labels(system).observe(seconds)
 
     def login_refused(self, reason: str) -> None:
-        """Count one refused ops token (`sync.server.ops.throttle.Refusal`)."""
+        """Count one refused ops token (`billsync.sync.server.ops.throttle.Refusal`)."""
         self._login_refusals.labels(reason).inc()
 
     def render(self) -> tuple[bytes, str]:

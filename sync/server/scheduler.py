@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sync.logs import get_logger
-from sync.server.cron import CronSchedule
+from billsync.sync.logs import get_logger
+from billsync.sync.server.cron import CronSchedule
 
 log = get_logger("billsync.server")
 

@@ -16,14 +16,14 @@ import pytest
 import requests
 import yaml
 
-from config.settings import QuickBooksSettings
-from connectors.quickbooks import QuickBooksConnector, TokenSet
-from connectors.quickbooks.auth import credential_name
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.ledger.credential_store import LedgerCredentialStore
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.quickbooks import QuickBooksConnector, TokenSet
+from billsync.connectors.quickbooks.auth import credential_name
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ledger.credential_store import LedgerCredentialStore
 from tests.sandbox.harness import LoopThread, start_in_thread
 
-SYSTEM = "sandbox.quickbooks.system:QuickBooksSandbox"
+SYSTEM = "billsync.sandbox.quickbooks.system:QuickBooksSandbox"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ class Cli:
             [
                 sys.executable,
                 "-m",
-                "sync.cli",
+                "billsync.sync.cli",
                 "--log-format",
                 "json",
                 "auth",
@@ -138,7 +138,15 @@ def test_interactive_flow_through_the_consent_url(cli: Cli) -> None:
     paste the redirect URL on stdin."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLSYNC_", "OAUTHLIB_"))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "sync.cli", "auth", "quickbooks", "--config", str(cli.config)],
+        [
+            sys.executable,
+            "-m",
+            "billsync.sync.cli",
+            "auth",
+            "quickbooks",
+            "--config",
+            str(cli.config),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -212,7 +220,7 @@ def test_status_warns_thirty_days_ahead(cli: Cli, field: str, ago: timedelta, ex
 def test_status_reports_a_refusal_seen_by_a_run_until_reconnected(cli: Cli) -> None:
     import json as _json
 
-    from sync.engine.cycle import refused_cursor
+    from billsync.sync.engine.cycle import refused_cursor
 
     now = datetime.now(UTC)
     tokens = TokenSet(

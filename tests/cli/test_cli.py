@@ -27,7 +27,7 @@ def billsync(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli", *args],
+        [sys.executable, "-m", "billsync.sync.cli", *args],
         capture_output=True,
         text=True,
         env=full_env,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.engine.failures import INVOICE
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.ledger.models import DealState
+from billsync.sync.engine.failures import INVOICE
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ledger.models import DealState
 from tests.ops.conftest import Cli
 
 DEAL = "006000000000000042"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]
 def billsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli", *args],
+        [sys.executable, "-m", "billsync.sync.cli", *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=120, check=False,
     )  # fmt: skip
 

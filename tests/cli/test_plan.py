@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def billsync(*args: str, cwd: Path, columns: str | None = None) -> subprocess.Co
     if columns is not None:
         env["COLUMNS"] = columns
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli", *args],
+        [sys.executable, "-m", "billsync.sync.cli", *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=120, check=False,
     )  # fmt: skip
 
@@ -113,7 +113,7 @@ def test_plan_reads_the_ledger_after_a_run(sandbox: SandboxHandle, tmp_path: Pat
     """Issue 16: plan listed 18 invoices 'that would be created' where the run created 1.
     After a run, the deals it re-reads are already invoiced (skipped); an intent pending
     in the deal's own target is an adoption; one in another target a routing conflict."""
-    from sync.ledger import Ledger, create_ledger_engine
+    from billsync.sync.ledger import Ledger, create_ledger_engine
 
     config = _own_config(sandbox, tmp_path)
     first = billsync("run", "--json", "--config", str(config), cwd=tmp_path)

@@ -37,9 +37,9 @@ from typing import Any, Protocol
 
 import pytest
 
-from config.settings import Settings
-from connectors import registry
-from connectors.base import (
+from billsync.config.settings import Settings
+from billsync.connectors import registry
+from billsync.connectors.base import (
     ConnectorError,
     Cursor,
     ErrorClass,
@@ -49,8 +49,8 @@ from connectors.base import (
     WebhookRejectReason,
     WebhookVerifier,
 )
-from connectors.registry import BuildContext, ConnectorParts, SourceConnector
-from sync.canonical import (
+from billsync.connectors.registry import BuildContext, ConnectorParts, SourceConnector
+from billsync.sync.canonical import (
     Customer,
     Deal,
     DealWriteBack,
@@ -59,7 +59,7 @@ from sync.canonical import (
     InvoiceStatus,
     PaymentEvent,
 )
-from sync.money_state import derive
+from billsync.sync.money_state import derive
 
 __all__ = [
     "DealSourceContract",

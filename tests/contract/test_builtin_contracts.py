@@ -2,7 +2,7 @@
 sandbox (real systems, real SDKs), plus plug-in discovery and wiring.
 
 Every connector is built through its `billsync.connectors` entry point, exactly as
-`sync.wiring` builds it, with two retries and a recording ``sleep`` so that retry
+`billsync.sync.wiring` builds it, with two retries and a recording ``sleep`` so that retry
 back-offs cost nothing. One sandbox serves the module; each test resets it.
 """
 
@@ -21,18 +21,18 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from config.loader import ConfigError, load_settings
-from config.settings import Settings
-from connectors import registry
-from connectors.registry import BuildContext, ConnectorParts, ConnectorPluginError
-from connectors.stripe.convert import DEAL_KEY
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sync import wiring
-from sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine, InvoiceRef
-from sync.idempotency import invoice_key
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.ledger.credential_store import LedgerCredentialStore
+from billsync.config.loader import ConfigError, load_settings
+from billsync.config.settings import Settings
+from billsync.connectors import registry
+from billsync.connectors.registry import BuildContext, ConnectorParts, ConnectorPluginError
+from billsync.connectors.stripe.convert import DEAL_KEY
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sync import wiring
+from billsync.sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine, InvoiceRef
+from billsync.sync.idempotency import invoice_key
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ledger.credential_store import LedgerCredentialStore
 from tests.contract.suite import (
     DealSourceContract,
     InvoiceTargetContract,
@@ -42,9 +42,9 @@ from tests.contract.suite import (
 from tests.sandbox.harness import LoopThread, start_in_thread
 
 SYSTEMS = {
-    "salesforce": "sandbox.salesforce.system:SalesforceSandbox",
-    "quickbooks": "sandbox.quickbooks.system:QuickBooksSandbox",
-    "stripe": "sandbox.stripe.system:StripeSandbox",
+    "salesforce": "billsync.sandbox.salesforce.system:SalesforceSandbox",
+    "quickbooks": "billsync.sandbox.quickbooks.system:QuickBooksSandbox",
+    "stripe": "billsync.sandbox.stripe.system:StripeSandbox",
 }
 CATALOGUE = generate_seed(GenerateOptions(deals=3, random_seed=1))
 REVISION = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -355,7 +355,7 @@ def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch, *, name: str, ta
 
 
 PLUGIN_MODULE = """
-from connectors.registry import ConnectorParts
+from billsync.connectors.registry import ConnectorParts
 
 
 class Target:
@@ -378,7 +378,7 @@ def test_the_three_built_ins_are_entry_points() -> None:
     found = registry.installed()
     for name in ("salesforce", "quickbooks", "stripe"):
         [entry] = found[name]
-        assert entry.value == f"connectors.{name}.plugin:build"
+        assert entry.value == f"billsync.connectors.{name}.plugin:build"
         assert entry.dist is not None and entry.dist.name == "billsync"
     factories = registry.discover(["salesforce", "quickbooks", "stripe"], config_key="sync.targets")
     assert list(factories) == ["salesforce", "quickbooks", "stripe"]
@@ -418,7 +418,7 @@ def test_a_plugin_that_is_not_callable_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_plugin(
-        tmp_path, monkeypatch, name="odd", target="connectors.registry:ENTRY_POINT_GROUP"
+        tmp_path, monkeypatch, name="odd", target="billsync.connectors.registry:ENTRY_POINT_GROUP"
     )
     with pytest.raises(ConnectorPluginError, match="not a build\\(settings, context\\) function"):
         registry.discover(["odd"], config_key="sync.targets")

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def billsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli", *args],
+        [sys.executable, "-m", "billsync.sync.cli", *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False,
     )  # fmt: skip
 

@@ -17,7 +17,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
     env["TMPDIR"] = str(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "sync.cli", "demo"],
+        [sys.executable, "-m", "billsync.sync.cli", "demo"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
     )  # fmt: skip
     out = result.stdout

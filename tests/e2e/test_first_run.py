@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import SandboxHandle, running_sandbox
-from sync.engine.first_run import recorded_start
-from sync.ledger import Ledger, create_ledger_engine
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sync.engine.first_run import recorded_start
+from billsync.sync.ledger import Ledger, create_ledger_engine
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ NEW_IDS = {f"006{n:012d}AAA" for n in range(HISTORICAL, HISTORICAL + NEW)}
 def billsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli", *args],
+        [sys.executable, "-m", "billsync.sync.cli", *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False,
     )  # fmt: skip
 

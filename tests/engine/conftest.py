@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from tests.engine.fakes import Clock
 
 

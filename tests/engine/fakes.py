@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
-from mappings.catalog import ProductMatch, ProductQuery
-from mappings.loader import load_mappings
-from mappings.plan import Planner
-from sync.canonical import (
+from billsync.connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
+from billsync.mappings.catalog import ProductMatch, ProductQuery
+from billsync.mappings.loader import load_mappings
+from billsync.mappings.plan import Planner
+from billsync.sync.canonical import (
     Account,
     Customer,
     Deal,
@@ -24,10 +24,10 @@ from sync.canonical import (
     PaymentEvent,
     WebhookNotification,
 )
-from sync.engine.cycle import Engine
-from sync.engine.failures import RetryPolicy
-from sync.idempotency import invoice_key
-from sync.ledger import Ledger
+from billsync.sync.engine.cycle import Engine
+from billsync.sync.engine.failures import RetryPolicy
+from billsync.sync.idempotency import invoice_key
+from billsync.sync.ledger import Ledger
 
 
 class Crash(BaseException):

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from sync.engine.cycle import run_cycle
-from sync.ledger import Ledger
-from sync.ledger.models import DealState
+from billsync.sync.engine.cycle import run_cycle
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.models import DealState
 from tests.engine.fakes import Clock, Crash, FakeSource, FakeTarget, build, make_deal
 
 

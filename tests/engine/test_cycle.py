@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mappings.loader import load_mappings
-from mappings.plan import Planner
-from sync.engine.cycle import DEALS_CURSOR, LeaseHeld, run_cycle
-from sync.engine.fingerprint import deal_fingerprint
-from sync.idempotency import invoice_key
-from sync.ledger import Ledger
-from sync.ledger.models import DealState, WorkStatus
+from billsync.mappings.loader import load_mappings
+from billsync.mappings.plan import Planner
+from billsync.sync.engine.cycle import DEALS_CURSOR, LeaseHeld, run_cycle
+from billsync.sync.engine.fingerprint import deal_fingerprint
+from billsync.sync.idempotency import invoice_key
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.models import DealState, WorkStatus
 from tests.engine.fakes import (
     Clock,
     Crash,

@@ -11,11 +11,11 @@ from datetime import timedelta
 
 import pytest
 
-from connectors.base import Checkpointed, Cursor
-from sync.canonical import Customer, Deal
-from sync.engine.cycle import RUN_LEASE, Engine, LeaseTakenOver, _Heartbeat, run_cycle
-from sync.ledger import LeaseLost, Ledger
-from sync.ledger.models import DealState
+from billsync.connectors.base import Checkpointed, Cursor
+from billsync.sync.canonical import Customer, Deal
+from billsync.sync.engine.cycle import RUN_LEASE, Engine, LeaseTakenOver, _Heartbeat, run_cycle
+from billsync.sync.ledger import LeaseLost, Ledger
+from billsync.sync.ledger.models import DealState
 from tests.engine.fakes import Clock, FakeSource, FakeTarget, build, make_deal
 
 

@@ -1,4 +1,4 @@
-"""Where a run starts reading (sync.engine.first_run): one case per row."""
+"""Where a run starts reading (billsync.sync.engine.first_run): one case per row."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync.engine.cycle import DEALS_CURSOR
-from sync.engine.first_run import (
+from billsync.sync.engine.cycle import DEALS_CURSOR
+from billsync.sync.engine.first_run import (
     BACKFILL_FROM,
     StartChoice,
     StartNotChosen,
     recorded_start,
     resolve_start,
 )
-from sync.ledger import Ledger
+from billsync.sync.ledger import Ledger
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 MAR = datetime(2026, 3, 1, tzinfo=UTC)

@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from sync.canonical import PaymentEvent, WebhookNotification
-from sync.engine.cycle import run_cycle
-from sync.ledger import Ledger
-from sync.ledger.schema import inbox, payments
+from billsync.sync.canonical import PaymentEvent, WebhookNotification
+from billsync.sync.engine.cycle import run_cycle
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.schema import inbox, payments
 from tests.engine.fakes import Clock, FakeFeed, FakeSource, FakeTarget, build, make_deal, payment
 
 

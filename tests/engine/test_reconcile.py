@@ -17,19 +17,19 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from sync.canonical import Discrepancy, DiscrepancyKind, InvoiceStatus
-from sync.cli import reconcile_cmd
-from sync.engine.cycle import RUN_LEASE, Engine, run_cycle
-from sync.engine.failures import WRITEBACK
-from sync.engine.reconcile import (
+from billsync.sync.canonical import Discrepancy, DiscrepancyKind, InvoiceStatus
+from billsync.sync.cli import reconcile_cmd
+from billsync.sync.engine.cycle import RUN_LEASE, Engine, run_cycle
+from billsync.sync.engine.failures import WRITEBACK
+from billsync.sync.engine.reconcile import (
     Fixed,
     ReconcileReport,
     _Invoiced,
     reconcile,
 )
-from sync.engine.writeback import queue_writeback
-from sync.ledger import Ledger
-from sync.ledger.models import WorkStatus
+from billsync.sync.engine.writeback import queue_writeback
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.models import WorkStatus
 from tests.engine.fakes import (
     BatchTarget,
     Clock,
@@ -273,7 +273,7 @@ def test_auth_error_stops_that_target(ledger: Ledger, clock: Clock) -> None:
     first = sorted(target.invoices)[0]
     target.fetch_errors[first] = auth()
     target.fetched.clear()
-    from sync.engine.summary import RunSummary
+    from billsync.sync.engine.summary import RunSummary
 
     summary = RunSummary("r1")
     report = reconcile(engine, summary)
@@ -734,7 +734,7 @@ def test_command_refuses_while_a_run_holds_the_lease(ledger: Ledger, clock: Cloc
 def test_typer_command_uses_the_wiring(
     ledger: Ledger, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sync import wiring
+    from billsync.sync import wiring
 
     engine, _, _ = setup(ledger, clock)
     url = str(ledger.engine.url)
@@ -766,6 +766,6 @@ def test_typer_command_uses_the_wiring(
 
 
 def _ledger_invoices(ledger: Ledger) -> list[Any]:
-    from sync.engine.reconcile import _Reads
+    from billsync.sync.engine.reconcile import _Reads
 
     return _Reads(ledger.engine).invoices(QBO, after="", limit=100)

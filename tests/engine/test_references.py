@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from mappings.loader import load_mappings
-from mappings.plan import Planner
-from sync.canonical import DiscrepancyKind
-from sync.engine.cycle import Engine, run_cycle
-from sync.idempotency import invoice_key
-from sync.ledger import Ledger
-from sync.ledger.models import DealState
+from billsync.mappings.loader import load_mappings
+from billsync.mappings.plan import Planner
+from billsync.sync.canonical import DiscrepancyKind
+from billsync.sync.engine.cycle import Engine, run_cycle
+from billsync.sync.idempotency import invoice_key
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.models import DealState
 from tests.engine.fakes import Clock, Crash, FakeSource, FakeTarget, build, make_deal, transient
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from sync.engine.cycle import refused_cursor, run_cycle
-from sync.ledger import Ledger
+from billsync.sync.engine.cycle import refused_cursor, run_cycle
+from billsync.sync.ledger import Ledger
 from tests.engine.fakes import Clock, FakeFeed, FakeSource, FakeTarget, auth, build, make_deal
 
 

@@ -9,15 +9,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from mappings.loader import load_mappings
-from mappings.plan import Planner
-from sync.canonical import Deal, DiscrepancyKind
-from sync.engine.cycle import Engine, run_cycle
-from sync.engine.failures import INVOICE, RetryPolicy
-from sync.engine.routing import RerouteRefused, reroute
-from sync.idempotency import invoice_key
-from sync.ledger import Ledger, work_subject
-from sync.ledger.models import DealState, WorkStatus
+from billsync.mappings.loader import load_mappings
+from billsync.mappings.plan import Planner
+from billsync.sync.canonical import Deal, DiscrepancyKind
+from billsync.sync.engine.cycle import Engine, run_cycle
+from billsync.sync.engine.failures import INVOICE, RetryPolicy
+from billsync.sync.engine.routing import RerouteRefused, reroute
+from billsync.sync.idempotency import invoice_key
+from billsync.sync.ledger import Ledger, work_subject
+from billsync.sync.ledger.models import DealState, WorkStatus
 from tests.engine.fakes import Clock, Crash, FakeSource, FakeTarget, make_deal, transient
 
 QBO, STRIPE = "quickbooks", "stripe"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from sync.ledger import DealState, Ledger
-from sync.ledger.base import BatchError
+from billsync.sync.ledger import DealState, Ledger
+from billsync.sync.ledger.base import BatchError
 from tests.ledger.conftest import T0
 
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from connectors.base import CredentialStore
-from sync.ledger import Ledger
-from sync.ledger.credential_store import LedgerCredentialStore, lease_name
+from billsync.connectors.base import CredentialStore
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.credential_store import LedgerCredentialStore, lease_name
 from tests.ledger.conftest import run_concurrently
 
 TTL = timedelta(seconds=60)

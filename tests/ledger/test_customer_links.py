@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sync.ledger import Ledger
+from billsync.sync.ledger import Ledger
 
 
 def test_link_replace_and_unlink(ledger: Ledger) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from sync.ledger import LedgerConfigError, create_ledger_engine, describe_url, normalize_url
+from billsync.sync.ledger import (
+    LedgerConfigError,
+    create_ledger_engine,
+    describe_url,
+    normalize_url,
+)
 
 
 @pytest.mark.parametrize(

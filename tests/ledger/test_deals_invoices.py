@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from sync.ledger import DealState, IntentConflict
+from billsync.sync.ledger import DealState, IntentConflict
 from tests.ledger.conftest import T0
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from sync.ledger import InboxStatus
-from sync.ledger.schema import inbox
+from billsync.sync.ledger import InboxStatus
+from billsync.sync.ledger.schema import inbox
 from tests.ledger.conftest import T0, run_concurrently
 
 BODY = b'{"id":"evt_1","type":"invoice.paid"}\x00\xff'  # raw bytes, not necessarily UTF-8

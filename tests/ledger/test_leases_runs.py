@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from sync.ledger import LeaseLost
+from billsync.sync.ledger import LeaseLost
 from tests.ledger.conftest import T0, run_concurrently
 
 TTL = timedelta(minutes=10)

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from sync.ledger import current_revision, head_revision, is_current, upgrade_to_head
-from sync.ledger.migrate import MIGRATIONS_DIR
-from sync.ledger.schema import metadata
+from billsync.sync.ledger import current_revision, head_revision, is_current, upgrade_to_head
+from billsync.sync.ledger.migrate import MIGRATIONS_DIR
+from billsync.sync.ledger.schema import metadata
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,7 @@ def test_migration_scripts_ship_in_the_package():
 def test_concurrent_upgrades_from_empty_both_succeed(ledger_url):
     """Replicas starting together each migrate; the second waits for the first and then
     finds the schema at head (PostgreSQL: an advisory lock; SQLite: BEGIN IMMEDIATE)."""
-    from sync.ledger import create_ledger_engine
+    from billsync.sync.ledger import create_ledger_engine
     from tests.ledger.conftest import run_concurrently
 
     engines = [create_ledger_engine(ledger_url) for _ in range(3)]
@@ -88,10 +88,10 @@ def test_a_0005_ledger_with_money_upgrades_and_keeps_working(engine):
 
     from alembic import command
 
-    from sync.canonical import InvoiceMoney, MoneyFact
-    from sync.engine.writeback import deal_writeback
-    from sync.ledger import Ledger
-    from sync.ledger.migrate import alembic_config
+    from billsync.sync.canonical import InvoiceMoney, MoneyFact
+    from billsync.sync.engine.writeback import deal_writeback
+    from billsync.sync.ledger import Ledger
+    from billsync.sync.ledger.migrate import alembic_config
 
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0005")
@@ -143,9 +143,9 @@ def test_a_0009_ledger_reads_unapplied_money_as_its_own_kind(engine):
 
     from alembic import command
 
-    from sync.canonical import MoneyFactKind
-    from sync.ledger import Ledger
-    from sync.ledger.migrate import alembic_config
+    from billsync.sync.canonical import MoneyFactKind
+    from billsync.sync.ledger import Ledger
+    from billsync.sync.ledger.migrate import alembic_config
 
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0009")

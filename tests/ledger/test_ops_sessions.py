@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from sync.ledger import Ledger
+from billsync.sync.ledger import Ledger
 from tests.ledger.conftest import FakeClock
 
 IDLE, LIFE = timedelta(minutes=30), timedelta(hours=12)

@@ -7,8 +7,14 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from sync.ledger import INVALID_DATA, Ledger, WorkStatus, create_ledger_engine, upgrade_to_head
-from sync.ledger.schema import work_items
+from billsync.sync.ledger import (
+    INVALID_DATA,
+    Ledger,
+    WorkStatus,
+    create_ledger_engine,
+    upgrade_to_head,
+)
+from billsync.sync.ledger.schema import work_items
 from tests.ledger.conftest import T0, FakeClock, run_concurrently
 
 LEASE = timedelta(minutes=5)

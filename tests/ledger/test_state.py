@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sync.ledger import Ledger
+from billsync.sync.ledger import Ledger
 from tests.ledger.conftest import T0, run_concurrently
 
 

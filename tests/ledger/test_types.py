@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from sync.ledger import Ledger
-from sync.ledger.schema import invoices
-from sync.ledger.types import canonical_decimal, check_money, exact_sum
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.schema import invoices
+from billsync.sync.ledger.types import canonical_decimal, check_money, exact_sum
 
 BIG = Decimal("12345678901234567.123456")
 WIDEST = Decimal("12345678901234567890123456.123456789012")  # 26 + 12 digits

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from mappings.catalog import ProductMatch, ProductQuery
-from mappings.loader import LoadedMapping, load_mappings
-from mappings.plan import Planner
-from sync.canonical import Account, Address, Deal, DealLine
-from sync.idempotency import invoice_key
+from billsync.mappings.catalog import ProductMatch, ProductQuery
+from billsync.mappings.loader import LoadedMapping, load_mappings
+from billsync.mappings.plan import Planner
+from billsync.sync.canonical import Account, Address, Deal, DealLine
+from billsync.sync.idempotency import invoice_key
 
 REVISION = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mappings.loader import MappingError, default_mapping_path, load_mappings
-from mappings.transforms import FunctionRegistry
+from billsync.mappings.loader import MappingError, default_mapping_path, load_mappings
+from billsync.mappings.transforms import FunctionRegistry
 
 
 def write(tmp_path: Path, text: str, name: str = "custom.yaml") -> Path:

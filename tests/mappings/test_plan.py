@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mappings.loader import LoadedMapping
-from mappings.plan import Planned, Rejected, plan_invoice
-from sync import money
-from sync.canonical import Account
+from billsync.mappings.loader import LoadedMapping
+from billsync.mappings.plan import Planned, Rejected, plan_invoice
+from billsync.sync import money
+from billsync.sync.canonical import Account
 from tests.mappings.conftest import FakeCatalog, make_deal, make_line, make_planner, qbo_catalog
 
 
@@ -71,7 +71,7 @@ def test_ad_hoc_stripe_product_by_code(mapping: LoadedMapping) -> None:
 def test_deal_without_products_single_line_when_configured(
     mapping: LoadedMapping, tmp_path: Any
 ) -> None:
-    from mappings.loader import load_mappings
+    from billsync.mappings.loader import load_mappings
 
     custom = tmp_path / "custom.yaml"
     custom.write_text("deals_without_products:\n  action: single_line\n  product_code: PLAT-SUB\n")
@@ -289,7 +289,7 @@ def test_stripe_tax_rates_and_automatic_tax_come_from_the_mapping(
 ) -> None:
     """tax.stripe: rates per product, else the defaults; automatic tax asks Stripe to
     compute it (no rates on the lines); a rate Stripe lacks is a clear rejection."""
-    from mappings.loader import load_mappings
+    from billsync.mappings.loader import load_mappings
 
     def planned(tax_yaml: str) -> Planned | Rejected:
         user = tmp_path / "tax.yaml"

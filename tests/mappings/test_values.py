@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from mappings.transforms import (
+from billsync.mappings.transforms import (
     BUILTIN_TRANSFORMS,
     FunctionRegistry,
     TransformError,
     apply_transforms,
     check_transform,
 )
-from mappings.values import ValueSpec, deal_context, parse_value_spec, resolve_value
+from billsync.mappings.values import ValueSpec, deal_context, parse_value_spec, resolve_value
 from tests.mappings.conftest import make_deal, make_line
 
 REGISTRY = FunctionRegistry.discover()

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
-from sync.ledger import Ledger
+from billsync.sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.sync.ledger import Ledger
 
 D = date(2026, 3, 31)
 

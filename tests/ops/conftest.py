@@ -20,8 +20,8 @@ import pytest
 import structlog
 from typer.testing import CliRunner, Result
 
-from sync.cli.app import app
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.cli.app import app
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 
 
 class Clock:

@@ -17,17 +17,17 @@ import stripe
 from quickbooks.exceptions import QuickbooksException
 from simple_salesforce.exceptions import SalesforceError
 
-from connectors.base import ConnectorError, ErrorRule
-from connectors.quickbooks import errors as qbo
-from connectors.salesforce import client as sf
-from connectors.salesforce.auth import TokenEndpointError
-from connectors.stripe import client as st
-from mappings.rejections import Rejection
-from sync.engine.failures import INVOICE, WRITEBACK, FailureRecorder, RetryPolicy
-from sync.ledger import Ledger
-from sync.logs import SecretScrubber
-from sync.ops.advice import FailureFacts, advise
-from sync.ops.failures import show_failure
+from billsync.connectors.base import ConnectorError, ErrorRule
+from billsync.connectors.quickbooks import errors as qbo
+from billsync.connectors.salesforce import client as sf
+from billsync.connectors.salesforce.auth import TokenEndpointError
+from billsync.connectors.stripe import client as st
+from billsync.mappings.rejections import Rejection
+from billsync.sync.engine.failures import INVOICE, WRITEBACK, FailureRecorder, RetryPolicy
+from billsync.sync.ledger import Ledger
+from billsync.sync.logs import SecretScrubber
+from billsync.sync.ops.advice import FailureFacts, advise
+from billsync.sync.ops.failures import show_failure
 
 DEAL, NAME = "006000000000000ABC", "Acme renewal 2026"
 

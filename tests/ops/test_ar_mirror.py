@@ -16,14 +16,14 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from sync import money
-from sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
-from sync.ledger import Ledger
-from sync.ledger.schema import invoices
-from sync.money_state import derive
-from sync.ops.aging import aging
-from sync.ops.kpis import kpis
-from sync.ops.render import money_str
+from billsync.sync import money
+from billsync.sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.schema import invoices
+from billsync.sync.money_state import derive
+from billsync.sync.ops.aging import aging
+from billsync.sync.ops.kpis import kpis
+from billsync.sync.ops.render import money_str
 from tests.ops.ar_fixture import D, at
 
 K = MoneyFactKind

@@ -29,7 +29,7 @@ JPY
                                               discrepancy (not a billing error)     open
   J2   30000   issued 03-15, no due date  Nakamura                                  open
 
-Each invoice's money is the ledger's mirror of its target (`sync.money_state`): balance
+Each invoice's money is the ledger's mirror of its target (`billsync.sync.money_state`): balance
 due = total − paid − credited. Two figures changed on purpose when the reports moved to
 it (they used to add up payment events, where a refund and a chargeback reopened the
 balance):
@@ -48,9 +48,9 @@ from datetime import date
 
 import pytest
 
-from sync.ledger import Ledger
-from sync.ops.aging import aging, bucket
-from sync.ops.kpis import kpis
+from billsync.sync.ledger import Ledger
+from billsync.sync.ops.aging import aging, bucket
+from billsync.sync.ops.kpis import kpis
 from tests.ops.ar_fixture import D, build_book
 
 

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from sync.ops.render import csv_cell, csv_text
+from billsync.sync.ops.render import csv_cell, csv_text
 
 
 @pytest.mark.parametrize(

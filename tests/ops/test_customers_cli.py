@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from connectors.base import ConnectorError, ErrorClass
-from connectors.stripe.actions import _customer_deleted
-from sync.engine.failures import INVOICE
-from sync.ledger import Ledger
-from sync.ledger.customers import customer_subject
-from sync.ops.failures import show_failure
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.stripe.actions import _customer_deleted
+from billsync.sync.engine.failures import INVOICE
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.customers import customer_subject
+from billsync.sync.ops.failures import show_failure
 from tests.ops.conftest import Cli
 from tests.ops.test_advice import record
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from connectors.base import ConnectorError
-from connectors.quickbooks import errors as qbo
-from mappings.rejections import Rejection
-from sync.engine.failures import INVOICE, WRITEBACK, FailureRecorder, RetryPolicy
-from sync.ledger import Ledger, work_subject
+from billsync.connectors.base import ConnectorError
+from billsync.connectors.quickbooks import errors as qbo
+from billsync.mappings.rejections import Rejection
+from billsync.sync.engine.failures import INVOICE, WRITEBACK, FailureRecorder, RetryPolicy
+from billsync.sync.ledger import Ledger, work_subject
 from tests.ops.conftest import Cli
 
 FIELDS = {

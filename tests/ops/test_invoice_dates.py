@@ -8,10 +8,10 @@ from decimal import Decimal
 import sqlalchemy as sa
 from alembic import command
 
-from sync.engine.cycle import run_cycle
-from sync.engine.recording import _due_date
-from sync.ledger import Ledger, create_ledger_engine, head_revision
-from sync.ledger.migrate import alembic_config, current_revision, upgrade_to_head
+from billsync.sync.engine.cycle import run_cycle
+from billsync.sync.engine.recording import _due_date
+from billsync.sync.ledger import Ledger, create_ledger_engine, head_revision
+from billsync.sync.ledger.migrate import alembic_config, current_revision, upgrade_to_head
 from tests.engine.fakes import Clock, FakeSource, FakeTarget, build, make_deal
 
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import running_sandbox
-from sync.ledger import Ledger, create_ledger_engine
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import running_sandbox
+from billsync.sync.ledger import Ledger, create_ledger_engine
 from tests.e2e.test_run_e2e import expected_outcome
 from tests.ops.conftest import Cli
 
@@ -37,7 +37,7 @@ RULE = "Billing fields are locked while the deal is in legal review"
 def billsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli", *args],
+        [sys.executable, "-m", "billsync.sync.cli", *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False,
     )  # fmt: skip
 

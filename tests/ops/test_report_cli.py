@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sync.ledger import Ledger
-from sync.ops.kpis import kpis
+from billsync.sync.ledger import Ledger
+from billsync.sync.ops.kpis import kpis
 from tests.ops.ar_fixture import D, build_book
 from tests.ops.conftest import Cli
 

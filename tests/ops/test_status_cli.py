@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.quickbooks.tokens import TokenSet
-from sync.ledger import Ledger
-from sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
+from billsync.connectors.quickbooks.tokens import TokenSet
+from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
 from tests.ops.conftest import Cli, Clock
 
 ACCESS = "eyJhbGciOiJIUzI1NiJ9.ACCESS-TOKEN-DISTINCTIVE-7731"

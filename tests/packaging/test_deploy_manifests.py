@@ -27,8 +27,8 @@ import yaml
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from config.loader import CONFIG_ENV, load_settings
-from config.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, SECTIONS, secret_field_names
+from billsync.config.loader import CONFIG_ENV, load_settings
+from billsync.config.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, SECTIONS, secret_field_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
@@ -265,7 +265,7 @@ def test_deployment_serves_on_the_port_its_probes_and_service_use(k8s: dict) -> 
 
 
 def test_deployment_outlives_servings_graceful_shutdown(k8s: dict) -> None:
-    from sync.cli.serve_cmd import GRACEFUL_SHUTDOWN_SECONDS
+    from billsync.sync.cli.serve_cmd import GRACEFUL_SHUTDOWN_SECONDS
 
     spec = _pod_spec(k8s["Deployment"])
     pre_stop = _container(k8s["Deployment"])["lifecycle"]["preStop"]["exec"]["command"]
@@ -562,7 +562,7 @@ def test_the_service_file_ledger_url_migrates_a_real_database(
 ) -> None:
     """What the pods do: a password-less URL naming a libpq service, whose entry (with the
     password) is in the secret file PGSERVICEFILE points at."""
-    from sync.ledger import create_ledger_engine, is_current, upgrade_to_head
+    from billsync.sync.ledger import create_ledger_engine, is_current, upgrade_to_head
 
     env = _k8s_env(_container(k8s["Deployment"]))
     service = make_url(env["BILLSYNC_LEDGER__URL"]).query["service"]
@@ -686,7 +686,7 @@ def _cli_problem(argv: list[str]) -> str | None:
     """Why ``billsync <argv>`` names no real command or option, or None."""
     import typer
 
-    from sync.cli.app import app
+    from billsync.sync.cli.app import app
 
     # typer ships its own copy of click, so groups are recognised by their `commands`.
     command: Any = typer.main.get_command(app)
@@ -730,7 +730,7 @@ def test_every_billsync_command_in_the_operating_docs_exists() -> None:
 
 
 def test_the_operating_docs_list_the_stripe_events_billsync_reads() -> None:
-    from connectors.stripe.events import EVENT_TYPES
+    from billsync.connectors.stripe.events import EVENT_TYPES
 
     section = _operating_docs()["README.md#operating-billsync"]
     events_part = section[section.index("Enable the events") : section.index("Put the endpoint")]

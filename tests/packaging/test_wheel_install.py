@@ -130,12 +130,15 @@ def test_wheel_ships_every_package_and_data_file(wheel: Path, source_copy: Path)
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
 
+    # Installed names live under one namespace: nothing generic (config, sync) lands at
+    # the top of site-packages, where it would collide with other software.
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"billsync"}, f"top-level names in {wheel.name}: {sorted(top)}"
     for package in PACKAGES:
-        assert f"{package}/__init__.py" in names, f"package {package} missing from {wheel.name}"
-    assert not any(n.startswith("tests/") for n in names), "tests must not be installed"
+        assert f"billsync/{package}/__init__.py" in names, f"{package} missing from {wheel.name}"
 
     expected = {
-        path.relative_to(source_copy).as_posix()
+        "billsync/" + path.relative_to(source_copy).as_posix()
         for package in PACKAGES
         for path in (source_copy / package).rglob("*")
         if path.is_file() and (path.suffix in SHIPPED_SUFFIXES or path.name in SHIPPED_NAMES)
@@ -144,7 +147,7 @@ def test_wheel_ships_every_package_and_data_file(wheel: Path, source_copy: Path)
     assert not missing, f"source files not in {wheel.name}: {missing}"
 
     # Named because losing them breaks installs in ways unit tests do not see.
-    migrations = "sync/ledger/migrations/"
+    migrations = "billsync/sync/ledger/migrations/"
     if (source_copy / migrations).is_dir():
         in_source = sorted(p.name for p in (source_copy / migrations).iterdir())
         assert f"{migrations}env.py" in names, (
@@ -155,7 +158,7 @@ def test_wheel_ships_every_package_and_data_file(wheel: Path, source_copy: Path)
         )
     for data_file in ("config/billsync.example.yaml", "mappings/default.yaml"):
         if (source_copy / data_file).is_file():
-            assert data_file in names
+            assert f"billsync/{data_file}" in names
 
 
 def test_wheel_declares_the_console_script(wheel: Path) -> None:
@@ -170,7 +173,7 @@ def test_wheel_declares_the_console_script(wheel: Path) -> None:
 
 def test_installed_package_is_the_wheel_not_the_source_tree(venv_bin: Path) -> None:
     result = _run(
-        [venv_bin / "python", "-c", "import sync; print(sync.__file__)"],
+        [venv_bin / "python", "-c", "import billsync.sync as s; print(s.__file__)"],
         cwd=venv_bin.parent.parent,
         timeout=60,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.generate import GenerateOptions, generate_seed
 
 # Salesforce itself refuses a longer Account.Name (255): a 600-character name cannot
 # reach billsync from it; the mapping fuzz tests (test_fuzz.py) cover longer ones.

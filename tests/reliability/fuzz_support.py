@@ -8,11 +8,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from connectors.salesforce.convert import RecordProblem, to_deal
-from connectors.salesforce.fields import DealFieldPaths
-from mappings.loader import load_mappings
-from mappings.plan import Planned, Planner, Rejected, plan_invoice
-from sync.idempotency import invoice_key
+from billsync.connectors.salesforce.convert import RecordProblem, to_deal
+from billsync.connectors.salesforce.fields import DealFieldPaths
+from billsync.mappings.loader import load_mappings
+from billsync.mappings.plan import Planned, Planner, Rejected, plan_invoice
+from billsync.sync.idempotency import invoice_key
 from tests.mappings.conftest import qbo_catalog, stripe_catalog
 
 Outcome = RecordProblem | Planned | Rejected

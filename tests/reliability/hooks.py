@@ -15,7 +15,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from sandbox.launcher import SandboxHandle
+from billsync.sandbox.launcher import SandboxHandle
 from tests.reliability.world import Server
 from tests.server.test_webhook_receiver import intuit_headers, stripe_headers
 

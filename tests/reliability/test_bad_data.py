@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.salesforce.convert import RecordProblem
-from mappings.plan import Rejected
-from sandbox import jsonutil
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.connectors.salesforce.convert import RecordProblem
+from billsync.mappings.plan import Rejected
+from billsync.sandbox import jsonutil
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 from tests.e2e.test_run_e2e import invoices_by_deal
 from tests.reliability import chaos, corpus, invariants
 from tests.reliability.corpus import Case, Corpus

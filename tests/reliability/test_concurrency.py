@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 from tests.reliability import invariants
 from tests.reliability.chaos import Size
 from tests.reliability.summary import Tally

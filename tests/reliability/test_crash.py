@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 from tests.reliability import invariants
 from tests.reliability.chaos import Size
 from tests.reliability.summary import Tally

@@ -20,8 +20,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync.engine.cycle import run_cycle
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.engine.cycle import run_cycle
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from tests.engine.fakes import Clock, Crash, FakeSource, FakeTarget, build, make_deal
 from tests.reliability.chaos import Size
 from tests.reliability.summary import Tally

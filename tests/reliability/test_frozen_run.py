@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 from tests.reliability.chaos import Size
 from tests.reliability.summary import Tally
 from tests.reliability.test_vendor_faults import _valid_deals

@@ -38,22 +38,22 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 
-from config.settings import QuickBooksSettings
-from connectors.base import ConnectorError, ErrorClass, WebhookRejected
-from connectors.quickbooks import QboWebhookVerifier
-from connectors.quickbooks.feed import QboPaymentFeed
-from connectors.quickbooks.webhooks import notification_facts
-from connectors.salesforce.convert import RecordProblem
-from connectors.stripe.feed import StripeFeed
-from connectors.stripe.webhooks import StripeWebhookVerifier
-from mappings.plan import Planned, Rejected
-from sync import money
-from sync.engine.failures import FailureRecorder, RetryPolicy
-from sync.engine.payments import PaymentStage
-from sync.engine.summary import RunSummary
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.server.app import create_app
-from sync.server.metrics import Metrics
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import ConnectorError, ErrorClass, WebhookRejected
+from billsync.connectors.quickbooks import QboWebhookVerifier
+from billsync.connectors.quickbooks.feed import QboPaymentFeed
+from billsync.connectors.quickbooks.webhooks import notification_facts
+from billsync.connectors.salesforce.convert import RecordProblem
+from billsync.connectors.stripe.feed import StripeFeed
+from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
+from billsync.mappings.plan import Planned, Rejected
+from billsync.sync import money
+from billsync.sync.engine.failures import FailureRecorder, RetryPolicy
+from billsync.sync.engine.payments import PaymentStage
+from billsync.sync.engine.summary import RunSummary
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.server.app import create_app
+from billsync.sync.server.metrics import Metrics
 from tests.engine.fakes import Clock, FakeFeed, FakeSource
 from tests.reliability import chaos
 from tests.reliability.fuzz_support import planner, record_to_outcome

@@ -27,10 +27,10 @@ from typing import Any
 
 import requests
 
-from sandbox.generate import CATALOGUE, GenerateOptions, generate_seed
-from sandbox.launcher import SandboxHandle, running_sandbox
-from sync import money
-from sync.money_state import billing_status
+from billsync.sandbox.generate import CATALOGUE, GenerateOptions, generate_seed
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sync import money
+from billsync.sync.money_state import billing_status
 from tests.reliability.chaos import Size
 from tests.reliability.summary import Tally
 from tests.reliability.world import (
@@ -417,9 +417,9 @@ def _report_problems(
 ) -> list[str]:
     import sqlalchemy as sa
 
-    from sync.ledger import Ledger
-    from sync.ops.aging import aging
-    from sync.ops.kpis import kpis
+    from billsync.sync.ledger import Ledger
+    from billsync.sync.ops.aging import aging
+    from billsync.sync.ops.kpis import kpis
 
     engine = sa.create_engine(ledger_url)
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from sandbox.launcher import running_sandbox
+from billsync.sandbox.launcher import running_sandbox
 from tests.reliability.chaos import Size
 from tests.reliability.summary import Tally
 from tests.reliability.test_frozen_run import invoices_per_deal

@@ -27,7 +27,7 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 from tests.reliability import chaos
 from tests.reliability.hooks import intuit_legacy
 from tests.reliability.summary import Tally

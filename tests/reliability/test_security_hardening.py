@@ -29,8 +29,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from sandbox.launcher import running_sandbox
-from sync.server.ops.signing import Signer
+from billsync.sandbox.launcher import running_sandbox
+from billsync.sync.server.ops.signing import Signer
 from tests.reliability.summary import Tally
 from tests.reliability.test_vendor_faults import _valid_deals
 from tests.reliability.world import (

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 import stripe
 
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import running_sandbox
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import running_sandbox
 from tests.reliability import chaos, hooks
 from tests.reliability.chaos import Size
 from tests.reliability.hooks import Endpoint, raw_request, status_of, stripe_body

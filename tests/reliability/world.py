@@ -18,11 +18,11 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from sandbox import jsonutil
-from sandbox.launcher import SandboxHandle
+from billsync.sandbox import jsonutil
+from billsync.sandbox.launcher import SandboxHandle
 from tests.server.live import free_port
 
-COMMAND = [sys.executable, "-m", "sync.cli"]
+COMMAND = [sys.executable, "-m", "billsync.sync.cli"]
 LEASE_TTL_S = 3  # the smallest the settings allow: a killed run blocks the next ≤ 3 s
 
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.core import FaultKind, RateLimit, SandboxContext
+from billsync.sandbox.core import FaultKind, RateLimit, SandboxContext
 
 
 class FakeSystem:

@@ -2,7 +2,7 @@
 
 `start_in_thread(systems={...})` lets a test replace any system by a fake, so one
 vendor stand-in can be tested before the others exist. End-to-end tests use the real
-subprocess (`sandbox.launcher.running_sandbox`) instead.
+subprocess (`billsync.sandbox.launcher.running_sandbox`) instead.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from unittest import mock
 
 import requests
 
-from sandbox import jsonutil
-from sandbox import server as sandbox_server
-from sandbox.server import Sandbox, SandboxOptions
+from billsync.sandbox import jsonutil
+from billsync.sandbox import server as sandbox_server
+from billsync.sandbox.server import Sandbox, SandboxOptions
 
 FAKES = {
     "salesforce": "tests.sandbox.fake_system:FakeSalesforce",

@@ -23,7 +23,7 @@ from quickbooks import QuickBooks
 
 from tests.sandbox.harness import LoopThread, start_in_thread
 
-SYSTEM = "sandbox.quickbooks.system:QuickBooksSandbox"
+SYSTEM = "billsync.sandbox.quickbooks.system:QuickBooksSandbox"
 
 
 @dataclass

@@ -19,7 +19,7 @@ import stripe
 
 from tests.sandbox.harness import LoopThread, start_in_thread
 
-SYSTEM = "sandbox.stripe.system:StripeSandbox"
+SYSTEM = "billsync.sandbox.stripe.system:StripeSandbox"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from sandbox.server import parse_rate_limits
+from billsync.sandbox.server import parse_rate_limits
 from tests.sandbox.harness import LoopThread, start_in_thread
 
 

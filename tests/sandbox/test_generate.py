@@ -8,8 +8,8 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
 
 
 def test_same_seed_same_file_other_seed_other_file() -> None:
@@ -64,7 +64,7 @@ def test_cli_writes_the_file(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "sync.cli",
+            "billsync.sync.cli",
             "sandbox",
             "generate",
             "--deals",

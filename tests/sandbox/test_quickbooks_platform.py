@@ -21,8 +21,8 @@ from quickbooks.exceptions import QuickbooksException, SevereException
 from quickbooks.objects.customer import Customer
 from quickbooks.objects.item import Item
 
-from config.settings import QuickBooksSettings
-from sandbox.generate import GenerateOptions, generate_seed
+from billsync.config.settings import QuickBooksSettings
+from billsync.sandbox.generate import GenerateOptions, generate_seed
 from tests.sandbox.quickbooks_support import QboEnv, qbo_sandbox
 
 

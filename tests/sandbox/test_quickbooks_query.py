@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from sandbox.quickbooks.errors import QboFault
-from sandbox.quickbooks.fixtures import seed_realm
-from sandbox.quickbooks.operations import Operations
-from sandbox.quickbooks.query import Condition, parse, tokenize
-from sandbox.quickbooks.search import run
-from sandbox.quickbooks.store import Realm
-from sandbox.quickbooks.system import _specs
+from billsync.sandbox.quickbooks.errors import QboFault
+from billsync.sandbox.quickbooks.fixtures import seed_realm
+from billsync.sandbox.quickbooks.operations import Operations
+from billsync.sandbox.quickbooks.query import Condition, parse, tokenize
+from billsync.sandbox.quickbooks.search import run
+from billsync.sandbox.quickbooks.store import Realm
+from billsync.sandbox.quickbooks.system import _specs
 
 
 def test_full_statement() -> None:

@@ -25,7 +25,7 @@ from simple_salesforce.format import format_soql
 
 from tests.sandbox.harness import LoopThread, start_in_thread
 
-SYSTEMS = {"salesforce": "sandbox.salesforce.system:SalesforceSandbox"}
+SYSTEMS = {"salesforce": "billsync.sandbox.salesforce.system:SalesforceSandbox"}
 DEALS = (
     "SELECT Id, Name, Amount, Account.Name, SystemModstamp, (SELECT Id, ProductCode, "
     "Quantity, UnitPrice, Discount, TotalPrice FROM OpportunityLineItems ORDER BY SortOrder) "

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.generate import GenerateOptions, generate_seed
 from tests.sandbox.harness import LoopThread
 from tests.sandbox.test_salesforce_contract import DEALS, Org, deal, org, runner
 

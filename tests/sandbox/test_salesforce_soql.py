@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from simple_salesforce.format import format_soql
 
-from sandbox.salesforce.soql_ast import BoolOp, Comparison, Not
-from sandbox.salesforce.soql_lexer import SoqlSyntaxError, Wildcard, tokenize
-from sandbox.salesforce.soql_parser import parse
+from billsync.sandbox.salesforce.soql_ast import BoolOp, Comparison, Not
+from billsync.sandbox.salesforce.soql_lexer import SoqlSyntaxError, Wildcard, tokenize
+from billsync.sandbox.salesforce.soql_parser import parse
 
 
 def where(text: str) -> Comparison | BoolOp | Not:

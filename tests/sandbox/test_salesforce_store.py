@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from sandbox.core import Clock, SandboxContext
-from sandbox.salesforce import ids, seeding
-from sandbox.salesforce.cursors import QueryCursor
-from sandbox.salesforce.errors import SalesforceError, WriteError
-from sandbox.salesforce.rules import line_total
-from sandbox.salesforce.soql_engine import plan, top_rows
-from sandbox.salesforce.soql_fields import QueryError
-from sandbox.salesforce.soql_parser import parse
-from sandbox.salesforce.system import SalesforceSandbox
+from billsync.sandbox.core import Clock, SandboxContext
+from billsync.sandbox.salesforce import ids, seeding
+from billsync.sandbox.salesforce.cursors import QueryCursor
+from billsync.sandbox.salesforce.errors import SalesforceError, WriteError
+from billsync.sandbox.salesforce.rules import line_total
+from billsync.sandbox.salesforce.soql_engine import plan, top_rows
+from billsync.sandbox.salesforce.soql_fields import QueryError
+from billsync.sandbox.salesforce.soql_parser import parse
+from billsync.sandbox.salesforce.system import SalesforceSandbox
 
 
 class _Sink:
@@ -453,7 +453,7 @@ def test_endpoint_names(sf: SalesforceSandbox) -> None:
 def test_a_thousand_deal_seed_loads_fast(clock: Clock, tmp_path: Any) -> None:
     import time
 
-    from sandbox.generate import GenerateOptions, generate_seed
+    from billsync.sandbox.generate import GenerateOptions, generate_seed
 
     seed = generate_seed(GenerateOptions(deals=1000))["salesforce"]
     context = SandboxContext(clock=clock, webhooks=_Sink(), base_url="https://127.0.0.1:9")

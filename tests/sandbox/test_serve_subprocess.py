@@ -9,10 +9,10 @@ import requests
 import stripe
 from simple_salesforce import Salesforce
 
-from config.loader import load_settings
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.config.loader import load_settings
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 
 READY_KEYS = {
     "admin_url", "salesforce_url", "quickbooks_url", "stripe_url", "token_url", "ca_bundle",

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from sandbox.core import Clock, SandboxContext
-from sandbox.stripe.errors import StripeError, mask_key
-from sandbox.stripe.form import FormError, parse_form
-from sandbox.stripe.listing import page
-from sandbox.stripe.money import check_amount, check_currency, line_amount, percent_of
-from sandbox.stripe.params import Params, in_range, merge_metadata
-from sandbox.stripe.search import SearchIndex, page_token, parse_query, read_page_token
-from sandbox.stripe.system import StripeSandbox
-from sandbox.stripe.wire import dumps
+from billsync.sandbox.core import Clock, SandboxContext
+from billsync.sandbox.stripe.errors import StripeError, mask_key
+from billsync.sandbox.stripe.form import FormError, parse_form
+from billsync.sandbox.stripe.listing import page
+from billsync.sandbox.stripe.money import check_amount, check_currency, line_amount, percent_of
+from billsync.sandbox.stripe.params import Params, in_range, merge_metadata
+from billsync.sandbox.stripe.search import SearchIndex, page_token, parse_query, read_page_token
+from billsync.sandbox.stripe.system import StripeSandbox
+from billsync.sandbox.stripe.wire import dumps
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ def test_endpoint_names(system: StripeSandbox, method: str, path: str, name: str
 
 
 def test_config_section_uses_only_stripe_settings_keys(system: StripeSandbox) -> None:
-    from config.settings import StripeSettings
+    from billsync.config.settings import StripeSettings
 
     section = system.config_section()
     assert set(section) <= set(StripeSettings.model_fields)

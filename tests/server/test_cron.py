@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync.server.cron import CronError, CronSchedule
+from billsync.sync.server.cron import CronError, CronSchedule
 
 T = datetime(2026, 11, 23, 10, 7, 30, tzinfo=UTC)  # a Monday
 

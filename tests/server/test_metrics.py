@@ -17,11 +17,11 @@ import sqlalchemy as sa
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.base import ErrorClass
-from sync.apicalls import counting_api_calls, install_api_call_observer
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.ledger.metrics_reads import MetricsReads, MetricsSnapshot
-from sync.server.metrics import WEBHOOK_OUTCOMES, WEBHOOK_PROVIDERS, Metrics
+from billsync.connectors.base import ErrorClass
+from billsync.sync.apicalls import counting_api_calls, install_api_call_observer
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ledger.metrics_reads import MetricsReads, MetricsSnapshot
+from billsync.sync.server.metrics import WEBHOOK_OUTCOMES, WEBHOOK_PROVIDERS, Metrics
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LEDGER_FAMILIES = (

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from pydantic import SecretStr
 from schemathesis.checks import positive_data_acceptance
 
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.server.app import create_app
-from sync.server.metrics import Metrics
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.server.app import create_app
+from billsync.sync.server.metrics import Metrics
 from tests.engine.fakes import Clock, FakeFeed, FakeSource
 from tests.ops.ar_fixture import build_book
 from tests.ops.test_failures_cli import seed_failures

@@ -28,15 +28,15 @@ import requests
 import stripe
 from pydantic import SecretStr
 
-from connectors.quickbooks import QboWebhookVerifier
-from connectors.quickbooks.tokens import TokenSet
-from connectors.stripe.webhooks import StripeWebhookVerifier
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head, work_subject
-from sync.ledger.ops_sessions import session_label
-from sync.server.app import ServerParts, create_app
-from sync.server.metrics import Metrics
-from sync.server.ops.auth import hash_session_id
-from sync.server.ops.throttle import ThrottlePolicy
+from billsync.connectors.quickbooks import QboWebhookVerifier
+from billsync.connectors.quickbooks.tokens import TokenSet
+from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head, work_subject
+from billsync.sync.ledger.ops_sessions import session_label
+from billsync.sync.server.app import ServerParts, create_app
+from billsync.sync.server.metrics import Metrics
+from billsync.sync.server.ops.auth import hash_session_id
+from billsync.sync.server.ops.throttle import ThrottlePolicy
 from tests.ops.ar_fixture import build_book
 from tests.ops.conftest import Cli, Clock
 from tests.ops.test_failures_cli import FIELDS, seed_failures

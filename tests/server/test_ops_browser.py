@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from sync.engine.cycle import run_cycle
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head, work_subject
-from sync.server.app import ServerParts, create_app
-from sync.server.metrics import Metrics
+from billsync.sync.engine.cycle import run_cycle
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head, work_subject
+from billsync.sync.server.app import ServerParts, create_app
+from billsync.sync.server.metrics import Metrics
 from tests.engine.fakes import Clock, FakeSource, FakeTarget, build, invalid, make_deal
 from tests.ops.ar_fixture import build_book
 from tests.server.live import serving

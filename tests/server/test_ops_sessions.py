@@ -13,13 +13,13 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from config.loader import ConfigError
-from sync.ledger.ops_sessions import session_label
-from sync.server.app import ServerParts, create_app
-from sync.server.metrics import Metrics
-from sync.server.ops.auth import hash_session_id
-from sync.server.ops.signing import Signer, ledger_signer
-from sync.server.ops.throttle import LoginThrottle, Refusal, ThrottlePolicy
+from billsync.config.loader import ConfigError
+from billsync.sync.ledger.ops_sessions import session_label
+from billsync.sync.server.app import ServerParts, create_app
+from billsync.sync.server.metrics import Metrics
+from billsync.sync.server.ops.auth import hash_session_id
+from billsync.sync.server.ops.signing import Signer, ledger_signer
+from billsync.sync.server.ops.throttle import LoginThrottle, Refusal, ThrottlePolicy
 from tests.ops.conftest import Cli
 from tests.server.test_ops_api import CSRF, NOW, TOKEN, Served, ops_server, served, sign_in
 

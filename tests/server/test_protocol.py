@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from sync.server.protocol import FD_RESERVE, GuardedH11Protocol, connection_limit
+from billsync.sync.server.protocol import FD_RESERVE, GuardedH11Protocol, connection_limit
 
 TIMEOUT_S = 0.5
 PARTIAL = b"GET /ping HTTP/1.1\r\nHost: t\r\n"

@@ -7,8 +7,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from sync.server.cron import CronSchedule
-from sync.server.scheduler import ScheduledRuns
+from billsync.sync.server.cron import CronSchedule
+from billsync.sync.server.scheduler import ScheduledRuns
 
 T = datetime(2026, 11, 23, 10, 14, 59, tzinfo=UTC)
 

@@ -24,11 +24,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sandbox.launcher import SandboxHandle, running_sandbox
-from sync.ledger import Ledger, create_ledger_engine
-from sync.ledger.schema import inbox, payments
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sync.ledger import Ledger, create_ledger_engine
+from billsync.sync.ledger.schema import inbox, payments
 from tests.e2e.test_run_e2e import run_json
 from tests.server.live import free_port
 
@@ -39,7 +39,7 @@ COPIES = 10
 def start_serve(config: Path, port: int, cwd: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
     log = (cwd / "serve.log").open("ab")
-    command = [sys.executable, "-m", "sync.cli", "serve", "--config", str(config)]
+    command = [sys.executable, "-m", "billsync.sync.cli", "serve", "--config", str(config)]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
 

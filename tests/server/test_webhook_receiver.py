@@ -33,14 +33,14 @@ import stripe
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from connectors.quickbooks import QboWebhookVerifier
-from connectors.stripe.webhooks import StripeWebhookVerifier
-from sync.canonical import InvoiceRef, PaymentEvent
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.ledger.schema import inbox
-from sync.server.app import ServerParts, create_app
-from sync.server.metrics import Metrics
-from sync.server.worker import InboxWorker
+from billsync.connectors.quickbooks import QboWebhookVerifier
+from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
+from billsync.sync.canonical import InvoiceRef, PaymentEvent
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ledger.schema import inbox
+from billsync.sync.server.app import ServerParts, create_app
+from billsync.sync.server.metrics import Metrics
+from billsync.sync.server.worker import InboxWorker
 from tests.engine.fakes import Clock, FakeFeed, FakeSource, FakeTarget, build
 from tests.server.live import serving
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 import responses
 
-from sync.apicalls import counting_api_calls, system_for
+from billsync.sync.apicalls import counting_api_calls, system_for
 
 
 def test_system_for_configured_and_vendor_hosts() -> None:

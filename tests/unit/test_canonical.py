@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from sync import money
-from sync.canonical import (
+from billsync.sync import money
+from billsync.sync.canonical import (
     Account,
     Customer,
     Deal,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config.loader import ConfigError, load_settings
-from config.settings import SECTIONS
+from billsync.config.loader import ConfigError, load_settings
+from billsync.config.settings import SECTIONS
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "billsync.example.yaml"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import (
+from billsync.connectors.base import (
     Checkpointed,
     ConnectorError,
     Cursor,
@@ -19,8 +19,8 @@ from connectors.base import (
     WebhookRejectReason,
     WebhookVerifier,
 )
-from mappings.catalog import MappingOnlyCatalog
-from sync.canonical import (
+from billsync.mappings.catalog import MappingOnlyCatalog
+from billsync.sync.canonical import (
     Customer,
     Deal,
     DealWriteBack,

@@ -7,9 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from config.loader import load_settings
-from sync.ledger.database import LedgerConfigError, describe_url, ledger_unreachable, normalize_url
-from sync.logs import SecretScrubber
+from billsync.config.loader import load_settings
+from billsync.sync.ledger.database import (
+    LedgerConfigError,
+    describe_url,
+    ledger_unreachable,
+    normalize_url,
+)
+from billsync.sync.logs import SecretScrubber
 
 PASSWORD = "p@ss:w/rd-42"
 URL = "postgresql://bill:p%40ss%3Aw%2Frd-42@db.example:5433/billsync"

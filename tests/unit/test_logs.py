@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from sync.logs import REDACTED, SecretScrubber, configure_logging, get_logger
+from billsync.sync.logs import REDACTED, SecretScrubber, configure_logging, get_logger
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync import money
-from sync.money import (
+from billsync.sync import money
+from billsync.sync.money import (
     MoneyError,
     PrecisionError,
     UnknownCurrencyError,

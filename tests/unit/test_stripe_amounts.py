@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.stripe.amounts import (
+from billsync.connectors.stripe.amounts import (
     THREE_DECIMAL,
     ZERO_DECIMAL,
     StripeAmountError,
@@ -14,7 +14,7 @@ from connectors.stripe.amounts import (
     stripe_currency,
     to_stripe_amount,
 )
-from sync import money
+from billsync.sync import money
 
 FAST = settings(max_examples=200, deadline=None)
 

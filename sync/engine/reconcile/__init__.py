@@ -37,14 +37,14 @@ Rules for every check:
   (``billsync discrepancies``, the ops API and page).
 
 The ledger queries the pass needs beyond the Ledger facade live in
-``sync.ledger.reconcile_reads``; nothing here touches a table.
+``billsync.sync.ledger.reconcile_reads``; nothing here touches a table.
 """
 
-from sync.engine.reconcile.recorder import DEFAULT_LIMIT
-from sync.engine.reconcile.report import Fixed, ReconcileReport
-from sync.engine.reconcile.run import reconcile
-from sync.engine.reconcile.writebacks import _Invoiced as _Invoiced
-from sync.ledger.reconcile_reads import ReconcileReads
+from billsync.sync.engine.reconcile.recorder import DEFAULT_LIMIT
+from billsync.sync.engine.reconcile.report import Fixed, ReconcileReport
+from billsync.sync.engine.reconcile.run import reconcile
+from billsync.sync.engine.reconcile.writebacks import _Invoiced as _Invoiced
+from billsync.sync.ledger.reconcile_reads import ReconcileReads
 
 _Reads = ReconcileReads  # the name tests/engine/test_reconcile.py reads the ledger by
 

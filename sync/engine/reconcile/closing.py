@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sync.canonical import DiscrepancyKind
+from billsync.sync.canonical import DiscrepancyKind
 
 if TYPE_CHECKING:
-    from sync.engine.reconcile.recorder import Reconciler
+    from billsync.sync.engine.reconcile.recorder import Reconciler
 
 
 def close_recorded_by_stages(rec: Reconciler) -> None:

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from connectors.base import ConnectorError
-from sync.canonical import DiscrepancyKind
-from sync.engine.failures import INVOICE
-from sync.engine.reconcile.capabilities import DealStageReader, WonDealLister
-from sync.engine.reconcile.recorder import CHUNK, chunks
-from sync.engine.reconcile.targets import GONE
-from sync.ledger.models import WorkStatus
+from billsync.connectors.base import ConnectorError
+from billsync.sync.canonical import DiscrepancyKind
+from billsync.sync.engine.failures import INVOICE
+from billsync.sync.engine.reconcile.capabilities import DealStageReader, WonDealLister
+from billsync.sync.engine.reconcile.recorder import CHUNK, chunks
+from billsync.sync.engine.reconcile.targets import GONE
+from billsync.sync.ledger.models import WorkStatus
 
 if TYPE_CHECKING:
-    from sync.engine.reconcile.recorder import Reconciler
+    from billsync.sync.engine.reconcile.recorder import Reconciler
 
 ACCOUNTED = frozenset(
     status.value

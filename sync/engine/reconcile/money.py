@@ -2,7 +2,7 @@
 
 The target is the authority (DESIGN.md "Money model"). For every invoice a pass reads
 back, the target's facts are read (`PaymentFeed.read_invoice_money`, batched) and
-`sync.money_state.derive` says what they come to; that is compared with what the ledger
+`billsync.sync.money_state.derive` says what they come to; that is compared with what the ledger
 holds, field by field, whichever way they differ:
 
 - ``invoice_money_mismatch``: the ledger's paid, credited, balance, money status or due
@@ -26,14 +26,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceStatus
-from sync.engine.money_sync import deal_state_for
-from sync.engine.reconcile.report import show
-from sync.ledger.models import InvoiceRecord
-from sync.money_state import MoneyState, derive
+from billsync.sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceStatus
+from billsync.sync.engine.money_sync import deal_state_for
+from billsync.sync.engine.reconcile.report import show
+from billsync.sync.ledger.models import InvoiceRecord
+from billsync.sync.money_state import MoneyState, derive
 
 if TYPE_CHECKING:
-    from sync.engine.reconcile.recorder import Reconciler
+    from billsync.sync.engine.reconcile.recorder import Reconciler
 
 COMPARED = ("paid", "credited", "balance", "status", "due_date")
 """The ledger's figures the check compares, in the order they are shown."""

@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from connectors.base import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
-from sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef
-from sync.engine.reconcile.capabilities import InvoiceBatchReader
-from sync.engine.reconcile.recorder import CHUNK, chunks
-from sync.ledger.models import InvoiceRecord
+from billsync.connectors.base import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
+from billsync.sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef
+from billsync.sync.engine.reconcile.capabilities import InvoiceBatchReader
+from billsync.sync.engine.reconcile.recorder import CHUNK, chunks
+from billsync.sync.ledger.models import InvoiceRecord
 
 if TYPE_CHECKING:
-    from sync.engine.reconcile.recorder import Reconciler
+    from billsync.sync.engine.reconcile.recorder import Reconciler
 
 WATCHED = (
     DiscrepancyKind.INVOICE_MISSING_IN_TARGET,

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sync import money
-from sync.canonical import Discrepancy, DiscrepancyKind
-from sync.ledger.discrepancies import ACK
-from sync.ledger.models import Discrepancy as DiscrepancyRow
+from billsync.sync import money
+from billsync.sync.canonical import Discrepancy, DiscrepancyKind
+from billsync.sync.ledger.discrepancies import ACK
+from billsync.sync.ledger.models import Discrepancy as DiscrepancyRow
 
 HIDDEN = frozenset({"raw", "fields", "revision", "invoiced_revision"})
 """Details kept for the machine (closing checks, JSON), not repeated in the detail text."""

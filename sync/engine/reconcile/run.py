@@ -5,16 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from sync.engine.reconcile.closing import close_recorded_by_stages
-from sync.engine.reconcile.deals import lost_after_invoice, unbilled_in_ledger, won_deals
-from sync.engine.reconcile.recorder import DEFAULT_LIMIT, Reconciler, log
-from sync.engine.reconcile.report import ReconcileReport
-from sync.engine.reconcile.targets import TargetPass
-from sync.engine.reconcile.writebacks import check_writebacks
-from sync.engine.summary import RunSummary
+from billsync.sync.engine.reconcile.closing import close_recorded_by_stages
+from billsync.sync.engine.reconcile.deals import lost_after_invoice, unbilled_in_ledger, won_deals
+from billsync.sync.engine.reconcile.recorder import DEFAULT_LIMIT, Reconciler, log
+from billsync.sync.engine.reconcile.report import ReconcileReport
+from billsync.sync.engine.reconcile.targets import TargetPass
+from billsync.sync.engine.reconcile.writebacks import check_writebacks
+from billsync.sync.engine.summary import RunSummary
 
 if TYPE_CHECKING:
-    from sync.engine.cycle import Engine
+    from billsync.sync.engine.cycle import Engine
 
 
 def run_pass(rec: Reconciler) -> ReconcileReport:
@@ -55,7 +55,7 @@ def reconcile(
     Call it holding the run lease (the cycle does; so does `billsync reconcile`): it
     writes ledger state, and a concurrent run would show half-done work as discrepancies.
     """
-    from sync.engine.cycle import DEALS_CURSOR, LEASE_TTL, RUN_LEASE
+    from billsync.sync.engine.cycle import DEALS_CURSOR, LEASE_TTL, RUN_LEASE
 
     ledger = engine.ledger
     summary = summary or RunSummary(f"reconcile-{uuid.uuid4()}")

@@ -23,19 +23,19 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-from connectors.base import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
-from sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef, InvoiceStatus
-from sync.engine.money_sync import deal_state_for
-from sync.engine.reconcile.money import check_money, state_of
-from sync.engine.reconcile.readback import MoneyOutcome, candidates, outcomes
-from sync.engine.reconcile.recorder import ACTOR, CHUNK
-from sync.engine.reconcile.report import show
-from sync.ledger.models import InvoiceRecord
-from sync.logs import get_logger
-from sync.money_state import MoneyStatus
+from billsync.connectors.base import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
+from billsync.sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef, InvoiceStatus
+from billsync.sync.engine.money_sync import deal_state_for
+from billsync.sync.engine.reconcile.money import check_money, state_of
+from billsync.sync.engine.reconcile.readback import MoneyOutcome, candidates, outcomes
+from billsync.sync.engine.reconcile.recorder import ACTOR, CHUNK
+from billsync.sync.engine.reconcile.report import show
+from billsync.sync.ledger.models import InvoiceRecord
+from billsync.sync.logs import get_logger
+from billsync.sync.money_state import MoneyStatus
 
 if TYPE_CHECKING:
-    from sync.engine.reconcile.recorder import Reconciler
+    from billsync.sync.engine.reconcile.recorder import Reconciler
 
 log = get_logger("billsync.engine")
 

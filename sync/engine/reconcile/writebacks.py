@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sync.canonical import DiscrepancyKind
-from sync.engine.failures import WRITEBACK
-from sync.engine.reconcile.report import show
-from sync.ledger.models import WorkStatus
-from sync.ledger.reconcile_reads import InvoicedDeal
+from billsync.sync.canonical import DiscrepancyKind
+from billsync.sync.engine.failures import WRITEBACK
+from billsync.sync.engine.reconcile.report import show
+from billsync.sync.ledger.models import WorkStatus
+from billsync.sync.ledger.reconcile_reads import InvoicedDeal
 
 if TYPE_CHECKING:
-    from sync.engine.reconcile.recorder import Reconciler
+    from billsync.sync.engine.reconcile.recorder import Reconciler
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Alembic environment for the ledger.
 
-Normally run through ``sync.ledger.migrate``, which passes an open connection in
+Normally run through ``billsync.sync.ledger.migrate``, which passes an open connection in
 ``config.attributes["connection"]``. Without one (the ``alembic`` command line, for
 writing new revisions) it opens ``sqlalchemy.url`` with the ledger's engine factory.
 """
@@ -13,8 +13,8 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
-from sync.ledger.database import WRITE_OPTION, create_ledger_engine
-from sync.ledger.schema import metadata
+from billsync.sync.ledger.database import WRITE_OPTION, create_ledger_engine
+from billsync.sync.ledger.schema import metadata
 
 config = context.config
 
@@ -22,8 +22,8 @@ config = context.config
 def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     # Autogenerate should write the ledger's own types, as 0001 does by hand.
     module = getattr(type(obj), "__module__", "")
-    if type_ == "type" and module == "sync.ledger.types":
-        autogen_context.imports.add("from sync.ledger import types as lt")
+    if type_ == "type" and module == "billsync.sync.ledger.types":
+        autogen_context.imports.add("from billsync.sync.ledger import types as lt")
         return f"lt.{type(obj).__name__}()"
     return False
 
@@ -59,7 +59,9 @@ def run_migrations_online() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("set sqlalchemy.url or run migrations through sync.ledger.migrate")
+        raise RuntimeError(
+            "set sqlalchemy.url or run migrations through billsync.sync.ledger.migrate"
+        )
     engine = create_ledger_engine(url)
     try:
         with engine.execution_options(**{WRITE_OPTION: True}).connect() as conn:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from sync.ledger import types as lt
+from billsync.sync.ledger import types as lt
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

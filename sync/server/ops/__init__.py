@@ -1,6 +1,6 @@
 """The web ops pages (``/ops``) and the ops JSON API (``/api``) of `billsync serve`.
 
-Both sit on the same functions as the ops CLI (`sync.ops`): the failure log with retry
+Both sit on the same functions as the ops CLI (`billsync.sync.ops`): the failure log with retry
 and resolve, discrepancies, runs and status, and the AR reports. Both are off — 404
 with a sentence saying how to turn them on — until ``ops.token`` is configured.
 
@@ -15,13 +15,13 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sync.server.ops.api import api_router
-from sync.server.ops.context import OpsContext
-from sync.server.ops.errors import OpsError, OpsOff, answer
-from sync.server.ops.login import login_router
-from sync.server.ops.pages import failures_router
-from sync.server.ops.report_pages import reports_router
-from sync.server.ops.templating import SECURITY_HEADERS, Pages
+from billsync.sync.server.ops.api import api_router
+from billsync.sync.server.ops.context import OpsContext
+from billsync.sync.server.ops.errors import OpsError, OpsOff, answer
+from billsync.sync.server.ops.login import login_router
+from billsync.sync.server.ops.pages import failures_router
+from billsync.sync.server.ops.report_pages import reports_router
+from billsync.sync.server.ops.templating import SECURITY_HEADERS, Pages
 
 __all__ = ["OpsContext", "install_ops"]
 

@@ -16,18 +16,18 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sync.canonical import DiscrepancyKind
-from sync.ledger.ops_reads import FailureView
-from sync.ops.aging import aging
-from sync.ops.discrepancies import (
+from billsync.sync.canonical import DiscrepancyKind
+from billsync.sync.ledger.ops_reads import FailureView
+from billsync.sync.ops.aging import aging
+from billsync.sync.ops.discrepancies import (
     DiscrepancyClosed,
     DiscrepancyView,
     UnknownDiscrepancy,
     list_discrepancies,
 )
-from sync.ops.discrepancies import acknowledge as acknowledge_discrepancy
-from sync.ops.discrepancies import resolve as resolve_discrepancy
-from sync.ops.failures import (
+from billsync.sync.ops.discrepancies import acknowledge as acknowledge_discrepancy
+from billsync.sync.ops.discrepancies import resolve as resolve_discrepancy
+from billsync.sync.ops.failures import (
     ActionOutcome,
     FailureQuery,
     UnknownFailure,
@@ -37,20 +37,20 @@ from sync.ops.failures import (
     retry_failures,
     show_failure,
 )
-from sync.ops.kpis import DEFAULT_DAYS, kpis
-from sync.ops.status import build_status
-from sync.server.ops import models
-from sync.server.ops.auth import api_actor
-from sync.server.ops.context import OpsContext
-from sync.server.ops.errors import Conflict, NotFound
-from sync.server.ops.views import (
+from billsync.sync.ops.kpis import DEFAULT_DAYS, kpis
+from billsync.sync.ops.status import build_status
+from billsync.sync.server.ops import models
+from billsync.sync.server.ops.auth import api_actor
+from billsync.sync.server.ops.context import OpsContext
+from billsync.sync.server.ops.errors import Conflict, NotFound
+from billsync.sync.server.ops.views import (
     AS_OF_PATTERN,
     currency_codes,
     parse_as_of,
     plain,
     utc,
 )
-from sync.server.webhooks import Problem
+from billsync.sync.server.webhooks import Problem
 
 ItemId = Annotated[int, Path(ge=1, le=models.MAX_ID, description="the failure's id")]
 DiscrepancyId = Annotated[int, Path(ge=1, le=models.MAX_ID, description="the discrepancy's id")]

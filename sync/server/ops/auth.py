@@ -5,7 +5,7 @@ limit on guessing it.
   the audit trail is ``ops-api``.
 - ``/ops/…`` pages take a session cookie set by the login form once the token was
   typed in. The cookie holds only a random session id; the ledger keeps its SHA-256
-  (`sync.ledger.ops_sessions`), so the session ends for real on logout, on an
+  (`billsync.sync.ledger.ops_sessions`), so the session ends for real on logout, on an
   operator's `billsync ops sessions revoke`, after ``ops.session_idle_minutes`` without
   a request, and at the latest 12 hours after sign-in. HttpOnly, SameSite=Strict, path
   /ops, Secure on https (or as configured). The audit trail names the session by its
@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from fastapi import Request, Response
 from pydantic import SecretStr
 
-from sync.ledger.ops_sessions import SESSION_LIFETIME, session_label
-from sync.logs import get_logger
-from sync.server.ops.context import OpsContext
-from sync.server.ops.errors import OpsOff, TooManyAttempts, Unauthorized
-from sync.server.ops.throttle import Refusal
+from billsync.sync.ledger.ops_sessions import SESSION_LIFETIME, session_label
+from billsync.sync.logs import get_logger
+from billsync.sync.server.ops.context import OpsContext
+from billsync.sync.server.ops.errors import OpsOff, TooManyAttempts, Unauthorized
+from billsync.sync.server.ops.throttle import Refusal
 
 log = get_logger("billsync.server")
 

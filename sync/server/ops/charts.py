@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from markupsafe import Markup, escape
 
-from sync.ops.aging import BUCKETS
+from billsync.sync.ops.aging import BUCKETS
 
 COLOURS = {
     "current": "#2e7d32",

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 from pydantic import SecretStr
 
-from sync.ledger import Ledger
-from sync.server.ops.signing import Signer
-from sync.server.ops.throttle import LoginThrottle
+from billsync.sync.ledger import Ledger
+from billsync.sync.server.ops.signing import Signer
+from billsync.sync.server.ops.throttle import LoginThrottle
 
 OFF_SENTENCE = (
     "The ops pages and API are off: set ops.token in the configuration (or put the token "

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import secrets
 
-from sync.server.ops.auth import Session
-from sync.server.ops.errors import CsrfRefused
-from sync.server.ops.signing import Signer
+from billsync.sync.server.ops.auth import Session
+from billsync.sync.server.ops.errors import CsrfRefused
+from billsync.sync.server.ops.signing import Signer
 
 FIELD = "csrf_token"
 LOGIN_COOKIE = "billsync_ops_login"

@@ -13,8 +13,8 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from sync.server.ops.context import OFF_SENTENCE
-from sync.server.webhooks import Problem
+from billsync.sync.server.ops.context import OFF_SENTENCE
+from billsync.sync.server.webhooks import Problem
 
 API_PREFIX = "/api/"
 LOGIN_PATH = "/ops/login"

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from sync.server.ops.signing import Signer
+from billsync.sync.server.ops.signing import Signer
 
 COOKIE = "billsync_ops_flash"
 MAX_AGE_S = 120

@@ -15,9 +15,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from sync.logs import get_logger
-from sync.server.ops import csrf
-from sync.server.ops.auth import (
+from billsync.sync.logs import get_logger
+from billsync.sync.server.ops import csrf
+from billsync.sync.server.ops.auth import (
     admit,
     clear_cookie,
     enabled_token,
@@ -26,9 +26,9 @@ from sync.server.ops.auth import (
     set_cookie,
     start_session,
 )
-from sync.server.ops.context import OpsContext
-from sync.server.ops.errors import LOGIN_PATH, TooManyAttempts, login_redirect, safe_next
-from sync.server.ops.templating import Pages
+from billsync.sync.server.ops.context import OpsContext
+from billsync.sync.server.ops.errors import LOGIN_PATH, TooManyAttempts, login_redirect, safe_next
+from billsync.sync.server.ops.templating import Pages
 
 log = get_logger("billsync.server")
 

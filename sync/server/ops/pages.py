@@ -1,7 +1,7 @@
 """The failures pages: the list with its filters, one failure in full, and the Retry
 and Resolve buttons.
 
-Buttons post a form with the session's CSRF token, act through `sync.ops.failures`
+Buttons post a form with the session's CSRF token, act through `billsync.sync.ops.failures`
 (the same functions as `billsync failures retry|resolve`, audited as
 ``ops-web:<session>``) and redirect back with a flash message saying what happened.
 Bad filter values are shown as a sentence above the table, never as an error page.
@@ -16,9 +16,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from connectors.base import ErrorClass
-from sync.ledger.ops_reads import FailureView
-from sync.ops.failures import (
+from billsync.connectors.base import ErrorClass
+from billsync.sync.ledger.ops_reads import FailureView
+from billsync.sync.ops.failures import (
     FailureQuery,
     UnknownFailure,
     list_failures,
@@ -26,12 +26,12 @@ from sync.ops.failures import (
     retry_failures,
     show_failure,
 )
-from sync.server.ops import csrf
-from sync.server.ops.auth import Session, session_of
-from sync.server.ops.context import OpsContext
-from sync.server.ops.errors import LoginRequired, NotFound, safe_next
-from sync.server.ops.templating import Pages
-from sync.server.ops.views import parse_since, plain
+from billsync.sync.server.ops import csrf
+from billsync.sync.server.ops.auth import Session, session_of
+from billsync.sync.server.ops.context import OpsContext
+from billsync.sync.server.ops.errors import LoginRequired, NotFound, safe_next
+from billsync.sync.server.ops.templating import Pages
+from billsync.sync.server.ops.views import parse_since, plain
 
 LIST_LIMIT = 500
 CLASSES = [str(c) for c in ErrorClass]

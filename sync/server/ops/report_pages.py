@@ -10,22 +10,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from sync.canonical import DiscrepancyKind
-from sync.ops.aging import BUCKETS, aging
-from sync.ops.discrepancies import (
+from billsync.sync.canonical import DiscrepancyKind
+from billsync.sync.ops.aging import BUCKETS, aging
+from billsync.sync.ops.discrepancies import (
     DiscrepancyClosed,
     UnknownDiscrepancy,
     acknowledge,
     resolve,
 )
-from sync.ops.status import RUN_COUNTS, build_status
-from sync.server.ops import csrf
-from sync.server.ops.auth import Session
-from sync.server.ops.charts import aging_chart
-from sync.server.ops.context import OpsContext
-from sync.server.ops.pages import session_dependency
-from sync.server.ops.templating import Pages
-from sync.server.ops.views import open_discrepancies, parse_as_of, parse_currency, plain
+from billsync.sync.ops.status import RUN_COUNTS, build_status
+from billsync.sync.server.ops import csrf
+from billsync.sync.server.ops.auth import Session
+from billsync.sync.server.ops.charts import aging_chart
+from billsync.sync.server.ops.context import OpsContext
+from billsync.sync.server.ops.pages import session_dependency
+from billsync.sync.server.ops.templating import Pages
+from billsync.sync.server.ops.views import open_discrepancies, parse_as_of, parse_currency, plain
 
 RUNS_SHOWN = 20
 

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 
-from sync.ledger import Ledger
+from billsync.sync.ledger import Ledger
 
 KEY_NAME = "ops:signing-key"
 _KEY_BYTES = 32

@@ -13,10 +13,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from sync.ops.render import human_age
-from sync.server.ops import csrf, flash
-from sync.server.ops.auth import Session, clear_cookie, enabled_token, set_cookie
-from sync.server.ops.context import OpsContext
+from billsync.sync.ops.render import human_age
+from billsync.sync.server.ops import csrf, flash
+from billsync.sync.server.ops.auth import Session, clear_cookie, enabled_token, set_cookie
+from billsync.sync.server.ops.context import OpsContext
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -38,7 +38,7 @@ NAV = (
 
 def templates() -> Environment:
     env = Environment(
-        loader=PackageLoader("sync.server.ops", "templates"),
+        loader=PackageLoader("billsync.sync.server.ops", "templates"),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -1,5 +1,5 @@
 """What the ops pages and the API share: reading the query parameters people and
-scripts send, and the few documents no `sync.ops` function builds (open discrepancies).
+scripts send, and the few documents no `billsync.sync.ops` function builds (open discrepancies).
 
 Parsers raise ValueError with a sentence; the API turns it into a 422, the pages show it.
 """
@@ -11,10 +11,10 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sync import money
-from sync.ledger import Ledger
-from sync.ops.discrepancies import discrepancy_json
-from sync.ops.render import dumps
+from billsync.sync import money
+from billsync.sync.ledger import Ledger
+from billsync.sync.ops.discrepancies import discrepancy_json
+from billsync.sync.ops.render import dumps
 
 AS_OF_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}$"
 """Report dates: YYYY-MM-DD from 1970 to 2999 (the reports add and subtract days;

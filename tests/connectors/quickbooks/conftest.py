@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from config.settings import QuickBooksSettings
-from connectors.quickbooks import QuickBooksConnector
-from sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine
-from sync.idempotency import invoice_key
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.ledger.credential_store import LedgerCredentialStore
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.quickbooks import QuickBooksConnector
+from billsync.sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine
+from billsync.sync.idempotency import invoice_key
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ledger.credential_store import LedgerCredentialStore
 from tests.sandbox.harness import LoopThread, start_in_thread
 
-SYSTEM = "sandbox.quickbooks.system:QuickBooksSandbox"
+SYSTEM = "billsync.sandbox.quickbooks.system:QuickBooksSandbox"
 REVISION = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 ITEMS = [
     {

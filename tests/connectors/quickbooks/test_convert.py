@@ -12,19 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.base import ConnectorError
-from connectors.quickbooks.convert import (
+from billsync.connectors.base import ConnectorError
+from billsync.connectors.quickbooks.convert import (
     deal_from_note,
     display_name,
     dumps_exact,
     invoice_body,
     invoice_ref,
 )
-from connectors.quickbooks.events import payment_events
-from connectors.quickbooks.limits import RequestLimits, SlidingWindow
-from connectors.quickbooks.query import in_list, in_lists, quote, select
-from sync import money
-from sync.canonical import InvoiceStatus, PaymentKind
+from billsync.connectors.quickbooks.events import payment_events
+from billsync.connectors.quickbooks.limits import RequestLimits, SlidingWindow
+from billsync.connectors.quickbooks.query import in_list, in_lists, quote, select
+from billsync.sync import money
+from billsync.sync.canonical import InvoiceStatus, PaymentKind
 from tests.connectors.quickbooks.conftest import FakeTime, customer, draft, line
 
 quantities = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1000"), places=2)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from connectors.base import ConnectorError, ErrorClass
-from connectors.quickbooks.customers import CustomerResolver
-from sync.canonical import Address
-from sync.customer_identity import Resolved, no_owners
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.quickbooks.customers import CustomerResolver
+from billsync.sync.canonical import Address
+from billsync.sync.customer_identity import Resolved, no_owners
 from tests.connectors.quickbooks.conftest import Qbo, customer
 
 EMAIL_1 = {"PrimaryEmailAddr": {"Address": "ap1@customer.example"}}

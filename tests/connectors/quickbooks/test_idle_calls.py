@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from connectors.quickbooks import QuickBooksConnector
-from connectors.quickbooks.feed import format_cursor
-from sync.canonical import InvoiceRef, PaymentKind
+from billsync.connectors.quickbooks import QuickBooksConnector
+from billsync.connectors.quickbooks.feed import format_cursor
+from billsync.sync.canonical import InvoiceRef, PaymentKind
 from tests.connectors.quickbooks.conftest import Qbo, customer, draft, line
 
 PREFERENCES = "GET preferences"

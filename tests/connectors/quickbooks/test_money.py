@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 
-from connectors.quickbooks import QuickBooksConnector
-from sync.canonical import FactState, InvoiceMoney, InvoiceRef, InvoiceStatus, MoneyFactKind
-from sync.money_state import MoneyStatus, derive
+from billsync.connectors.quickbooks import QuickBooksConnector
+from billsync.sync.canonical import (
+    FactState,
+    InvoiceMoney,
+    InvoiceRef,
+    InvoiceStatus,
+    MoneyFactKind,
+)
+from billsync.sync.money_state import MoneyStatus, derive
 from tests.connectors.quickbooks.conftest import Qbo, customer, draft, line
 
 D = Decimal

@@ -16,14 +16,14 @@ import pytest
 import requests
 import responses
 
-from config.settings import QuickBooksSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.quickbooks import QuickBooksConnector, TokenSet
-from connectors.quickbooks.auth import credential_name
-from connectors.quickbooks.feed import format_cursor
-from mappings.catalog import ProductQuery
-from sandbox import jsonutil
-from sync.canonical import DiscrepancyKind, InvoiceRef, PaymentKind
+from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.quickbooks import QuickBooksConnector, TokenSet
+from billsync.connectors.quickbooks.auth import credential_name
+from billsync.connectors.quickbooks.feed import format_cursor
+from billsync.mappings.catalog import ProductQuery
+from billsync.sandbox import jsonutil
+from billsync.sync.canonical import DiscrepancyKind, InvoiceRef, PaymentKind
 from tests.connectors.quickbooks.conftest import FakeTime, customer, draft, line
 
 REALM = "4620816365257778"

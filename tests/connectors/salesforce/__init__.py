@@ -12,8 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from config.settings import SalesforceSettings
-from sandbox import jsonutil
+from billsync.config.settings import SalesforceSettings
+from billsync.sandbox import jsonutil
 
 INSTANCE = "https://acme.my.salesforce.com"
 API = f"{INSTANCE}/services/data/v66.0"

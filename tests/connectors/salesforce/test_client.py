@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from responses import matchers
 
-from config.loader import ConfigError
-from config.settings import SalesforceSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.salesforce.auth import JWT_GRANT
-from connectors.salesforce.client import SalesforceClient
-from connectors.salesforce.session import DecimalSession
+from billsync.config.loader import ConfigError
+from billsync.config.settings import SalesforceSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.salesforce.auth import JWT_GRANT
+from billsync.connectors.salesforce.client import SalesforceClient
+from billsync.connectors.salesforce.session import DecimalSession
 from tests.connectors.salesforce import (
     API,
     CLIENT_SECRET,

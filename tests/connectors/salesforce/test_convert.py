@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from connectors.salesforce.convert import RecordProblem, parse_datetime, to_deal
-from connectors.salesforce.fields import DealFieldPaths
-from sync.canonical import Address
+from billsync.connectors.salesforce.convert import RecordProblem, parse_datetime, to_deal
+from billsync.connectors.salesforce.fields import DealFieldPaths
+from billsync.sync.canonical import Address
 from tests.connectors.salesforce import line, opportunity, sf_id
 
 PATHS = DealFieldPaths()

@@ -6,8 +6,8 @@ import pytest
 import requests
 import responses
 
-from connectors.base import ConnectorError, ErrorClass
-from connectors.salesforce.client import (
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.salesforce.client import (
     ERROR_CODES,
     EXCEPTIONS,
     HTTP_STATUS,

@@ -20,14 +20,18 @@ import responses
 import structlog
 from responses import matchers
 
-from config.settings import SalesforceSettings
-from connectors.base import ConnectorError
-from connectors.salesforce import DealRejected, SalesforceDealSource, pull
-from connectors.salesforce.pull import FETCH_CHUNK_IDS, FETCH_QUERY_URL_BYTES, is_salesforce_id
-from connectors.salesforce.soql import build_pull_query
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sync.canonical import Deal
+from billsync.config.settings import SalesforceSettings
+from billsync.connectors.base import ConnectorError
+from billsync.connectors.salesforce import DealRejected, SalesforceDealSource, pull
+from billsync.connectors.salesforce.pull import (
+    FETCH_CHUNK_IDS,
+    FETCH_QUERY_URL_BYTES,
+    is_salesforce_id,
+)
+from billsync.connectors.salesforce.soql import build_pull_query
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sync.canonical import Deal
 from tests.connectors.salesforce import (
     API,
     QUERY_URL,
@@ -309,7 +313,7 @@ def test_no_valid_ids_means_no_call() -> None:
 
 # --- against the sandbox -----------------------------------------------------------
 
-SANDBOX_SYSTEM = "sandbox.salesforce.system:SalesforceSandbox"
+SANDBOX_SYSTEM = "billsync.sandbox.salesforce.system:SalesforceSandbox"
 
 
 def test_fetch_against_the_sandbox(tmp_path_factory: pytest.TempPathFactory) -> None:

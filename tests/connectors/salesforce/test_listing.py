@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import responses
 
-from connectors.salesforce import SalesforceDealSource
-from connectors.salesforce.listing import NOT_FOUND
-from sync.engine.reconcile.capabilities import DealStageReader, WonDealLister
+from billsync.connectors.salesforce import SalesforceDealSource
+from billsync.connectors.salesforce.listing import NOT_FOUND
+from billsync.sync.engine.reconcile.capabilities import DealStageReader, WonDealLister
 from tests.connectors.salesforce import (
     API,
     QUERY_URL,
@@ -88,7 +88,7 @@ def test_not_won_names_the_stage_or_not_found() -> None:
 
 
 def test_count_won_deals_is_one_count_query_in_the_pulls_scope() -> None:
-    from sync.engine.first_run import CountsWonDeals
+    from billsync.sync.engine.first_run import CountsWonDeals
 
     with responses.RequestsMock() as rsps:
         rsps.post(TOKEN_URL, json=token_body())

@@ -8,9 +8,9 @@ from typing import Any
 import requests
 from requests.adapters import BaseAdapter
 
-from connectors.salesforce import SalesforceDealSource
-from connectors.salesforce import client as client_module
-from connectors.salesforce.session import DecimalSession
+from billsync.connectors.salesforce import SalesforceDealSource
+from billsync.connectors.salesforce import client as client_module
+from billsync.connectors.salesforce.session import DecimalSession
 from tests.connectors.salesforce import (
     INSTANCE,
     dumps,

@@ -1,7 +1,7 @@
 """Contract tests against the sandbox's Salesforce stand-in (HTTPS, local CA, real SDK).
 
 One sandbox serves the module; each test resets its records. Seeds are realistic
-(`sandbox.generate`) and travel through the admin API as exact-decimal JSON.
+(`billsync.sandbox.generate`) and travel through the admin API as exact-decimal JSON.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 import requests
 
-from config.settings import SalesforceSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.salesforce import DealRejected, SalesforceDealSource, WriteBackFields
-from connectors.salesforce.pull import decode_cursor
-from sandbox import jsonutil
-from sandbox.generate import GenerateOptions, generate_seed
-from sync.canonical import Deal, DealWriteBack, InvoiceStatus
+from billsync.config.settings import SalesforceSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.salesforce import DealRejected, SalesforceDealSource, WriteBackFields
+from billsync.connectors.salesforce.pull import decode_cursor
+from billsync.sandbox import jsonutil
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sync.canonical import Deal, DealWriteBack, InvoiceStatus
 from tests.sandbox.harness import start_in_thread
 
-SYSTEM = "sandbox.salesforce.system:SalesforceSandbox"
+SYSTEM = "billsync.sandbox.salesforce.system:SalesforceSandbox"
 
 
 class Org:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from connectors.salesforce.fields import DealFieldPaths, WriteBackFields, lookup
-from connectors.salesforce.soql import (
+from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackFields, lookup
+from billsync.connectors.salesforce.soql import (
     WhereFragmentError,
     build_pull_query,
     soql_value,

@@ -16,18 +16,18 @@ from typing import Any
 import pytest
 import requests
 
-from config.settings import SalesforceSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.salesforce import SalesforceDealSource
-from connectors.salesforce.auth import AccessToken, OAuthLogin, StoredSession
-from sandbox.generate import GenerateOptions, generate_seed
-from sync.canonical import Deal
-from sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from sync.ledger.credential_store import LedgerCredentialStore
+from billsync.config.settings import SalesforceSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.salesforce import SalesforceDealSource
+from billsync.connectors.salesforce.auth import AccessToken, OAuthLogin, StoredSession
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sync.canonical import Deal
+from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ledger.credential_store import LedgerCredentialStore
 from tests.connectors.salesforce.test_sandbox_contract import Org
 from tests.sandbox.harness import start_in_thread
 
-SYSTEM = "sandbox.salesforce.system:SalesforceSandbox"
+SYSTEM = "billsync.sandbox.salesforce.system:SalesforceSandbox"
 TOKEN = "POST oauth2/token"
 NAME = "salesforce:session:0123456789abcdef"
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import requests
 
-from config.settings import StripeSettings
-from connectors.stripe import StripeConnector, connect
-from sandbox.generate import GenerateOptions, generate_seed
-from sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine
-from sync.idempotency import invoice_key
+from billsync.config.settings import StripeSettings
+from billsync.connectors.stripe import StripeConnector, connect
+from billsync.sandbox.generate import GenerateOptions, generate_seed
+from billsync.sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine
+from billsync.sync.idempotency import invoice_key
 from tests.sandbox.harness import LoopThread, start_in_thread
 
-SYSTEM = "sandbox.stripe.system:StripeSandbox"
+SYSTEM = "billsync.sandbox.stripe.system:StripeSandbox"
 CATALOGUE = generate_seed(GenerateOptions(deals=3))["stripe"]
 PRODUCT = "prod_PLATSUB"
 REVISION = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)

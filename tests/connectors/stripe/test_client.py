@@ -13,10 +13,10 @@ import responses
 import stripe
 from pydantic import SecretStr
 
-from config.settings import StripeSettings
-from connectors.base import ConnectorError, ErrorClass
-from connectors.stripe.client import StripeApi, _CaBundleSession
-from connectors.stripe.ratelimit import RateLimiter
+from billsync.config.settings import StripeSettings
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.connectors.stripe.client import StripeApi, _CaBundleSession
+from billsync.connectors.stripe.ratelimit import RateLimiter
 
 BASE = "http://stripe.test"
 KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dcSECRET"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from connectors.base import ConnectorError
-from connectors.stripe import StripeTarget
-from connectors.stripe.customer_lookup import account_query
-from sync.canonical import Customer
+from billsync.connectors.base import ConnectorError
+from billsync.connectors.stripe import StripeTarget
+from billsync.connectors.stripe.customer_lookup import account_query
+from billsync.sync.canonical import Customer
 from tests.connectors.stripe.support import ConnectorEnv, customer
 
 HOURS_3 = 3 * 3600

@@ -9,8 +9,8 @@ from typing import Any
 
 import requests
 
-from connectors.base import ConnectorError, ErrorClass
-from sync.customer_identity import Resolved
+from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.sync.customer_identity import Resolved
 from tests.connectors.stripe.support import ConnectorEnv, customer
 
 HOURS_3 = 3 * 3600

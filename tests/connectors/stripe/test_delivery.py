@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.stripe import StripeTarget
-from sync.canonical import InvoiceStatus
+from billsync.connectors.stripe import StripeTarget
+from billsync.sync.canonical import InvoiceStatus
 from tests.connectors.stripe.support import ConnectorEnv, customer, draft
 
 THREE_CALLS = {

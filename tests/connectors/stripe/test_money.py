@@ -10,9 +10,15 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.stripe import StripeConnector
-from sync.canonical import FactState, InvoiceMoney, InvoiceRef, InvoiceStatus, MoneyFactKind
-from sync.money_state import MoneyStatus, derive
+from billsync.connectors.stripe import StripeConnector
+from billsync.sync.canonical import (
+    FactState,
+    InvoiceMoney,
+    InvoiceRef,
+    InvoiceStatus,
+    MoneyFactKind,
+)
+from billsync.sync.money_state import MoneyStatus, derive
 from tests.connectors.stripe.support import ConnectorEnv, customer, draft
 
 Facts = set[tuple[str, MoneyFactKind, FactState, Decimal]]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.stripe import connect
+from billsync.connectors.stripe import connect
 from tests.connectors.stripe.support import SYSTEM, ConnectorEnv
 from tests.sandbox.harness import start_in_thread
 

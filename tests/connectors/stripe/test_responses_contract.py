@@ -19,10 +19,10 @@ import responses
 import stripe
 from pydantic import SecretStr
 
-from config.settings import StripeSettings
-from connectors.stripe import StripeConnector, connect
-from sync.canonical import DiscrepancyKind, InvoiceLine, PaymentKind, WebhookNotification
-from sync.idempotency import short_key
+from billsync.config.settings import StripeSettings
+from billsync.connectors.stripe import StripeConnector, connect
+from billsync.sync.canonical import DiscrepancyKind, InvoiceLine, PaymentKind, WebhookNotification
+from billsync.sync.idempotency import short_key
 from tests.connectors.stripe.support import draft
 
 BASE = "http://stripe.test"

@@ -1,7 +1,7 @@
 """Initial ledger schema.
 
 Written out by hand (not generated) so it reads as the contract; a test checks that
-it matches ``sync.ledger.schema.metadata`` exactly on SQLite and PostgreSQL.
+it matches ``billsync.sync.ledger.schema.metadata`` exactly on SQLite and PostgreSQL.
 
 Revision ID: 0001
 Revises:
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from sync.ledger import types as lt
+from billsync.sync.ledger import types as lt
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

@@ -1,6 +1,6 @@
 """Invoices mirror the target's money (issue 15, DESIGN.md "Money model").
 
-The invoices table gains the figures `sync.money_state.derive` computes from the
+The invoices table gains the figures `billsync.sync.money_state.derive` computes from the
 target's facts (net, tax, credited, refunded, disputed, written off, overpaid, the
 money status) plus the target's terms and version and when its money was last read, and the draft's
 pre-tax total as created (``intended_total``), so an edit in the target stays visible
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from sync.ledger import types as lt
+from billsync.sync.ledger import types as lt
 
 revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"

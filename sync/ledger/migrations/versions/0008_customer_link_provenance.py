@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from sync.ledger.types import json_type
+from billsync.sync.ledger.types import json_type
 
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0007"

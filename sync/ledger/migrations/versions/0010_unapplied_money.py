@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from sync.ledger import types as lt
+from billsync.sync.ledger import types as lt
 
 revision: str = "0010"
 down_revision: str | Sequence[str] | None = "0009"
@@ -48,10 +48,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(
-        _PAYMENTS.update()
-        .where(_PAYMENTS.c.kind == "unapplied")
-        .values(kind="payment")
-    )
+    op.execute(_PAYMENTS.update().where(_PAYMENTS.c.kind == "unapplied").values(kind="payment"))
     with op.batch_alter_table("invoices") as batch:
         batch.drop_column("unapplied")
