@@ -27,6 +27,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
+from billsync.core import money
 from billsync.sandbox.generate import (
     CATALOGUE,
     CITIES,
@@ -36,7 +37,6 @@ from billsync.sandbox.generate import (
     GenerateOptions,
 )
 from billsync.sandbox.generate import generate_seed as generate_catalogue
-from billsync.sync import money
 
 DEALS_PER_ACCOUNT = 3
 STRIPE_CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CAD")

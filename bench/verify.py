@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from bench.dataset import Expected
-from billsync.sync import money
+from billsync.core import money
 
 STRIPE_DEAL_KEYS = ("billsync_deal_id", "salesforce_opportunity_id")
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_origin
 
@@ -31,29 +30,12 @@ from billsync.config.settings import (
     Settings,
     secret_field_names,
 )
-from billsync.sync.yamlio import YamlLimitError, load_yaml, read_yaml_text
+from billsync.core.problems import ConfigError, ConfigProblem
+from billsync.core.yamlio import YamlLimitError, load_yaml, read_yaml_text
 
 CONFIG_ENV = "BILLSYNC_CONFIG"
 SECRET_FILE_SUFFIX = "_file"  # noqa: S105 - a key suffix, not a secret
 ENVIRONMENT = "environment"
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    source: str
-    key: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.key}: {self.reason}"
-
-
-class ConfigError(Exception):
-    """Configuration that cannot be used. `str()` is the report, one problem a line."""
-
-    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 def load_settings(

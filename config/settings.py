@@ -127,7 +127,7 @@ class QuickBooksSettings(Section):
     token_refresh_margin_s: int = Field(default=300, ge=0, le=3000)
     refresh_wait_s: int = Field(default=30, ge=1, le=600)
     # Customers. Whether a shared email counts as evidence for adopting an existing
-    # customer (never alone: the name must agree too; see sync/customer_identity.py).
+    # customer (never alone: the name must agree too; see billsync/core/customer_identity.py).
     match_customer_by_email: bool = True
     display_name_colon_replacement: str = Field(default="-", max_length=3, pattern=r"^[^:]*$")
     duplicate_name_strategy: Literal["account_number", "account_id", "fail"] = "account_number"

@@ -1,7 +1,7 @@
 """Connectors: one package per external system, each speaking exactly one API.
 
-The engine depends only on the protocols and the error taxonomy in ``billsync.connectors.base``
-and on the canonical models in ``billsync.sync.canonical``; vendor SDKs are imported only inside
+The engine depends only on the protocols and the error taxonomy in ``billsync.core.protocols``
+and on the canonical models in ``billsync.core.canonical``; vendor SDKs are imported only inside
 their own ``connectors/<name>/`` package. A connector package is split the same way
 every time: ``client.py`` (auth, transport, the error table that maps vendor errors to
 ``ConnectorError``), ``pull.py``/``feed.py`` (reads), ``actions.py`` (writes),

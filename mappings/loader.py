@@ -22,10 +22,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from billsync.core.yamlio import YamlLimitError, load_yaml_with_node, read_yaml_text
 from billsync.mappings.model import MappingSpec
 from billsync.mappings.transforms import FunctionRegistry
 from billsync.mappings.values import ValueSpec
-from billsync.sync.yamlio import YamlLimitError, load_yaml_with_node, read_yaml_text
 
 DEFAULT_MAPPING_NAME = "default.yaml"
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from billsync.mappings.catalog import ProductQuery, TargetCatalog
+from billsync.core import money
+from billsync.core.canonical import Customer, Deal, DealLine, InvoiceDraft, InvoiceLine
+from billsync.core.catalog import ProductQuery, TargetCatalog
 from billsync.mappings.loader import LoadedMapping
 from billsync.mappings.rejections import Rejection, Rejections
 from billsync.mappings.values import deal_context, resolve_value
-from billsync.sync import money
-from billsync.sync.canonical import Customer, Deal, DealLine, InvoiceDraft, InvoiceLine
 
 QBO_DOC_NUMBER_MAX = 21
 IdempotencyKeyFn = Callable[[str, str, datetime], str]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from billsync.mappings.catalog import ProductQuery, TargetCatalog
+from billsync.core.catalog import ProductQuery, TargetCatalog
 from billsync.mappings.model import MappingSpec
 
 

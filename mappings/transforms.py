@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from importlib.metadata import entry_points
 from typing import Any
 
-from billsync.sync import money
+from billsync.core import money
 
 TransformFn = Callable[[Any, Any], Any]
 """A transform takes the value and its argument and returns the new value."""

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from billsync.core.canonical import Deal, DealLine
 from billsync.mappings.transforms import FunctionRegistry, apply_transforms, check_transform
-from billsync.sync.canonical import Deal, DealLine
 
 DEAL_PATHS = frozenset(
     {

@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from billsync.connectors.stripe.amounts import to_stripe_amount
-from billsync.sync import money
+from billsync.core import money
 
 COMPANIES = (
     "Acme Analytics",

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import requests
 
 from billsync.config.settings import Settings
-from billsync.sync.logs import get_logger
+from billsync.core.logs import get_logger
 
 log = get_logger("billsync.apicalls")
 

@@ -21,13 +21,13 @@ from rich.console import Console
 from rich.table import Table
 
 from billsync.config.loader import load_settings
+from billsync.core.logs import configure_logging
 from billsync.sandbox import jsonutil
 from billsync.sandbox.generate import GenerateOptions, generate_seed
 from billsync.sandbox.launcher import SandboxHandle, running_sandbox
 from billsync.sync.engine.cycle import run_cycle
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from billsync.sync.logs import configure_logging
 
 DEMO_DEALS = 60
 

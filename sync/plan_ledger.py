@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from billsync.core.canonical import Deal
 from billsync.mappings.plan import Planned, Rejected
-from billsync.sync.canonical import Deal
 from billsync.sync.engine import routing
 from billsync.sync.engine.failures import rejected_before
 from billsync.sync.engine.fingerprint import deal_fingerprint, full_fingerprint

@@ -11,25 +11,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
+from billsync.core.canonical import Deal, InvoiceDraft
+from billsync.core.protocols import ReadRejection
 from billsync.mappings.plan import Planned, Planner, Rejected, plan_invoice
 from billsync.mappings.rejections import Rejection
-from billsync.sync.canonical import Deal, InvoiceDraft
-
-
-class ReadRejection(Protocol):
-    """A deal the source could not read into a `Deal` (e.g. Salesforce `DealRejected`)."""
-
-    @property
-    def deal_id(self) -> str: ...
-
-    @property
-    def field(self) -> str: ...
-
-    @property
-    def reason(self) -> str: ...
-
 
 READ_FIX = "correct the record in Salesforce; billsync retries when the deal changes"
 

@@ -1,8 +1,8 @@
 """Builds the connectors a command needs from settings and mapping files.
 
 Explicit wiring, one place: commands ask for a deal source, the targets or a whole
-engine and get objects that speak the protocols of `billsync.connectors.base`. Connectors are
-found by name through the `billsync.connectors` entry points (`billsync.connectors.registry`):
+engine and get objects that speak the protocols of `billsync.core.protocols`. Connectors are
+found by name through the `billsync.connectors` entry points (`billsync.core.plugins`):
 ``sync.source`` names the deal source, ``sync.targets`` the invoice targets; no module
 of the engine imports a connector package.
 """
@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from billsync.config.settings import Settings
-from billsync.connectors import registry
-from billsync.connectors.base import CredentialStore, InvoiceTarget, PaymentFeed, WebhookVerifier
-from billsync.connectors.registry import BuildContext, SourceConnector
-from billsync.mappings.catalog import MappingOnlyCatalog, ProductMatch, ProductQuery, TargetCatalog
+from billsync.core import plugins
+from billsync.core.catalog import MappingOnlyCatalog, ProductMatch, ProductQuery, TargetCatalog
+from billsync.core.idempotency import invoice_key
+from billsync.core.plugins import BuildContext, SourceConnector
+from billsync.core.protocols import CredentialStore, InvoiceTarget, PaymentFeed, WebhookVerifier
 from billsync.mappings.loader import LoadedMapping, load_mappings
 from billsync.mappings.plan import Planner
 from billsync.sync.engine.cycle import Engine
 from billsync.sync.engine.failures import RetryPolicy
-from billsync.sync.idempotency import invoice_key
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.credential_store import LedgerCredentialStore
 
@@ -64,13 +64,13 @@ def deal_source(
     credentials: CredentialStore | None = None,
 ) -> SourceConnector:
     name = settings.sync.source
-    factory = registry.discover(
+    factory = plugins.discover(
         [name], config_key="sync.source", fix="set sync.source to an installed deal source"
     )[name]
     context = BuildContext(holder=holder or new_holder(), credentials=credentials, mapping=mapping)
     source = factory(settings, context).source
     if source is None:
-        raise registry.plugin_problem(
+        raise plugins.plugin_problem(
             "sync.source", f"connector '{name}' provides no deal source; name one that does"
         )
     return source
@@ -119,7 +119,7 @@ def targets_for(
     """Every target named by ``sync.targets``, with its payment feed and webhook
     verifier when it has them, keyed by connector name."""
     names = target_names(settings)
-    factories = registry.discover(names, config_key="sync.targets")
+    factories = plugins.discover(names, config_key="sync.targets")
     context = BuildContext(
         holder=holder, credentials=LedgerCredentialStore(ledger, holder), mapping=mapping
     )
@@ -128,7 +128,7 @@ def targets_for(
         parts = factory(settings, context)
         if parts.target is None:
             provides = ", ".join(parts.provides()) or "nothing"
-            raise registry.plugin_problem(
+            raise plugins.plugin_problem(
                 "sync.targets",
                 f"connector '{name}' is not an invoice target (it provides: {provides}); "
                 "remove it from sync.targets",
@@ -146,7 +146,7 @@ def target_catalogs(settings: Settings) -> dict[str, TargetCatalog]:
     (product refs are marked `unverified:` in the plan). The targets' plug-ins are
     still looked up, so a missing one fails the dry run as it would fail a run."""
     names = target_names(settings)
-    registry.discover(names, config_key="sync.targets")
+    plugins.discover(names, config_key="sync.targets")
     return {name: MappingOnlyCatalog(name) for name in names}
 
 

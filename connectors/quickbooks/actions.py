@@ -37,7 +37,6 @@ from datetime import datetime
 from typing import Any
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.quickbooks.catalog import QboCatalog
 from billsync.connectors.quickbooks.client import SYSTEM, QboClient, batch_fault
 from billsync.connectors.quickbooks.convert import (
@@ -49,10 +48,11 @@ from billsync.connectors.quickbooks.convert import (
 )
 from billsync.connectors.quickbooks.customers import CustomerResolver
 from billsync.connectors.quickbooks.query import in_list, in_lists, quote, select
-from billsync.sync import money
-from billsync.sync.canonical import Customer, Discrepancy, DiscrepancyKind, InvoiceDraft, InvoiceRef
-from billsync.sync.idempotency import short_key
-from billsync.sync.logs import get_logger
+from billsync.core import money
+from billsync.core.canonical import Customer, Discrepancy, DiscrepancyKind, InvoiceDraft, InvoiceRef
+from billsync.core.idempotency import short_key
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = ["InvoiceWriter", "batch_id", "batch_request_id"]
 

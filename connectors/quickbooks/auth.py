@@ -31,7 +31,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import ConnectorError, CredentialStore, ErrorClass
 from billsync.connectors.quickbooks.errors import SYSTEM
 from billsync.connectors.quickbooks.oauth import AuthGateway
 from billsync.connectors.quickbooks.tokens import (
@@ -42,7 +41,8 @@ from billsync.connectors.quickbooks.tokens import (
     credential_name,
     token_health,
 )
-from billsync.sync.logs import get_logger
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, CredentialStore, ErrorClass
 
 __all__ = [
     "FIVE_YEARS",

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.quickbooks.client import QboClient
 from billsync.connectors.quickbooks.convert import ref_value
-from billsync.mappings.catalog import ProductMatch, ProductQuery
-from billsync.sync.logs import get_logger
+from billsync.core.catalog import ProductMatch, ProductQuery
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = ["QboCatalog"]
 
@@ -65,7 +65,7 @@ class _Index:
 
 
 class QboCatalog:
-    """Implements ``billsync.mappings.catalog.TargetCatalog`` for one QuickBooks company."""
+    """Implements ``billsync.core.catalog.TargetCatalog`` for one QuickBooks company."""
 
     target = "quickbooks"
 

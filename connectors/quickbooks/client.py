@@ -35,7 +35,6 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_random_exponential
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.quickbooks.convert import dumps_exact
 from billsync.connectors.quickbooks.errors import (
     HTTP_STATUS,
@@ -49,7 +48,8 @@ from billsync.connectors.quickbooks.errors import (
 from billsync.connectors.quickbooks.limits import RequestLimits
 from billsync.connectors.quickbooks.query import select
 from billsync.connectors.quickbooks.session import QboSession, check_base_url
-from billsync.sync.logs import get_logger
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = [
     "SYSTEM",

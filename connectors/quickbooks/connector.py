@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import Checkpointed, ConnectorError, CredentialStore, Cursor
 from billsync.connectors.quickbooks.actions import InvoiceWriter
 from billsync.connectors.quickbooks.auth import AuthGateway, TokenManager
 from billsync.connectors.quickbooks.catalog import QboCatalog
@@ -21,7 +20,7 @@ from billsync.connectors.quickbooks.client import QboClient
 from billsync.connectors.quickbooks.customers import CustomerResolver
 from billsync.connectors.quickbooks.feed import QboPaymentFeed
 from billsync.connectors.quickbooks.limits import RequestLimits
-from billsync.sync.canonical import (
+from billsync.core.canonical import (
     Customer,
     Discrepancy,
     InvoiceDraft,
@@ -30,7 +29,8 @@ from billsync.sync.canonical import (
     PaymentEvent,
     WebhookNotification,
 )
-from billsync.sync.customer_identity import CustomerOwners, Resolved
+from billsync.core.customer_identity import CustomerOwners, Resolved
+from billsync.core.protocols import Checkpointed, ConnectorError, CredentialStore, Cursor
 
 __all__ = ["QuickBooksConnector"]
 
@@ -43,7 +43,7 @@ def _utcnow() -> datetime:
 
 
 class QuickBooksConnector:
-    """Implements ``InvoiceTarget`` and ``PaymentFeed`` (connectors/base.py).
+    """Implements ``InvoiceTarget`` and ``PaymentFeed`` (billsync/core/protocols.py).
 
     Beyond the protocols: `ensure_customers` (batch), `take_discrepancies`,
     `void_invoice`, `send_invoice`, and `last_cursor` for the feed (see feed.py).
@@ -103,7 +103,7 @@ class QuickBooksConnector:
         self, customers: Sequence[Customer], owners: CustomerOwners
     ) -> Mapping[str, Resolved | ConnectorError]:
         """`ensure_customers` under the identity rule, told who holds which customer
-        (`billsync.sync.customer_identity.MatchesCustomers`); says how each was found."""
+        (`billsync.core.customer_identity.MatchesCustomers`); says how each was found."""
         return self.customers.resolve_many(customers, owners)
 
     def find_invoices(self, deal_id: str, *, reference: str | None = None) -> Sequence[InvoiceRef]:

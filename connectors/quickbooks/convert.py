@@ -25,9 +25,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
-from billsync.sync import money
-from billsync.sync.canonical import Customer, InvoiceDraft, InvoiceLine, InvoiceRef, InvoiceStatus
+from billsync.core import money
+from billsync.core.canonical import Customer, InvoiceDraft, InvoiceLine, InvoiceRef, InvoiceStatus
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = [
     "DEAL_MARKER",

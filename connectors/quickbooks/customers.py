@@ -6,7 +6,7 @@ Otherwise, for a whole set of customers at once:
 1. one query per ≤ 50 names: ``DisplayName IN (...) AND Active IN (true, false)``
    (exact, case-insensitive as QBO compares; inactive included so it can be reported);
 2. each account's same-named customer (DisplayName is unique, so at most one) is judged
-   by `billsync.sync.customer_identity.decide`: adopted only when it names this account in its
+   by `billsync.core.customer_identity.decide`: adopted only when it names this account in its
    Notes (billsync made it, the answer was lost) or agrees on email, billing postal code
    or tax id and is linked to no other account (``owners``, from the ledger, plus the
    accounts resolved earlier in this batch); a name-only match, or a match already
@@ -40,13 +40,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.quickbooks.catalog import ALL, QboCatalog
 from billsync.connectors.quickbooks.client import SYSTEM, QboClient, batch_fault
 from billsync.connectors.quickbooks.convert import customer_body, display_name, ref_value
 from billsync.connectors.quickbooks.query import in_list, in_lists, select
-from billsync.sync.canonical import Customer
-from billsync.sync.customer_identity import (
+from billsync.core.canonical import Customer
+from billsync.core.customer_identity import (
     CREATED,
     MATCHED,
     Adopt,
@@ -60,8 +59,9 @@ from billsync.sync.customer_identity import (
     decide,
     no_owners,
 )
-from billsync.sync.idempotency import short_key
-from billsync.sync.logs import get_logger
+from billsync.core.idempotency import short_key
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = ["CustomerResolver"]
 

@@ -23,8 +23,8 @@ from typing import Any
 import requests
 from quickbooks.exceptions import QuickbooksException
 
-from billsync.connectors.base import ConnectorError, ErrorClass, ErrorRule
-from billsync.sync.logs import SecretScrubber
+from billsync.core.logs import SecretScrubber
+from billsync.core.protocols import ConnectorError, ErrorClass, ErrorRule
 
 __all__ = [
     "EXCEPTIONS",

@@ -1,6 +1,6 @@
 """QuickBooks changes as `PaymentEvent` hints (vendor JSON → canonical).
 
-Events are hints (connectors/base.py `PaymentFeed`): each names the invoice and/or the
+Events are hints (billsync/core/protocols.py `PaymentFeed`): each names the invoice and/or the
 payment that changed, and the engine re-reads the invoices concerned
 (`QboPaymentFeed.read_invoice_money`, built in `money`). Amounts and kinds travel for
 people and for the "payment for an unknown invoice" discrepancy only; nobody believes
@@ -42,8 +42,8 @@ from decimal import Decimal
 from typing import Any
 
 from billsync.connectors.quickbooks.convert import amount, is_voided, parse_time, ref_value
-from billsync.sync import money
-from billsync.sync.canonical import PaymentEvent, PaymentKind
+from billsync.core import money
+from billsync.core.canonical import PaymentEvent, PaymentKind
 
 __all__ = [
     "Application",

@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
 from billsync.connectors.quickbooks.catalog import QboCatalog
 from billsync.connectors.quickbooks.client import SYSTEM, QboClient
 from billsync.connectors.quickbooks.convert import parse_time
@@ -42,8 +41,9 @@ from billsync.connectors.quickbooks.events import (
 )
 from billsync.connectors.quickbooks.money import read_invoice_money
 from billsync.connectors.quickbooks.webhooks import NotificationFacts, notification_facts
-from billsync.sync.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
-from billsync.sync.logs import get_logger
+from billsync.core.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
+from billsync.core.logs import get_logger
+from billsync.core.protocols import Checkpointed, ConnectorError, Cursor, ErrorClass
 
 __all__ = ["CDC_ENTITIES", "LOOKBACK", "QboPaymentFeed", "format_cursor"]
 
@@ -72,7 +72,7 @@ class _Changed:
 
 
 class QboPaymentFeed:
-    """Implements ``billsync.connectors.base.PaymentFeed`` for one QuickBooks company."""
+    """Implements ``billsync.core.protocols.PaymentFeed`` for one QuickBooks company."""
 
     provider = "quickbooks"
 

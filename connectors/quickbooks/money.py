@@ -16,7 +16,7 @@ Facts, keyed like the hints in `events` (and the ledger's rows before them):
   that links only this invoice — an overpayment of it. QuickBooks keeps it as customer
   credit and it is never applied to the invoice: ``Balance`` ignores it, also when a
   credit memo on the invoice is voided later and the invoice owes again (the money stays
-  unapplied on the payment). So it is its own kind, which ``billsync.sync.money_state`` shows as
+  unapplied on the payment). So it is its own kind, which ``billsync.core.money_state`` shows as
   overpaid and never lets lower the balance.
 - A voided payment still linked → its facts with state ``void`` and amount 0.
 
@@ -57,9 +57,9 @@ from billsync.connectors.quickbooks.events import (
     split_applications,
 )
 from billsync.connectors.quickbooks.query import in_list, in_lists, select
-from billsync.sync import money
-from billsync.sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
-from billsync.sync.logs import get_logger
+from billsync.core import money
+from billsync.core.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.core.logs import get_logger
 
 __all__ = ["invoice_money", "read_invoice_money"]
 

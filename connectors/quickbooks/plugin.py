@@ -13,7 +13,7 @@ import time
 from billsync.config.settings import Settings
 from billsync.connectors.quickbooks.connector import QuickBooksConnector
 from billsync.connectors.quickbooks.webhooks import QboWebhookVerifier
-from billsync.connectors.registry import BuildContext, ConnectorParts, plugin_problem
+from billsync.core.plugins import BuildContext, ConnectorParts, plugin_problem
 
 __all__ = ["build"]
 

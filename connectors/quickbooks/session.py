@@ -21,8 +21,8 @@ from urllib.parse import urlparse
 
 import requests
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.quickbooks.errors import SYSTEM
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = ["QboSession", "check_base_url"]
 

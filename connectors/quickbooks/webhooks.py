@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import WebhookRejected, WebhookRejectReason
-from billsync.sync.canonical import WebhookNotification
-from billsync.sync.logs import get_logger
+from billsync.core.canonical import WebhookNotification
+from billsync.core.logs import get_logger
+from billsync.core.protocols import WebhookRejected, WebhookRejectReason
 
 __all__ = ["NotificationFacts", "QboWebhookVerifier", "notification_facts"]
 
@@ -68,7 +68,7 @@ def _reject(reason: WebhookRejectReason, message: str) -> WebhookRejected:
 
 
 class QboWebhookVerifier:
-    """Implements ``billsync.connectors.base.WebhookVerifier`` for Intuit."""
+    """Implements ``billsync.core.protocols.WebhookVerifier`` for Intuit."""
 
     provider = PROVIDER
 

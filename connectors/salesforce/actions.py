@@ -11,7 +11,7 @@ cannot serialise a Decimal (and going through float would lose cents), so the bo
 serialised here and passed as bytes.
 
 The Billing Status label comes with each update (``DealWriteBack.billing_status``),
-computed once from the invoice's money state by ``billsync.sync.money_state.billing_status``;
+computed once from the invoice's money state by ``billsync.core.money_state.billing_status``;
 a deal with no invoice and only a sync error is written as ``Error``.
 """
 
@@ -23,7 +23,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.salesforce.client import (
     SYSTEM,
     SalesforceClient,
@@ -31,8 +30,9 @@ from billsync.connectors.salesforce.client import (
     salesforce_detail,
 )
 from billsync.connectors.salesforce.fields import WriteBackFields
-from billsync.sync.canonical import DealWriteBack
-from billsync.sync.money_state import BillingStatus
+from billsync.core.canonical import DealWriteBack
+from billsync.core.money_state import BillingStatus
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = ["WriteBack", "dumps_exact", "render_record"]
 

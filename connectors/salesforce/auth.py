@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 
-from billsync.config.loader import ConfigError, ConfigProblem
 from billsync.config.settings import SalesforceSettings
-from billsync.connectors.base import CredentialStore
-from billsync.sync.logs import get_logger
+from billsync.core.logs import get_logger
+from billsync.core.problems import ConfigError, ConfigProblem
+from billsync.core.protocols import CredentialStore
 
 __all__ = [
     "JWT_GRANT",

@@ -38,7 +38,6 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_random_exponential
 
 from billsync.config.settings import SalesforceSettings
-from billsync.connectors.base import ConnectorError, CredentialStore, ErrorClass, ErrorRule
 from billsync.connectors.salesforce.auth import (
     AccessToken,
     OAuthLogin,
@@ -47,7 +46,8 @@ from billsync.connectors.salesforce.auth import (
     check_settings,
 )
 from billsync.connectors.salesforce.session import DecimalSession
-from billsync.sync.logs import SecretScrubber, get_logger
+from billsync.core.logs import SecretScrubber, get_logger
+from billsync.core.protocols import ConnectorError, CredentialStore, ErrorClass, ErrorRule
 
 __all__ = [
     "ERROR_CODES",

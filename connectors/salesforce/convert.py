@@ -27,8 +27,8 @@ from billsync.connectors.salesforce.fields import (
     DealFieldPaths,
     lookup,
 )
-from billsync.sync import money
-from billsync.sync.canonical import Account, Address, Contact, Deal, DealLine
+from billsync.core import money
+from billsync.core.canonical import Account, Address, Contact, Deal, DealLine
 
 __all__ = ["DealRejected", "RecordProblem", "parse_datetime", "to_deal"]
 

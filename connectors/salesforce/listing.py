@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from billsync.config.settings import SalesforceSettings
-from billsync.connectors.base import Cursor
 from billsync.connectors.salesforce.client import SalesforceClient
 from billsync.connectors.salesforce.pull import decode_cursor, is_salesforce_id
 from billsync.connectors.salesforce.soql import soql_value, validate_where
+from billsync.core.protocols import Cursor
 
 __all__ = ["NOT_FOUND", "STAGE_CHUNK_IDS", "DealListing"]
 

@@ -9,9 +9,9 @@ the next run (``salesforce.session_reuse_s``) instead of logging in every time.
 from __future__ import annotations
 
 from billsync.config.settings import Settings
-from billsync.connectors.registry import BuildContext, ConnectorParts
 from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackFields
 from billsync.connectors.salesforce.source import SalesforceDealSource
+from billsync.core.plugins import BuildContext, ConnectorParts
 
 __all__ = ["build"]
 

@@ -38,9 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-from billsync.config.loader import ConfigError, ConfigProblem
 from billsync.config.settings import SalesforceSettings
-from billsync.connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
 from billsync.connectors.salesforce.client import SYSTEM, SalesforceClient
 from billsync.connectors.salesforce.convert import (
     DealRejected,
@@ -59,8 +57,10 @@ from billsync.connectors.salesforce.fields import (
     unique_paths,
 )
 from billsync.connectors.salesforce.soql import WhereFragmentError, build_pull_query, validate_where
-from billsync.sync.canonical import Deal
-from billsync.sync.logs import get_logger
+from billsync.core.canonical import Deal
+from billsync.core.logs import get_logger
+from billsync.core.problems import ConfigError, ConfigProblem
+from billsync.core.protocols import Checkpointed, ConnectorError, Cursor, ErrorClass
 
 __all__ = [
     "FETCH_CHUNK_IDS",

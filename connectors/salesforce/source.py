@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Self
 
 from billsync.config.settings import SalesforceSettings
-from billsync.connectors.base import Checkpointed, ConnectorError, Cursor
 from billsync.connectors.salesforce.actions import WriteBack
 from billsync.connectors.salesforce.client import SYSTEM, Quota, SalesforceClient
 from billsync.connectors.salesforce.convert import DealRejected
@@ -29,9 +28,10 @@ from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackField
 from billsync.connectors.salesforce.listing import DealListing
 from billsync.connectors.salesforce.pull import DealPuller
 from billsync.connectors.salesforce.session import DecimalSession
-from billsync.sync import money
-from billsync.sync.canonical import Deal, DealWriteBack
-from billsync.sync.logs import get_logger
+from billsync.core import money
+from billsync.core.canonical import Deal, DealWriteBack
+from billsync.core.logs import get_logger
+from billsync.core.protocols import Checkpointed, ConnectorError, Cursor
 
 __all__ = ["SalesforceDealSource"]
 
@@ -43,7 +43,7 @@ class SalesforceDealSource:
 
     Construction validates everything that can be checked without a call (credentials
     for the chosen flow, the private key file, ``extra_where``, field paths) and raises
-    `billsync.config.loader.ConfigError` naming the keys; no network traffic happens until the
+    `billsync.core.problems.ConfigError` naming the keys; no network traffic happens until the
     first pull or write-back.
 
     ``start_from`` (aware datetime): where a pull with no cursor begins; None pulls every

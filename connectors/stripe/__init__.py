@@ -29,8 +29,8 @@ from billsync.connectors.stripe.feed import StripeFeed
 from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
 
 if TYPE_CHECKING:
-    from billsync.connectors.base import InvoiceTarget, PaymentFeed, WebhookVerifier
-    from billsync.mappings.catalog import TargetCatalog
+    from billsync.core.catalog import TargetCatalog
+    from billsync.core.protocols import InvoiceTarget, PaymentFeed, WebhookVerifier
 
     def _meets_the_protocols(
         t: StripeTarget, f: StripeFeed, w: StripeWebhookVerifier, c: StripeCatalog

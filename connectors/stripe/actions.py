@@ -47,7 +47,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.stripe.amounts import stripe_currency
 from billsync.connectors.stripe.catalog import StripeCatalog
 from billsync.connectors.stripe.client import SYSTEM, StripeApi
@@ -61,10 +60,11 @@ from billsync.connectors.stripe.convert import (
 from billsync.connectors.stripe.customers import CustomerResolver
 from billsync.connectors.stripe.lines import LineProblem, PlannedLine, plan_lines, present_lines
 from billsync.connectors.stripe.lookup import Invoice, InvoiceLookup
-from billsync.sync.canonical import Customer, Discrepancy, InvoiceDraft, InvoiceRef
-from billsync.sync.customer_identity import CustomerOwners, Resolved
-from billsync.sync.idempotency import short_key
-from billsync.sync.logs import get_logger
+from billsync.core.canonical import Customer, Discrepancy, InvoiceDraft, InvoiceRef
+from billsync.core.customer_identity import CustomerOwners, Resolved
+from billsync.core.idempotency import short_key
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = ["StripeTarget"]
 
@@ -125,7 +125,7 @@ class StripeTarget:
         self, customers: Sequence[Customer], owners: CustomerOwners
     ) -> Mapping[str, Resolved | ConnectorError]:
         """`ensure_customers` under the identity rule, told who holds which customer
-        (`billsync.sync.customer_identity.MatchesCustomers`); says how each was found."""
+        (`billsync.core.customer_identity.MatchesCustomers`); says how each was found."""
         return self._customers.resolve_many(customers, owners)
 
     def fetch_invoice(self, external_id: str) -> InvoiceRef:

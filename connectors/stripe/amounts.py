@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billsync.sync import money
+from billsync.core import money
 
 __all__ = [
     "MAX_INVOICE_AMOUNT",

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from billsync.connectors.base import ConnectorError
 from billsync.connectors.stripe.amounts import STRIPE_CURRENCIES, stripe_currency
 from billsync.connectors.stripe.client import StripeApi
 from billsync.connectors.stripe.convert import metadata
-from billsync.mappings.catalog import ProductMatch, ProductQuery
-from billsync.sync import money
+from billsync.core import money
+from billsync.core.catalog import ProductMatch, ProductQuery
+from billsync.core.protocols import ConnectorError
 
 __all__ = ["STRIPE_CURRENCIES", "StripeCatalog"]  # STRIPE_CURRENCIES re-exported
 

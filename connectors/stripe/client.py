@@ -33,9 +33,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_random_exponential
 
 from billsync.config.settings import StripeSettings
-from billsync.connectors.base import ConnectorError, ErrorClass, ErrorRule
 from billsync.connectors.stripe.ratelimit import RateLimiter
-from billsync.sync.logs import SecretScrubber, get_logger
+from billsync.core.logs import SecretScrubber, get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass, ErrorRule
 
 __all__ = ["EXCEPTIONS", "SYSTEM", "Reply", "Rule", "StripeApi", "classify"]
 

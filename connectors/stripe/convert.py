@@ -13,7 +13,7 @@ from typing import Any
 
 from billsync.config.settings import StripeSettings
 from billsync.connectors.stripe.amounts import from_stripe_amount, stripe_currency
-from billsync.sync.canonical import (
+from billsync.core.canonical import (
     Customer,
     Discrepancy,
     DiscrepancyKind,

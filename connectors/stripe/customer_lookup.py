@@ -15,7 +15,7 @@ Accounts none of whose own customers turns up are then looked up by identity, fo
 customer that existed before billsync (made by hand, by another integration): search
 OR-queries on ``name`` and ``email`` (up to ten clauses a query), joined with every
 customer the recent list saw (not only ours), for one made moments ago. Those are the
-candidates `billsync.sync.customer_identity.decide` judges; this module only finds them.
+candidates `billsync.core.customer_identity.decide` judges; this module only finds them.
 
 The recent list is incremental within a process: the first one covers the whole window,
 each later one starts at the newest ``created`` seen, so a long run lists each new
@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.stripe.client import StripeApi
 from billsync.connectors.stripe.convert import ACCOUNT_KEY, metadata
-from billsync.sync.canonical import Customer
+from billsync.core.canonical import Customer
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = ["SEARCH_CLAUSES", "CustomerLookup", "account_query", "identity_queries"]
 

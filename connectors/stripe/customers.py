@@ -18,7 +18,7 @@ Many accounts at once (`resolve_many`, the engine's batch hook): steps 2 and 3 b
 few search OR-queries joined with a strongly consistent list of recently created
 customers (`customer_lookup`); an account with no customer of its own is then looked
 up by name and email, and a customer that existed before billsync is adopted under the
-identity rule (`billsync.sync.customer_identity.decide`: unique, linked to no other account,
+identity rule (`billsync.core.customer_identity.decide`: unique, linked to no other account,
 same name and the same email, postal code or tax id) instead of being duplicated. A
 name-only or already-linked match waits for a person (``CUSTOMER_AMBIGUOUS``); the rest
 are created (step 4): about 1.3 calls per new customer, and no window left open (the
@@ -40,12 +40,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.stripe.client import Reply, StripeApi
 from billsync.connectors.stripe.convert import ACCOUNT_KEY, customer_params, metadata
 from billsync.connectors.stripe.customer_lookup import CustomerLookup, account_query
-from billsync.sync.canonical import Customer
-from billsync.sync.customer_identity import (
+from billsync.core.canonical import Customer
+from billsync.core.customer_identity import (
     CREATED,
     MATCHED,
     Adopt,
@@ -57,8 +56,9 @@ from billsync.sync.customer_identity import (
     decide,
     no_owners,
 )
-from billsync.sync.idempotency import short_key
-from billsync.sync.logs import get_logger
+from billsync.core.idempotency import short_key
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = ["CustomerResolver"]
 

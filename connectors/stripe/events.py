@@ -47,7 +47,7 @@ from typing import Any
 
 from billsync.connectors.stripe.client import StripeApi
 from billsync.connectors.stripe.convert import amount, timestamp
-from billsync.sync.canonical import PaymentEvent, PaymentKind
+from billsync.core.canonical import PaymentEvent, PaymentKind
 
 __all__ = ["EVENT_TYPES", "EventFacts"]
 

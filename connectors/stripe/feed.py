@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from billsync.connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
 from billsync.connectors.stripe.client import SYSTEM, StripeApi
 from billsync.connectors.stripe.events import EVENT_TYPES, EventFacts
 from billsync.connectors.stripe.money import InvoiceMoneyReader
-from billsync.sync.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
+from billsync.core.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
+from billsync.core.protocols import Checkpointed, ConnectorError, Cursor, ErrorClass
 
 __all__ = ["EVENT_TYPES", "StripeFeed"]
 

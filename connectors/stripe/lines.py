@@ -40,8 +40,8 @@ from billsync.connectors.stripe.amounts import (
     stripe_currency,
     to_stripe_amount,
 )
-from billsync.sync import money
-from billsync.sync.canonical import InvoiceDraft, InvoiceLine
+from billsync.core import money
+from billsync.core.canonical import InvoiceDraft, InvoiceLine
 
 __all__ = ["LINE_KEY", "MAX_LINES", "LineProblem", "PlannedLine", "plan_lines", "present_lines"]
 

@@ -15,7 +15,7 @@ Per invoice, in as few calls as Stripe allows (no batch retrieve exists):
 
 So an open, unpaid invoice costs 2 calls, a paid one 3, a disputed one 4 (and a draft 1).
 
-Facts, keyed by Stripe's own ids (``billsync.sync.money_state`` decides what counts):
+Facts, keyed by Stripe's own ids (``billsync.core.money_state`` decides what counts):
 
 | Stripe | fact_id | kind | state |
 |---|---|---|---|
@@ -51,10 +51,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.stripe.client import StripeApi
 from billsync.connectors.stripe.convert import DEAL_KEY, TARGET, amount, metadata
-from billsync.sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.core.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = ["InvoiceMoneyReader", "invoice_money"]
 

@@ -8,8 +8,8 @@ larger than ``server.max_body_bytes``, like the receiver itself.
 from __future__ import annotations
 
 from billsync.config.settings import Settings
-from billsync.connectors.registry import BuildContext, ConnectorParts, plugin_problem
 from billsync.connectors.stripe import connect
+from billsync.core.plugins import BuildContext, ConnectorParts, plugin_problem
 
 __all__ = ["build"]
 

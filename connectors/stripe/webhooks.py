@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr, ValidationError
 
-from billsync.connectors.base import WebhookRejected, WebhookRejectReason
-from billsync.sync.canonical import WebhookNotification
+from billsync.core.canonical import WebhookNotification
+from billsync.core.protocols import WebhookRejected, WebhookRejectReason
 
 __all__ = ["StripeWebhookVerifier"]
 

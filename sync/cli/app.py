@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from billsync.config.loader import ConfigError
+from billsync.core.logs import SecretScrubber
+from billsync.core.problems import ConfigError
 from billsync.sync.cli import (
     auth_cmd,
     config_cmd,
@@ -31,7 +32,6 @@ from billsync.sync.cli import (
     sessions_cmd,
 )
 from billsync.sync.cli.options import ConfigOption, JsonOption
-from billsync.sync.logs import SecretScrubber
 
 CONFIG_ERROR_EXIT = 2
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug of ours, distinct from the documented codes

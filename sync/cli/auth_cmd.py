@@ -73,8 +73,8 @@ def quickbooks(
 def _connect(
     settings: Any, redirect_url: str | None, code: str | None, realm: str | None, state: str | None
 ) -> int:
-    from billsync.connectors.base import ConnectorError
     from billsync.connectors.quickbooks.auth import AuthGateway, credential_name
+    from billsync.core.protocols import ConnectorError
 
     qb = settings.quickbooks
     if not qb.redirect_uri:

@@ -8,7 +8,7 @@ from typing import Annotated, Protocol, runtime_checkable
 
 import typer
 
-from billsync.connectors.base import ConnectorError
+from billsync.core.protocols import ConnectorError
 from billsync.mappings.loader import LoadedMapping, MappingError, load_mappings
 from billsync.mappings.references import ReferenceProblem, check_references
 from billsync.sync.cli.options import ConfigOption, settings_for

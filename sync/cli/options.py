@@ -10,7 +10,7 @@ import typer
 
 from billsync.config.loader import load_settings
 from billsync.config.settings import Settings
-from billsync.sync.logs import configure_logging
+from billsync.core.logs import configure_logging
 
 ConfigOption = Annotated[
     Path | None,

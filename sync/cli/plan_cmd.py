@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from billsync.config.settings import Settings
-from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.mappings.loader import MappingError
 from billsync.mappings.plan import Rejected
 from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for

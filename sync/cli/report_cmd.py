@@ -31,7 +31,7 @@ def parse_as_of(value: str | None) -> date:
 
 
 def parse_currency(value: str | None) -> str | None:
-    from billsync.sync import money
+    from billsync.core import money
 
     if value is None:
         return None

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from billsync.config.loader import ConfigError, ConfigProblem
-from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.core.problems import ConfigError, ConfigProblem
+from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.mappings.loader import MappingError
 from billsync.sync.apicalls import counting_api_calls, hosts_from_settings
 from billsync.sync.cli.options import settings_for

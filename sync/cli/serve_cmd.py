@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from billsync.config.loader import ConfigError, ConfigProblem
+from billsync.core.problems import ConfigError, ConfigProblem
 from billsync.mappings.loader import MappingError
 from billsync.sync.cli.options import settings_for
 from billsync.sync.server.cron import CronError, CronSchedule
@@ -53,7 +53,7 @@ def serve(
     options = {
         "host": bind_host,
         "port": bind_port,
-        "log_config": None,  # our JSON logging (billsync.sync.logs) is already on the root logger
+        "log_config": None,  # our JSON logging (billsync.core.logs) is already on the root logger
         "access_log": False,  # the receiver logs what matters, without bodies
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "proxy_headers": True,

@@ -1,2 +1,2 @@
 """The engine: one sync cycle through the stages of DESIGN.md, against the protocols of
-`billsync.connectors.base` and the ledger. No vendor SDK is imported anywhere below here."""
+`billsync.core.protocols` and the ledger. No vendor SDK is imported anywhere below here."""

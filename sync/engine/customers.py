@@ -1,7 +1,7 @@
 """The invoice stage's customers: linked ones from the ledger, the rest from the target
 (in one batch where it has one), each new link recorded with how it was made.
 
-A target that matches under the identity rule (`billsync.sync.customer_identity`) is told which
+A target that matches under the identity rule (`billsync.core.customer_identity`) is told which
 accounts each candidate is already linked to, and answers ``created`` or ``matched``
 with the evidence; the link is stored with both. Before a matched customer is linked
 the ledger is read once more: a customer linked to another account meanwhile is not
@@ -14,9 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass, InvoiceTarget
-from billsync.sync.canonical import Customer
-from billsync.sync.customer_identity import (
+from billsync.core.canonical import Customer
+from billsync.core.customer_identity import (
     MATCHED,
     Ambiguous,
     Candidate,
@@ -24,6 +23,7 @@ from billsync.sync.customer_identity import (
     Resolved,
     ambiguous_error,
 )
+from billsync.core.protocols import ConnectorError, ErrorClass, InvoiceTarget
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.ledger import Fence, Ledger
 

@@ -29,16 +29,18 @@ from typing import Protocol
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from billsync.connectors.base import (
+from billsync.core.canonical import Deal
+from billsync.core.logs import get_logger
+from billsync.core.protocols import (
     Checkpointed,
     ConnectorError,
     Cursor,
     InvoiceTarget,
     PaymentFeed,
+    ReadRejection,
 )
 from billsync.mappings.loader import LoadedMapping
 from billsync.mappings.plan import Planner
-from billsync.sync.canonical import Deal
 from billsync.sync.engine import routing
 from billsync.sync.engine.failures import INVOICE, FailureRecorder, RetryPolicy
 from billsync.sync.engine.invoicing import InvoiceStage
@@ -48,8 +50,6 @@ from billsync.sync.engine.summary import RunSummary
 from billsync.sync.engine.writeback import WriteBackSink, WriteBackStage
 from billsync.sync.ledger import Fence, LeaseLost, Ledger
 from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
-from billsync.sync.logs import get_logger
-from billsync.sync.planning import ReadRejection
 
 log = get_logger("billsync.engine")
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.mappings.rejections import Rejection
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import WorkItem, WorkStatus
-from billsync.sync.logs import get_logger
 
 log = get_logger("billsync.engine")
 

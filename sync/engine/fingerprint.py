@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from billsync.sync.canonical import Deal
+from billsync.core.canonical import Deal
 
 FINGERPRINT_LENGTH = 20
 

@@ -35,10 +35,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from billsync.connectors.base import ConnectorError, ErrorClass, InvoiceTarget
+from billsync.core.canonical import Deal, InvoiceDraft, InvoiceRef, InvoiceStatus
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass, InvoiceTarget, ReadRejection
 from billsync.mappings.plan import Planner, Rejected, plan_invoice
 from billsync.mappings.rejections import Rejection
-from billsync.sync.canonical import Deal, InvoiceDraft, InvoiceRef, InvoiceStatus
 from billsync.sync.engine import routing
 from billsync.sync.engine.customers import Customers
 from billsync.sync.engine.failures import FailureRecorder, rejected_before
@@ -49,8 +50,7 @@ from billsync.sync.engine.summary import RunSummary
 from billsync.sync.engine.writeback import queue_writeback
 from billsync.sync.ledger import Fence, IntentConflict, Ledger
 from billsync.sync.ledger.models import DealRecord, DealState, WorkStatus
-from billsync.sync.logs import get_logger
-from billsync.sync.planning import READ_FIX, ReadRejection
+from billsync.sync.planning import READ_FIX
 
 log = get_logger("billsync.engine")
 

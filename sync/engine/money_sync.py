@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from billsync.connectors.base import PaymentFeed
-from billsync.sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceStatus, PaymentEvent
+from billsync.core.canonical import DiscrepancyKind, InvoiceMoney, InvoiceStatus, PaymentEvent
+from billsync.core.logs import get_logger
+from billsync.core.money_state import MoneyStatus
+from billsync.core.protocols import PaymentFeed
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.engine.writeback import queue_writeback
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.invoice_money import MoneyChange
 from billsync.sync.ledger.models import DealState, InvoiceRecord
-from billsync.sync.logs import get_logger
-from billsync.sync.money_state import MoneyStatus
 
 log = get_logger("billsync.engine")
 

@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from billsync.connectors.base import ConnectorError, Cursor, ErrorClass, PaymentFeed
-from billsync.sync.canonical import PaymentEvent, WebhookNotification
+from billsync.core.canonical import PaymentEvent, WebhookNotification
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, Cursor, ErrorClass, PaymentFeed
 from billsync.sync.engine.failures import PAYMENT, FailureRecorder
 from billsync.sync.engine.money_sync import MoneySync
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import InboxEvent
-from billsync.sync.logs import get_logger
 
 log = get_logger("billsync.engine")
 

@@ -13,15 +13,15 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
-from billsync.sync import money
-from billsync.sync.canonical import Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
+from billsync.core import money
+from billsync.core.canonical import Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.engine.writeback import queue_writeback
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import AuditEntry, DealRecord, DealState, InvoiceRecord
-from billsync.sync.logs import get_logger
 
 log = get_logger("billsync.engine")
 

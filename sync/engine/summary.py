@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 EXIT_CLEAN = 0
 EXIT_FAILURES = 1

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from billsync.connectors.base import ConnectorError, ErrorClass
-from billsync.sync.canonical import DealWriteBack, InvoiceStatus, MoneyFact
+from billsync.core.canonical import DealWriteBack, InvoiceStatus, MoneyFact
+from billsync.core.logs import get_logger
+from billsync.core.money_state import billing_status, derive, last_payment_date
+from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.sync.engine.failures import WRITEBACK, FailureRecorder
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import InvoiceRecord, WorkItem
-from billsync.sync.logs import get_logger
-from billsync.sync.money_state import billing_status, derive, last_payment_date
 
 log = get_logger("billsync.engine")
 

@@ -1,7 +1,7 @@
 """Read-only queries behind the AR reports (`billsync report aging|kpis`).
 
 They return the ledger's mirror of each invoice's money as stored: the figures
-`billsync.sync.money_state.derive` wrote on the invoice row, and the target's live facts (a
+`billsync.core.money_state.derive` wrote on the invoice row, and the target's live facts (a
 tombstoned fact is left out). The reports decide in Python which of the two a date
 needs (``sync/ops/ar_book.py``); nothing here adds up money, and SQLite could not add
 exact decimals anyway (money is TEXT there). Each read is one short query.
@@ -18,12 +18,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from billsync.sync import money
-from billsync.sync.canonical import MoneyFact
+from billsync.core import money
+from billsync.core.canonical import MoneyFact
+from billsync.core.money_state import MoneyState, MoneyStatus
 from billsync.sync.ledger.base import Store
 from billsync.sync.ledger.invoice_money import stored_facts
 from billsync.sync.ledger.schema import discrepancies, invoices, payments
-from billsync.sync.money_state import MoneyState, MoneyStatus
 
 
 @dataclass(frozen=True)

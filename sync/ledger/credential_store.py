@@ -29,7 +29,7 @@ def lease_name(name: str) -> str:
 
 
 class LedgerCredentialStore:
-    """Implements ``billsync.connectors.base.CredentialStore``."""
+    """Implements ``billsync.core.protocols.CredentialStore``."""
 
     def __init__(self, ledger: Ledger, holder: str) -> None:
         if not holder:

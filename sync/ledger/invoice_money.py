@@ -1,11 +1,11 @@
 """The ledger's mirror of each invoice's money in its target.
 
 `record_invoice_money` takes one fresh read of an invoice from its target
-(`billsync.sync.canonical.InvoiceMoney`) and, in one transaction, makes the ledger agree with
+(`billsync.core.canonical.InvoiceMoney`) and, in one transaction, makes the ledger agree with
 it: every fact is upserted by the target's id (a fact that changed there — a payment
 edited, a credit note voided, a refund failed — updates its row; never a second row),
 facts of this invoice the target no longer holds are tombstoned (``voided_at``), and
-the invoice's figures are re-derived by `billsync.sync.money_state.derive` from the target's
+the invoice's figures are re-derived by `billsync.core.money_state.derive` from the target's
 facts. Nothing here adds up events: the same read recorded twice changes nothing.
 """
 
@@ -20,11 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from billsync.sync.canonical import FactState, InvoiceMoney, MoneyFact, MoneyFactKind
+from billsync.core.canonical import FactState, InvoiceMoney, MoneyFact, MoneyFactKind
+from billsync.core.money_state import MoneyState, derive
 from billsync.sync.ledger.base import Store, dialect_insert, to_record
 from billsync.sync.ledger.models import InvoiceRecord, PaymentRecord
 from billsync.sync.ledger.schema import invoices, payments
-from billsync.sync.money_state import MoneyState, derive
 
 __all__ = ["InvoiceMoneyStore", "MoneyChange", "stored_facts"]
 

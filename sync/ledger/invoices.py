@@ -1,6 +1,6 @@
 """Invoices and the money facts against them.
 
-An invoice's money figures are derived by `billsync.sync.money_state.derive` from the live fact
+An invoice's money figures are derived by `billsync.core.money_state.derive` from the live fact
 rows (the target's facts, mirrored by `invoice_money.InvoiceMoneyStore`), in the
 transaction that changes either side, never counted up from events.
 """
@@ -15,12 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from billsync.core.money_state import derive
 from billsync.sync.ledger.base import Store, dialect_insert, to_record
 from billsync.sync.ledger.invoice_money import stored_facts
 from billsync.sync.ledger.models import InvoiceRecord, PaymentRecord
 from billsync.sync.ledger.schema import deals, invoices, payments
 from billsync.sync.ledger.types import check_money
-from billsync.sync.money_state import derive
 
 # Columns an update leaves as stored when the caller passes None.
 _KEPT_WHEN_NONE = (
@@ -143,7 +143,7 @@ class InvoiceStore(Store):
         None for deal_id, number, url, the dates or the customer keeps the stored value
         (a status-only update from a webhook must not erase the link to the deal or the
         due date aging needs). The money figures are derived from the stored facts (the
-        target's, as last read) by billsync.sync.money_state.derive, never taken from the caller.
+        target's, as last read) by billsync.core.money_state.derive, never taken from the caller.
         ``intended_total`` is the draft's pre-tax total, kept from creation so
         reconciliation can tell an edit in the target from the invoice as made; ``tax``
         is the target's tax as it answered the create (net = total - tax).

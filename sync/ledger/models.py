@@ -94,7 +94,7 @@ class InvoiceRecord:
     updated_at: datetime
     due_date: date | None = None
     issue_date: date | None = None
-    # Derived by billsync.sync.money_state.derive from the target's facts (None: not read since
+    # Derived by billsync.core.money_state.derive from the target's facts (None: not read since
     # migration 0006).
     money_status: str | None = None
     net: Decimal | None = None

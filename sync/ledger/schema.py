@@ -86,7 +86,7 @@ deals = sa.Table(
 )
 
 # Invoices as the target reports them. Their money figures are derived from the payments
-# table (the target's facts) by billsync.sync.money_state.derive, never counted up.
+# table (the target's facts) by billsync.core.money_state.derive, never counted up.
 invoices = sa.Table(
     "invoices",
     metadata,
@@ -110,7 +110,7 @@ invoices = sa.Table(
     # its id in a target is in customer_links.
     sa.Column("account_id", sa.String(_DEAL_ID), nullable=True),
     sa.Column("customer_name", sa.Text(), nullable=True),
-    # The money state derived from the target's facts by billsync.sync.money_state.derive
+    # The money state derived from the target's facts by billsync.core.money_state.derive
     # (migration 0006); NULL on rows not read since. amount_paid and balance above are
     # the same derivation's paid and balance_due.
     sa.Column("intended_total", Money(), nullable=True),  # the draft's pre-tax total

@@ -27,7 +27,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from billsync.connectors.base import ErrorClass, ErrorRule
+from billsync.core.protocols import ErrorClass, ErrorRule
 
 VALIDATION = "VALIDATION"
 

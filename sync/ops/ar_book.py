@@ -1,14 +1,14 @@
 """Each invoice's money as of any date, from the ledger's mirror of its target.
 
 The ledger holds what the target shows now: the invoice's figures as
-`billsync.sync.money_state.derive` computed them at its last read, and the target's facts
+`billsync.core.money_state.derive` computed them at its last read, and the target's facts
 (payments, credits, refunds, disputes) with their dates. The reports take an
 invoice's money on day X from the ledger's figures when every fact of the invoice
 happened by the end of X (the usual case for today's report) and otherwise from
 `derive` over the facts that had happened by then. A row never derived (written
 before migration 0006) is derived from its stored facts. No figure is computed here:
 balance, open AR, disputes and write-offs are the derivation's (its rules are in
-`sync/money_state.py`: a refund or a dispute does not reopen a balance; a written-off,
+`billsync/core/money_state.py`: a refund or a dispute does not reopen a balance; a written-off,
 voided or deleted invoice is not open AR).
 
 An invoice is *receivable* on D when it was issued on or before D, is not a draft,
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from billsync.sync import money
-from billsync.sync.canonical import MoneyFact, MoneyFactKind
+from billsync.core import money
+from billsync.core.canonical import MoneyFact, MoneyFactKind
+from billsync.core.money_state import MoneyState, derive
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.ar_reads import ArInvoice
-from billsync.sync.money_state import MoneyState, derive
 
 NOT_SALES = frozenset({"void", "deleted", "draft"})
 NOT_ISSUED = "draft"

@@ -39,7 +39,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from billsync.sync import money
+from billsync.core import money
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.ar_reads import ArInvoice
 from billsync.sync.ledger.types import exact_sum

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from billsync.sync import money
+from billsync.core import money
 
 
 def money_str(amount: Decimal, currency: str) -> str:

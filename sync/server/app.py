@@ -19,10 +19,10 @@ from typing import Protocol
 from fastapi import FastAPI, Response
 from pydantic import SecretStr
 
-from billsync.connectors.base import WebhookVerifier
+from billsync.core.logs import get_logger
+from billsync.core.protocols import WebhookVerifier
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.base import utc_now
-from billsync.sync.logs import get_logger
 from billsync.sync.server.health import health_router
 from billsync.sync.server.ops import OpsContext, install_ops
 from billsync.sync.server.ops.auth import token_problem

@@ -15,12 +15,12 @@ from fastapi import FastAPI
 
 from billsync.config.loader import load_settings
 from billsync.config.settings import Settings
+from billsync.core.logs import configure_logging, get_logger
 from billsync.sync import wiring
 from billsync.sync.apicalls import hosts_from_settings, install_api_call_observer
 from billsync.sync.engine.cycle import LeaseHeld, run_cycle
 from billsync.sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
-from billsync.sync.logs import configure_logging, get_logger
 from billsync.sync.server.app import ServerParts, create_app
 from billsync.sync.server.cron import CronSchedule
 from billsync.sync.server.metrics import Metrics

@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
+from billsync.core.logs import get_logger
 from billsync.sync.ledger import current_revision, head_revision
-from billsync.sync.logs import get_logger
 
 log = get_logger("billsync.server")
 

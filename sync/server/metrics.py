@@ -31,10 +31,10 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy.exc import SQLAlchemyError
 
-from billsync.connectors.base import ErrorClass, WebhookRejectReason
+from billsync.core.logs import get_logger
+from billsync.core.protocols import ErrorClass, WebhookRejectReason
 from billsync.sync.ledger.base import Clock, utc_now
 from billsync.sync.ledger.metrics_reads import MetricsSnapshot
-from billsync.sync.logs import get_logger
 from billsync.sync.server.ops.throttle import Refusal
 
 log = get_logger("billsync.server")

@@ -35,7 +35,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from billsync.sync.logs import get_logger
+from billsync.core.logs import get_logger
 
 log = get_logger("billsync.server")
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from billsync.sync.logs import get_logger
+from billsync.core.logs import get_logger
 from billsync.sync.server.cron import CronSchedule
 
 log = get_logger("billsync.server")

@@ -22,9 +22,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from billsync.connectors.base import WebhookRejected, WebhookRejectReason, WebhookVerifier
+from billsync.core.logs import get_logger
+from billsync.core.protocols import WebhookRejected, WebhookRejectReason, WebhookVerifier
 from billsync.sync.ledger import Ledger
-from billsync.sync.logs import get_logger
 
 log = get_logger("billsync.server")
 

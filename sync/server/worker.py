@@ -13,12 +13,12 @@ from __future__ import annotations
 import threading
 import time
 
+from billsync.core.logs import get_logger
 from billsync.sync.engine.cycle import Engine
 from billsync.sync.engine.failures import FailureRecorder
 from billsync.sync.engine.payments import PaymentStage
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.engine.writeback import WriteBackStage
-from billsync.sync.logs import get_logger
 
 log = get_logger("billsync.server")
 

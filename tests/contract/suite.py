@@ -7,7 +7,7 @@ entry point* against a test backend (a sandbox, a vendor test account, a local f
 and makes things happen there — seed deals, pay an invoice, hand over the webhooks the
 backend signed. The tests themselves know nothing about any vendor.
 
-What is checked (DESIGN.md "Exactly once", "Errors", "Webhooks"; connectors/base.py):
+What is checked (DESIGN.md "Exactly once", "Errors", "Webhooks"; billsync/core/protocols.py):
 - the entry point loads and builds the parts the role needs;
 - sources: pull from no cursor, then from the returned cursor (nothing new), then a
   changed deal comes back with a newer revision; ``pull`` and ``pull_deals`` agree;
@@ -38,8 +38,19 @@ from typing import Any, Protocol
 import pytest
 
 from billsync.config.settings import Settings
-from billsync.connectors import registry
-from billsync.connectors.base import (
+from billsync.core import plugins
+from billsync.core.canonical import (
+    Customer,
+    Deal,
+    DealWriteBack,
+    InvoiceDraft,
+    InvoiceRef,
+    InvoiceStatus,
+    PaymentEvent,
+)
+from billsync.core.money_state import derive
+from billsync.core.plugins import BuildContext, ConnectorParts, SourceConnector
+from billsync.core.protocols import (
     ConnectorError,
     Cursor,
     ErrorClass,
@@ -49,17 +60,6 @@ from billsync.connectors.base import (
     WebhookRejectReason,
     WebhookVerifier,
 )
-from billsync.connectors.registry import BuildContext, ConnectorParts, SourceConnector
-from billsync.sync.canonical import (
-    Customer,
-    Deal,
-    DealWriteBack,
-    InvoiceDraft,
-    InvoiceRef,
-    InvoiceStatus,
-    PaymentEvent,
-)
-from billsync.sync.money_state import derive
 
 __all__ = [
     "DealSourceContract",
@@ -163,7 +163,7 @@ class TargetHarness(Protocol):
 
 def build_connector(name: str, settings: Settings, context: BuildContext) -> ConnectorParts:
     """Build a connector exactly as billsync does: find the entry point, call it."""
-    factory = registry.discover([name], config_key="contract tests")[name]
+    factory = plugins.discover([name], config_key="contract tests")[name]
     parts = factory(settings, context)
     assert isinstance(parts, ConnectorParts), f"{name}: build() returned {type(parts).__name__}"
     return parts

@@ -21,16 +21,17 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from billsync.config.loader import ConfigError, load_settings
+from billsync.config.loader import load_settings
 from billsync.config.settings import Settings
-from billsync.connectors import registry
-from billsync.connectors.registry import BuildContext, ConnectorParts, ConnectorPluginError
 from billsync.connectors.stripe.convert import DEAL_KEY
+from billsync.core import plugins
+from billsync.core.canonical import Address, Customer, InvoiceDraft, InvoiceLine, InvoiceRef
+from billsync.core.idempotency import invoice_key
+from billsync.core.plugins import BuildContext, ConnectorParts, ConnectorPluginError
+from billsync.core.problems import ConfigError
 from billsync.sandbox import jsonutil
 from billsync.sandbox.generate import GenerateOptions, generate_seed
 from billsync.sync import wiring
-from billsync.sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine, InvoiceRef
-from billsync.sync.idempotency import invoice_key
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ledger.credential_store import LedgerCredentialStore
 from tests.contract.suite import (
@@ -355,7 +356,7 @@ def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch, *, name: str, ta
 
 
 PLUGIN_MODULE = """
-from billsync.connectors.registry import ConnectorParts
+from billsync.core.plugins import ConnectorParts
 
 
 class Target:
@@ -375,19 +376,19 @@ def build_source_only(settings, context):
 
 
 def test_the_three_built_ins_are_entry_points() -> None:
-    found = registry.installed()
+    found = plugins.installed()
     for name in ("salesforce", "quickbooks", "stripe"):
         [entry] = found[name]
         assert entry.value == f"billsync.connectors.{name}.plugin:build"
         assert entry.dist is not None and entry.dist.name == "billsync"
-    factories = registry.discover(["salesforce", "quickbooks", "stripe"], config_key="sync.targets")
+    factories = plugins.discover(["salesforce", "quickbooks", "stripe"], config_key="sync.targets")
     assert list(factories) == ["salesforce", "quickbooks", "stripe"]
     assert all(callable(f) for f in factories.values())
 
 
 def test_a_missing_connector_names_the_package_to_install() -> None:
     with pytest.raises(ConnectorPluginError) as caught:
-        registry.discover(["stripe", "xero", "hubspot"], config_key="sync.targets")
+        plugins.discover(["stripe", "xero", "hubspot"], config_key="sync.targets")
     xero, hubspot = [str(p) for p in caught.value.problems]
     assert xero.startswith(
         "billsync.connectors: sync.targets: no connector 'xero' is installed: pip install "
@@ -403,7 +404,7 @@ def test_a_broken_plugin_names_its_package_and_the_import_error(
 ) -> None:
     install_plugin(tmp_path, monkeypatch, name="xero", target="billsync_xero.connector:build")
     with pytest.raises(ConnectorPluginError) as caught:
-        registry.discover(["xero"], config_key="sync.targets")
+        plugins.discover(["xero"], config_key="sync.targets")
     [line] = [str(p) for p in caught.value.problems]
     assert line == (
         "billsync.connectors: sync.targets: connector 'xero' from package billsync-xero "
@@ -418,10 +419,10 @@ def test_a_plugin_that_is_not_callable_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_plugin(
-        tmp_path, monkeypatch, name="odd", target="billsync.connectors.registry:ENTRY_POINT_GROUP"
+        tmp_path, monkeypatch, name="odd", target="billsync.core.plugins:ENTRY_POINT_GROUP"
     )
     with pytest.raises(ConnectorPluginError, match="not a build\\(settings, context\\) function"):
-        registry.discover(["odd"], config_key="sync.targets")
+        plugins.discover(["odd"], config_key="sync.targets")
 
 
 def test_wiring_builds_a_third_party_target_named_in_config(

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import requests
 
+from billsync.core import money
 from billsync.sandbox import jsonutil
 from billsync.sandbox.generate import GenerateOptions, generate_seed
 from billsync.sandbox.launcher import SandboxHandle, running_sandbox
-from billsync.sync import money
 from billsync.sync.ledger import Ledger, create_ledger_engine
 
 pytestmark = pytest.mark.slow

@@ -7,11 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from billsync.connectors.base import Checkpointed, ConnectorError, Cursor, ErrorClass
-from billsync.mappings.catalog import ProductMatch, ProductQuery
-from billsync.mappings.loader import load_mappings
-from billsync.mappings.plan import Planner
-from billsync.sync.canonical import (
+from billsync.core.canonical import (
     Account,
     Customer,
     Deal,
@@ -24,9 +20,13 @@ from billsync.sync.canonical import (
     PaymentEvent,
     WebhookNotification,
 )
+from billsync.core.catalog import ProductMatch, ProductQuery
+from billsync.core.idempotency import invoice_key
+from billsync.core.protocols import Checkpointed, ConnectorError, Cursor, ErrorClass
+from billsync.mappings.loader import load_mappings
+from billsync.mappings.plan import Planner
 from billsync.sync.engine.cycle import Engine
 from billsync.sync.engine.failures import RetryPolicy
-from billsync.sync.idempotency import invoice_key
 from billsync.sync.ledger import Ledger
 
 

@@ -1,7 +1,7 @@
 """Issue 16, customer identity, where the engine decides: which customer each deal is
 invoiced on when accounts share a name or an AP email, when an unrelated customer
 carries the account's name, and after an operator links an ambiguous one. The fake
-target applies the shared rule (`billsync.sync.customer_identity.decide`) to an in-memory book,
+target applies the shared rule (`billsync.core.customer_identity.decide`) to an in-memory book,
 as both connectors do; the engine passes the ledger's links and records how each link
 was made. Every test ends with no invoice on a wrong customer."""
 
@@ -11,12 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from billsync.connectors.base import ConnectorError
-from billsync.mappings.loader import load_mappings
-from billsync.mappings.plan import Planner
-from billsync.sync.canonical import Account, Address, Customer, InvoiceDraft, InvoiceRef
-from billsync.sync.cli.customers_cmd import requeue_waiting
-from billsync.sync.customer_identity import (
+from billsync.core.canonical import Account, Address, Customer, InvoiceDraft, InvoiceRef
+from billsync.core.customer_identity import (
     CREATED,
     MATCHED,
     Adopt,
@@ -28,9 +24,13 @@ from billsync.sync.customer_identity import (
     ambiguous_error,
     decide,
 )
+from billsync.core.idempotency import invoice_key
+from billsync.core.protocols import ConnectorError
+from billsync.mappings.loader import load_mappings
+from billsync.mappings.plan import Planner
+from billsync.sync.cli.customers_cmd import requeue_waiting
 from billsync.sync.engine.cycle import Engine, run_cycle
 from billsync.sync.engine.failures import RetryPolicy
-from billsync.sync.idempotency import invoice_key
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import DealState
 from tests.engine.fakes import Clock, FakeSource, FakeTarget, make_deal

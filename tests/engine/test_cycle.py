@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from billsync.core.idempotency import invoice_key
 from billsync.mappings.loader import load_mappings
 from billsync.mappings.plan import Planner
 from billsync.sync.engine.cycle import DEALS_CURSOR, LeaseHeld, run_cycle
 from billsync.sync.engine.fingerprint import deal_fingerprint
-from billsync.sync.idempotency import invoice_key
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import DealState, WorkStatus
 from tests.engine.fakes import (

@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from billsync.connectors.base import Checkpointed, Cursor
-from billsync.sync.canonical import Customer, Deal
+from billsync.core.canonical import Customer, Deal
+from billsync.core.protocols import Checkpointed, Cursor
 from billsync.sync.engine.cycle import RUN_LEASE, Engine, LeaseTakenOver, _Heartbeat, run_cycle
 from billsync.sync.ledger import LeaseLost, Ledger
 from billsync.sync.ledger.models import DealState

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from billsync.sync.canonical import PaymentEvent, WebhookNotification
+from billsync.core.canonical import PaymentEvent, WebhookNotification
 from billsync.sync.engine.cycle import run_cycle
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.schema import inbox, payments

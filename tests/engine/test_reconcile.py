@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from billsync.sync.canonical import Discrepancy, DiscrepancyKind, InvoiceStatus
+from billsync.core.canonical import Discrepancy, DiscrepancyKind, InvoiceStatus
 from billsync.sync.cli import reconcile_cmd
 from billsync.sync.engine.cycle import RUN_LEASE, Engine, run_cycle
 from billsync.sync.engine.failures import WRITEBACK

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from billsync.core.canonical import DiscrepancyKind
+from billsync.core.idempotency import invoice_key
 from billsync.mappings.loader import load_mappings
 from billsync.mappings.plan import Planner
-from billsync.sync.canonical import DiscrepancyKind
 from billsync.sync.engine.cycle import Engine, run_cycle
-from billsync.sync.idempotency import invoice_key
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import DealState
 from tests.engine.fakes import Clock, Crash, FakeSource, FakeTarget, build, make_deal, transient

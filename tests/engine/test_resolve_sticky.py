@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from billsync.core.idempotency import invoice_key
 from billsync.mappings.loader import load_mappings
 from billsync.mappings.plan import Planner
 from billsync.sync.engine.cycle import DEALS_CURSOR, run_cycle
-from billsync.sync.idempotency import invoice_key
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import WorkStatus
 from tests.engine.fakes import Clock, FakeSource, FakeTarget, build, invalid, make_deal

@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from billsync.core.canonical import Deal, DiscrepancyKind
+from billsync.core.idempotency import invoice_key
 from billsync.mappings.loader import load_mappings
 from billsync.mappings.plan import Planner
-from billsync.sync.canonical import Deal, DiscrepancyKind
 from billsync.sync.engine.cycle import Engine, run_cycle
 from billsync.sync.engine.failures import INVOICE, RetryPolicy
 from billsync.sync.engine.routing import RerouteRefused, reroute
-from billsync.sync.idempotency import invoice_key
 from billsync.sync.ledger import Ledger, work_subject
 from billsync.sync.ledger.models import DealState, WorkStatus
 from tests.engine.fakes import Clock, Crash, FakeSource, FakeTarget, make_deal, transient

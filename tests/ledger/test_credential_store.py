@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from billsync.connectors.base import CredentialStore
+from billsync.core.protocols import CredentialStore
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.credential_store import LedgerCredentialStore, lease_name
 from tests.ledger.conftest import run_concurrently

@@ -88,7 +88,7 @@ def test_a_0005_ledger_with_money_upgrades_and_keeps_working(engine):
 
     from alembic import command
 
-    from billsync.sync.canonical import InvoiceMoney, MoneyFact
+    from billsync.core.canonical import InvoiceMoney, MoneyFact
     from billsync.sync.engine.writeback import deal_writeback
     from billsync.sync.ledger import Ledger
     from billsync.sync.ledger.migrate import alembic_config
@@ -143,7 +143,7 @@ def test_a_0009_ledger_reads_unapplied_money_as_its_own_kind(engine):
 
     from alembic import command
 
-    from billsync.sync.canonical import MoneyFactKind
+    from billsync.core.canonical import MoneyFactKind
     from billsync.sync.ledger import Ledger
     from billsync.sync.ledger.migrate import alembic_config
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from billsync.sync.canonical import InvoiceMoney, MoneyFact
+from billsync.core.canonical import InvoiceMoney, MoneyFact
 from tests.ledger.conftest import T0, run_concurrently
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from billsync.mappings.catalog import ProductMatch, ProductQuery
+from billsync.core.canonical import Account, Address, Deal, DealLine
+from billsync.core.catalog import ProductMatch, ProductQuery
+from billsync.core.idempotency import invoice_key
 from billsync.mappings.loader import LoadedMapping, load_mappings
 from billsync.mappings.plan import Planner
-from billsync.sync.canonical import Account, Address, Deal, DealLine
-from billsync.sync.idempotency import invoice_key
 
 REVISION = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from billsync.core import money
+from billsync.core.canonical import Account
 from billsync.mappings.loader import LoadedMapping
 from billsync.mappings.plan import Planned, Rejected, plan_invoice
-from billsync.sync import money
-from billsync.sync.canonical import Account
 from tests.mappings.conftest import FakeCatalog, make_deal, make_line, make_planner, qbo_catalog
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from billsync.mappings.catalog import ProductMatch
+from billsync.core.catalog import ProductMatch
 from billsync.mappings.loader import load_mappings
 from billsync.mappings.references import check_references
 from tests.mappings.conftest import FakeCatalog, qbo_catalog, stripe_catalog

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from billsync.sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.core.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
 from billsync.sync.ledger import Ledger
 
 D = date(2026, 3, 31)

@@ -17,15 +17,15 @@ import stripe
 from quickbooks.exceptions import QuickbooksException
 from simple_salesforce.exceptions import SalesforceError
 
-from billsync.connectors.base import ConnectorError, ErrorRule
 from billsync.connectors.quickbooks import errors as qbo
 from billsync.connectors.salesforce import client as sf
 from billsync.connectors.salesforce.auth import TokenEndpointError
 from billsync.connectors.stripe import client as st
+from billsync.core.logs import SecretScrubber
+from billsync.core.protocols import ConnectorError, ErrorRule
 from billsync.mappings.rejections import Rejection
 from billsync.sync.engine.failures import INVOICE, WRITEBACK, FailureRecorder, RetryPolicy
 from billsync.sync.ledger import Ledger
-from billsync.sync.logs import SecretScrubber
 from billsync.sync.ops.advice import FailureFacts, advise
 from billsync.sync.ops.failures import show_failure
 

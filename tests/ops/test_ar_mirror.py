@@ -16,11 +16,11 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from billsync.sync import money
-from billsync.sync.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.core import money
+from billsync.core.canonical import FactState, InvoiceMoney, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.core.money_state import derive
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.schema import invoices
-from billsync.sync.money_state import derive
 from billsync.sync.ops.aging import aging
 from billsync.sync.ops.kpis import kpis
 from billsync.sync.ops.render import money_str

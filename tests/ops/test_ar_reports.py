@@ -29,7 +29,7 @@ JPY
                                               discrepancy (not a billing error)     open
   J2   30000   issued 03-15, no due date  Nakamura                                  open
 
-Each invoice's money is the ledger's mirror of its target (`billsync.sync.money_state`): balance
+Each invoice's money is the ledger's mirror of its target (`billsync.core.money_state`): balance
 due = total − paid − credited. Two figures changed on purpose when the reports moved to
 it (they used to add up payment events, where a refund and a chargeback reopened the
 balance):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.stripe.actions import _customer_deleted
+from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.sync.engine.failures import INVOICE
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.customers import customer_subject

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from billsync.connectors.base import ConnectorError
 from billsync.connectors.quickbooks import errors as qbo
+from billsync.core.protocols import ConnectorError
 from billsync.mappings.rejections import Rejection
 from billsync.sync.engine.failures import INVOICE, WRITEBACK, FailureRecorder, RetryPolicy
 from billsync.sync.ledger import Ledger, work_subject

@@ -10,9 +10,9 @@ from typing import Any
 
 from billsync.connectors.salesforce.convert import RecordProblem, to_deal
 from billsync.connectors.salesforce.fields import DealFieldPaths
+from billsync.core.idempotency import invoice_key
 from billsync.mappings.loader import load_mappings
 from billsync.mappings.plan import Planned, Planner, Rejected, plan_invoice
-from billsync.sync.idempotency import invoice_key
 from tests.mappings.conftest import qbo_catalog, stripe_catalog
 
 Outcome = RecordProblem | Planned | Rejected

@@ -39,15 +39,15 @@ from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import ConnectorError, ErrorClass, WebhookRejected
 from billsync.connectors.quickbooks import QboWebhookVerifier
 from billsync.connectors.quickbooks.feed import QboPaymentFeed
 from billsync.connectors.quickbooks.webhooks import notification_facts
 from billsync.connectors.salesforce.convert import RecordProblem
 from billsync.connectors.stripe.feed import StripeFeed
 from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
+from billsync.core import money
+from billsync.core.protocols import ConnectorError, ErrorClass, WebhookRejected
 from billsync.mappings.plan import Planned, Rejected
-from billsync.sync import money
 from billsync.sync.engine.failures import FailureRecorder, RetryPolicy
 from billsync.sync.engine.payments import PaymentStage
 from billsync.sync.engine.summary import RunSummary

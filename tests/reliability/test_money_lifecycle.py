@@ -27,10 +27,10 @@ from typing import Any
 
 import requests
 
+from billsync.core import money
+from billsync.core.money_state import billing_status
 from billsync.sandbox.generate import CATALOGUE, GenerateOptions, generate_seed
 from billsync.sandbox.launcher import SandboxHandle, running_sandbox
-from billsync.sync import money
-from billsync.sync.money_state import billing_status
 from tests.reliability.chaos import Size
 from tests.reliability.summary import Tally
 from tests.reliability.world import (

@@ -20,9 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from billsync.core import money
 from billsync.sandbox.generate import GenerateOptions, generate_seed
 from billsync.sandbox.launcher import SandboxHandle, running_sandbox
-from billsync.sync import money
 from tests.reliability import invariants
 from tests.reliability.chaos import Size
 from tests.reliability.summary import Tally

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from billsync.connectors.base import ErrorClass
+from billsync.core.protocols import ErrorClass
 from billsync.sync.apicalls import counting_api_calls, install_api_call_observer
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ledger.metrics_reads import MetricsReads, MetricsSnapshot

@@ -13,7 +13,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from billsync.config.loader import ConfigError
+from billsync.core.problems import ConfigError
 from billsync.sync.ledger.ops_sessions import session_label
 from billsync.sync.server.app import ServerParts, create_app
 from billsync.sync.server.metrics import Metrics

@@ -35,7 +35,7 @@ from pydantic import SecretStr
 
 from billsync.connectors.quickbooks import QboWebhookVerifier
 from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
-from billsync.sync.canonical import InvoiceRef, PaymentEvent
+from billsync.core.canonical import InvoiceRef, PaymentEvent
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ledger.schema import inbox
 from billsync.sync.server.app import ServerParts, create_app

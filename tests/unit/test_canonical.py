@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from billsync.sync import money
-from billsync.sync.canonical import (
+from billsync.core import money
+from billsync.core.canonical import (
     Account,
     Customer,
     Deal,

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from billsync.config.loader import ConfigError, load_settings
+from billsync.config.loader import load_settings
 from billsync.config.settings import SECTIONS
+from billsync.core.problems import ConfigError
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "billsync.example.yaml"
 

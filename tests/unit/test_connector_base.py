@@ -7,7 +7,18 @@ from typing import Any
 
 import pytest
 
-from billsync.connectors.base import (
+from billsync.core.canonical import (
+    Customer,
+    Deal,
+    DealWriteBack,
+    InvoiceDraft,
+    InvoiceMoney,
+    InvoiceRef,
+    PaymentEvent,
+    WebhookNotification,
+)
+from billsync.core.catalog import MappingOnlyCatalog
+from billsync.core.protocols import (
     Checkpointed,
     ConnectorError,
     Cursor,
@@ -18,17 +29,6 @@ from billsync.connectors.base import (
     WebhookRejected,
     WebhookRejectReason,
     WebhookVerifier,
-)
-from billsync.mappings.catalog import MappingOnlyCatalog
-from billsync.sync.canonical import (
-    Customer,
-    Deal,
-    DealWriteBack,
-    InvoiceDraft,
-    InvoiceMoney,
-    InvoiceRef,
-    PaymentEvent,
-    WebhookNotification,
 )
 
 SECRET = "sk_live_do_not_print"  # a canary: must never appear in str() or repr()

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from billsync.config.loader import load_settings
+from billsync.core.logs import SecretScrubber
 from billsync.sync.ledger.database import (
     LedgerConfigError,
     describe_url,
     ledger_unreachable,
     normalize_url,
 )
-from billsync.sync.logs import SecretScrubber
 
 PASSWORD = "p@ss:w/rd-42"
 URL = "postgresql://bill:p%40ss%3Aw%2Frd-42@db.example:5433/billsync"

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from billsync.sync.logs import REDACTED, SecretScrubber, configure_logging, get_logger
+from billsync.core.logs import REDACTED, SecretScrubber, configure_logging, get_logger
 
 
 @pytest.mark.parametrize(

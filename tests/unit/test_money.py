@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billsync.sync import money
-from billsync.sync.money import (
+from billsync.core import money
+from billsync.core.money import (
     MoneyError,
     PrecisionError,
     UnknownCurrencyError,

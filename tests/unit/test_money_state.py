@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from billsync.sync.canonical import FactState, InvoiceStatus, MoneyFact, MoneyFactKind
-from billsync.sync.money_state import BillingStatus, MoneyStatus, billing_status, derive
+from billsync.core.canonical import FactState, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.core.money_state import BillingStatus, MoneyStatus, billing_status, derive
 
 D = Decimal
 K = MoneyFactKind

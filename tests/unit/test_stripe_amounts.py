@@ -14,7 +14,7 @@ from billsync.connectors.stripe.amounts import (
     stripe_currency,
     to_stripe_amount,
 )
-from billsync.sync import money
+from billsync.core import money
 
 FAST = settings(max_examples=200, deadline=None)
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from billsync.config.loader import ConfigError, load_settings
+from billsync.config.loader import load_settings
+from billsync.core.problems import ConfigError
+from billsync.core.yamlio import MAX_YAML_BYTES, MAX_YAML_DEPTH, YamlLimitError, load_yaml
 from billsync.mappings.loader import MappingError, load_mappings
-from billsync.sync.yamlio import MAX_YAML_BYTES, MAX_YAML_DEPTH, YamlLimitError, load_yaml
 
 
 def alias_bomb(levels: int = 9) -> str:

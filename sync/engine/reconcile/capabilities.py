@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from billsync.connectors.base import ConnectorError, Cursor
-from billsync.sync.canonical import InvoiceRef
+from billsync.core.canonical import InvoiceRef
+from billsync.core.protocols import ConnectorError, Cursor
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from billsync.sync.canonical import DiscrepancyKind
+from billsync.core.canonical import DiscrepancyKind
 
 if TYPE_CHECKING:
     from billsync.sync.engine.reconcile.recorder import Reconciler

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from billsync.connectors.base import ConnectorError
-from billsync.sync.canonical import DiscrepancyKind
+from billsync.core.canonical import DiscrepancyKind
+from billsync.core.protocols import ConnectorError
 from billsync.sync.engine.failures import INVOICE
 from billsync.sync.engine.reconcile.capabilities import DealStageReader, WonDealLister
 from billsync.sync.engine.reconcile.recorder import CHUNK, chunks

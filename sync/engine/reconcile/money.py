@@ -2,7 +2,7 @@
 
 The target is the authority (DESIGN.md "Money model"). For every invoice a pass reads
 back, the target's facts are read (`PaymentFeed.read_invoice_money`, batched) and
-`billsync.sync.money_state.derive` says what they come to; that is compared with what the ledger
+`billsync.core.money_state.derive` says what they come to; that is compared with what the ledger
 holds, field by field, whichever way they differ:
 
 - ``invoice_money_mismatch``: the ledger's paid, credited, balance, money status or due
@@ -26,11 +26,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from billsync.sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceStatus
+from billsync.core.canonical import DiscrepancyKind, InvoiceMoney, InvoiceStatus
+from billsync.core.money_state import MoneyState, derive
 from billsync.sync.engine.money_sync import deal_state_for
 from billsync.sync.engine.reconcile.report import show
 from billsync.sync.ledger.models import InvoiceRecord
-from billsync.sync.money_state import MoneyState, derive
 
 if TYPE_CHECKING:
     from billsync.sync.engine.reconcile.recorder import Reconciler

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from billsync.connectors.base import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
-from billsync.sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef
+from billsync.core.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef
+from billsync.core.protocols import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
 from billsync.sync.engine.reconcile.capabilities import InvoiceBatchReader
 from billsync.sync.engine.reconcile.recorder import CHUNK, chunks
 from billsync.sync.ledger.models import InvoiceRecord

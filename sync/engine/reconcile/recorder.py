@@ -15,15 +15,15 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from billsync.connectors.base import Cursor, InvoiceTarget, PaymentFeed
-from billsync.sync.canonical import DiscrepancyKind
+from billsync.core.canonical import DiscrepancyKind
+from billsync.core.logs import get_logger
+from billsync.core.protocols import Cursor, InvoiceTarget, PaymentFeed
 from billsync.sync.engine.reconcile.report import Fixed, Key, ReconcileReport, canonical
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.engine.writeback import WriteBackSink, queue_writeback
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import Discrepancy as DiscrepancyRow
 from billsync.sync.ledger.reconcile_reads import ReconcileReads
-from billsync.sync.logs import get_logger
 
 log = get_logger("billsync.engine")
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from billsync.sync import money
-from billsync.sync.canonical import Discrepancy, DiscrepancyKind
+from billsync.core import money
+from billsync.core.canonical import Discrepancy, DiscrepancyKind
 from billsync.sync.ledger.discrepancies import ACK
 from billsync.sync.ledger.models import Discrepancy as DiscrepancyRow
 

@@ -23,16 +23,16 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-from billsync.connectors.base import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
-from billsync.sync.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef, InvoiceStatus
+from billsync.core.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef, InvoiceStatus
+from billsync.core.logs import get_logger
+from billsync.core.money_state import MoneyStatus
+from billsync.core.protocols import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
 from billsync.sync.engine.money_sync import deal_state_for
 from billsync.sync.engine.reconcile.money import check_money, state_of
 from billsync.sync.engine.reconcile.readback import MoneyOutcome, candidates, outcomes
 from billsync.sync.engine.reconcile.recorder import ACTOR, CHUNK
 from billsync.sync.engine.reconcile.report import show
 from billsync.sync.ledger.models import InvoiceRecord
-from billsync.sync.logs import get_logger
-from billsync.sync.money_state import MoneyStatus
 
 if TYPE_CHECKING:
     from billsync.sync.engine.reconcile.recorder import Reconciler

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from billsync.sync.canonical import DiscrepancyKind
+from billsync.core.canonical import DiscrepancyKind
 from billsync.sync.engine.failures import WRITEBACK
 from billsync.sync.engine.reconcile.report import show
 from billsync.sync.ledger.models import WorkStatus

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from billsync.sync.canonical import DiscrepancyKind
+from billsync.core.canonical import DiscrepancyKind
 from billsync.sync.ledger.ops_reads import FailureView
 from billsync.sync.ops.aging import aging
 from billsync.sync.ops.discrepancies import (

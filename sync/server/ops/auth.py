@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from fastapi import Request, Response
 from pydantic import SecretStr
 
+from billsync.core.logs import get_logger
 from billsync.sync.ledger.ops_sessions import SESSION_LIFETIME, session_label
-from billsync.sync.logs import get_logger
 from billsync.sync.server.ops.context import OpsContext
 from billsync.sync.server.ops.errors import OpsOff, TooManyAttempts, Unauthorized
 from billsync.sync.server.ops.throttle import Refusal

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from billsync.sync.logs import get_logger
+from billsync.core.logs import get_logger
 from billsync.sync.server.ops import csrf
 from billsync.sync.server.ops.auth import (
     admit,

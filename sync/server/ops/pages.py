@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from billsync.connectors.base import ErrorClass
+from billsync.core.protocols import ErrorClass
 from billsync.sync.ledger.ops_reads import FailureView
 from billsync.sync.ops.failures import (
     FailureQuery,

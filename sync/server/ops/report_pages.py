@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from billsync.sync.canonical import DiscrepancyKind
+from billsync.core.canonical import DiscrepancyKind
 from billsync.sync.ops.aging import BUCKETS, aging
 from billsync.sync.ops.discrepancies import (
     DiscrepancyClosed,

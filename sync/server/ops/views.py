@@ -11,7 +11,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from billsync.sync import money
+from billsync.core import money
 from billsync.sync.ledger import Ledger
 from billsync.sync.ops.discrepancies import discrepancy_json
 from billsync.sync.ops.render import dumps

@@ -19,8 +19,8 @@ import pytest
 
 from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks import QuickBooksConnector
-from billsync.sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine
-from billsync.sync.idempotency import invoice_key
+from billsync.core.canonical import Address, Customer, InvoiceDraft, InvoiceLine
+from billsync.core.idempotency import invoice_key
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ledger.credential_store import LedgerCredentialStore
 from tests.sandbox.harness import LoopThread, start_in_thread

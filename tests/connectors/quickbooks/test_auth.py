@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import responses
 
-from billsync.connectors.base import ConnectorError, CredentialStore, ErrorClass
 from billsync.connectors.quickbooks import AuthGateway, QuickBooksConnector, TokenSet
 from billsync.connectors.quickbooks.auth import credential_name
 from billsync.connectors.quickbooks.client import check_base_url
+from billsync.core.protocols import ConnectorError, CredentialStore, ErrorClass
 from tests.connectors.quickbooks.conftest import Qbo
 
 TOKEN_CALL = "POST oauth2/v1/tokens/bearer"

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billsync.connectors.base import ConnectorError
 from billsync.connectors.quickbooks.convert import (
     deal_from_note,
     display_name,
@@ -23,8 +22,9 @@ from billsync.connectors.quickbooks.convert import (
 from billsync.connectors.quickbooks.events import payment_events
 from billsync.connectors.quickbooks.limits import RequestLimits, SlidingWindow
 from billsync.connectors.quickbooks.query import in_list, in_lists, quote, select
-from billsync.sync import money
-from billsync.sync.canonical import InvoiceStatus, PaymentKind
+from billsync.core import money
+from billsync.core.canonical import InvoiceStatus, PaymentKind
+from billsync.core.protocols import ConnectorError
 from tests.connectors.quickbooks.conftest import FakeTime, customer, draft, line
 
 quantities = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1000"), places=2)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.quickbooks.customers import CustomerResolver
-from billsync.sync.canonical import Address
-from billsync.sync.customer_identity import Resolved, no_owners
+from billsync.core.canonical import Address
+from billsync.core.customer_identity import Resolved, no_owners
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.quickbooks.conftest import Qbo, customer
 
 EMAIL_1 = {"PrimaryEmailAddr": {"Address": "ap1@customer.example"}}

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from billsync.connectors.base import ConnectorError, ErrorClass
-from billsync.sync.canonical import Address, Customer
-from billsync.sync.customer_identity import Resolved
+from billsync.core.canonical import Address, Customer
+from billsync.core.customer_identity import Resolved
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.quickbooks.conftest import Qbo, customer
 
 SPRINGFIELD = Address(line1="1 Main St", city="Springfield", postal_code="62701", country="US")

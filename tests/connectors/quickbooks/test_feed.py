@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from billsync.connectors.base import ConnectorError
 from billsync.connectors.quickbooks import QboWebhookVerifier, QuickBooksConnector
 from billsync.connectors.quickbooks.feed import format_cursor
-from billsync.sync.canonical import InvoiceRef, PaymentEvent, PaymentKind, WebhookNotification
+from billsync.core.canonical import InvoiceRef, PaymentEvent, PaymentKind, WebhookNotification
+from billsync.core.protocols import ConnectorError
 from tests.connectors.quickbooks.conftest import Qbo, customer, draft, line
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from billsync.connectors.quickbooks import QuickBooksConnector
 from billsync.connectors.quickbooks.feed import format_cursor
-from billsync.sync.canonical import InvoiceRef, PaymentKind
+from billsync.core.canonical import InvoiceRef, PaymentKind
 from tests.connectors.quickbooks.conftest import Qbo, customer, draft, line
 
 PREFERENCES = "GET preferences"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.quickbooks import QuickBooksConnector
 from billsync.connectors.quickbooks.actions import batch_id, batch_request_id
-from billsync.sync.canonical import InvoiceDraft, InvoiceStatus
+from billsync.core.canonical import InvoiceDraft, InvoiceStatus
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.quickbooks.conftest import Qbo, customer, draft, line
 
 DROP_AFTER = {"systems": ["quickbooks"], "drop_rate": 1.0, "drop_phase": "after"}
@@ -283,10 +283,10 @@ def test_request_and_batch_ids_fit_intuits_limits() -> None:
 
 
 def test_the_planner_sees_an_inactive_item_and_a_missing_one(qbo: Qbo) -> None:
-    from billsync.mappings.catalog import ProductQuery
+    from billsync.core.catalog import ProductQuery
+    from billsync.core.idempotency import invoice_key
     from billsync.mappings.loader import load_mappings
     from billsync.mappings.plan import Planner, Rejected, plan_invoice
-    from billsync.sync.idempotency import invoice_key
     from tests.mappings.conftest import make_deal, make_line
 
     catalog = ready(qbo).catalog()

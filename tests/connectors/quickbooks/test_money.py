@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from billsync.connectors.quickbooks import QuickBooksConnector
-from billsync.sync.canonical import (
+from billsync.core.canonical import (
     FactState,
     InvoiceMoney,
     InvoiceRef,
     InvoiceStatus,
     MoneyFactKind,
 )
-from billsync.sync.money_state import MoneyStatus, derive
+from billsync.core.money_state import MoneyStatus, derive
 from tests.connectors.quickbooks.conftest import Qbo, customer, draft, line
 
 D = Decimal

@@ -17,13 +17,13 @@ import requests
 import responses
 
 from billsync.config.settings import QuickBooksSettings
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.quickbooks import QuickBooksConnector, TokenSet
 from billsync.connectors.quickbooks.auth import credential_name
 from billsync.connectors.quickbooks.feed import format_cursor
-from billsync.mappings.catalog import ProductQuery
+from billsync.core.canonical import DiscrepancyKind, InvoiceRef, PaymentKind
+from billsync.core.catalog import ProductQuery
+from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.sandbox import jsonutil
-from billsync.sync.canonical import DiscrepancyKind, InvoiceRef, PaymentKind
 from tests.connectors.quickbooks.conftest import FakeTime, customer, draft, line
 
 REALM = "4620816365257778"

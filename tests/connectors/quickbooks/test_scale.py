@@ -7,11 +7,11 @@ import math
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from billsync.core.canonical import Account, Address, Deal, DealLine, InvoiceRef
+from billsync.core.idempotency import invoice_key
 from billsync.mappings.loader import load_mappings
 from billsync.mappings.plan import Planned, Planner, plan_invoice
 from billsync.sandbox.generate import CATALOGUE, GenerateOptions, generate_seed
-from billsync.sync.canonical import Account, Address, Deal, DealLine, InvoiceRef
-from billsync.sync.idempotency import invoice_key
 from tests.connectors.quickbooks.conftest import Qbo
 
 REVISION = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)

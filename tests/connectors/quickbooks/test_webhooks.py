@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from billsync.connectors.base import WebhookRejected, WebhookRejectReason, WebhookVerifier
 from billsync.connectors.quickbooks import QboWebhookVerifier
 from billsync.connectors.quickbooks.webhooks import notification_facts
+from billsync.core.protocols import WebhookRejected, WebhookRejectReason, WebhookVerifier
 
 TOKEN = "verifier-token-for-tests-0001"
 REALM = "9341453050298475"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import responses
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.salesforce import SalesforceDealSource, WriteBackFields
 from billsync.connectors.salesforce.actions import dumps_exact, render_record
-from billsync.sync.canonical import DealWriteBack, InvoiceStatus
+from billsync.core.canonical import DealWriteBack, InvoiceStatus
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.salesforce import (
     COLLECTIONS_URL,
     TOKEN_URL,
@@ -231,7 +231,7 @@ def test_nothing_written_raises_and_auth_failure_stops_further_calls() -> None:
 
 
 def test_the_label_and_the_new_amounts_go_on_the_wire() -> None:
-    """The label is the update's (one mapping, in billsync.sync.money_state); the write-back
+    """The label is the update's (one mapping, in billsync.core.money_state); the write-back
     carries refunded, credited, tax, total and due date; no invoice means Error."""
     with responses.RequestsMock() as rsps:
         rsps.post(TOKEN_URL, json=token_body())

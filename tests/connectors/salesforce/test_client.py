@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from responses import matchers
 
-from billsync.config.loader import ConfigError
 from billsync.config.settings import SalesforceSettings
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.salesforce.auth import JWT_GRANT
 from billsync.connectors.salesforce.client import SalesforceClient
 from billsync.connectors.salesforce.session import DecimalSession
+from billsync.core.problems import ConfigError
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.salesforce import (
     API,
     CLIENT_SECRET,

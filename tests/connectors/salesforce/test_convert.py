@@ -10,7 +10,7 @@ import pytest
 
 from billsync.connectors.salesforce.convert import RecordProblem, parse_datetime, to_deal
 from billsync.connectors.salesforce.fields import DealFieldPaths
-from billsync.sync.canonical import Address
+from billsync.core.canonical import Address
 from tests.connectors.salesforce import line, opportunity, sf_id
 
 PATHS = DealFieldPaths()

@@ -6,7 +6,6 @@ import pytest
 import requests
 import responses
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.salesforce.client import (
     ERROR_CODES,
     EXCEPTIONS,
@@ -15,6 +14,7 @@ from billsync.connectors.salesforce.client import (
     classify,
     rule_for,
 )
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.salesforce import (
     CLIENT_SECRET,
     QUERY_URL,

@@ -21,7 +21,6 @@ import structlog
 from responses import matchers
 
 from billsync.config.settings import SalesforceSettings
-from billsync.connectors.base import ConnectorError
 from billsync.connectors.salesforce import DealRejected, SalesforceDealSource, pull
 from billsync.connectors.salesforce.pull import (
     FETCH_CHUNK_IDS,
@@ -29,9 +28,10 @@ from billsync.connectors.salesforce.pull import (
     is_salesforce_id,
 )
 from billsync.connectors.salesforce.soql import build_pull_query
+from billsync.core.canonical import Deal
+from billsync.core.protocols import ConnectorError
 from billsync.sandbox import jsonutil
 from billsync.sandbox.generate import GenerateOptions, generate_seed
-from billsync.sync.canonical import Deal
 from tests.connectors.salesforce import (
     API,
     QUERY_URL,

@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from billsync.config.loader import ConfigError
-from billsync.connectors.base import ConnectorError, DealSource, ErrorClass
 from billsync.connectors.salesforce import DealFieldPaths, DealRejected, SalesforceDealSource
 from billsync.connectors.salesforce.pull import decode_cursor, encode_cursor
-from billsync.sync.canonical import Deal
+from billsync.core.canonical import Deal
+from billsync.core.problems import ConfigError
+from billsync.core.protocols import ConnectorError, DealSource, ErrorClass
 from tests.connectors.salesforce import (
     API,
     QUERY_URL,

@@ -15,12 +15,12 @@ import pytest
 import requests
 
 from billsync.config.settings import SalesforceSettings
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.salesforce import DealRejected, SalesforceDealSource, WriteBackFields
 from billsync.connectors.salesforce.pull import decode_cursor
+from billsync.core.canonical import Deal, DealWriteBack, InvoiceStatus
+from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.sandbox import jsonutil
 from billsync.sandbox.generate import GenerateOptions, generate_seed
-from billsync.sync.canonical import Deal, DealWriteBack, InvoiceStatus
 from tests.sandbox.harness import start_in_thread
 
 SYSTEM = "billsync.sandbox.salesforce.system:SalesforceSandbox"

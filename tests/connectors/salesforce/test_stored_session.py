@@ -17,11 +17,11 @@ import pytest
 import requests
 
 from billsync.config.settings import SalesforceSettings
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.salesforce import SalesforceDealSource
 from billsync.connectors.salesforce.auth import AccessToken, OAuthLogin, StoredSession
+from billsync.core.canonical import Deal
+from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.sandbox.generate import GenerateOptions, generate_seed
-from billsync.sync.canonical import Deal
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ledger.credential_store import LedgerCredentialStore
 from tests.connectors.salesforce.test_sandbox_contract import Org

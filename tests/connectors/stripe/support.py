@@ -16,9 +16,9 @@ import requests
 
 from billsync.config.settings import StripeSettings
 from billsync.connectors.stripe import StripeConnector, connect
+from billsync.core.canonical import Address, Customer, InvoiceDraft, InvoiceLine
+from billsync.core.idempotency import invoice_key
 from billsync.sandbox.generate import GenerateOptions, generate_seed
-from billsync.sync.canonical import Address, Customer, InvoiceDraft, InvoiceLine
-from billsync.sync.idempotency import invoice_key
 from tests.sandbox.harness import LoopThread, start_in_thread
 
 SYSTEM = "billsync.sandbox.stripe.system:StripeSandbox"

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from billsync.mappings.catalog import ProductMatch, ProductQuery
+from billsync.core.catalog import ProductMatch, ProductQuery
 from tests.connectors.stripe.support import CATALOGUE, ConnectorEnv
 
 

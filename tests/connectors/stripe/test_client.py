@@ -14,9 +14,9 @@ import stripe
 from pydantic import SecretStr
 
 from billsync.config.settings import StripeSettings
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.stripe.client import StripeApi, _CaBundleSession
 from billsync.connectors.stripe.ratelimit import RateLimiter
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 BASE = "http://stripe.test"
 KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dcSECRET"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from billsync.connectors.base import ConnectorError
-from billsync.sync.canonical import InvoiceDraft, InvoiceRef
+from billsync.core.canonical import InvoiceDraft, InvoiceRef
+from billsync.core.protocols import ConnectorError
 from tests.connectors.stripe.support import ConnectorEnv, customer, draft
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from billsync.connectors.base import ConnectorError
 from billsync.connectors.stripe import StripeTarget
 from billsync.connectors.stripe.customer_lookup import account_query
-from billsync.sync.canonical import Customer
+from billsync.core.canonical import Customer
+from billsync.core.protocols import ConnectorError
 from tests.connectors.stripe.support import ConnectorEnv, customer
 
 HOURS_3 = 3 * 3600

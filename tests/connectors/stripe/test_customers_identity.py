@@ -9,8 +9,8 @@ from typing import Any
 
 import requests
 
-from billsync.connectors.base import ConnectorError, ErrorClass
-from billsync.sync.customer_identity import Resolved
+from billsync.core.customer_identity import Resolved
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.stripe.support import ConnectorEnv, customer
 
 HOURS_3 = 3 * 3600

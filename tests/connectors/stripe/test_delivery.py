@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from billsync.connectors.stripe import StripeTarget
-from billsync.sync.canonical import InvoiceStatus
+from billsync.core.canonical import InvoiceStatus
 from tests.connectors.stripe.support import ConnectorEnv, customer, draft
 
 THREE_CALLS = {

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from billsync.connectors.base import ConnectorError
 from billsync.connectors.stripe import StripeConnector
-from billsync.sync.canonical import InvoiceRef, PaymentEvent, PaymentKind
+from billsync.core.canonical import InvoiceRef, PaymentEvent, PaymentKind
+from billsync.core.protocols import ConnectorError
 from tests.connectors.stripe.support import ConnectorEnv, customer, draft, wait_until
 from tests.sandbox.stripe_support import Receiver, receiver
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.stripe import StripeTarget, connect
-from billsync.sync.canonical import InvoiceStatus
+from billsync.core.canonical import InvoiceStatus
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.stripe.support import ConnectorEnv, customer, draft, eight_lines
 
 DAY = 86400
@@ -409,7 +409,7 @@ def test_a_refused_key_stops_the_batch(env: ConnectorEnv) -> None:
 
 
 def test_the_connector_meets_the_engine_protocols(env: ConnectorEnv) -> None:
-    from billsync.connectors.base import InvoiceTarget, PaymentFeed, WebhookVerifier
+    from billsync.core.protocols import InvoiceTarget, PaymentFeed, WebhookVerifier
 
     connector = env.connect()
     assert isinstance(connector.target, InvoiceTarget)

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.stripe.amounts import to_stripe_amount
 from billsync.connectors.stripe.lines import LineProblem, plan_lines
-from billsync.sync import money
-from billsync.sync.canonical import InvoiceDraft, InvoiceLine
+from billsync.core import money
+from billsync.core.canonical import InvoiceDraft, InvoiceLine
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.stripe.support import ConnectorEnv, customer, draft
 
 CURRENCIES = ("USD", "JPY", "KWD")

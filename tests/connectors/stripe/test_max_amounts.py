@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from billsync.connectors.base import ConnectorError, ErrorClass
 from billsync.connectors.stripe.amounts import MAX_LINE_AMOUNT, StripeAmountError, check_maximum
 from billsync.connectors.stripe.lines import LineProblem, plan_lines
+from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.stripe.support import ConnectorEnv, draft
 
 

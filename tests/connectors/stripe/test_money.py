@@ -11,14 +11,14 @@ import pytest
 import requests
 
 from billsync.connectors.stripe import StripeConnector
-from billsync.sync.canonical import (
+from billsync.core.canonical import (
     FactState,
     InvoiceMoney,
     InvoiceRef,
     InvoiceStatus,
     MoneyFactKind,
 )
-from billsync.sync.money_state import MoneyStatus, derive
+from billsync.core.money_state import MoneyStatus, derive
 from tests.connectors.stripe.support import ConnectorEnv, customer, draft
 
 Facts = set[tuple[str, MoneyFactKind, FactState, Decimal]]

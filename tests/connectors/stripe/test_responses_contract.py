@@ -21,8 +21,8 @@ from pydantic import SecretStr
 
 from billsync.config.settings import StripeSettings
 from billsync.connectors.stripe import StripeConnector, connect
-from billsync.sync.canonical import DiscrepancyKind, InvoiceLine, PaymentKind, WebhookNotification
-from billsync.sync.idempotency import short_key
+from billsync.core.canonical import DiscrepancyKind, InvoiceLine, PaymentKind, WebhookNotification
+from billsync.core.idempotency import short_key
 from tests.connectors.stripe.support import draft
 
 BASE = "http://stripe.test"

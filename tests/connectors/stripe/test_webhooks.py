@@ -11,8 +11,8 @@ import pytest
 import stripe
 from pydantic import SecretStr
 
-from billsync.connectors.base import WebhookRejected, WebhookRejectReason
 from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
+from billsync.core.protocols import WebhookRejected, WebhookRejectReason
 
 SECRET = "whsec_current0123456789abcdef"
 OLD = "whsec_previous0123456789abcdef"

@@ -1,6 +1,6 @@
 """Invoices mirror the target's money (issue 15, DESIGN.md "Money model").
 
-The invoices table gains the figures `billsync.sync.money_state.derive` computes from the
+The invoices table gains the figures `billsync.core.money_state.derive` computes from the
 target's facts (net, tax, credited, refunded, disputed, written off, overpaid, the
 money status) plus the target's terms and version and when its money was last read, and the draft's
 pre-tax total as created (``intended_total``), so an edit in the target stays visible

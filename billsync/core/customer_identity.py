@@ -37,8 +37,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from billsync.connectors.base import ConnectorError, ErrorClass
-from billsync.sync.canonical import Customer
+from billsync.core.canonical import Customer
+from billsync.core.protocols import ConnectorError, ErrorClass
 
 __all__ = [
     "CREATED",

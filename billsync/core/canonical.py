@@ -45,7 +45,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from billsync.sync import money
+from billsync.core import money
 
 __all__ = [
     "Account",
@@ -438,7 +438,7 @@ class DealWriteBack(_Model):
     invoice_url: str | None = None
     status: InvoiceStatus  # the document's status in the target
     billing_status: (
-        NonEmptyStr  # the Billing Status label (billsync.sync.money_state.billing_status)
+        NonEmptyStr  # the Billing Status label (billsync.core.money_state.billing_status)
     )
     currency: CurrencyCode
     amount_paid: ExactDecimal
@@ -480,7 +480,7 @@ class MoneyFactKind(StrEnum):
     """One kind of money fact a target holds about an invoice (DESIGN.md "Money model").
 
     The connector reports each fact with the target's own state; which facts count, and
-    how, is decided once, in ``billsync.sync.money_state.derive``.
+    how, is decided once, in ``billsync.core.money_state.derive``.
     """
 
     PAYMENT = "payment"  # money applied to the invoice (Stripe InvoicePayment; QBO Payment line)

@@ -7,7 +7,7 @@ register exactly the way a third-party package does (pyproject.toml), so nothing
 the engine knows which connectors exist.
 
 Finding a plug-in is a start-up matter: a name with no entry point, or an entry point
-that cannot be imported, is a `ConnectorPluginError` (a `billsync.config.loader.ConfigError`, so
+that cannot be imported, is a `ConnectorPluginError` (a `billsync.core.problems.ConfigError`, so
 the command prints one line per problem and exits 2 before doing anything), naming the
 package to install or the package that failed and why — never a traceback.
 
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
-from billsync.config.loader import ConfigError, ConfigProblem
-from billsync.connectors.base import (
+from billsync.core.canonical import Deal, DealWriteBack
+from billsync.core.problems import ConfigError, ConfigProblem
+from billsync.core.protocols import (
     Checkpointed,
     ConnectorError,
     CredentialStore,
@@ -30,10 +31,9 @@ from billsync.connectors.base import (
     DealSource,
     InvoiceTarget,
     PaymentFeed,
+    ReadRejection,
     WebhookVerifier,
 )
-from billsync.sync.canonical import Deal, DealWriteBack
-from billsync.sync.planning import ReadRejection
 
 if TYPE_CHECKING:
     from billsync.config.settings import Settings
@@ -126,7 +126,7 @@ class ConnectorFactory(Protocol):
     """The object an entry point of the group loads: ``build(settings, context)``.
 
     Builds without network traffic (validate what can be validated, raise
-    `billsync.config.loader.ConfigError` naming the keys); the first call to a part talks to the
+    `billsync.core.problems.ConfigError` naming the keys); the first call to a part talks to the
     vendor.
     """
 

@@ -2,7 +2,7 @@
 
 Connectors implement these structurally (``typing.Protocol``): no base class to inherit,
 just the methods. Everything crossing this boundary is a canonical model from
-``billsync.sync.canonical`` or a ``ConnectorError``; a vendor object or vendor exception leaking
+``billsync.core.canonical`` or a ``ConnectorError``; a vendor object or vendor exception leaking
 through is a bug.
 
 Cursors are opaque strings owned by the connector (Salesforce: SystemModstamp and Id of
@@ -22,8 +22,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
-from billsync.mappings.catalog import TargetCatalog
-from billsync.sync.canonical import (
+from billsync.core.canonical import (
     Customer,
     Deal,
     DealWriteBack,
@@ -33,6 +32,7 @@ from billsync.sync.canonical import (
     PaymentEvent,
     WebhookNotification,
 )
+from billsync.core.catalog import TargetCatalog
 
 __all__ = [
     "Checkpointed",
@@ -44,6 +44,7 @@ __all__ = [
     "ErrorRule",
     "InvoiceTarget",
     "PaymentFeed",
+    "ReadRejection",
     "WebhookRejectReason",
     "WebhookRejected",
     "WebhookVerifier",
@@ -61,6 +62,19 @@ class Checkpointed(Generic[T_co]):
 
     item: T_co
     cursor: Cursor
+
+
+class ReadRejection(Protocol):
+    """A deal the source could not read into a `Deal` (the source names the field and the fix)."""
+
+    @property
+    def deal_id(self) -> str: ...
+
+    @property
+    def field(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 # --- error taxonomy ----------------------------------------------------------------

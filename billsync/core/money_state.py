@@ -1,7 +1,7 @@
 """An invoice's money state, derived from the target's facts: the one place this is done.
 
 The target is the authority (DESIGN.md "Money model"): the ledger mirrors the target's
-money facts (`billsync.sync.canonical.MoneyFact`) and the document's own status, and everything
+money facts (`billsync.core.canonical.MoneyFact`) and the document's own status, and everything
 billsync shows — the ledger's paid and balance, the deal's Billing Status in
 Salesforce, aging, KPIs, reconciliation — comes from `derive` and `billing_status`
 below. Nothing else adds up payments or names a status.
@@ -64,8 +64,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from billsync.sync import money
-from billsync.sync.canonical import FactState, InvoiceStatus, MoneyFact, MoneyFactKind
+from billsync.core import money
+from billsync.core.canonical import FactState, InvoiceStatus, MoneyFact, MoneyFactKind
 
 __all__ = [
     "BillingStatus",
