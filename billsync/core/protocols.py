@@ -3,7 +3,9 @@
 Connectors implement these structurally (``typing.Protocol``): no base class to inherit,
 just the methods. Everything crossing this boundary is a canonical model from
 ``billsync.core.canonical`` or a ``ConnectorError``; a vendor object or vendor exception leaking
-through is a bug.
+through is a bug. What a connector may do beyond its role is an optional ability: a small
+runtime-checkable protocol at the end of this module, which the engine checks with
+``isinstance``.
 
 Cursors are opaque strings owned by the connector (Salesforce: SystemModstamp and Id of
 the last deal; Stripe: the last event id; QBO: a CDC ``changedSince`` timestamp). The
@@ -18,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
@@ -35,16 +38,25 @@ from billsync.core.canonical import (
 from billsync.core.catalog import TargetCatalog
 
 __all__ = [
+    "ApiQuota",
     "Checkpointed",
     "ConnectorError",
+    "CountsWonDeals",
     "CredentialStore",
     "Cursor",
     "DealSource",
+    "EnsuresCustomers",
     "ErrorClass",
     "ErrorRule",
+    "FetchesDeals",
     "InvoiceTarget",
+    "ListsWonDeals",
     "PaymentFeed",
     "ReadRejection",
+    "ReadsDealStages",
+    "ReadsInvoicesInBatch",
+    "ReportsLastCursor",
+    "ReportsQuota",
     "WebhookRejectReason",
     "WebhookRejected",
     "WebhookVerifier",
@@ -75,6 +87,11 @@ class ReadRejection(Protocol):
 
     @property
     def reason(self) -> str: ...
+
+    @property
+    def deal_name(self) -> str | None:
+        """The deal's name when it could be read (failure lists show it), else None."""
+        ...
 
 
 # --- error taxonomy ----------------------------------------------------------------
@@ -264,24 +281,46 @@ def _rebuild_rejection(
 
 @runtime_checkable
 class DealSource(Protocol):
-    """Where closed-won deals come from (Salesforce), and where money state goes back."""
+    """Where closed-won deals come from (Salesforce), and where money state goes back.
+
+    The one description of a deal source: a connector's ``ConnectorParts.source``, what
+    the engine pulls from and writes back to, and what the contract suite checks. It
+    holds connections: a context manager, and ``close`` releases them. Abilities a
+    source may add are the optional protocols below (`FetchesDeals`, `ReportsQuota`,
+    `ListsWonDeals`, `ReadsDealStages`, `CountsWonDeals`).
+    """
 
     @property
     def system(self) -> str: ...
 
-    def pull_deals(self, since: Cursor | None) -> Iterator[Checkpointed[Deal]]:
+    def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | ReadRejection]]:
         """Deals changed since ``since`` (None: from the beginning), oldest first.
 
-        Implementations re-read an overlap window before the cursor (the engine dedupes on
-        deal id and revision) and follow pagination lazily. Raises ConnectorError.
+        A deal that cannot be read into a `Deal` arrives as a `ReadRejection` naming the
+        field and the fix, never dropped: the engine records it as needing attention and
+        goes on. Implementations re-read an overlap window before the cursor (the engine
+        dedupes on deal id and revision) and follow pagination lazily. Raises
+        ConnectorError.
         """
         ...
 
-    def write_back(self, updates: Sequence[DealWriteBack]) -> Mapping[str, ConnectorError]:
-        """Write money state onto the deals, batching as the API allows (Salesforce:
-        200 per sObject Collections call). Returns the failures by deal id (empty when
-        all succeeded); raises ConnectorError only when nothing could be written."""
+    def write_back(
+        self,
+        updates: Sequence[DealWriteBack],
+        errors: Mapping[str, str] | None = None,
+    ) -> Mapping[str, ConnectorError]:
+        """Write money state onto the deals (each update carries its Billing Status
+        label), and ``errors``, the sync error to show per deal (a deal with an error and
+        no update shows status Error); batch as the API allows (Salesforce: 200 per
+        sObject Collections call). Returns the failures by deal id (empty when all
+        succeeded); raises ConnectorError only when nothing could be written."""
         ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 @runtime_checkable
@@ -398,3 +437,130 @@ class WebhookVerifier(Protocol):
         notifications it carries; raise WebhookRejected otherwise. Header names must be
         matched case-insensitively. Comparisons are constant-time."""
         ...
+
+
+# --- optional abilities --------------------------------------------------------------
+#
+# What a connector may do beyond its role's protocol. The engine checks each with
+# ``isinstance`` (they are runtime-checkable) and takes the slower path, or skips the
+# step, when a connector lacks it. ``isinstance`` only sees that the members exist, so
+# each ability is only the members its caller uses, typed here for mypy.
+
+
+@runtime_checkable
+class FetchesDeals(Protocol):
+    """A deal source that re-reads given deals by id (Salesforce: ``Id IN (…)``).
+
+    The retry queue uses it to re-plan deals whose problem may have been fixed outside
+    the deal (a mapping or catalog change); without it those wait until the deal changes.
+    """
+
+    def fetch_deals(self, ids: Sequence[str]) -> Iterator[Deal | ReadRejection]:
+        """These deals, read and converted as `DealSource.pull` does, in no set order.
+        Ids that are not (or no longer) won deals in scope are absent. Raises
+        ConnectorError."""
+        ...
+
+
+class ApiQuota(Protocol):
+    """A source's API allocation as last reported (Salesforce: per org and day)."""
+
+    @property
+    def used(self) -> int | None: ...
+
+    @property
+    def max(self) -> int | None:
+        """None until the vendor has reported it (no call made yet)."""
+        ...
+
+    @property
+    def floor_percent(self) -> Decimal:
+        """The share of ``max`` billsync leaves to other integrations."""
+        ...
+
+    @property
+    def stopped(self) -> bool:
+        """True when the floor stopped this run's calls."""
+        ...
+
+
+@runtime_checkable
+class ReportsQuota(Protocol):
+    """A deal source that reports its API quota; the engine keeps the last value for
+    ``billsync status`` between runs."""
+
+    @property
+    def quota(self) -> ApiQuota: ...
+
+
+@runtime_checkable
+class CountsWonDeals(Protocol):
+    """A deal source that can say cheaply how many closed-won deals it holds (the first
+    run's safety stop names that number)."""
+
+    def count_won_deals(self, before: datetime | None = None) -> int: ...
+
+
+@runtime_checkable
+class ListsWonDeals(Protocol):
+    """A deal source that can list won deal ids cheaply (Salesforce: ``SELECT Id`` only);
+    reconciliation checks that the ledger knows them."""
+
+    def won_deal_ids(self, up_to: Cursor) -> Iterator[str]:
+        """Ids of closed-won deals the pull has passed: those the incremental pull
+        would not return from ``up_to`` (the stored deals watermark) because they sort
+        at or before it, within the source's look-back window (Salesforce:
+        ``salesforce.won_check_days``). Deals changed since are the next pull's."""
+        ...
+
+
+@runtime_checkable
+class ReadsDealStages(Protocol):
+    """A deal source that can say which of some deals are no longer won (reconciliation
+    reports an invoiced deal that was lost afterwards)."""
+
+    def not_won(self, deal_ids: Sequence[str]) -> Mapping[str, str]:
+        """Of these deals, those not closed-won now, each with what it is instead (its
+        stage, e.g. "Closed Lost", or "not found" when deleted). Raises ConnectorError."""
+        ...
+
+
+@runtime_checkable
+class EnsuresCustomers(Protocol):
+    """An invoice target that finds or creates many customers at once (QuickBooks: one
+    name query per 50 and batch creates), instead of one `ensure_customer` call each.
+
+    A target that applies the identity rule itself implements
+    `billsync.core.customer_identity.MatchesCustomers` instead, which the engine prefers.
+    """
+
+    def ensure_customers(
+        self, customers: Sequence[Customer]
+    ) -> Mapping[str, Customer | ConnectorError]:
+        """One outcome per account id: the customer with ``external_id`` set, or why not."""
+        ...
+
+
+@runtime_checkable
+class ReadsInvoicesInBatch(Protocol):
+    """An invoice target that reads many invoices per call (QBO: ``Id IN (…)``, 1,000 a
+    query); reconciliation otherwise calls `InvoiceTarget.fetch_invoice` per invoice."""
+
+    def fetch_invoices(
+        self, external_ids: Sequence[str]
+    ) -> Mapping[str, InvoiceRef | ConnectorError]:
+        """One outcome per id; a ConnectorError(not_found) for an id that is gone."""
+        ...
+
+
+@runtime_checkable
+class ReportsLastCursor(Protocol):
+    """A payment feed that knows a later safe position than its last event.
+
+    QBO's change feed reaches back 30 days: after a quiet poll the cursor must still move
+    (to the time of the query), or it ages out of the window. Read once the iterator of
+    `PaymentFeed.events_since` is exhausted; None: nothing beyond the last event.
+    """
+
+    @property
+    def last_cursor(self) -> Cursor | None: ...

@@ -23,9 +23,12 @@ from billsync.core.customer_identity import (
     Resolved,
     ambiguous_error,
 )
-from billsync.core.protocols import ConnectorError, ErrorClass, InvoiceTarget
+from billsync.core.protocols import ConnectorError, EnsuresCustomers, ErrorClass, InvoiceTarget
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.ledger import Fence, Ledger
+
+_Batch = Callable[[Sequence[Customer]], Mapping[str, Customer | Resolved | ConnectorError]]
+"""Many customers in one go: an outcome per account id."""
 
 
 @dataclass
@@ -49,7 +52,8 @@ class Customers:
         self, connector: InvoiceTarget, wanted: Sequence[Customer]
     ) -> dict[str, Customer | ConnectorError]:
         """Linked customers from the ledger; the rest in one batch where the target has
-        one (QBO `ensure_customers`: a few queries and batch creates, not one call each)."""
+        one (`MatchesCustomers`, else `EnsuresCustomers`: a few queries and batch creates,
+        not one call each)."""
         target = connector.target
         resolved: dict[str, Customer | ConnectorError] = {}
         unlinked: dict[str, Customer] = {}
@@ -60,22 +64,13 @@ class Customers:
                 resolved[customer.account_id] = customer.model_copy(update={"external_id": linked})
             else:
                 unlinked.setdefault(customer.account_id, customer)
-        batch = getattr(connector, "ensure_customers", None)
-        matches = isinstance(connector, MatchesCustomers)
-        if not unlinked or (batch is None and not matches) or target in self.summary.stopped:
+        batch = self._batch(connector)
+        if not unlinked or batch is None or target in self.summary.stopped:
             return resolved
         if self.fence is not None:
             self.fence.check()  # the batch may create customers: a vendor write
-        outcomes: Mapping[str, Customer | Resolved | ConnectorError]
         try:
-            if isinstance(connector, MatchesCustomers):
-                outcomes = connector.resolve_customers(
-                    list(unlinked.values()),
-                    lambda ids: self.ledger.customer_owners(target, ids),
-                )
-            else:
-                assert batch is not None
-                outcomes = batch(list(unlinked.values()))
+            outcomes = batch(list(unlinked.values()))
         except ConnectorError as error:
             if error.error_class == ErrorClass.AUTH:
                 self.stop(target, error)
@@ -84,6 +79,19 @@ class Customers:
             for account, outcome in outcomes.items():
                 resolved[account] = self._record(target, connector, account, outcome)
         return resolved
+
+    def _batch(self, connector: InvoiceTarget) -> _Batch | None:
+        """The target's batch path: under the identity rule where it applies it, else
+        plain ensure-many; None when it has neither (one call per customer)."""
+        target = connector.target
+        if isinstance(connector, MatchesCustomers):
+            matcher = connector
+            return lambda customers: matcher.resolve_customers(
+                customers, lambda ids: self.ledger.customer_owners(target, ids)
+            )
+        if isinstance(connector, EnsuresCustomers):
+            return connector.ensure_customers
+        return None
 
     def _record(
         self,

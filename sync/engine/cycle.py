@@ -21,10 +21,9 @@ import socket
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,12 +31,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from billsync.core.canonical import Deal
 from billsync.core.logs import get_logger
 from billsync.core.protocols import (
-    Checkpointed,
     ConnectorError,
     Cursor,
+    DealSource,
+    FetchesDeals,
     InvoiceTarget,
     PaymentFeed,
     ReadRejection,
+    ReportsQuota,
 )
 from billsync.mappings.loader import LoadedMapping
 from billsync.mappings.plan import Planner
@@ -47,7 +48,7 @@ from billsync.sync.engine.invoicing import InvoiceStage
 from billsync.sync.engine.payments import PaymentStage
 from billsync.sync.engine.recording import Job
 from billsync.sync.engine.summary import RunSummary
-from billsync.sync.engine.writeback import WriteBackSink, WriteBackStage
+from billsync.sync.engine.writeback import WriteBackStage
 from billsync.sync.ledger import Fence, LeaseLost, Ledger
 from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
 
@@ -75,19 +76,12 @@ class LeaseTakenOver(LeaseHeld):
     MESSAGE = "another run took over the lease; this run stopped before its next vendor write"
 
 
-class PullingSource(WriteBackSink, Protocol):
-    """A deal source that reports unreadable deals instead of dropping them, and takes
-    the money state back."""
-
-    def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | ReadRejection]]: ...
-
-
 @dataclass
 class Engine:
     """Everything a cycle needs, wired by `billsync.sync.wiring`."""
 
     ledger: Ledger
-    source: PullingSource
+    source: DealSource
     targets: Mapping[str, InvoiceTarget]
     feeds: Mapping[str, PaymentFeed]
     planner: Planner
@@ -215,8 +209,10 @@ def _stages(
 def _record_quota(engine: Engine) -> None:
     """Keep the source's API allocation as last seen (Salesforce reports it on every
     response), so `billsync status` can show it between runs."""
-    quota = getattr(engine.source, "quota", None)
-    if quota is None or getattr(quota, "max", None) is None:
+    if not isinstance(engine.source, ReportsQuota):
+        return
+    quota = engine.source.quota
+    if quota.max is None:
         return
     engine.ledger.set_cursor(
         QUOTA_CURSOR,
@@ -356,8 +352,8 @@ def _replan(
     engine: Engine, invoicing: InvoiceStage, summary: RunSummary, items: dict[str, int]
 ) -> None:
     ledger = engine.ledger
-    fetch = getattr(engine.source, "fetch_deals", None)
-    if fetch is None:
+    source = engine.source
+    if not isinstance(source, FetchesDeals):
         for item_id in items.values():  # nothing to re-read with: back to waiting
             ledger.fail_work(
                 item_id,
@@ -370,7 +366,7 @@ def _replan(
             )
         return
     try:
-        deals = list(fetch(list(items)))
+        deals = list(source.fetch_deals(list(items)))
     except ConnectorError as error:
         _stopped(summary, error, "retry")
         return

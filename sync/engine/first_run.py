@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
 
+from billsync.core.protocols import CountsWonDeals
 from billsync.sync.engine.cycle import DEALS_CURSOR
 from billsync.sync.ledger import Ledger
 
@@ -24,13 +24,6 @@ START_CURSOR = "sync.start"
 BACKFILL_FROM = datetime(1970, 1, 1, tzinfo=UTC)
 """`--backfill` reads from here: before any CRM record, and safe to subtract an overlap
 from (datetime.min is not)."""
-
-
-@runtime_checkable
-class CountsWonDeals(Protocol):
-    """A source that can say cheaply how many closed-won deals it holds."""
-
-    def count_won_deals(self, before: datetime | None = None) -> int: ...
 
 
 class StartNotChosen(Exception):

@@ -107,7 +107,7 @@ class InvoiceStage:
             self._triage(item, known)
         else:
             problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
-            name = getattr(item, "deal_name", None)  # optional on the protocol
+            name = item.deal_name
             with self.ledger.fenced(self.fence):
                 if not self._shown_before(item.deal_id, problem.message(), known):
                     # The reason goes onto the deal, once: rewriting it would bump

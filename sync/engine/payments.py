@@ -16,7 +16,13 @@ from datetime import datetime, timedelta
 
 from billsync.core.canonical import PaymentEvent, WebhookNotification
 from billsync.core.logs import get_logger
-from billsync.core.protocols import ConnectorError, Cursor, ErrorClass, PaymentFeed
+from billsync.core.protocols import (
+    ConnectorError,
+    Cursor,
+    ErrorClass,
+    PaymentFeed,
+    ReportsLastCursor,
+)
 from billsync.sync.engine.failures import PAYMENT, FailureRecorder
 from billsync.sync.engine.money_sync import MoneySync
 from billsync.sync.engine.summary import RunSummary
@@ -165,9 +171,9 @@ class PaymentStage:
             return  # the cursor stays where the last settled chunk left it
         # A feed may know a later position than its last event (QBO: the time of the
         # CDC query), so a quiet account does not age past the 30-day look-back.
-        final = getattr(feed, "last_cursor", None) or last
+        final = (feed.last_cursor if isinstance(feed, ReportsLastCursor) else None) or last
         if final:
-            self.ledger.set_cursor(name, str(final))
+            self.ledger.set_cursor(name, final)
 
     def refresh(self, provider: str, external_ids: list[str]) -> int:
         """Re-read these invoices from their target and record them (reconcile --fix)."""

@@ -9,15 +9,15 @@ written, so unchanged deals are never rewritten. Writes go out in batches of up 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from billsync.core.canonical import DealWriteBack, InvoiceStatus, MoneyFact
 from billsync.core.logs import get_logger
 from billsync.core.money_state import billing_status, derive, last_payment_date
-from billsync.core.protocols import ConnectorError, ErrorClass
+from billsync.core.protocols import ConnectorError, DealSource, ErrorClass
 from billsync.sync.engine.failures import WRITEBACK, FailureRecorder
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.ledger import Ledger
@@ -29,21 +29,10 @@ LEASE_FOR = timedelta(minutes=10)
 CHUNK = 2000
 
 
-class WriteBackSink(Protocol):
-    @property
-    def system(self) -> str: ...
-
-    def write_back(
-        self,
-        updates: list[DealWriteBack],
-        errors: Mapping[str, str] | None = None,
-    ) -> Mapping[str, ConnectorError]: ...
-
-
 @dataclass
 class WriteBackStage:
     ledger: Ledger
-    sink: WriteBackSink
+    sink: DealSource
     failures: FailureRecorder
     summary: RunSummary
     holder: str

@@ -88,6 +88,15 @@ class FakeSource:
         self.errors_written.update(errors or {})
         return {}
 
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FakeSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal]]:
         ordered = sorted(self.deals, key=lambda d: (d.revision, d.id))
         for index, deal in enumerate(ordered):
@@ -387,7 +396,7 @@ class FakeFeed:
 
 @dataclass
 class ListingSource(FakeSource):
-    """A source that can list won deal ids (``WonDealLister``); ``unread`` are won deals
+    """A source that can list won deal ids (``ListsWonDeals``); ``unread`` are won deals
     the pull never returns."""
 
     unread: list[str] = field(default_factory=list)

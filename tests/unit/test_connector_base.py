@@ -26,6 +26,7 @@ from billsync.core.protocols import (
     ErrorClass,
     InvoiceTarget,
     PaymentFeed,
+    ReadRejection,
     WebhookRejected,
     WebhookRejectReason,
     WebhookVerifier,
@@ -163,15 +164,26 @@ class FakeSource:
         self.deals = deals
         self.written: list[DealWriteBack] = []
 
-    def pull_deals(self, since: Cursor | None) -> Iterator[Checkpointed[Deal]]:
+    def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | ReadRejection]]:
         for d in self.deals:
             cursor = f"{d.revision.isoformat()}|{d.id}"
             if since is None or cursor > since:
                 yield Checkpointed(d, cursor)
 
-    def write_back(self, updates: Sequence[DealWriteBack]) -> Mapping[str, ConnectorError]:
+    def write_back(
+        self, updates: Sequence[DealWriteBack], errors: Mapping[str, str] | None = None
+    ) -> Mapping[str, ConnectorError]:
         self.written.extend(updates)
         return {}
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FakeSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class FakeTarget:
@@ -277,12 +289,16 @@ def test_fakes_satisfy_the_protocols():
     assert not isinstance(object(), InvoiceTarget)
 
 
+def _deal_id(item: Deal | ReadRejection) -> str:
+    return item.id if isinstance(item, Deal) else item.deal_id
+
+
 def test_cursors_come_with_items_so_the_watermark_follows_recorded_work():
     source = FakeSource([_deal("006A", 1), _deal("006B", 2)])
-    pulled = list(source.pull_deals(None))
-    assert [p.item.id for p in pulled] == ["006A", "006B"]
+    pulled = list(source.pull(None))
+    assert [_deal_id(p.item) for p in pulled] == ["006A", "006B"]
     # Storing the first item's cursor replays only what came after it.
-    assert [p.item.id for p in source.pull_deals(pulled[0].cursor)] == ["006B"]
+    assert [_deal_id(p.item) for p in source.pull(pulled[0].cursor)] == ["006B"]
 
 
 def test_verifier_contract_rejects_with_a_status():

@@ -17,7 +17,7 @@ One pass, in this order (run.py):
 3. Salesforce ↔ ledger: won deals the pull has passed but the ledger never saw, when
    the deal source can list won deal ids (queued for the next run to invoice), and
    invoiced deals no longer won (``deal_lost_after_invoice``), when it can read deal
-   stages (optional capabilities, capabilities.py; deals.py);
+   stages (optional abilities in billsync.core.protocols; deals.py);
 4. write-back: invoiced deals whose latest money state is not on the deal
    (``writeback_stale``; writebacks.py).
 

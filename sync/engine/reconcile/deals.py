@@ -16,9 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from billsync.core.canonical import DiscrepancyKind
-from billsync.core.protocols import ConnectorError
+from billsync.core.protocols import ConnectorError, ListsWonDeals, ReadsDealStages
 from billsync.sync.engine.failures import INVOICE
-from billsync.sync.engine.reconcile.capabilities import DealStageReader, WonDealLister
 from billsync.sync.engine.reconcile.recorder import CHUNK, chunks
 from billsync.sync.engine.reconcile.targets import GONE
 from billsync.sync.ledger.models import WorkStatus
@@ -81,7 +80,7 @@ def won_deals(rec: Reconciler) -> None:
     """Won deals at or before the pull's watermark that the ledger has no record of."""
     source = rec.source
     system = source.system
-    if not isinstance(source, WonDealLister):
+    if not isinstance(source, ListsWonDeals):
         rec.report.skipped.append(
             f"{system}: the deal source cannot list won deal ids, so won deals that "
             "billsync never read were not looked for"
@@ -122,7 +121,7 @@ def lost_after_invoice(rec: Reconciler) -> None:
     source no longer holds as won, while their invoice is live."""
     kind = DiscrepancyKind.DEAL_LOST_AFTER_INVOICE
     source = rec.source
-    if not isinstance(source, DealStageReader):
+    if not isinstance(source, ReadsDealStages):
         rec.report.skipped.append(
             f"{source.system}: the deal source cannot read deal stages, so deals lost "
             "after they were invoiced were not looked for"

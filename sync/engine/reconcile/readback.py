@@ -3,7 +3,7 @@
 Every invoice with an open discrepancy of a watched kind is read, then a bounded share
 of the rest in rotation (the position is a ledger cursor), so successive passes cover
 every invoice without one pass reading them all. A target that reads many invoices per
-call (``InvoiceBatchReader``) is asked in chunks; any other one invoice at a time. The
+call (``ReadsInvoicesInBatch``) is asked in chunks; any other one invoice at a time. The
 money of every invoice read is read too, in chunks, through the target's payment feed
 (`PaymentFeed.read_invoice_money`).
 """
@@ -14,8 +14,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from billsync.core.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef
-from billsync.core.protocols import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
-from billsync.sync.engine.reconcile.capabilities import InvoiceBatchReader
+from billsync.core.protocols import (
+    ConnectorError,
+    ErrorClass,
+    InvoiceTarget,
+    PaymentFeed,
+    ReadsInvoicesInBatch,
+)
 from billsync.sync.engine.reconcile.recorder import CHUNK, chunks
 from billsync.sync.ledger.models import InvoiceRecord
 
@@ -85,7 +90,7 @@ def outcomes(
         ids = [i.external_id for i in chunk]
         money = _money(feed, ids)
         refs: Mapping[str, Outcome] | None = None
-        if isinstance(connector, InvoiceBatchReader):
+        if isinstance(connector, ReadsInvoicesInBatch):
             try:
                 refs = connector.fetch_invoices(ids)
             except ConnectorError as error:

@@ -17,10 +17,10 @@ from pydantic import ValidationError
 
 from billsync.core.canonical import DiscrepancyKind
 from billsync.core.logs import get_logger
-from billsync.core.protocols import Cursor, InvoiceTarget, PaymentFeed
+from billsync.core.protocols import Cursor, DealSource, InvoiceTarget, PaymentFeed
 from billsync.sync.engine.reconcile.report import Fixed, Key, ReconcileReport, canonical
 from billsync.sync.engine.summary import RunSummary
-from billsync.sync.engine.writeback import WriteBackSink, queue_writeback
+from billsync.sync.engine.writeback import queue_writeback
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import Discrepancy as DiscrepancyRow
 from billsync.sync.ledger.reconcile_reads import ReconcileReads
@@ -47,7 +47,7 @@ class Reconciler:
     """One reconciliation pass (build one per pass; `run.run_pass` fills ``report``)."""
 
     ledger: Ledger
-    source: WriteBackSink
+    source: DealSource
     targets: Mapping[str, InvoiceTarget]
     feeds: Mapping[str, PaymentFeed]
     now: Callable[[], datetime]

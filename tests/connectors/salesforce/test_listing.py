@@ -11,7 +11,7 @@ import responses
 
 from billsync.connectors.salesforce import SalesforceDealSource
 from billsync.connectors.salesforce.listing import NOT_FOUND
-from billsync.sync.engine.reconcile.capabilities import DealStageReader, WonDealLister
+from billsync.core.protocols import CountsWonDeals, ListsWonDeals, ReadsDealStages
 from tests.connectors.salesforce import (
     API,
     QUERY_URL,
@@ -37,9 +37,9 @@ def soql(call: Any) -> str:
     return query
 
 
-def test_the_source_has_both_capabilities() -> None:
+def test_the_source_has_the_reconciliation_abilities() -> None:
     src = source()
-    assert isinstance(src, WonDealLister) and isinstance(src, DealStageReader)
+    assert isinstance(src, ListsWonDeals) and isinstance(src, ReadsDealStages)
 
 
 def test_won_ids_in_the_window_up_to_the_watermark_paged() -> None:
@@ -88,8 +88,6 @@ def test_not_won_names_the_stage_or_not_found() -> None:
 
 
 def test_count_won_deals_is_one_count_query_in_the_pulls_scope() -> None:
-    from billsync.sync.engine.first_run import CountsWonDeals
-
     with responses.RequestsMock() as rsps:
         rsps.post(TOKEN_URL, json=token_body())
         call = rsps.get(QUERY_URL, body=dumps({"totalSize": 512, "done": True, "records": []}))
