@@ -26,11 +26,13 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from billsync.config.settings import (
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,
-    SECTIONS,
     Settings,
-    secret_field_names,
+    sections_of,
+    with_connectors,
 )
+from billsync.core.plugins import ENTRY_POINT_GROUP, ConnectorSpec, installed_specs
 from billsync.core.problems import ConfigError, ConfigProblem
+from billsync.core.settings import secret_field_names
 from billsync.core.yamlio import YamlLimitError, load_yaml, read_yaml_text
 
 CONFIG_ENV = "BILLSYNC_CONFIG"
@@ -41,24 +43,45 @@ ENVIRONMENT = "environment"
 def load_settings(
     config_file: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    connectors: Mapping[str, ConnectorSpec] | None = None,
 ) -> Settings:
-    """Build validated settings or raise `ConfigError` listing every problem found."""
+    """Build validated settings or raise `ConfigError` listing every problem found.
+
+    ``connectors``: the connectors whose sections the configuration has (default:
+    every installed one, `billsync.core.plugins.installed_specs`)."""
     env = dict(os.environ if environ is None else environ)
     path = Path(config_file) if config_file else _path_from_env(env)
     file_label = str(path) if path else ENVIRONMENT
 
     problems: list[ConfigProblem] = []
     data = _read_yaml(path, problems) if path else {}
-    _resolve_yaml_secret_files(data, file_label, problems)
-    _overlay_env_secret_files(data, env, problems)
+    if connectors is None:
+        specs, broken = installed_specs()
+        # A broken plug-in matters only when its section is used.
+        problems += [
+            ConfigProblem(ENTRY_POINT_GROUP, name, reason)
+            for name, reason in broken.items()
+            if name in data
+        ]
+    else:
+        specs = dict(connectors)
+    base = with_connectors(specs)
+    sections = sections_of(base)
+    _resolve_yaml_secret_files(data, file_label, problems, sections)
+    _overlay_env_secret_files(data, env, problems, sections)
     if problems:
         raise ConfigError(problems)
 
-    settings_cls = _bound_to_environment(env)
+    settings_cls = _bound_to_environment(env, base, sections)
     try:
         return settings_cls(**data)
     except ValidationError as exc:
-        problems.extend(_explain(exc, file_label, env))
+        found = _explain(exc, file_label, env, base)
+        # In the order the file has its sections (connectors' sections come last in
+        # the model, which is the order validation reports them in).
+        order = {name: i for i, name in enumerate(data)}
+        problems.extend(sorted(found, key=lambda p: order.get(p.key.split(".")[0], len(order))))
     raise ConfigError(problems) from None
 
 
@@ -103,11 +126,14 @@ def _why(exc: Exception) -> str:
 
 
 def _resolve_yaml_secret_files(
-    data: dict[str, Any], file_label: str, problems: list[ConfigProblem]
+    data: dict[str, Any],
+    file_label: str,
+    problems: list[ConfigProblem],
+    sections: Mapping[str, type[BaseModel]],
 ) -> None:
     """Replace `<secret>_file: PATH` keys in the YAML by the secret read from PATH."""
     for section_name, section in data.items():
-        model = SECTIONS.get(section_name)
+        model = sections.get(section_name)
         if model is None or not isinstance(section, dict):
             continue  # reported by validation as an unknown section or a wrong type
         secrets = _file_keys(model)
@@ -122,15 +148,18 @@ def _resolve_yaml_secret_files(
 
 
 def _overlay_env_secret_files(
-    data: dict[str, Any], env: Mapping[str, str], problems: list[ConfigProblem]
+    data: dict[str, Any],
+    env: Mapping[str, str],
+    problems: list[ConfigProblem],
+    sections: Mapping[str, type[BaseModel]],
 ) -> None:
     """Apply `BILLSYNC_<SECTION>__<KEY>_FILE` variables over the YAML values."""
-    for name, section, key in _env_secret_file_vars(env):
+    for name, section, key in _env_secret_file_vars(env, sections):
         secret = _read_secret_file(env[name], name, f"{section}.{key}", problems)
         if secret is not None:
             data.setdefault(section, {})
             if isinstance(data[section], dict):
-                data[section][key] = _as_field_value(SECTIONS[section], key, secret)
+                data[section][key] = _as_field_value(sections[section], key, secret)
 
 
 def _as_field_value(model: type[BaseModel], key: str, secret: str) -> str | list[str]:
@@ -142,7 +171,9 @@ def _as_field_value(model: type[BaseModel], key: str, secret: str) -> str | list
     return secret
 
 
-def _env_secret_file_vars(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
+def _env_secret_file_vars(
+    env: Mapping[str, str], sections: Mapping[str, type[BaseModel]]
+) -> list[tuple[str, str, str]]:
     found = []
     for name in env:
         upper = name.upper()
@@ -152,7 +183,7 @@ def _env_secret_file_vars(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
         if len(parts) != 2:
             continue
         section, key = parts[0], parts[1].removesuffix(SECRET_FILE_SUFFIX)
-        model = SECTIONS.get(section)
+        model = sections.get(section)
         if model is not None and key in _file_keys(model):
             found.append((name, section, key))
     return found
@@ -187,20 +218,22 @@ def _read_secret_file(
         return None
 
 
-def _bound_to_environment(env: Mapping[str, str]) -> type[Settings]:
+def _bound_to_environment(
+    env: Mapping[str, str], base: type[Settings], sections: Mapping[str, type[BaseModel]]
+) -> type[Settings]:
     """A `Settings` subclass whose environment source reads `env`, minus secret-file vars.
 
     pydantic-settings reads `os.environ` itself; binding the mapping here keeps the
     loader testable and stops `X_FILE` variables from looking like unknown keys.
     """
-    handled = {name for name, _, _ in _env_secret_file_vars(env)}
+    handled = {name for name, _, _ in _env_secret_file_vars(env, sections)}
     visible = {k: v for k, v in env.items() if k not in handled}
 
     class _MappingEnvSource(EnvSettingsSource):
         def _load_env_vars(self) -> Mapping[str, str | None]:
             return {k.lower(): v for k, v in visible.items()}
 
-    class BoundSettings(Settings):
+    class BoundSettings(base):  # type: ignore[valid-type,misc]
         @classmethod
         def settings_customise_sources(
             cls,
@@ -215,7 +248,9 @@ def _bound_to_environment(env: Mapping[str, str]) -> type[Settings]:
     return BoundSettings
 
 
-def _explain(exc: ValidationError, file_label: str, env: Mapping[str, str]) -> list[ConfigProblem]:
+def _explain(
+    exc: ValidationError, file_label: str, env: Mapping[str, str], settings_cls: type[Settings]
+) -> list[ConfigProblem]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = [str(part) for part in error["loc"]]
@@ -223,7 +258,7 @@ def _explain(exc: ValidationError, file_label: str, env: Mapping[str, str]) -> l
             loc.append(str((error.get("ctx") or {})["key"]))
             reason = _missing_secret_reason(loc)
         elif error["type"] == "extra_forbidden":
-            reason = _unknown_key_reason(loc)
+            reason = _unknown_key_reason(loc, settings_cls)
         else:
             reason = error["msg"]
         problems.append(ConfigProblem(_source_of(loc, file_label, env), ".".join(loc), reason))
@@ -248,15 +283,15 @@ def _missing_secret_reason(loc: list[str]) -> str:
     )
 
 
-def _unknown_key_reason(loc: list[str]) -> str:
-    known = _known_keys(loc[:-1])
+def _unknown_key_reason(loc: list[str], settings_cls: type[Settings]) -> str:
+    known = _known_keys(loc[:-1], settings_cls)
     close = difflib.get_close_matches(loc[-1], known, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key{hint}"
 
 
-def _known_keys(parent: list[str]) -> list[str]:
-    model: type[BaseModel] = Settings
+def _known_keys(parent: list[str], settings_cls: type[Settings]) -> list[str]:
+    model: type[BaseModel] = settings_cls
     for part in parent:
         annotation = model.model_fields[part].annotation if part in model.model_fields else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from billsync.core.yamlio import YamlLimitError, load_yaml_with_node, read_yaml_text
 from billsync.mappings.model import MappingSpec
@@ -59,6 +59,12 @@ class LoadedMapping:
     digest: str
     """sha256 of the merged mapping: changes whenever any effective value changes."""
     functions: FunctionRegistry
+
+    def section(self, name: str) -> dict[str, Any] | None:
+        """One section of the merged mapping as plain data (`MappingSections`, what a
+        connector sees of the mapping), or None when the mapping has no such section."""
+        value = getattr(self.spec, name, None)
+        return value.model_dump() if isinstance(value, BaseModel) else None
 
 
 def default_mapping_path() -> Path:

@@ -4,7 +4,7 @@ Every connector talks HTTP through `requests` (simple-salesforce, python-quickbo
 intuit-oauth and stripe-python's RequestsClient all do), so one wrapper around
 `requests.Session.send` sees every call whatever library made it. Calls are
 attributed by host: the hosts the configuration points at (sandbox or real), then the
-vendors' public hosts.
+vendors' public hosts — both declared by each connector's spec.
 
 Two users, possibly at once in one process: a command counts its calls for the run
 summary (`counting_api_calls`), and `billsync serve` feeds its Prometheus metrics for
@@ -32,13 +32,6 @@ from billsync.core.logs import get_logger
 
 log = get_logger("billsync.apicalls")
 
-VENDOR_SUFFIXES = (
-    (".salesforce.com", "salesforce"),
-    (".force.com", "salesforce"),
-    (".intuit.com", "quickbooks"),
-    ("api.stripe.com", "stripe"),
-)
-
 ERROR_STATUS = "error"
 """The status reported for a call that got no HTTP response (refused, reset, timeout)."""
 
@@ -48,16 +41,17 @@ as a string, or ``error`` when no response came back."""
 
 
 def hosts_from_settings(settings: Settings) -> dict[str, str]:
+    """Host -> connector name, from each installed connector's spec: the hosts its
+    section points at (sandbox or real) exactly, then its public hosts as suffixes
+    (keys starting with ``*``)."""
     hosts: dict[str, str] = {}
-    urls = {
-        "salesforce": (settings.salesforce.instance_url, settings.salesforce.login_url),
-        "quickbooks": (settings.quickbooks.base_url, settings.quickbooks.discovery_url),
-        "stripe": (settings.stripe.base_url,),
-    }
-    for system, candidates in urls.items():
-        for url in candidates:
+    for name, spec in settings.connector_specs.items():
+        for url in spec.configured_urls(settings.connector(name)):
             if url:
-                hosts[urlsplit(url).netloc.lower()] = system
+                hosts[urlsplit(url).netloc.lower()] = name
+    for name, spec in settings.connector_specs.items():
+        for suffix in spec.public_hosts:
+            hosts.setdefault(f"*{suffix}", name)
     return hosts
 
 
@@ -65,8 +59,8 @@ def system_for(host: str, hosts: Mapping[str, str]) -> str:
     if host in hosts:
         return hosts[host]
     bare = host.split(":", 1)[0]
-    for suffix, system in VENDOR_SUFFIXES:
-        if bare.endswith(suffix):
+    for key, system in hosts.items():
+        if key.startswith("*") and bare.endswith(key[1:]):
             return system
     return "other"
 

@@ -37,23 +37,44 @@ def new_holder() -> str:
 
 
 def mapping_for(settings: Settings) -> LoadedMapping:
-    quickbooks = settings.quickbooks
-    return load_mappings(
-        list(settings.sync.mapping_files),
-        lookup_before_create=quickbooks.lookup_before_create or not quickbooks.enabled,
-    )
-
-
-BUILTIN_TARGETS = ("quickbooks", "stripe")
-"""Built when ``sync.targets`` is not set and their section is enabled."""
+    # Targets that look products up before creating (QuickBooks' lookup_before_create)
+    # accept mapping files without a product table; without one, every product needs a
+    # mapping entry.
+    looks_up = [
+        getattr(section, "lookup_before_create", True)
+        for name, section in settings.connector_sections().items()
+        if section.enabled and name != settings.sync.source
+    ]
+    return load_mappings(list(settings.sync.mapping_files), lookup_before_create=all(looks_up))
 
 
 def target_names(settings: Settings) -> list[str]:
-    """``sync.targets`` in order without repeats; unset: the enabled built-in targets."""
+    """``sync.targets`` in order without repeats; unset: every installed connector other
+    than the deal source whose section is enabled."""
     if settings.sync.targets is not None:
         return list(dict.fromkeys(settings.sync.targets))
-    enabled = {"quickbooks": settings.quickbooks.enabled, "stripe": settings.stripe.enabled}
-    return [name for name in BUILTIN_TARGETS if enabled[name]]
+    return [
+        name
+        for name, section in settings.connector_sections().items()
+        if section.enabled and name != settings.sync.source
+    ]
+
+
+def build_context(
+    settings: Settings,
+    holder: str,
+    *,
+    credentials: CredentialStore | None = None,
+    mapping: LoadedMapping | None = None,
+) -> BuildContext:
+    return BuildContext(
+        holder=holder,
+        credentials=credentials,
+        mapping=mapping,
+        company_currency=settings.sync.company_currency,
+        start_from=settings.sync.start_from,
+        max_body_bytes=settings.server.max_body_bytes,
+    )
 
 
 def deal_source(
@@ -64,11 +85,13 @@ def deal_source(
     credentials: CredentialStore | None = None,
 ) -> SourceConnector:
     name = settings.sync.source
-    factory = plugins.discover(
+    spec = plugins.discover(
         [name], config_key="sync.source", fix="set sync.source to an installed deal source"
     )[name]
-    context = BuildContext(holder=holder or new_holder(), credentials=credentials, mapping=mapping)
-    source = factory(settings, context).source
+    context = build_context(
+        settings, holder or new_holder(), credentials=credentials, mapping=mapping
+    )
+    source = spec.build(settings.connector(name), context).source
     if source is None:
         raise plugins.plugin_problem(
             "sync.source", f"connector '{name}' provides no deal source; name one that does"
@@ -119,13 +142,13 @@ def targets_for(
     """Every target named by ``sync.targets``, with its payment feed and webhook
     verifier when it has them, keyed by connector name."""
     names = target_names(settings)
-    factories = plugins.discover(names, config_key="sync.targets")
-    context = BuildContext(
-        holder=holder, credentials=LedgerCredentialStore(ledger, holder), mapping=mapping
+    specs = plugins.discover(names, config_key="sync.targets")
+    context = build_context(
+        settings, holder, credentials=LedgerCredentialStore(ledger, holder), mapping=mapping
     )
     built = Targets()
-    for name, factory in factories.items():
-        parts = factory(settings, context)
+    for name, spec in specs.items():
+        parts = spec.build(settings.connector(name), context)
         if parts.target is None:
             provides = ", ".join(parts.provides()) or "nothing"
             raise plugins.plugin_problem(

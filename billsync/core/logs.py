@@ -19,13 +19,10 @@ import structlog
 REDACTED = "[REDACTED]"
 
 # Shapes of credentials that must never reach a log even when nobody configured them
-# as secrets (e.g. a token echoed back in a vendor error body).
+# as secrets (e.g. a token echoed back in a vendor error body). Each connector adds the
+# shapes of its own credentials (`ConnectorSpec.secret_patterns`).
 CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{6,}"),  # Stripe API keys
-    re.compile(r"\bwhsec_[A-Za-z0-9+/=]{6,}"),  # Stripe webhook secrets
     re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWTs
-    re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]{20,}"),  # Salesforce session ids
-    re.compile(r"\bAB11[A-Za-z0-9]{30,}"),  # Intuit refresh tokens
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     # The password of any URL's user part (a database URL in a driver's message).
     re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s/@]+(?=@)"),
@@ -39,16 +36,20 @@ CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
 class SecretScrubber:
     """A structlog processor that removes secret values from every string in an event."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
         # Longest first so a secret that contains another is replaced whole. Very short
         # values would redact ordinary words; config validation keeps real ones long.
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # The connectors' own shapes first: they are more specific than the generic
+        # ones (a Salesforce session id after "Bearer " holds a "!" the bearer rule
+        # would stop at, leaving the rest of the token in the line).
+        self._patterns = tuple(re.compile(p) for p in patterns) + CREDENTIAL_PATTERNS
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        for pattern in CREDENTIAL_PATTERNS:
+        for pattern in self._patterns:
             text = pattern.sub(_redact_match, text)
         return text
 
@@ -86,12 +87,14 @@ def configure_logging(
     log_format: LogFormat = "auto",
     level: str = "info",
     secrets: Iterable[str] = (),
+    patterns: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> SecretScrubber:
-    """Set up structlog and the stdlib bridge; returns the scrubber in use."""
+    """Set up structlog and the stdlib bridge; returns the scrubber in use. ``patterns``:
+    the installed connectors' credential shapes (`ConnectorSpec.secret_patterns`)."""
     out = stream or sys.stdout
     use_console = log_format == "console" or (log_format == "auto" and out.isatty())
-    scrubber = SecretScrubber(secrets)
+    scrubber = SecretScrubber(secrets, patterns)
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())
         if use_console

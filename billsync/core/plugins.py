@@ -17,9 +17,10 @@ How to write one, and the contract tests it must pass: docs/connectors.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from billsync.core.canonical import Deal, DealWriteBack
 from billsync.core.problems import ConfigError, ConfigProblem
@@ -34,10 +35,7 @@ from billsync.core.protocols import (
     ReadRejection,
     WebhookVerifier,
 )
-
-if TYPE_CHECKING:
-    from billsync.config.settings import Settings
-    from billsync.mappings.loader import LoadedMapping
+from billsync.core.settings import ConnectorSection
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -45,9 +43,13 @@ __all__ = [
     "ConnectorFactory",
     "ConnectorParts",
     "ConnectorPluginError",
+    "ConnectorSpec",
+    "MappingSections",
     "SourceConnector",
     "discover",
     "installed",
+    "installed_secret_patterns",
+    "installed_specs",
     "plugin_problem",
 ]
 
@@ -106,31 +108,71 @@ class ConnectorParts:
         return [name for name in parts if getattr(self, name) is not None]
 
 
+class MappingSections(Protocol):
+    """The loaded mapping as a connector sees it: a section by name, as plain data
+    (``source`` and ``writeback`` for a deal source), or None when it has none."""
+
+    def section(self, name: str) -> Mapping[str, Any] | None: ...
+
+
 @dataclass(frozen=True)
 class BuildContext:
-    """What billsync hands every connector besides the settings.
+    """What billsync hands every connector besides its own settings section.
 
     ``holder`` names this process (leases, audit); ``credentials`` is the ledger-backed
     store for rotating OAuth tokens (None where no ledger is open, e.g. a dry run);
-    ``mapping`` is the loaded mapping (None where the command has none); ``sleep``
-    replaces ``time.sleep`` in retry back-offs — for tests, which must never wait.
+    ``mapping`` is the loaded mapping (None where the command has none);
+    ``company_currency`` and ``start_from`` are the ``sync:`` settings a source needs
+    (``start_from`` None: the source's own section decides); ``max_body_bytes`` is the
+    largest webhook body the receiver accepts (``server.max_body_bytes``); ``sleep`` replaces
+    ``time.sleep`` in retry back-offs — for tests, which must never wait.
     """
 
     holder: str
     credentials: CredentialStore | None = None
-    mapping: LoadedMapping | None = None
+    mapping: MappingSections | None = None
+    company_currency: str = "USD"
+    start_from: datetime | None = None
+    max_body_bytes: int = 1024 * 1024
     sleep: Callable[[float], None] | None = None
 
 
 class ConnectorFactory(Protocol):
-    """The object an entry point of the group loads: ``build(settings, context)``.
+    """``build(section, context)``: the connector's parts from its own settings section.
 
     Builds without network traffic (validate what can be validated, raise
-    `billsync.core.problems.ConfigError` naming the keys); the first call to a part talks to the
-    vendor.
+    `billsync.core.problems.ConfigError` naming the keys); the first call to a part talks
+    to the vendor.
     """
 
-    def __call__(self, settings: Settings, context: BuildContext, /) -> ConnectorParts: ...
+    def __call__(self, section: Any, context: BuildContext, /) -> ConnectorParts: ...
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """Everything vendor-shaped billsync needs from a connector, declared once: the
+    object its entry point in the ``billsync.connectors`` group points at.
+
+    - ``name``: the entry-point name, also its settings section (``quickbooks:``);
+      ``label``: how people call the system ("QuickBooks Online").
+    - ``settings``: its section model (a `ConnectorSection`; secrets as ``SecretStr``),
+      validated, read from the environment and ``_FILE`` secrets, masked and scrubbed
+      like the built-in sections.
+    - ``build``: the parts (`ConnectorFactory`).
+    - ``configured_urls``: the URLs its section points API calls at (a sandbox, a
+      custom host), and ``public_hosts``: the vendor's own host suffixes — together they
+      attribute each HTTP call to this connector in call counts and metrics.
+    - ``secret_patterns``: regular expressions for its credentials' shapes (API keys,
+      tokens), scrubbed from every log line even when they are not in the settings.
+    """
+
+    name: str
+    label: str
+    settings: type[ConnectorSection]
+    build: ConnectorFactory
+    configured_urls: Callable[[Any], Iterable[str | None]] = lambda section: ()
+    public_hosts: tuple[str, ...] = ()
+    secret_patterns: tuple[str, ...] = field(default=())
 
 
 def installed() -> dict[str, list[EntryPoint]]:
@@ -143,37 +185,61 @@ def installed() -> dict[str, list[EntryPoint]]:
 
 def discover(
     names: Iterable[str], *, config_key: str, fix: str | None = None
-) -> dict[str, ConnectorFactory]:
-    """Load the factory of each named connector, in order.
+) -> dict[str, ConnectorSpec]:
+    """Load the spec of each named connector, in order.
 
     ``config_key`` is the setting the names came from (``sync.targets``): every problem
     names it. ``fix`` is the alternative to installing a missing connector (default:
     remove it from that setting). All problems are reported at once, one line each.
     """
     available = installed()
-    factories: dict[str, ConnectorFactory] = {}
+    specs: dict[str, ConnectorSpec] = {}
     problems: list[ConfigProblem] = []
     for name in dict.fromkeys(names):
-        entries = available.get(name, [])
-        if not entries:
-            reason = _missing(name, fix or f"remove it from {config_key}", available)
-            problems.append(ConfigProblem(ENTRY_POINT_GROUP, config_key, reason))
-        elif len(entries) > 1:
-            packages = ", ".join(sorted(_package(e) for e in entries))
-            reason = (
-                f"connector '{name}' is provided by several packages ({packages}); "
-                "uninstall all but one"
-            )
+        spec, reason = _one(name, available, fix or f"remove it from {config_key}")
+        if spec is None:
             problems.append(ConfigProblem(ENTRY_POINT_GROUP, config_key, reason))
         else:
-            factory, reason = _load(name, entries[0])
-            if factory is None:
-                problems.append(ConfigProblem(ENTRY_POINT_GROUP, config_key, reason))
-            else:
-                factories[name] = factory
+            specs[name] = spec
     if problems:
         raise ConnectorPluginError(problems)
-    return factories
+    return specs
+
+
+def installed_specs() -> tuple[dict[str, ConnectorSpec], dict[str, str]]:
+    """Every installed connector's spec by name, and why each one that cannot be used
+    failed (the configuration reports it only when that connector's section is used)."""
+    available = installed()
+    specs: dict[str, ConnectorSpec] = {}
+    broken: dict[str, str] = {}
+    for name in sorted(available):
+        spec, reason = _one(name, available, "uninstall it")
+        if spec is None:
+            broken[name] = reason
+        else:
+            specs[name] = spec
+    return specs, broken
+
+
+def installed_secret_patterns() -> list[str]:
+    """The credential shapes of every installed connector (for a scrubber made before
+    the configuration is read, e.g. the CLI's last-resort error message)."""
+    return [p for spec in installed_specs()[0].values() for p in spec.secret_patterns]
+
+
+def _one(
+    name: str, available: Mapping[str, list[EntryPoint]], fix: str
+) -> tuple[ConnectorSpec | None, str]:
+    entries = available.get(name, [])
+    if not entries:
+        return None, _missing(name, fix, available)
+    if len(entries) > 1:
+        packages = ", ".join(sorted(_package(e) for e in entries))
+        return None, (
+            f"connector '{name}' is provided by several packages ({packages}); "
+            "uninstall all but one"
+        )
+    return _load(name, entries[0])
 
 
 def _missing(name: str, fix: str, available: Mapping[str, list[EntryPoint]]) -> str:
@@ -192,7 +258,7 @@ def _package(entry: EntryPoint) -> str:
     return f"{dist.name} {version}" if version else dist.name
 
 
-def _load(name: str, entry: EntryPoint) -> tuple[ConnectorFactory | None, str]:
+def _load(name: str, entry: EntryPoint) -> tuple[ConnectorSpec | None, str]:
     try:
         loaded = entry.load()
     except Exception as exc:  # a plug-in's import may raise anything; report, don't crash
@@ -201,11 +267,16 @@ def _load(name: str, entry: EntryPoint) -> tuple[ConnectorFactory | None, str]:
             f"({entry.value}): {type(exc).__name__}: {exc}"
         )
         return None, reason
-    if not callable(loaded):
+    if not isinstance(loaded, ConnectorSpec):
         reason = (
             f"connector '{name}' from package {_package(entry)} points at {entry.value}, "
-            "which is not a build(settings, context) function"
+            "which is not a billsync.core.plugins.ConnectorSpec"
         )
         return None, reason
-    factory: ConnectorFactory = loaded
-    return factory, ""
+    if loaded.name != name:
+        reason = (
+            f"connector '{name}' from package {_package(entry)} declares the name "
+            f"'{loaded.name}': the entry-point name and ConnectorSpec.name must agree"
+        )
+        return None, reason
+    return loaded, ""

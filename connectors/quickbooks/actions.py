@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.catalog import QboCatalog
 from billsync.connectors.quickbooks.client import SYSTEM, QboClient, batch_fault
 from billsync.connectors.quickbooks.convert import (
@@ -48,6 +47,7 @@ from billsync.connectors.quickbooks.convert import (
 )
 from billsync.connectors.quickbooks.customers import CustomerResolver
 from billsync.connectors.quickbooks.query import in_list, in_lists, quote, select
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.core import money
 from billsync.core.canonical import Customer, Discrepancy, DiscrepancyKind, InvoiceDraft, InvoiceRef
 from billsync.core.idempotency import short_key

@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.errors import SYSTEM
 from billsync.connectors.quickbooks.oauth import AuthGateway
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.tokens import (
     FIVE_YEARS,
     WARN_AHEAD,

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.client import QboClient
 from billsync.connectors.quickbooks.convert import ref_value
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.core.catalog import ProductMatch, ProductQuery
 from billsync.core.logs import get_logger
 from billsync.core.protocols import ConnectorError, ErrorClass

@@ -34,7 +34,6 @@ from quickbooks.exceptions import AuthorizationException, QuickbooksException
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.convert import dumps_exact
 from billsync.connectors.quickbooks.errors import (
     HTTP_STATUS,
@@ -48,6 +47,7 @@ from billsync.connectors.quickbooks.errors import (
 from billsync.connectors.quickbooks.limits import RequestLimits
 from billsync.connectors.quickbooks.query import select
 from billsync.connectors.quickbooks.session import QboSession, check_base_url
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.core.logs import get_logger
 from billsync.core.protocols import ConnectorError, ErrorClass
 

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.actions import InvoiceWriter
 from billsync.connectors.quickbooks.auth import AuthGateway, TokenManager
 from billsync.connectors.quickbooks.catalog import QboCatalog
@@ -20,6 +19,7 @@ from billsync.connectors.quickbooks.client import QboClient
 from billsync.connectors.quickbooks.customers import CustomerResolver
 from billsync.connectors.quickbooks.feed import QboPaymentFeed
 from billsync.connectors.quickbooks.limits import RequestLimits
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.core.canonical import (
     Customer,
     Discrepancy,

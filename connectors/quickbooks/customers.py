@@ -39,11 +39,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.catalog import ALL, QboCatalog
 from billsync.connectors.quickbooks.client import SYSTEM, QboClient, batch_fault
 from billsync.connectors.quickbooks.convert import customer_body, display_name, ref_value
 from billsync.connectors.quickbooks.query import in_list, in_lists, select
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.core.canonical import Customer
 from billsync.core.customer_identity import (
     CREATED,

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from quickbooks.exceptions import QuickbooksException
 
+from billsync.connectors.quickbooks.settings import CREDENTIAL_SHAPES
 from billsync.core.logs import SecretScrubber
 from billsync.core.protocols import ConnectorError, ErrorClass, ErrorRule
 
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 SYSTEM = "quickbooks"
-_SCRUB = SecretScrubber()
+_SCRUB = SecretScrubber(patterns=CREDENTIAL_SHAPES)
 
 
 Rule = ErrorRule  # a row of this connector's error table

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.catalog import QboCatalog
 from billsync.connectors.quickbooks.client import SYSTEM, QboClient
 from billsync.connectors.quickbooks.convert import parse_time
@@ -40,6 +39,7 @@ from billsync.connectors.quickbooks.events import (
     payment_events,
 )
 from billsync.connectors.quickbooks.money import read_invoice_money
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.webhooks import NotificationFacts, notification_facts
 from billsync.core.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
 from billsync.core.logs import get_logger

@@ -22,8 +22,8 @@ from intuitlib.client import AuthClient
 from intuitlib.config import DISCOVERY_URL
 from intuitlib.exceptions import AuthClientError
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.errors import SYSTEM, oauth_error, transport_error
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.tokens import TokenSet
 from billsync.core.protocols import ConnectorError, ErrorClass
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.core.canonical import WebhookNotification
 from billsync.core.logs import get_logger
 from billsync.core.protocols import WebhookRejected, WebhookRejectReason

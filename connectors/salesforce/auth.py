@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 
-from billsync.config.settings import SalesforceSettings
+from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.core.logs import get_logger
 from billsync.core.problems import ConfigError, ConfigProblem
 from billsync.core.protocols import CredentialStore

@@ -37,7 +37,6 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSessi
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from billsync.config.settings import SalesforceSettings
 from billsync.connectors.salesforce.auth import (
     AccessToken,
     OAuthLogin,
@@ -46,6 +45,7 @@ from billsync.connectors.salesforce.auth import (
     check_settings,
 )
 from billsync.connectors.salesforce.session import DecimalSession
+from billsync.connectors.salesforce.settings import CREDENTIAL_SHAPES, SalesforceSettings
 from billsync.core.logs import SecretScrubber, get_logger
 from billsync.core.protocols import ConnectorError, CredentialStore, ErrorClass, ErrorRule
 
@@ -186,7 +186,7 @@ EXCEPTIONS: tuple[tuple[type[BaseException], Rule], ...] = (
 )
 
 _NO_SUCH_COLUMN = re.compile(r"No such column '([A-Za-z0-9_.]+)'")
-_SCRUB = SecretScrubber()
+_SCRUB = SecretScrubber(patterns=CREDENTIAL_SHAPES)
 
 
 def rule_for(code: str | None, status: int | None = None) -> Rule:

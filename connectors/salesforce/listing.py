@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from billsync.config.settings import SalesforceSettings
 from billsync.connectors.salesforce.client import SalesforceClient
 from billsync.connectors.salesforce.pull import decode_cursor, is_salesforce_id
+from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.connectors.salesforce.soql import soql_value, validate_where
 from billsync.core.protocols import Cursor
 

@@ -4,32 +4,51 @@ The field paths and write-back fields come from the loaded mapping (``source:`` 
 ``writeback:``); without a mapping the connector's defaults apply. With the ledger's
 credential store in the context, the Salesforce session is kept there and reused by
 the next run (``salesforce.session_reuse_s``) instead of logging in every time.
+simple-salesforce is imported when the source is built, not when the configuration is
+read.
 """
 
 from __future__ import annotations
 
-from billsync.config.settings import Settings
-from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackFields
-from billsync.connectors.salesforce.source import SalesforceDealSource
-from billsync.core.plugins import BuildContext, ConnectorParts
+from billsync.connectors.salesforce.settings import CREDENTIAL_SHAPES, SalesforceSettings
+from billsync.core.plugins import BuildContext, ConnectorParts, ConnectorSpec
 
-__all__ = ["build"]
+__all__ = ["SPEC", "build"]
 
 
-def build(settings: Settings, context: BuildContext) -> ConnectorParts:
+def build(section: SalesforceSettings, context: BuildContext) -> ConnectorParts:
+    from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackFields
+    from billsync.connectors.salesforce.source import SalesforceDealSource
+
     field_paths = writeback_fields = None
     if context.mapping is not None:
-        spec = context.mapping.spec
-        field_paths = DealFieldPaths(**spec.source.model_dump())
-        writeback_fields = WriteBackFields(**spec.writeback.model_dump())
+        source_paths = context.mapping.section("source")
+        writeback = context.mapping.section("writeback")
+        field_paths = DealFieldPaths(**source_paths) if source_paths is not None else None
+        writeback_fields = WriteBackFields(**writeback) if writeback is not None else None
     source = SalesforceDealSource(
-        settings.salesforce,
-        company_currency=settings.sync.company_currency,
+        section,
+        company_currency=context.company_currency,
         field_paths=field_paths,
         writeback_fields=writeback_fields,
-        start_from=settings.sync.start_from or settings.salesforce.start_from,
+        start_from=context.start_from or section.start_from,
         sleep=context.sleep,
     )
     if context.credentials is not None:
         source.client.use_credential_store(context.credentials)
     return ConnectorParts(source=source)
+
+
+def _configured_urls(section: SalesforceSettings) -> tuple[str | None, ...]:
+    return (section.instance_url, section.login_url)
+
+
+SPEC = ConnectorSpec(
+    name="salesforce",
+    label="Salesforce",
+    settings=SalesforceSettings,
+    build=build,
+    configured_urls=_configured_urls,
+    public_hosts=(".salesforce.com", ".force.com"),
+    secret_patterns=CREDENTIAL_SHAPES,
+)

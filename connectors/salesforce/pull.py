@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-from billsync.config.settings import SalesforceSettings
 from billsync.connectors.salesforce.client import SYSTEM, SalesforceClient
 from billsync.connectors.salesforce.convert import (
     DealRejected,
@@ -56,6 +55,7 @@ from billsync.connectors.salesforce.fields import (
     lookup,
     unique_paths,
 )
+from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.connectors.salesforce.soql import WhereFragmentError, build_pull_query, validate_where
 from billsync.core.canonical import Deal
 from billsync.core.logs import get_logger

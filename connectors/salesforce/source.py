@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Self
 
-from billsync.config.settings import SalesforceSettings
 from billsync.connectors.salesforce.actions import WriteBack
 from billsync.connectors.salesforce.client import SYSTEM, Quota, SalesforceClient
 from billsync.connectors.salesforce.convert import DealRejected
@@ -28,6 +27,7 @@ from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackField
 from billsync.connectors.salesforce.listing import DealListing
 from billsync.connectors.salesforce.pull import DealPuller
 from billsync.connectors.salesforce.session import DecimalSession
+from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.core import money
 from billsync.core.canonical import Deal, DealWriteBack
 from billsync.core.logs import get_logger

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from billsync.config.settings import StripeSettings
 from billsync.connectors.stripe.actions import StripeTarget
 from billsync.connectors.stripe.catalog import StripeCatalog
 from billsync.connectors.stripe.client import StripeApi
 from billsync.connectors.stripe.feed import StripeFeed
+from billsync.connectors.stripe.settings import StripeSettings
 from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
 
 if TYPE_CHECKING:

@@ -32,8 +32,8 @@ import stripe
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from billsync.config.settings import StripeSettings
 from billsync.connectors.stripe.ratelimit import RateLimiter
+from billsync.connectors.stripe.settings import CREDENTIAL_SHAPES, StripeSettings
 from billsync.core.logs import SecretScrubber, get_logger
 from billsync.core.protocols import ConnectorError, ErrorClass, ErrorRule
 
@@ -207,7 +207,7 @@ class StripeApi:
         self.settings = settings
         self.api_version = settings.api_version or stripe.api_version
         self.livemode = "_live_" in key
-        self._scrub = SecretScrubber([key])
+        self._scrub = SecretScrubber([key], CREDENTIAL_SHAPES)
         self._sleep = sleep or time.sleep
         if session is None and settings.ca_bundle and (settings.base_url or "").startswith("https"):
             session = _CaBundleSession(str(settings.ca_bundle))

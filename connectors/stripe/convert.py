@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from billsync.config.settings import StripeSettings
 from billsync.connectors.stripe.amounts import from_stripe_amount, stripe_currency
+from billsync.connectors.stripe.settings import StripeSettings
 from billsync.core.canonical import (
     Customer,
     Discrepancy,

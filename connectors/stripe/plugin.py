@@ -2,25 +2,41 @@
 webhook verifier sharing one client (and so one rate limit).
 
 The verifier exists only when ``stripe.webhook_secrets`` is set; it refuses bodies
-larger than ``server.max_body_bytes``, like the receiver itself.
+larger than ``server.max_body_bytes``, like the receiver itself. stripe-python is
+imported when the connector is built, not when the configuration is read.
 """
 
 from __future__ import annotations
 
-from billsync.config.settings import Settings
-from billsync.connectors.stripe import connect
-from billsync.core.plugins import BuildContext, ConnectorParts, plugin_problem
+from billsync.connectors.stripe.settings import CREDENTIAL_SHAPES, StripeSettings
+from billsync.core.plugins import BuildContext, ConnectorParts, ConnectorSpec, plugin_problem
 
-__all__ = ["build"]
+__all__ = ["SPEC", "build"]
 
 
-def build(settings: Settings, context: BuildContext) -> ConnectorParts:
-    section = settings.stripe
+def build(section: StripeSettings, context: BuildContext) -> ConnectorParts:
+    from billsync.connectors.stripe import connect
+
     if not section.enabled:
         raise plugin_problem(
             "stripe.enabled",
             "sync.targets names stripe but its section is not enabled: "
             "set stripe.enabled: true (and stripe.api_key) or remove it from sync.targets",
         )
-    stripe = connect(section, sleep=context.sleep, max_body_bytes=settings.server.max_body_bytes)
+    stripe = connect(section, sleep=context.sleep, max_body_bytes=context.max_body_bytes)
     return ConnectorParts(target=stripe.target, feed=stripe.feed, webhooks=stripe.webhooks)
+
+
+def _configured_urls(section: StripeSettings) -> tuple[str | None, ...]:
+    return (section.base_url,)
+
+
+SPEC = ConnectorSpec(
+    name="stripe",
+    label="Stripe",
+    settings=StripeSettings,
+    build=build,
+    configured_urls=_configured_urls,
+    public_hosts=("api.stripe.com",),
+    secret_patterns=CREDENTIAL_SHAPES,
+)

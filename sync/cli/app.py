@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from billsync.core.logs import SecretScrubber
+from billsync.core.plugins import installed_secret_patterns
 from billsync.core.problems import ConfigError
 from billsync.sync.cli import (
     auth_cmd,
@@ -401,7 +402,7 @@ def main() -> None:
             raise
         scrubber = state.get("scrubber")
         if not isinstance(scrubber, SecretScrubber):
-            scrubber = SecretScrubber()
+            scrubber = SecretScrubber(patterns=installed_secret_patterns())
         unreachable = _ledger_problem(state, exc)
         if unreachable:
             print(f"billsync: {scrubber.scrub(unreachable)}", file=sys.stderr)

@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from billsync.core.plugins import installed_specs
 from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
 from billsync.sync.cli.status_cmd import open_ledger
 from billsync.sync.ledger import Ledger
@@ -32,7 +33,6 @@ from billsync.sync.ledger.customers import customer_subject
 from billsync.sync.ledger.ops_reads import FailureView
 from billsync.sync.ops.failures import default_actor
 from billsync.sync.ops.render import dumps, iso
-from billsync.sync.wiring import BUILTIN_TARGETS
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -57,8 +57,11 @@ def _usage(message: str) -> typer.Exit:
 
 
 def _check_target(target: str) -> None:
-    if target not in BUILTIN_TARGETS:
-        raise _usage(f"unknown target '{target}': use one of {', '.join(BUILTIN_TARGETS)}")
+    # Customer links are per connector; any installed one may hold them (a ledger can
+    # keep links of a target no longer in sync.targets).
+    known = sorted(installed_specs()[0])
+    if target not in known:
+        raise _usage(f"unknown target '{target}': use one of {', '.join(known)}")
 
 
 def _check_note(note: str) -> None:

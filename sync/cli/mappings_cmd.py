@@ -104,7 +104,7 @@ def _check_references(
         upgrade_to_head(db)  # the QuickBooks tokens live in the ledger
         built = wiring.targets_for(settings, Ledger(db), wiring.new_holder())
         catalogs = {name: target.catalog() for name, target in built.targets.items()}
-        return check_references(loaded.spec, catalogs, settings.quickbooks.home_currency)
+        return check_references(loaded.spec, catalogs, settings.sync.company_currency)
     except ConnectorError as exc:
         return [ReferenceProblem(exc.system, f"cannot read the catalogue: {exc.message}")]
     finally:

@@ -40,6 +40,7 @@ def settings_for(
         log_format=root.get("log_format") or settings.logging.format,
         level=root.get("log_level") or settings.logging.level,
         secrets=settings.secret_values(),
+        patterns=settings.secret_patterns(),
         stream=sys.stderr if logs_to_stderr else None,
     )
     return settings

@@ -128,7 +128,7 @@ def _start(
     run would start. A first run that would stop is said, and every deal is shown."""
     choice = StartChoice(
         since=since.replace(tzinfo=since.tzinfo or UTC) if since is not None else None,
-        start_from=settings.sync.start_from or settings.salesforce.start_from,
+        start_from=settings.start_from(),
     )
     try:
         start = resolve_start(ledger, source, choice, record=False)

@@ -78,7 +78,7 @@ def run(
         choice = StartChoice(
             since=since.replace(tzinfo=since.tzinfo or UTC) if since is not None else None,
             backfill=backfill,
-            start_from=settings.sync.start_from or settings.salesforce.start_from,
+            start_from=settings.start_from(),
         )
         cursor = _start_cursor(ledger, engine, choice) if "pull" in stages else None
         try:

@@ -71,7 +71,7 @@ def build_app(settings: Settings, *, schedule: CronSchedule | None = None) -> Fa
 def scheduled_run(settings: Settings, ledger: Ledger) -> None:
     """One cycle with a fresh engine (mapping files are re-read, as a cron run would)."""
     engine = wiring.engine_for(settings, ledger)
-    choice = StartChoice(start_from=settings.sync.start_from or settings.salesforce.start_from)
+    choice = StartChoice(start_from=settings.start_from())
     try:
         start = resolve_start(ledger, engine.source, choice)
     except StartNotChosen as stop:

@@ -16,9 +16,9 @@ import pytest
 import requests
 import yaml
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks import QuickBooksConnector, TokenSet
 from billsync.connectors.quickbooks.auth import credential_name
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ledger.credential_store import LedgerCredentialStore
 from tests.sandbox.harness import LoopThread, start_in_thread

@@ -162,9 +162,10 @@ class TargetHarness(Protocol):
 
 
 def build_connector(name: str, settings: Settings, context: BuildContext) -> ConnectorParts:
-    """Build a connector exactly as billsync does: find the entry point, call it."""
-    factory = plugins.discover([name], config_key="contract tests")[name]
-    parts = factory(settings, context)
+    """Build a connector exactly as billsync does: find its spec by entry point, build it
+    from its own settings section."""
+    spec = plugins.discover([name], config_key="contract tests")[name]
+    parts = spec.build(settings.connector(name), context)
     assert isinstance(parts, ConnectorParts), f"{name}: build() returned {type(parts).__name__}"
     return parts
 

@@ -356,7 +356,8 @@ def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch, *, name: str, ta
 
 
 PLUGIN_MODULE = """
-from billsync.core.plugins import ConnectorParts
+from billsync.core.plugins import ConnectorParts, ConnectorSpec
+from billsync.core.settings import ConnectorSection
 
 
 class Target:
@@ -366,12 +367,25 @@ class Target:
         raise NotImplementedError
 
 
-def build(settings, context):
+class LedgerbookSettings(ConnectorSection):
+    book: str = "main"
+
+
+def build(section, context):
+    assert isinstance(section, LedgerbookSettings)
     return ConnectorParts(target=Target())
 
 
-def build_source_only(settings, context):
+def build_source_only(section, context):
     return ConnectorParts()
+
+
+LEDGERBOOK = ConnectorSpec(
+    name="ledgerbook", label="Ledgerbook", settings=LedgerbookSettings, build=build
+)
+EMPTY = ConnectorSpec(
+    name="empty", label="Empty", settings=LedgerbookSettings, build=build_source_only
+)
 """
 
 
@@ -379,11 +393,11 @@ def test_the_three_built_ins_are_entry_points() -> None:
     found = plugins.installed()
     for name in ("salesforce", "quickbooks", "stripe"):
         [entry] = found[name]
-        assert entry.value == f"billsync.connectors.{name}.plugin:build"
+        assert entry.value == f"billsync.connectors.{name}.plugin:SPEC"
         assert entry.dist is not None and entry.dist.name == "billsync"
-    factories = plugins.discover(["salesforce", "quickbooks", "stripe"], config_key="sync.targets")
-    assert list(factories) == ["salesforce", "quickbooks", "stripe"]
-    assert all(callable(f) for f in factories.values())
+    specs = plugins.discover(["salesforce", "quickbooks", "stripe"], config_key="sync.targets")
+    assert list(specs) == ["salesforce", "quickbooks", "stripe"]
+    assert all(name == spec.name for name, spec in specs.items())
 
 
 def test_a_missing_connector_names_the_package_to_install() -> None:
@@ -415,13 +429,13 @@ def test_a_broken_plugin_names_its_package_and_the_import_error(
     assert caught.value.__cause__ is None and caught.value.__context__ is None
 
 
-def test_a_plugin_that_is_not_callable_is_refused(
+def test_a_plugin_that_is_not_a_spec_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_plugin(
         tmp_path, monkeypatch, name="odd", target="billsync.core.plugins:ENTRY_POINT_GROUP"
     )
-    with pytest.raises(ConnectorPluginError, match="not a build\\(settings, context\\) function"):
+    with pytest.raises(ConnectorPluginError, match=r"not a billsync\.core\.plugins\.ConnectorSpec"):
         plugins.discover(["odd"], config_key="sync.targets")
 
 
@@ -429,7 +443,7 @@ def test_wiring_builds_a_third_party_target_named_in_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "ct_ledgerbook.py").write_text(PLUGIN_MODULE)
-    install_plugin(tmp_path, monkeypatch, name="ledgerbook", target="ct_ledgerbook:build")
+    install_plugin(tmp_path, monkeypatch, name="ledgerbook", target="ct_ledgerbook:LEDGERBOOK")
     settings = load_settings(None, environ={"BILLSYNC_SYNC__TARGETS": '["ledgerbook"]'})
     ledger = Ledger(create_ledger_engine(f"sqlite:///{tmp_path / 'l.db'}"))
     built = wiring.targets_for(settings, ledger, "test-holder")
@@ -441,7 +455,7 @@ def test_wiring_refuses_connectors_unfit_for_their_role(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "ct_ledgerbook.py").write_text(PLUGIN_MODULE)
-    install_plugin(tmp_path, monkeypatch, name="empty", target="ct_ledgerbook:build_source_only")
+    install_plugin(tmp_path, monkeypatch, name="empty", target="ct_ledgerbook:EMPTY")
     settings = load_settings(None, environ={"BILLSYNC_SYNC__TARGETS": '["empty"]'})
     ledger = Ledger(create_ledger_engine(f"sqlite:///{tmp_path / 'l.db'}"))
     with pytest.raises(ConnectorPluginError, match="'empty' is not an invoice target"):

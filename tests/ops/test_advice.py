@@ -22,6 +22,7 @@ from billsync.connectors.salesforce import client as sf
 from billsync.connectors.salesforce.auth import TokenEndpointError
 from billsync.connectors.stripe import client as st
 from billsync.core.logs import SecretScrubber
+from billsync.core.plugins import installed_secret_patterns
 from billsync.core.protocols import ConnectorError, ErrorRule
 from billsync.mappings.rejections import Rejection
 from billsync.sync.engine.failures import INVOICE, WRITEBACK, FailureRecorder, RetryPolicy
@@ -66,7 +67,7 @@ def _stripe_exception(kind: type[stripe.StripeError]) -> stripe.StripeError:
 
 
 def stripe_cases() -> list[tuple[str, ErrorRule, ConnectorError]]:
-    scrub = SecretScrubber()
+    scrub = SecretScrubber(patterns=installed_secret_patterns())
 
     def classify(exc: stripe.StripeError) -> ConnectorError:
         return st.classify(exc, operation="invoice create", scrub=scrub)

@@ -28,7 +28,11 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from billsync.config.loader import CONFIG_ENV, load_settings
-from billsync.config.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, SECTIONS, secret_field_names
+from billsync.config.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, sections_of, with_connectors
+from billsync.core.plugins import installed_specs
+from billsync.core.settings import secret_field_names
+
+SECTIONS = sections_of(with_connectors(installed_specs()[0]))
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"

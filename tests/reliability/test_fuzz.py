@@ -38,9 +38,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks import QboWebhookVerifier
 from billsync.connectors.quickbooks.feed import QboPaymentFeed
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.webhooks import notification_facts
 from billsync.connectors.salesforce.convert import RecordProblem
 from billsync.connectors.stripe.feed import StripeFeed

@@ -21,7 +21,7 @@ from quickbooks.exceptions import QuickbooksException, SevereException
 from quickbooks.objects.customer import Customer
 from quickbooks.objects.item import Item
 
-from billsync.config.settings import QuickBooksSettings
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.sandbox.generate import GenerateOptions, generate_seed
 from tests.sandbox.quickbooks_support import QboEnv, qbo_sandbox
 

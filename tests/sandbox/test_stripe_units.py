@@ -217,7 +217,7 @@ def test_endpoint_names(system: StripeSandbox, method: str, path: str, name: str
 
 
 def test_config_section_uses_only_stripe_settings_keys(system: StripeSandbox) -> None:
-    from billsync.config.settings import StripeSettings
+    from billsync.connectors.stripe.settings import StripeSettings
 
     section = system.config_section()
     assert set(section) <= set(StripeSettings.model_fields)

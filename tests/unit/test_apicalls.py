@@ -5,11 +5,16 @@ from __future__ import annotations
 import requests
 import responses
 
-from billsync.sync.apicalls import counting_api_calls, system_for
+from billsync.config.loader import load_settings
+from billsync.sync.apicalls import counting_api_calls, hosts_from_settings, system_for
 
 
 def test_system_for_configured_and_vendor_hosts() -> None:
-    hosts = {"127.0.0.1:4443": "salesforce"}
+    # the hosts come from the connectors' specs: configured URLs, then public hosts
+    settings = load_settings(
+        environ={"BILLSYNC_SALESFORCE__INSTANCE_URL": "https://127.0.0.1:4443"}
+    )
+    hosts = hosts_from_settings(settings)
     assert system_for("127.0.0.1:4443", hosts) == "salesforce"
     assert system_for("acme.my.salesforce.com", hosts) == "salesforce"
     assert system_for("quickbooks.api.intuit.com", hosts) == "quickbooks"
@@ -22,7 +27,7 @@ def test_counting_wraps_and_unwraps_requests() -> None:
     responses.get("https://api.stripe.com/v1/customers", json={})
     responses.get("https://acme.my.salesforce.com/services/data/", json=[])
     original = requests.Session.send
-    with counting_api_calls({}) as calls:
+    with counting_api_calls(hosts_from_settings(load_settings(environ={}))) as calls:
         requests.get("https://api.stripe.com/v1/customers", timeout=5)
         requests.get("https://api.stripe.com/v1/customers", timeout=5)
         requests.get("https://acme.my.salesforce.com/services/data/", timeout=5)

@@ -8,9 +8,12 @@ import pytest
 import yaml
 
 from billsync.config.loader import load_settings
-from billsync.config.settings import SECTIONS
+from billsync.config.settings import sections_of, with_connectors
+from billsync.core.plugins import installed_specs
 from billsync.core.problems import ConfigError
 
+# billsync's own sections and each installed connector's
+SECTIONS = sections_of(with_connectors(installed_specs()[0]))
 EXAMPLE = Path(__file__).parents[2] / "config" / "billsync.example.yaml"
 
 

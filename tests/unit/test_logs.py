@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from billsync.core.logs import REDACTED, SecretScrubber, configure_logging, get_logger
+from billsync.core.plugins import installed_secret_patterns
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,7 @@ from billsync.core.logs import REDACTED, SecretScrubber, configure_logging, get_
     ],
 )
 def test_credential_shapes_are_redacted(text: str) -> None:
-    scrubbed = SecretScrubber().scrub(text)
+    scrubbed = SecretScrubber(patterns=installed_secret_patterns()).scrub(text)
     assert REDACTED in scrubbed
     for token in (
         "4eC39Hq",

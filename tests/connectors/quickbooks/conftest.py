@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks import QuickBooksConnector
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.core.canonical import Address, Customer, InvoiceDraft, InvoiceLine
 from billsync.core.idempotency import invoice_key
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head

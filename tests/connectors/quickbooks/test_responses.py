@@ -16,10 +16,10 @@ import pytest
 import requests
 import responses
 
-from billsync.config.settings import QuickBooksSettings
 from billsync.connectors.quickbooks import QuickBooksConnector, TokenSet
 from billsync.connectors.quickbooks.auth import credential_name
 from billsync.connectors.quickbooks.feed import format_cursor
+from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.core.canonical import DiscrepancyKind, InvoiceRef, PaymentKind
 from billsync.core.catalog import ProductQuery
 from billsync.core.protocols import ConnectorError, ErrorClass

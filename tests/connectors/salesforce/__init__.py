@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from billsync.config.settings import SalesforceSettings
+from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.sandbox import jsonutil
 
 INSTANCE = "https://acme.my.salesforce.com"

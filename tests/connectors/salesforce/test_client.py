@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from responses import matchers
 
-from billsync.config.settings import SalesforceSettings
 from billsync.connectors.salesforce.auth import JWT_GRANT
 from billsync.connectors.salesforce.client import SalesforceClient
 from billsync.connectors.salesforce.session import DecimalSession
+from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.core.problems import ConfigError
 from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.salesforce import (

@@ -20,13 +20,13 @@ import responses
 import structlog
 from responses import matchers
 
-from billsync.config.settings import SalesforceSettings
 from billsync.connectors.salesforce import DealRejected, SalesforceDealSource, pull
 from billsync.connectors.salesforce.pull import (
     FETCH_CHUNK_IDS,
     FETCH_QUERY_URL_BYTES,
     is_salesforce_id,
 )
+from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.connectors.salesforce.soql import build_pull_query
 from billsync.core.canonical import Deal
 from billsync.core.protocols import ConnectorError

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from billsync.config.settings import SalesforceSettings
 from billsync.connectors.salesforce import DealRejected, SalesforceDealSource, WriteBackFields
 from billsync.connectors.salesforce.pull import decode_cursor
+from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.core.canonical import Deal, DealWriteBack, InvoiceStatus
 from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.sandbox import jsonutil

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import requests
 
-from billsync.config.settings import SalesforceSettings
 from billsync.connectors.salesforce import SalesforceDealSource
 from billsync.connectors.salesforce.auth import AccessToken, OAuthLogin, StoredSession
+from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.core.canonical import Deal
 from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.sandbox.generate import GenerateOptions, generate_seed

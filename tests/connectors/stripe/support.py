@@ -14,8 +14,8 @@ from typing import Any
 
 import requests
 
-from billsync.config.settings import StripeSettings
 from billsync.connectors.stripe import StripeConnector, connect
+from billsync.connectors.stripe.settings import StripeSettings
 from billsync.core.canonical import Address, Customer, InvoiceDraft, InvoiceLine
 from billsync.core.idempotency import invoice_key
 from billsync.sandbox.generate import GenerateOptions, generate_seed

@@ -13,9 +13,9 @@ import responses
 import stripe
 from pydantic import SecretStr
 
-from billsync.config.settings import StripeSettings
-from billsync.connectors.stripe.client import StripeApi, _CaBundleSession
-from billsync.connectors.stripe.ratelimit import RateLimiter
+from billsync.connectors.stripe.client import WINDOW_S, StripeApi
+from billsync.connectors.stripe.settings import StripeSettings
+from billsync.core.http import VendorSession
 from billsync.core.protocols import ConnectorError, ErrorClass
 
 BASE = "http://stripe.test"
@@ -196,14 +196,14 @@ def test_rate_limiter_allows_25_in_any_second() -> None:
         waits.append(seconds)
         clock["t"] += seconds
 
-    limiter = RateLimiter(25, monotonic=lambda: clock["t"], sleep=sleep)
+    limiter = StripeApi(settings(), sleep=sleep, monotonic=lambda: clock["t"])._limiter
     for _ in range(25):
         limiter.acquire()
         clock["t"] += 0.01
     assert waits == []
     limiter.acquire()  # the 26th within one second waits for the first to age out
     assert waits == [pytest.approx(0.80)]
-    clock["t"] += 2 * RateLimiter.WINDOW_S
+    clock["t"] += 2 * WINDOW_S
     for _ in range(25):
         limiter.acquire()
     assert len(waits) == 1
@@ -211,9 +211,9 @@ def test_rate_limiter_allows_25_in_any_second() -> None:
 
 def test_live_keys_get_100_per_second_unless_configured() -> None:
     live = StripeApi(settings(api_key=SecretStr("rk_live_abcdef")))
-    assert live.livemode and live._limiter._rate == 100
-    assert StripeApi(settings())._limiter._rate == 25
-    assert StripeApi(settings(rate_limit_per_s=5))._limiter._rate == 5
+    assert live.livemode and live._limiter.window.limit == 100
+    assert StripeApi(settings())._limiter.window.limit == 25
+    assert StripeApi(settings(rate_limit_per_s=5))._limiter.window.limit == 5
     assert KEY not in repr(StripeApi(settings()))
 
 
@@ -224,16 +224,16 @@ def test_ca_bundle_replaces_the_sdks_bundle(
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     seen: dict[str, Any] = {}
 
-    def fake(self: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
+    def fake(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
         seen.update(kwargs)
         raise requests.ConnectionError("stop here")
 
-    monkeypatch.setattr(requests.Session, "request", fake)
+    monkeypatch.setattr(requests.Session, "send", fake)
     api = StripeApi(
         settings(base_url="https://127.0.0.1:9", ca_bundle=bundle, retry_attempts=1),
         sleep=lambda s: None,
     )
-    assert isinstance(api._sdk._requestor._client._session, _CaBundleSession)  # type: ignore[union-attr]
+    assert isinstance(api._sdk._requestor._client._session, VendorSession)  # type: ignore[union-attr]
     with pytest.raises(ConnectorError):
         create_customer(api)
     assert seen["verify"] == str(bundle) and seen["timeout"] == 30

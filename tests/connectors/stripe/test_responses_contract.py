@@ -19,8 +19,8 @@ import responses
 import stripe
 from pydantic import SecretStr
 
-from billsync.config.settings import StripeSettings
 from billsync.connectors.stripe import StripeConnector, connect
+from billsync.connectors.stripe.settings import StripeSettings
 from billsync.core.canonical import DiscrepancyKind, InvoiceLine, PaymentKind, WebhookNotification
 from billsync.core.idempotency import short_key
 from tests.connectors.stripe.support import draft
