@@ -7,15 +7,20 @@ classified by `EXCEPTIONS` below.
 
 Vendor quirks this module exists for (api-facts §3.9-3.10):
 - `StripeClient` does no network retries by default, and stripe-python never retries a
-  plain 429. We retry transient and rate-limited errors ourselves (tenacity, jittered
-  exponential backoff, injectable sleep) and send the SAME idempotency key each time, so
-  a retried POST replays instead of repeating. The SDK's own retries stay at
-  ``stripe.max_network_retries`` (default 0) so attempts do not multiply.
+  plain 429. We retry transient and rate-limited errors ourselves (the core's one loop,
+  `billsync.core.retrying`: backoff up to 20 s, Retry-After honoured up to 60 s) and
+  send the SAME idempotency key each time, so a retried POST replays instead of
+  repeating. The SDK's own retries stay at ``stripe.max_network_retries`` (default 0)
+  so attempts do not multiply.
 - A saved error is replayed for the key's 24 h (500s included): an error answered with
-  ``Idempotent-Replayed: true`` or ``Stripe-Should-Retry: false`` is not retried in-call.
+  ``Idempotent-Replayed: true`` or ``Stripe-Should-Retry: false`` is `RetryLater`: the
+  queue retries it (after a lookup), the call does not.
 - stripe-python's ``auto_paging_iter`` fetches later pages behind our back (no retries,
   no rate limit, raw SDK errors), so lists are paged here, each page through `call`.
 - Test keys may make 25 requests/s and live keys 100/s; the limiter stays under that.
+- The SDK brings its own session (one per thread); a configured ``ca_bundle`` needs ours
+  (`billsync.core.http.VendorSession`): stripe-python passes ``verify=<its own bundle>``
+  on every request, which beats a plain session's ``verify``.
 """
 
 from __future__ import annotations
@@ -29,18 +34,17 @@ from typing import Any
 
 import requests
 import stripe
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
-from billsync.connectors.stripe.ratelimit import RateLimiter
 from billsync.connectors.stripe.settings import CREDENTIAL_SHAPES, StripeSettings
-from billsync.core.logs import SecretScrubber, get_logger
+from billsync.core.http import VendorSession
+from billsync.core.logs import SecretScrubber
 from billsync.core.protocols import ConnectorError, ErrorClass, ErrorRule
+from billsync.core.ratelimit import RateLimiter
+from billsync.core.retrying import RetryLater, RetryPolicy, call_with_retries
 
 __all__ = ["EXCEPTIONS", "SYSTEM", "Reply", "Rule", "StripeApi", "classify"]
 
 SYSTEM = "stripe"
-log = get_logger("billsync.stripe")
 
 _T, _R, _A = ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH
 _C, _I, _N = ErrorClass.CONFLICT, ErrorClass.INVALID_DATA, ErrorClass.NOT_FOUND
@@ -128,9 +132,11 @@ def classify(exc: stripe.StripeError, *, operation: str, scrub: SecretScrubber) 
     headers = exc.headers
     replayed = _header(headers, "Idempotent-Replayed") == "true"
     no_retry = _header(headers, "Stripe-Should-Retry") == "false"
+    kind = ConnectorError
     if rule.error_class.retryable and (replayed or no_retry):
         # Retryable later (after a lookup), never by repeating this request now.
         code = "replayed_error" if replayed else "should_not_retry"
+        kind = RetryLater
     retry_after = None
     if rule.error_class is ErrorClass.RATE_LIMITED:
         value = _header(headers, "Retry-After")
@@ -139,7 +145,7 @@ def classify(exc: stripe.StripeError, *, operation: str, scrub: SecretScrubber) 
     where = f"{code or type(exc).__name__}{f' (HTTP {status})' if status else ''}"
     request_id = f" [request {exc.request_id}]" if exc.request_id else ""
     param = getattr(exc, "param", None) or detail_body.get("param")
-    return ConnectorError(
+    return kind(
         system=SYSTEM,
         error_class=rule.error_class,
         code=code,
@@ -161,22 +167,10 @@ class Reply:
     replayed: bool
 
 
-class _CaBundleSession(requests.Session):
-    """stripe-python passes ``verify=<its own bundle>`` on every request, which beats a
-    session's ``verify``; this session substitutes the configured bundle (the sandbox's
-    local CA) without touching the module-global ``stripe.ca_bundle_path``."""
-
-    def __init__(self, ca_bundle: str) -> None:
-        super().__init__()
-        self._ca_bundle = ca_bundle
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("verify") is not False:
-            kwargs["verify"] = self._ca_bundle
-        return super().request(method, url, *args, **kwargs)
-
-
-_MAX_WAIT_S = 20
+# Stripe counts requests per rolling second. The window is a little longer than a second:
+# requests arrive later than they leave, by varying amounts, and two sent exactly a
+# second apart may land 0.99 s apart.
+WINDOW_S = 1.05
 
 
 class StripeApi:
@@ -210,7 +204,9 @@ class StripeApi:
         self._scrub = SecretScrubber([key], CREDENTIAL_SHAPES)
         self._sleep = sleep or time.sleep
         if session is None and settings.ca_bundle and (settings.base_url or "").startswith("https"):
-            session = _CaBundleSession(str(settings.ca_bundle))
+            # Not the module-global ``stripe.ca_bundle_path``: that would change every
+            # Stripe client in the process.
+            session = VendorSession(timeout_s=settings.timeout_s, ca_bundle=str(settings.ca_bundle))
         http = stripe.RequestsClient(timeout=settings.timeout_s, session=session)
         self._sdk = stripe.StripeClient(
             key,
@@ -220,8 +216,12 @@ class StripeApi:
             http_client=http,
         )
         rate = settings.rate_limit_per_s or (100 if self.livemode else 25)
-        self._limiter = RateLimiter(rate, monotonic=monotonic or time.monotonic, sleep=self._sleep)
-        self._jitter = wait_random_exponential(multiplier=0.5, max=_MAX_WAIT_S)
+        self._limiter = RateLimiter.per(
+            rate, WINDOW_S, clock=monotonic or time.monotonic, sleep=self._sleep
+        )
+        self._retry = RetryPolicy(
+            settings.retry_attempts, backoff_s=0.5, backoff_max_s=20, max_wait_s=60
+        )
 
     def __repr__(self) -> str:
         return f"StripeApi(api_version={self.api_version!r}, livemode={self.livemode})"
@@ -242,16 +242,8 @@ class StripeApi:
         """Run ``request(options)`` with retries; ``options`` carries the idempotency key,
         created once here and reused by every attempt."""
         options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
-        retrying = Retrying(
-            stop=stop_after_attempt(self.settings.retry_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(_retry_in_call),
-            sleep=self._sleep,
-            reraise=True,
-            before_sleep=_log_retry,
-        )
-        result: Reply = retrying(self._attempt, operation, request, options)
-        return result
+        attempt = partial(self._attempt, operation, request, options)
+        return call_with_retries(self._retry, attempt, sleep=self._sleep)
 
     def pages(
         self,
@@ -304,27 +296,3 @@ class StripeApi:
         response = getattr(obj, "last_response", None)
         replayed = _header(getattr(response, "headers", None), "Idempotent-Replayed") == "true"
         return Reply(obj.to_dict(recursive=True), replayed)
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ConnectorError) and exc.retry_after is not None:
-            return min(exc.retry_after.total_seconds(), 60)
-        wait: float = self._jitter(state)
-        return wait
-
-
-def _retry_in_call(exc: BaseException) -> bool:
-    return (
-        isinstance(exc, ConnectorError)
-        and exc.is_retryable
-        and exc.code not in ("replayed_error", "should_not_retry")
-    )
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    log.warning(
-        "stripe.retry",
-        attempt=state.attempt_number,
-        error=str(exc) if isinstance(exc, ConnectorError) else type(exc).__name__,
-    )
