@@ -19,8 +19,9 @@ customer without an invoice. Resuming a crashed attempt:
   missing lines (found by ``metadata.billsync_line``) and is finalized, an open invoice
   is adopted (and sent with the same send key, which replays if it was sent);
 - after that, the engine looks the deal up first (``find_invoices``, DESIGN.md "Exactly
-  once"); a following ``create_invoice`` for that deal resumes what the lookup found
-  (same draft key) instead of creating anything;
+  once") and hands what it found to ``create_invoice(draft, found=…)``, which reads
+  those invoices afresh and resumes the one made with the same draft key instead of
+  creating anything (the look-up's result is passed, never kept on the target);
 - a create answered ``idempotency_error`` (same key, other values: the mapping changed
   without a new deal revision) also looks the invoice up and resumes it.
 A draft is completed, never duplicated. Its existing lines must be the planned ones: a
@@ -65,6 +66,7 @@ from billsync.core.customer_identity import CustomerOwners, Resolved
 from billsync.core.idempotency import short_key
 from billsync.core.logs import get_logger
 from billsync.core.protocols import ConnectorError, ErrorClass
+from billsync.core.retrying import stops_connector
 
 __all__ = ["StripeTarget"]
 
@@ -93,8 +95,6 @@ class StripeTarget:
         self._now = now or (lambda: datetime.now(UTC))
         self._customers = CustomerResolver(api, now=self._now, recent_window=recent_window)
         self._read = InvoiceLookup(api, now=self._now, recent_window=recent_window)
-        self._deal_customers: dict[str, str] = {}  # deal -> customer, for find_invoices
-        self._found: dict[str, list[Invoice]] = {}  # what find_invoices saw, to resume
         self._discrepancies: list[Discrepancy] = []
 
     @property
@@ -141,17 +141,19 @@ class StripeTarget:
         metadata is the reference Stripe invoices are created with.
 
         ``customer_id`` (optional, beyond the protocol) makes the lookup complete and
-        strongly consistent; without it the customer an earlier create in this process
-        used is taken, else search joined with a list of recent invoices (`lookup`).
+        strongly consistent with one list of that customer's invoices; without it,
+        search is joined with a list of recent invoices (`lookup`). Pass what this
+        returns to `create_invoice` (``found``) to resume an earlier attempt.
         """
-        invoices = self._read.by_deal(deal_id, customer_id or self._deal_customers.get(deal_id))
-        self._found[deal_id] = invoices
-        return [invoice_ref(inv) for inv in invoices]
+        return [invoice_ref(inv) for inv in self._read.by_deal(deal_id, customer_id)]
 
     # --- create --------------------------------------------------------------------
 
     def create_invoices(
-        self, drafts: Sequence[InvoiceDraft]
+        self,
+        drafts: Sequence[InvoiceDraft],
+        *,
+        found: Mapping[str, Sequence[InvoiceRef]] | None = None,
     ) -> dict[str, InvoiceRef | ConnectorError]:
         """Stripe has no batch create: one `create_invoice` per draft, up to
         ``stripe.concurrency`` at a time. Each invoice is 4 calls in a row, so one at a
@@ -159,19 +161,22 @@ class StripeTarget:
         (shared by the threads) goes unused. Every draft has its own idempotency keys and
         its intent is already committed, so the order of creation changes nothing. After
         an auth error the drafts not yet started are not attempted (they would only
-        hammer Stripe)."""
+        hammer Stripe). ``found``: what `find_invoices` returned, by deal id."""
         results: dict[str, InvoiceRef | ConnectorError] = {}
         stopped: list[ConnectorError] = []
+        earlier = found or {}
 
         def one(draft: InvoiceDraft) -> None:
             if stopped:
                 results[draft.deal_id] = stopped[0].with_context(deal_id=draft.deal_id)
                 return
             try:
-                results[draft.deal_id] = self.create_invoice(draft)
+                results[draft.deal_id] = self.create_invoice(
+                    draft, found=earlier.get(draft.deal_id, ())
+                )
             except ConnectorError as exc:
                 results[draft.deal_id] = exc
-                if exc.error_class is ErrorClass.AUTH:
+                if stops_connector(exc):
                     stopped.append(exc)
 
         if not drafts:
@@ -190,13 +195,18 @@ class StripeTarget:
                 future.result()  # re-raise anything unexpected in the caller
         return results
 
-    def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:
+    def create_invoice(
+        self, draft: InvoiceDraft, *, found: Sequence[InvoiceRef] = ()
+    ) -> InvoiceRef:
+        """Create the draft's invoice, or finish the one an earlier attempt with the same
+        draft key made: one the create key replays (within Stripe's 24 h), or one of
+        ``found``, what `find_invoices` returned for the deal (after the key expired)."""
         try:
-            return self._create(draft)
+            return self._create(draft, found)
         except ConnectorError as exc:
             raise exc.with_context(deal_id=draft.deal_id) from None
 
-    def _create(self, draft: InvoiceDraft) -> InvoiceRef:
+    def _create(self, draft: InvoiceDraft, found: Sequence[InvoiceRef]) -> InvoiceRef:
         try:
             planned = plan_lines(draft)  # every amount checked before any call
         except LineProblem as exc:
@@ -207,11 +217,23 @@ class StripeTarget:
             ) from None
         customer_id = self.ensure_customer(draft.customer).external_id
         assert customer_id is not None
-        self._deal_customers[draft.deal_id] = customer_id
-        inv = self._resumable(draft, self._found.pop(draft.deal_id, []))
+        inv = self._resumable(draft, self._reread(found))
         if inv is None:
             inv = self._create_draft(draft, customer_id)
         return self._complete(draft, inv, planned)
+
+    def _reread(self, found: Sequence[InvoiceRef]) -> list[Invoice]:
+        """The found invoices as they are now (a look-up's answer may be minutes old,
+        and only the invoice itself names the draft key it was made with); one deleted
+        since (an unsent draft can be) is no longer there to resume."""
+        invoices: list[Invoice] = []
+        for ref in found:
+            try:
+                invoices.append(self._read.retrieve(ref.external_id))
+            except ConnectorError as exc:
+                if exc.error_class is not ErrorClass.NOT_FOUND:
+                    raise
+        return invoices
 
     def _resumable(self, draft: InvoiceDraft, found: list[Invoice]) -> Invoice | None:
         """The invoice an earlier attempt with this very draft key made, if any."""

@@ -22,13 +22,13 @@ class InFlight:
         self.threads: set[str] = set()
         target.create_invoice = self
 
-    def __call__(self, draft_: InvoiceDraft) -> InvoiceRef:
+    def __call__(self, draft_: InvoiceDraft, **options: Any) -> InvoiceRef:
         with self._lock:
             self.now += 1
             self.peak = max(self.peak, self.now)
             self.threads.add(threading.current_thread().name)
         try:
-            return self._create(draft_)  # type: ignore[no-any-return]
+            return self._create(draft_, **options)  # type: ignore[no-any-return]
         finally:
             with self._lock:
                 self.now -= 1

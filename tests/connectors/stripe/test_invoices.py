@@ -206,6 +206,7 @@ def test_crash_after_create_before_lines_resumes_the_draft(
     [inv] = env.invoices()
     assert inv["status"] == "draft" and inv["lines"]["data"] == []
     resumed = env.connect().target
+    found = []
     if via != "replay":
         env.advance(DAY + 60)  # the create key has expired: only the lookup can help
         found = resumed.find_invoices(
@@ -213,12 +214,30 @@ def test_crash_after_create_before_lines_resumes_the_draft(
         )
         assert [(r.external_id, r.status) for r in found] == [(inv["id"], InvoiceStatus.DRAFT)]
     env.clear_calls()
-    ref = resumed.create_invoice(planned)
+    ref = resumed.create_invoice(planned, found=found)  # the lookup's result, passed on
     assert ref.external_id == inv["id"] and ref.status is InvoiceStatus.OPEN
     assert ref.total == planned.total and len(env.invoices()) == 1
     calls = env.calls()
     assert calls.get("POST /v1/invoices/{id}/add_lines") == 1
     assert calls.get("POST /v1/invoices", 0) == (1 if via == "replay" else 0)
+
+
+def test_the_batch_create_resumes_what_the_lookup_found_for_each_deal(
+    env: ConnectorEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = env.connect().target
+    known = linked(env, target)
+    planned = draft(customer_=known)
+    crash_once(monkeypatch, target, "_add_lines")
+    with pytest.raises(Crash):
+        target.create_invoice(planned)
+    [inv] = env.invoices()
+    env.advance(DAY + 60)  # the create key has expired
+    resumed = env.connect().target
+    found = {planned.deal_id: resumed.find_invoices(planned.deal_id)}
+    outcome = resumed.create_invoices([planned], found=found)[planned.deal_id]
+    assert not isinstance(outcome, ConnectorError) and outcome.external_id == inv["id"]
+    assert outcome.status is InvoiceStatus.OPEN and len(env.invoices()) == 1
 
 
 @pytest.mark.parametrize("via", ["replay", "lookup"])
@@ -234,11 +253,13 @@ def test_crash_after_finalize_adopts_and_sends(
     [inv] = env.invoices()
     assert inv["status"] == "open"
     resumed = env.connect().target
+    found = []
     if via == "lookup":
         env.advance(DAY + 60)
-        assert [r.status for r in resumed.find_invoices("006DEAL1")] == [InvoiceStatus.OPEN]
+        found = resumed.find_invoices("006DEAL1")
+        assert [r.status for r in found] == [InvoiceStatus.OPEN]
     env.clear_calls()
-    ref = resumed.create_invoice(planned)
+    ref = resumed.create_invoice(planned, found=found)
     assert ref.external_id == inv["id"] and len(env.invoices()) == 1
     calls = env.calls()
     assert "POST /v1/invoices/{id}/finalize" not in calls
@@ -375,10 +396,12 @@ def test_a_voided_invoice_is_not_reissued_under_the_same_revision(env: Connector
     ref = target.create_invoice(planned)
     env.admin("POST", f"stripe/invoices/{ref.external_id}/void")
     resumed = env.connect().target
-    assert [r.status for r in resumed.find_invoices("006DEAL1")] == [InvoiceStatus.VOID]
-    with pytest.raises(ConnectorError) as caught:
-        resumed.create_invoice(planned)
-    assert caught.value.code == "invoice_voided" and len(env.invoices()) == 1
+    found = resumed.find_invoices("006DEAL1")
+    assert [r.status for r in found] == [InvoiceStatus.VOID]
+    for given in ([], found):  # the create key replays it, or the lookup found it
+        with pytest.raises(ConnectorError) as caught:
+            resumed.create_invoice(planned, found=given)
+        assert caught.value.code == "invoice_voided" and len(env.invoices()) == 1
 
 
 def test_find_fetch_and_batch(env: ConnectorEnv) -> None:
@@ -391,7 +414,8 @@ def test_find_fetch_and_batch(env: ConnectorEnv) -> None:
     assert not isinstance(ok, ConnectorError) and ok.status is InvoiceStatus.OPEN
     assert isinstance(failed, ConnectorError) and failed.deal_id == "006B"
     env.clear_calls()
-    assert target.find_invoices("006A") == [target.fetch_invoice(ok.external_id)]
+    found = target.find_invoices("006A", customer_id=known.external_id)
+    assert found == [target.fetch_invoice(ok.external_id)]
     assert env.calls() == {"GET /v1/invoices": 1, "GET /v1/invoices/{id}": 1}  # customer known
     with pytest.raises(ConnectorError) as missing:
         target.fetch_invoice("in_doesnotexist")
