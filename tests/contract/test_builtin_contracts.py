@@ -1,5 +1,6 @@
-"""The shared contract suite for the three built-in connectors, against the in-process
-sandbox (real systems, real SDKs), plus plug-in discovery and wiring.
+"""The shared contract suite (`billsync.testing`, as a plug-in runs it) for the three
+built-in connectors, against the in-process sandbox (real systems, real SDKs), plus
+plug-in discovery and wiring.
 
 Every connector is built through its `billsync.connectors` entry point, exactly as
 `billsync.sync.wiring` builds it, with two retries and a recording ``sleep`` so that retry
@@ -34,7 +35,7 @@ from billsync.sandbox.generate import GenerateOptions, generate_seed
 from billsync.sync import wiring
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ledger.credential_store import LedgerCredentialStore
-from tests.contract.suite import (
+from billsync.testing import (
     DealSourceContract,
     InvoiceTargetContract,
     SignedRequest,
@@ -112,7 +113,7 @@ class SalesforceHarness:
     def _build(self, **changes: Any) -> ConnectorParts:
         settings = self.backend.settings("salesforce", retry_attempts=RETRIES, **changes)
         context = BuildContext(holder="contract-tests", sleep=self.sleeps.append)
-        parts = build_connector(self.name, settings, context)
+        parts = build_connector(self.name, settings.connector(self.name), context)
         self.built.append(parts)
         return parts
 
@@ -214,7 +215,7 @@ class QuickBooksHarness:
             credentials=LedgerCredentialStore(self.ledger(ledger), holder),
             sleep=self.sleeps.append,
         )
-        return build_connector(self.name, settings, context)
+        return build_connector(self.name, settings.connector(self.name), context)
 
     def build(self) -> ConnectorParts:
         return self._build()
@@ -291,7 +292,7 @@ class StripeHarness:
             "stripe", retry_attempts=RETRIES, rate_limit_per_s=1000, **changes
         )
         context = BuildContext(holder="contract-tests", sleep=self.sleeps.append)
-        return build_connector(self.name, settings, context)
+        return build_connector(self.name, settings.connector(self.name), context)
 
     def build(self) -> ConnectorParts:
         return self._build()

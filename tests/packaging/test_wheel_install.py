@@ -136,6 +136,10 @@ def test_wheel_ships_every_package_and_data_file(wheel: Path, source_copy: Path)
     assert top == {"billsync"}, f"top-level names in {wheel.name}: {sorted(top)}"
     for package in PACKAGES:
         assert f"billsync/{package}/__init__.py" in names, f"{package} missing from {wheel.name}"
+    # Real packages under billsync/ (not links): the core, and the contract suite that
+    # connector packages run from an installed billsync (docs/connectors.md).
+    for package in ("core", "testing"):
+        assert f"billsync/{package}/__init__.py" in names, f"{package} missing from {wheel.name}"
 
     expected = {
         "billsync/" + path.relative_to(source_copy).as_posix()
