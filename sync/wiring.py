@@ -18,8 +18,14 @@ from billsync.config.settings import Settings
 from billsync.core import plugins
 from billsync.core.catalog import MappingOnlyCatalog, ProductMatch, ProductQuery, TargetCatalog
 from billsync.core.idempotency import invoice_key
-from billsync.core.plugins import BuildContext, SourceConnector
-from billsync.core.protocols import CredentialStore, InvoiceTarget, PaymentFeed, WebhookVerifier
+from billsync.core.plugins import BuildContext
+from billsync.core.protocols import (
+    CredentialStore,
+    DealSource,
+    InvoiceTarget,
+    PaymentFeed,
+    WebhookVerifier,
+)
 from billsync.mappings.loader import LoadedMapping, load_mappings
 from billsync.mappings.plan import Planner
 from billsync.sync.engine.cycle import Engine
@@ -83,7 +89,7 @@ def deal_source(
     *,
     holder: str | None = None,
     credentials: CredentialStore | None = None,
-) -> SourceConnector:
+) -> DealSource:
     name = settings.sync.source
     spec = plugins.discover(
         [name], config_key="sync.source", fix="set sync.source to an installed deal source"

@@ -16,23 +16,18 @@ How to write one, and the contract tests it must pass: docs/connectors.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol
 
-from billsync.core.canonical import Deal, DealWriteBack
 from billsync.core.problems import ConfigError, ConfigProblem
 from billsync.core.protocols import (
-    Checkpointed,
-    ConnectorError,
     CredentialStore,
-    Cursor,
     DealSource,
     InvoiceTarget,
     PaymentFeed,
-    ReadRejection,
     WebhookVerifier,
 )
 from billsync.core.settings import ConnectorSection
@@ -45,7 +40,6 @@ __all__ = [
     "ConnectorPluginError",
     "ConnectorSpec",
     "MappingSections",
-    "SourceConnector",
     "discover",
     "installed",
     "installed_secret_patterns",
@@ -65,31 +59,6 @@ def plugin_problem(key: str, reason: str) -> ConnectorPluginError:
     return ConnectorPluginError([ConfigProblem(ENTRY_POINT_GROUP, key, reason)])
 
 
-@runtime_checkable
-class SourceConnector(DealSource, Protocol):
-    """A `DealSource` as the engine drives it.
-
-    ``pull`` reports deals it cannot read (a `ReadRejection` naming the field and the
-    fix) instead of dropping them, so they become needs-attention failures;
-    ``write_back`` also takes the sync error to show on each deal. The source holds
-    connections: it is a context manager and ``close`` releases them.
-    """
-
-    def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | ReadRejection]]: ...
-
-    def write_back(
-        self,
-        updates: Sequence[DealWriteBack],
-        errors: Mapping[str, str] | None = None,
-    ) -> Mapping[str, ConnectorError]: ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-
 @dataclass(frozen=True)
 class ConnectorParts:
     """What one connector provides; a part it does not have is None.
@@ -98,7 +67,7 @@ class ConnectorParts:
     (payments back) and ``webhooks`` (None when no webhook secret is configured).
     """
 
-    source: SourceConnector | None = None
+    source: DealSource | None = None
     target: InvoiceTarget | None = None
     feed: PaymentFeed | None = None
     webhooks: WebhookVerifier | None = None

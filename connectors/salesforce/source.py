@@ -1,13 +1,12 @@
 """`SalesforceDealSource`: the `DealSource` the engine uses, wired from settings.
 
-Three ways to read deals:
+Two ways to read deals:
 - `pull()` yields ``Checkpointed[Deal | DealRejected]``: a deal that cannot be
   represented (no account, garbage values) arrives as a `DealRejected` naming the field
   and the reason, so the engine can record a needs-attention failure and go on;
-- `pull_deals()` is the `DealSource` protocol method: only the `Deal`s, rejections
-  logged (with their cursor folded into the next deal's);
-- `fetch_deals(ids)` re-reads given deals by Id (the retry queue), same fields and
-  conversion as the pull, no cursor: deals deleted or no longer won are simply absent.
+- `fetch_deals(ids)` re-reads given deals by Id (the retry queue; the optional ability
+  `FetchesDeals`), same fields and conversion as the pull, no cursor: deals deleted or
+  no longer won are simply absent.
 
 And two id-only reads for reconciliation (listing.py): `won_deal_ids(up_to)` and
 `not_won(ids)`; and `count_won_deals()` for the first run's safety stop.
@@ -30,12 +29,9 @@ from billsync.connectors.salesforce.session import DecimalSession
 from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.core import money
 from billsync.core.canonical import Deal, DealWriteBack
-from billsync.core.logs import get_logger
 from billsync.core.protocols import Checkpointed, ConnectorError, Cursor
 
 __all__ = ["SalesforceDealSource"]
-
-log = get_logger("billsync.salesforce")
 
 
 class SalesforceDealSource:
@@ -105,19 +101,6 @@ class SalesforceDealSource:
 
     def pull(self, since: Cursor | None) -> Iterator[Checkpointed[Deal | DealRejected]]:
         return self._puller.pull(since)
-
-    def pull_deals(self, since: Cursor | None) -> Iterator[Checkpointed[Deal]]:
-        for checkpointed in self._puller.pull(since):
-            item = checkpointed.item
-            if isinstance(item, Deal):
-                yield Checkpointed(item, checkpointed.cursor)
-            else:
-                log.warning(
-                    "salesforce.deal_rejected",
-                    deal_id=item.deal_id,
-                    field=item.field,
-                    reason=item.reason,
-                )
 
     def fetch_deals(self, ids: Sequence[str]) -> Iterator[Deal | DealRejected]:
         """Re-read these closed-won deals by Opportunity Id, streamed, in no set order.

@@ -275,11 +275,8 @@ def test_unrepresentable_deals_are_rejected_and_the_pull_goes_on() -> None:
     # The unreadable stamp does not move the cursor; the next deal does.
     assert pulled[4].cursor == pulled[3].cursor
     assert pulled[6].cursor.endswith(sf_id("006", 6))
-    with responses.RequestsMock() as rsps:
-        rsps.post(TOKEN_URL, json=token_body())
-        rsps.get(QUERY_URL, body=dumps(query_page(rows)))
-        only_deals = list(source().pull_deals(None))
-    assert [c.item.id for c in only_deals] == [sf_id("006", 1), sf_id("006", 6)]
+    read = [c.item.id for c in pulled if isinstance(c.item, Deal)]
+    assert read == [sf_id("006", 1), sf_id("006", 6)]
 
 
 def _floats(value: Any) -> list[Any]:
