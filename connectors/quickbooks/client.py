@@ -10,13 +10,15 @@ python-quickbooks is used for what it does well — URLs, ``minorversion`` and
 detection (a 200 response can carry a Fault: it raises, we classify). Request bodies
 are written by `convert` (its object model always sends ``ExchangeRate: 1``: the
 silent 1:1 rate). It is built without an ``auth_client``: it would refresh tokens on
-its own, and nothing could store the rotated one first. Its session is `QboSession`.
+its own, and nothing could store the rotated one first. Its session is the core's
+`VendorSession` (`session` says why python-quickbooks' own cannot be used).
 
 - 401: the access token was refused. The client asks the token source for another
   (which stores the rotated refresh token first), repeats the call once, and then
   reports ``auth``.
-- In-call retries: transient and rate-limited errors, tenacity with jittered
-  exponential backoff (at least ``throttle_wait_s`` after a throttle), bounded
+- In-call retries: the core's one loop (`billsync.core.retrying`): transient and
+  rate-limited errors, jittered exponential backoff (at least ``throttle_wait_s`` after
+  a throttle: the error table sets it as the Retry-After Intuit never sends), bounded
   attempts, injectable sleep, and the same ``requestid`` on every attempt.
 - Client-side limits (`limits`) pace every request; a 429 pauses them all.
 """
@@ -26,13 +28,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import requests
 from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
 from billsync.connectors.quickbooks.convert import dumps_exact
 from billsync.connectors.quickbooks.errors import (
@@ -46,10 +47,12 @@ from billsync.connectors.quickbooks.errors import (
 )
 from billsync.connectors.quickbooks.limits import RequestLimits
 from billsync.connectors.quickbooks.query import select
-from billsync.connectors.quickbooks.session import QboSession, check_base_url
+from billsync.connectors.quickbooks.session import check_base_url
 from billsync.connectors.quickbooks.settings import QuickBooksSettings
+from billsync.core.http import VendorSession
 from billsync.core.logs import get_logger
 from billsync.core.protocols import ConnectorError, ErrorClass
+from billsync.core.retrying import RetryPolicy, call_with_retries
 
 __all__ = [
     "SYSTEM",
@@ -75,10 +78,6 @@ class TokenSource(Protocol):
 
 class _Unauthorized(Exception):
     """HTTP 401 from the API: refresh once and repeat (internal to the client)."""
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ConnectorError) and exc.is_retryable
 
 
 class QboClient:
@@ -109,8 +108,16 @@ class QboClient:
             batch_requests_per_minute=settings.batch_requests_per_minute,
             sleep=sleep,
         )
-        self._backoff = wait_random_exponential(multiplier=0.5, max=30)
-        self.session = QboSession(
+        # The cap lets a throttle wait the full ``throttle_wait_s`` (Intuit asks 60 s).
+        self._retry = RetryPolicy(
+            settings.retry_attempts,
+            backoff_s=0.5,
+            backoff_max_s=30,
+            max_wait_s=max(30, settings.throttle_wait_s),
+        )
+        # python-quickbooks reads the bearer token from ``session.access_token`` and
+        # we read the last status from it: both per thread in `VendorSession`.
+        self.session = VendorSession(
             timeout_s=settings.timeout_s,
             ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
         )
@@ -146,17 +153,10 @@ class QboClient:
         Writes must carry a ``request_id``: QuickBooks replays the original response
         for a repeated id, so the retry of a call whose answer was lost writes nothing.
         """
-        retrying = Retrying(
-            stop=stop_after_attempt(self.settings.retry_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(_retryable),
-            sleep=self._sleep,
-            reraise=True,
-        )
         data = body if body is None or isinstance(body, str) else dumps_exact(body)
         request = _Request(method, path, data, dict(params or {}), request_id, content_type)
-        result: dict[str, Any] = retrying(self._authorised, request, batch, reading)
-        return result
+        attempt = partial(self._authorised, request, batch, reading)
+        return call_with_retries(self._retry, attempt, sleep=self._sleep)
 
     def query(self, statement: str) -> dict[str, Any]:
         """The ``QueryResponse`` of one query (``{}`` when nothing matched)."""
@@ -217,13 +217,6 @@ class QboClient:
         raise AssertionError("unreachable")
 
     # --- internals ---------------------------------------------------------------
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = float(self._backoff(state))  # money-ok: seconds of backoff
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ConnectorError) and exc.retry_after is not None:
-            return max(backoff, exc.retry_after.total_seconds())
-        return backoff
 
     def _authorised(self, request: _Request, batch: bool, reading: bool) -> dict[str, Any]:
         token = self._tokens.access_token()
