@@ -9,8 +9,10 @@ package never handles a simple-salesforce exception, and the engine only ever se
   INVALID_SESSION_ID the client fetches a new token and repeats that call exactly once.
   With a credential store (`use_credential_store`) the session is kept in the ledger
   and the next run starts with it (`auth.StoredSession`): no login while it is accepted.
-- Retries: transient and rate-limited errors are retried in-call with tenacity (jittered
-  exponential backoff, ``salesforce.retry_attempts`` attempts, injectable sleep).
+- Retries: transient and rate-limited errors are retried in-call by the core's one loop
+  (`billsync.core.retrying`: jittered exponential backoff up to 30 s,
+  ``salesforce.retry_attempts`` attempts, injectable sleep). An expired query locator
+  and the quota floor are `RetryLater`: the next run or the queue, not this call.
 - Quota: after every response the ``Sforce-Limit-Info`` header (``api-usage=U/M``) is
   read; once the remaining daily allocation is below ``salesforce.quota_floor_percent``
   the client makes no more calls and raises QUOTA_FLOOR. The allocation is a rolling
@@ -29,13 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
 from billsync.connectors.salesforce.auth import (
     AccessToken,
@@ -44,10 +45,11 @@ from billsync.connectors.salesforce.auth import (
     TokenEndpointError,
     check_settings,
 )
-from billsync.connectors.salesforce.session import DecimalSession
 from billsync.connectors.salesforce.settings import CREDENTIAL_SHAPES, SalesforceSettings
+from billsync.core.http import VendorSession
 from billsync.core.logs import SecretScrubber, get_logger
 from billsync.core.protocols import ConnectorError, CredentialStore, ErrorClass, ErrorRule
+from billsync.core.retrying import RetryLater, RetryPolicy, call_with_retries
 
 __all__ = [
     "ERROR_CODES",
@@ -185,6 +187,10 @@ EXCEPTIONS: tuple[tuple[type[BaseException], Rule], ...] = (
     (requests.exceptions.RequestException, Rule(_T, "the HTTP request failed; retried")),
 )
 
+# Rows whose errors are retried later, never by repeating the call now: an expired query
+# locator cannot come back (the pull restarts from its cursor in the next run).
+LATER = frozenset({"INVALID_QUERY_LOCATOR"})
+
 _NO_SUCH_COLUMN = re.compile(r"No such column '([A-Za-z0-9_.]+)'")
 _SCRUB = SecretScrubber(patterns=CREDENTIAL_SHAPES)
 
@@ -240,7 +246,8 @@ def _error(
     field: str | None,
 ) -> ConnectorError:
     where = f"{code}{f' (HTTP {status})' if status else ''}" if code else f"HTTP {status}"
-    return ConnectorError(
+    kind = RetryLater if code in LATER else ConnectorError
+    return kind(
         system=SYSTEM,
         error_class=rule.error_class,
         code=code,
@@ -250,11 +257,6 @@ def _error(
 
 
 # --- the client --------------------------------------------------------------------
-
-# Retryable later, but never by repeating the same call now: the quota floor (the run
-# stops calling) and an expired query locator (the pull restarts from its cursor).
-_NOT_IN_CALL = frozenset({"QUOTA_FLOOR", "INVALID_QUERY_LOCATOR"})
-_MAX_WAIT_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,22 +280,25 @@ class SalesforceClient:
         self,
         settings: SalesforceSettings,
         *,
-        session: DecimalSession | None = None,
+        session: VendorSession | None = None,
         now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         check_settings(settings)  # ConfigError naming the keys to fix, before any call
-        if session is not None and not isinstance(session, DecimalSession):
-            raise TypeError("pass a DecimalSession: a plain Session decodes money as float")
+        if session is not None and not isinstance(session, VendorSession):
+            raise TypeError("pass a VendorSession: a plain Session decodes money as float")
         ca_bundle = str(settings.ca_bundle) if settings.ca_bundle else None
         self._settings = settings
-        self._session = session or DecimalSession(timeout_s=settings.timeout_s, ca_bundle=ca_bundle)
+        self._session = session or VendorSession(timeout_s=settings.timeout_s, ca_bundle=ca_bundle)
         self._login = OAuthLogin(settings, self._session, now=now)
         self._now = now
         self._stored: StoredSession | None = None
         self._store_tried = False
         self._sleep = sleep or time.sleep
-        self._jitter = wait_random_exponential(multiplier=1, max=_MAX_WAIT_S)
+        # Salesforce sends no Retry-After: the cap is the backoff's own.
+        self._retry = RetryPolicy(
+            settings.retry_attempts, backoff_s=1, backoff_max_s=30, max_wait_s=30
+        )
         self._sf: Salesforce | None = None
         self._used: int | None = None
         self._max: int | None = None
@@ -348,37 +353,32 @@ class SalesforceClient:
     # --- machinery -----------------------------------------------------------------
 
     def _call(self, operation: str, request: Callable[[Salesforce], T]) -> T:
-        retrying = Retrying(
-            stop=stop_after_attempt(self._settings.retry_attempts),
-            wait=self._jitter,
-            retry=retry_if_exception(self._retry_in_call),
-            sleep=self._sleep,
-            reraise=True,
-            before_sleep=_log_retry,
-        )
-        result: T = retrying(self._attempt, operation, request)
-        return result
+        attempt = partial(self._attempt, operation, request)
+        return call_with_retries(self._retry, attempt, sleep=self._sleep)
 
     def _attempt(self, operation: str, request: Callable[[Salesforce], T]) -> T:
         if self._stopped and not self._recovered():
             raise self._floor_error()
         try:
             try:
-                return request(self._connected())
+                result = request(self._connected())
             except SalesforceExpiredSession:
                 # Direct mode does not renew: renew once and repeat the call once. A
                 # second 401 goes to the table as an auth error.
                 log.info("salesforce.session_renewal", operation=operation)
                 self._renew()
-                return request(self._connected())
+                result = request(self._connected())
         except (SalesforceError, TokenEndpointError, requests.RequestException) as exc:
             error = classify(exc, operation=operation)
             assert error is not None
             if error.code == "REQUEST_LIMIT_EXCEEDED" and "TotalRequests" in error.message:
                 self._stop()  # the daily allocation is spent: no more calls for now
+            self._track_quota()  # failed calls count against the allocation too
+            if self._stopped and not isinstance(error, RetryLater):
+                error = RetryLater.of(error)  # no more calls this run: not even a retry
             raise error from None
-        finally:
-            self._track_quota()
+        self._track_quota()
+        return result
 
     def _connected(self) -> Salesforce:
         if self._sf is None:
@@ -413,7 +413,7 @@ class SalesforceClient:
         )
 
     def _track_quota(self) -> None:
-        info = self._session.last_limit_info
+        info = self._session.last_headers.get("Sforce-Limit-Info")
         usage = Salesforce.parse_api_usage(info).get("api-usage") if info else None
         if usage is None:
             return
@@ -458,9 +458,9 @@ class SalesforceClient:
         log.info("salesforce.quota_recovered", used=self._used, max=self._max)
         return True
 
-    def _floor_error(self) -> ConnectorError:
+    def _floor_error(self) -> RetryLater:
         quota = self.quota
-        return ConnectorError(
+        return RetryLater(
             system=SYSTEM,
             error_class=ErrorClass.RATE_LIMITED,
             code="QUOTA_FLOOR",
@@ -472,20 +472,3 @@ class SalesforceClient:
                 "the org's allocation or lower the floor to go on sooner."
             ),
         )
-
-    def _retry_in_call(self, exc: BaseException) -> bool:
-        return (
-            isinstance(exc, ConnectorError)
-            and exc.is_retryable
-            and exc.code not in _NOT_IN_CALL
-            and not self._stopped
-        )
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    log.warning(
-        "salesforce.retry",
-        attempt=state.attempt_number,
-        error=str(exc) if isinstance(exc, ConnectorError) else type(exc).__name__,
-    )

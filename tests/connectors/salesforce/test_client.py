@@ -17,8 +17,8 @@ from responses import matchers
 
 from billsync.connectors.salesforce.auth import JWT_GRANT
 from billsync.connectors.salesforce.client import SalesforceClient
-from billsync.connectors.salesforce.session import DecimalSession
 from billsync.connectors.salesforce.settings import SalesforceSettings
+from billsync.core.http import VendorSession
 from billsync.core.problems import ConfigError
 from billsync.core.protocols import ConnectorError, ErrorClass
 from tests.connectors.salesforce import (
@@ -315,7 +315,7 @@ def test_money_arrives_as_decimal_never_float() -> None:
 
 
 def test_decimal_session_refuses_nan_and_forces_ca_bundle_and_timeout(monkeypatch) -> None:
-    session = DecimalSession(timeout_s=7, ca_bundle="/etc/billsync/ca.pem")
+    session = VendorSession(timeout_s=7, ca_bundle="/etc/billsync/ca.pem")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/elsewhere.pem")
     seen: dict[str, object] = {}
 
@@ -336,7 +336,7 @@ def test_decimal_session_refuses_nan_and_forces_ca_bundle_and_timeout(monkeypatc
 def test_plain_sessions_are_refused() -> None:
     import requests
 
-    with pytest.raises(TypeError, match="DecimalSession"):
+    with pytest.raises(TypeError, match="VendorSession"):
         SalesforceClient(settings(), session=requests.Session())  # type: ignore[arg-type]
 
 

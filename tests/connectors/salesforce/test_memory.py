@@ -10,7 +10,7 @@ from requests.adapters import BaseAdapter
 
 from billsync.connectors.salesforce import SalesforceDealSource
 from billsync.connectors.salesforce import client as client_module
-from billsync.connectors.salesforce.session import DecimalSession
+from billsync.core.http import VendorSession
 from tests.connectors.salesforce import (
     INSTANCE,
     dumps,
@@ -80,7 +80,7 @@ def test_pulling_20000_deals_keeps_only_one_page_alive(monkeypatch) -> None:
             super().__init__(**{**kwargs, "object_pairs_hook": tracked})
 
     monkeypatch.setattr(client_module, "Salesforce", TrackingSalesforce)
-    session = DecimalSession()
+    session = VendorSession()
     org = GeneratedOrg(100 * PAGE)  # 20,000 deals over 100 pages
     session.mount(INSTANCE, org)
     source = SalesforceDealSource(settings(), company_currency="USD", session=session)
