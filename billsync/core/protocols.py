@@ -351,12 +351,22 @@ class InvoiceTarget(Protocol):
         ...
 
     def create_invoices(
-        self, drafts: Sequence[InvoiceDraft]
+        self,
+        drafts: Sequence[InvoiceDraft],
+        *,
+        found: Mapping[str, Sequence[InvoiceRef]] | None = None,
     ) -> Mapping[str, InvoiceRef | ConnectorError]:
         """Create several invoices, using the target's batch path where it has one
         (QBO ``batch``, 30 items a call). Same exactly-once rules as ``create_invoice``
         for each draft; returns one outcome per ``deal_id``. A target without a batch
-        path loops over ``create_invoice``."""
+        path loops over ``create_invoice``.
+
+        ``found``: for a draft retried after a crash, the unfinished invoices
+        ``find_invoices`` returned for its deal, by deal id. A target that builds an
+        invoice in several calls (Stripe: draft, lines, finalize) must resume the one an
+        earlier attempt with the same draft key made — its idempotency keys may have
+        expired since (Stripe keeps them 24 h) — never make a second. A target whose
+        create is one call ignores it."""
         ...
 
     def fetch_invoice(self, external_id: str) -> InvoiceRef:

@@ -113,8 +113,15 @@ class QuickBooksConnector:
         return self.invoices.create_invoice(draft)
 
     def create_invoices(
-        self, drafts: Sequence[InvoiceDraft]
+        self,
+        drafts: Sequence[InvoiceDraft],
+        *,
+        found: Mapping[str, Sequence[InvoiceRef]] | None = None,
     ) -> Mapping[str, InvoiceRef | ConnectorError]:
+        # ``found`` is not needed: a QuickBooks invoice is made whole by one call, so
+        # there is never a half-built one to resume (a finished one is adopted by the
+        # engine from find_invoices before any retry).
+        del found
         return self.invoices.create_invoices(drafts)
 
     def fetch_invoice(self, external_id: str) -> InvoiceRef:

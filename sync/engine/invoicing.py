@@ -352,6 +352,7 @@ class InvoiceStage:
         jobs = self._with_customers(connector, jobs)
         to_create: list[Job] = []
         adopted: list[tuple[Job, list[InvoiceRef]]] = []
+        unfinished: dict[str, list[InvoiceRef]] = {}
         for job in jobs:
             if not job.recover:
                 to_create.append(job)
@@ -368,6 +369,8 @@ class InvoiceStage:
                 adopted.append((job, finished))
             else:
                 to_create.append(job)
+                if found:  # handed to the create, which resumes the one with its key
+                    unfinished[job.deal_id] = found
         if adopted:
             with self.ledger.fenced(self.fence):  # recorded before any create, at once
                 for job, finished in adopted:
@@ -380,7 +383,7 @@ class InvoiceStage:
         self._before_vendor_write()
         try:
             outcomes: Mapping[str, InvoiceRef | ConnectorError] = connector.create_invoices(
-                [job.draft for job in to_create]
+                [job.draft for job in to_create], found=unfinished
             )
         except ConnectorError as error:
             outcomes = {job.deal_id: error for job in to_create}

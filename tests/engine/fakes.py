@@ -146,6 +146,7 @@ class FakeTarget:
     total_offset: Decimal = Decimal(0)
     # read-back (reconciliation): counters and injected read errors
     fetched: list[str] = field(default_factory=list)
+    found_passed: list[dict[str, Sequence[InvoiceRef]]] = field(default_factory=list)
     find_calls: int = 0
     fetch_errors: dict[str, ConnectorError] = field(default_factory=dict)
     find_errors: dict[str, ConnectorError] = field(default_factory=dict)
@@ -207,8 +208,12 @@ class FakeTarget:
         return ref
 
     def create_invoices(
-        self, drafts: Sequence[InvoiceDraft]
+        self,
+        drafts: Sequence[InvoiceDraft],
+        *,
+        found: Mapping[str, Sequence[InvoiceRef]] | None = None,
     ) -> Mapping[str, InvoiceRef | ConnectorError]:
+        self.found_passed.append(dict(found or {}))
         outcomes: dict[str, InvoiceRef | ConnectorError] = {}
         for draft in drafts:
             try:

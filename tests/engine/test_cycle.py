@@ -96,6 +96,24 @@ def test_crash_around_the_create_call_never_duplicates(
         assert summary.invoices_adopted == 1
 
 
+def test_a_half_built_invoice_is_handed_to_the_retried_create(ledger: Ledger, clock: Clock) -> None:
+    """A crash left a draft (Stripe builds an invoice in steps) and the create keys have
+    expired since (Stripe keeps them 24 h): the retry must not adopt the draft, and must
+    give it to the create, which resumes it instead of making a second invoice."""
+    deal = make_deal(1)
+    source, target = FakeSource([deal]), FakeTarget()
+    target.crash_after_create.add(deal.id)
+    with pytest.raises(Crash):
+        run(ledger, source, target, clock)
+    [external] = target.invoices
+    target.invoices[external] = target.invoices[external].model_copy(update={"status": "draft"})
+    target.by_key.clear()  # the idempotency keys have expired
+    ledger.release_lease("run", build(ledger, source, target, clock).holder)
+    clock.advance(days=2)
+    run(ledger, source, target, clock)
+    assert target.found_passed[-1] == {deal.id: [target.invoices[external]]}
+
+
 def test_timeout_after_processing_is_adopted_on_retry(ledger: Ledger, clock: Clock) -> None:
     deals = [make_deal(n) for n in range(3)]
     source, target = FakeSource(deals), FakeTarget()
