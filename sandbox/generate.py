@@ -16,8 +16,9 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from billsync.connectors.stripe.amounts import to_stripe_amount
-from billsync.core import money
+from iso4217 import Currency
+
+from billsync.sandbox.stripe import money as stripe_money
 
 COMPANIES = (
     "Acme Analytics",
@@ -127,15 +128,22 @@ def _accounts(rng: random.Random, count: int) -> list[dict[str, Any]]:
     return accounts
 
 
-# Stripe charges three-decimal currencies in steps of 10 minor units: a KWD amount
-# must end in 0 (docs.stripe.com/currencies#three-decimal), so list prices do.
-_PRICE_STEP = {"KWD": Decimal("0.01")}
-
-
 def _price(code_usd: str, currency: str) -> Decimal:
     amount = Decimal(code_usd) * Decimal(RATES[currency])
-    step = _PRICE_STEP.get(currency, money.minor_unit(currency))
-    return amount.quantize(step, rounding=ROUND_HALF_UP).quantize(money.minor_unit(currency))
+    unit = _iso_minor_unit(currency)
+    # Stripe charges three-decimal currencies in steps of 10 minor units (a KWD amount
+    # must end in 0), so list prices in them stop at hundredths.
+    step = Decimal("0.01") if currency.lower() in stripe_money.THREE_DECIMAL else unit
+    return amount.quantize(step, rounding=ROUND_HALF_UP).quantize(unit)
+
+
+def _iso_minor_unit(currency: str) -> Decimal:
+    """The currency's smallest amount in ISO 4217 (the `iso4217` package ships the
+    maintenance agency's table): 0.01 USD, 1 JPY, 0.001 KWD. Salesforce prices follow it."""
+    places = Currency(currency).exponent
+    if places is None:  # gold, SDRs, test codes: nothing to price a catalogue in
+        raise ValueError(f"{currency} has no minor unit in ISO 4217")
+    return Decimal(1).scaleb(-places)
 
 
 def _opportunity(
@@ -215,7 +223,7 @@ def _stripe_catalogue() -> dict[str, Any]:
         {
             "product": f"prod_{code.replace('-', '')}",
             "currency": currency.lower(),
-            "unit_amount": to_stripe_amount(_price(usd, currency), currency),
+            "unit_amount": stripe_money.to_minor_units(_price(usd, currency), currency.lower()),
             "lookup_key": f"{code}-{currency}",
         }
         for code, _, usd in CATALOGUE
