@@ -7,13 +7,11 @@ The SDK is imported only inside this package; the engine sees canonical models,
 from billsync.connectors.salesforce.client import Quota, SalesforceClient
 from billsync.connectors.salesforce.convert import DealRejected
 from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackFields
-from billsync.connectors.salesforce.session import DecimalSession
 from billsync.connectors.salesforce.source import SalesforceDealSource
 
 __all__ = [
     "DealFieldPaths",
     "DealRejected",
-    "DecimalSession",
     "Quota",
     "SalesforceClient",
     "SalesforceDealSource",

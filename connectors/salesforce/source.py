@@ -25,10 +25,10 @@ from billsync.connectors.salesforce.describe import FieldProblem, check_fields
 from billsync.connectors.salesforce.fields import DealFieldPaths, WriteBackFields
 from billsync.connectors.salesforce.listing import DealListing
 from billsync.connectors.salesforce.pull import DealPuller
-from billsync.connectors.salesforce.session import DecimalSession
 from billsync.connectors.salesforce.settings import SalesforceSettings
 from billsync.core import money
 from billsync.core.canonical import Deal, DealWriteBack
+from billsync.core.http import VendorSession
 from billsync.core.protocols import Checkpointed, ConnectorError, Cursor
 
 __all__ = ["SalesforceDealSource"]
@@ -54,7 +54,7 @@ class SalesforceDealSource:
         field_paths: DealFieldPaths | None = None,
         writeback_fields: WriteBackFields | None = None,
         start_from: datetime | None = None,
-        session: DecimalSession | None = None,
+        session: VendorSession | None = None,
         now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
