@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any, Protocol
 
 from billsync.core.problems import ConfigError, ConfigProblem
 from billsync.core.protocols import (
     CredentialStore,
     DealSource,
+    ErrorRule,
     InvoiceTarget,
     PaymentFeed,
     WebhookVerifier,
@@ -35,11 +37,17 @@ from billsync.core.settings import ConnectorSection
 __all__ = [
     "ENTRY_POINT_GROUP",
     "BuildContext",
+    "CommandContext",
+    "CommandOpener",
     "ConnectorFactory",
     "ConnectorParts",
     "ConnectorPluginError",
     "ConnectorSpec",
+    "CredentialHealth",
+    "CredentialReport",
+    "ErrorHint",
     "MappingSections",
+    "StoredCredential",
     "discover",
     "installed",
     "installed_secret_patterns",
@@ -118,12 +126,93 @@ class ConnectorFactory(Protocol):
 
 
 @dataclass(frozen=True)
+class ErrorHint:
+    """Names what a failure is about, for one stored error ``code`` (`billsync failures
+    show`, the ops pages): "QuickBooks item 'SKU-9' is inactive or deleted".
+
+    ``says`` and ``also`` (an extra fix) are `str.format` templates over the failure's
+    facts (``deal_id``, ``doc_number``, ``issue_date``, ``customer``) and the named groups
+    of ``patterns``, regular expressions over the stored message that must all match; a
+    group named ``entity`` also gives ``entity_lower``. A hint whose template needs a fact
+    the failure lacks is skipped, so list the specific hints of a code before the plain
+    one.
+    """
+
+    code: str
+    says: str
+    patterns: tuple[str, ...] = ()
+    also: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    """One credentials row of the ledger as `billsync status` hands it to a connector.
+    ``data`` holds live secrets: derive times from it, never copy a value out."""
+
+    name: str
+    data: Mapping[str, Any]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CredentialReport:
+    """The health of one stored credential: ``account`` says which (a QuickBooks realm
+    id), ``facts`` is its JSON for `billsync status --json` (expiry times and flags, never
+    a secret), ``summary`` one line for people ("access token valid yes (until …); …")
+    and ``warnings`` what needs a person (each makes `billsync status` exit 1)."""
+
+    account: str
+    facts: Mapping[str, Any]
+    summary: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CredentialHealth:
+    """How a connector reports the credentials it keeps in the ledger: the rows whose
+    names start with ``prefix`` are its own (``quickbooks:``), and ``report`` reads one
+    at a time ``now`` without talking to the vendor."""
+
+    prefix: str
+    report: Callable[[StoredCredential, datetime], CredentialReport]
+
+
+class CommandContext(Protocol):
+    """What billsync's command line lends a connector's command once the configuration
+    is read: the connector's own settings ``section`` and the ledger, through an
+    interface small enough that the connector imports nothing of billsync but the core."""
+
+    @property
+    def section(self) -> Any:
+        """The connector's validated settings section (its `ConnectorSpec.settings`)."""
+
+    def credentials(self, *, create: bool) -> CredentialStore | None:
+        """The ledger's credential store. ``create``: create or migrate the ledger first
+        (to store credentials); otherwise None when the ledger does not exist yet at this
+        version (nothing is stored there)."""
+
+    def last_refusal(self) -> Mapping[str, str] | None:
+        """The last sync run's refusal of this connector's credentials (``at``,
+        ``run_id``, ``message``), or None; read from an existing ledger only."""
+
+
+class CommandOpener(Protocol):
+    """``open(ctx, config)``: what a connector's command calls first. ``ctx`` is the
+    command's ``typer.Context`` (the global options live on it), ``config`` its
+    ``--config`` value. Loads the configuration and sets up logging; a configuration
+    problem ends the command with exit 2."""
+
+    def __call__(self, ctx: Any, config: Path | None, /) -> CommandContext: ...
+
+
+@dataclass(frozen=True)
 class ConnectorSpec:
     """Everything vendor-shaped billsync needs from a connector, declared once: the
     object its entry point in the ``billsync.connectors`` group points at.
 
     - ``name``: the entry-point name, also its settings section (``quickbooks:``);
-      ``label``: how people call the system ("QuickBooks Online").
+      ``label``: how people call the system in status lines and ops advice
+      ("QuickBooks").
     - ``settings``: its section model (a `ConnectorSection`; secrets as ``SecretStr``),
       validated, read from the environment and ``_FILE`` secrets, masked and scrubbed
       like the built-in sections.
@@ -133,6 +222,23 @@ class ConnectorSpec:
       attribute each HTTP call to this connector in call counts and metrics.
     - ``secret_patterns``: regular expressions for its credentials' shapes (API keys,
       tokens), scrubbed from every log line even when they are not in the settings.
+    - ``error_rules``: its error table as (stored code or None, `ErrorRule`) pairs, for
+      ops advice to find the fix of a stored failure (the rule whose fix its message
+      carries; the code breaks ties). A callable, so the vendor SDK the table names is
+      imported only when advice is asked for. None: advice reads the message's shape.
+    - ``error_hints``: `ErrorHint` rows naming the object of a failure by stored code.
+    - ``credential_health``: how `billsync status` reports the credentials it keeps in
+      the ledger (`CredentialHealth`); None when it keeps none worth reporting.
+    - ``cursor_at``: a deal source's cursor at a point in time, reading every deal
+      changed after it — how `--since`, `--backfill` and ``sync.start_from`` start a
+      first run. None: the source cannot start at a date.
+    - ``cli``: ``cli(open)`` builds its ``billsync auth <name>`` command line, a
+      ``typer.Typer`` made with ``add_completion=False`` (typed loosely: the core never
+      imports typer). One command and no callback mounts as ``billsync auth <name>
+      [OPTIONS]`` itself, several as its sub-commands. A command calls ``open(ctx,
+      config)`` (`CommandOpener`) for its settings section and the ledger's credential
+      store; it never imports billsync's CLI or ledger. Called only when ``billsync
+      auth`` is used. None: no such command.
     """
 
     name: str
@@ -142,6 +248,11 @@ class ConnectorSpec:
     configured_urls: Callable[[Any], Iterable[str | None]] = lambda section: ()
     public_hosts: tuple[str, ...] = ()
     secret_patterns: tuple[str, ...] = field(default=())
+    error_rules: Callable[[], Iterable[tuple[str | None, ErrorRule]]] | None = None
+    error_hints: tuple[ErrorHint, ...] = ()
+    credential_health: CredentialHealth | None = None
+    cursor_at: Callable[[datetime], str] | None = None
+    cli: Callable[[CommandOpener], Any] | None = None
 
 
 def installed() -> dict[str, list[EntryPoint]]:

@@ -5,14 +5,30 @@ Refresh tokens rotate, so the connector needs the ledger's credential store from
 context; the verifier exists only when ``quickbooks.verifier_token`` is set (it refuses
 to run without one rather than accept unsigned webhooks). The connector itself (and
 python-quickbooks) is imported when it is built, not when the configuration is read.
+
+Besides its parts it declares its error table and hints for ops advice (`advice`), each
+company's token health for `billsync status` (`health`) and `billsync auth quickbooks`
+(`cli`, imported with typer only when the command line is built).
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
+from billsync.connectors.quickbooks import advice
+from billsync.connectors.quickbooks.health import HEALTH
 from billsync.connectors.quickbooks.settings import CREDENTIAL_SHAPES, QuickBooksSettings
-from billsync.core.plugins import BuildContext, ConnectorParts, ConnectorSpec, plugin_problem
+from billsync.core.plugins import (
+    BuildContext,
+    CommandOpener,
+    ConnectorParts,
+    ConnectorSpec,
+    plugin_problem,
+)
+
+if TYPE_CHECKING:
+    import typer
 
 __all__ = ["SPEC", "build"]
 
@@ -38,12 +54,22 @@ def _configured_urls(section: QuickBooksSettings) -> tuple[str | None, ...]:
     return (section.base_url, section.discovery_url)
 
 
+def _cli(open_command: CommandOpener) -> typer.Typer:
+    from billsync.connectors.quickbooks.cli import build_cli
+
+    return build_cli(open_command)
+
+
 SPEC = ConnectorSpec(
     name="quickbooks",
-    label="QuickBooks Online",
+    label="QuickBooks",
     settings=QuickBooksSettings,
     build=build,
     configured_urls=_configured_urls,
     public_hosts=(".intuit.com",),
     secret_patterns=CREDENTIAL_SHAPES,
+    error_rules=advice.error_rules,
+    error_hints=advice.HINTS,
+    credential_health=HEALTH,
+    cli=_cli,
 )

@@ -3,11 +3,13 @@ webhook verifier sharing one client (and so one rate limit).
 
 The verifier exists only when ``stripe.webhook_secrets`` is set; it refuses bodies
 larger than ``server.max_body_bytes``, like the receiver itself. stripe-python is
-imported when the connector is built, not when the configuration is read.
+imported when the connector is built, not when the configuration is read; its error
+table (for ops advice, `advice`) when advice is first asked for.
 """
 
 from __future__ import annotations
 
+from billsync.connectors.stripe import advice
 from billsync.connectors.stripe.settings import CREDENTIAL_SHAPES, StripeSettings
 from billsync.core.plugins import BuildContext, ConnectorParts, ConnectorSpec, plugin_problem
 
@@ -39,4 +41,6 @@ SPEC = ConnectorSpec(
     configured_urls=_configured_urls,
     public_hosts=("api.stripe.com",),
     secret_patterns=CREDENTIAL_SHAPES,
+    error_rules=advice.error_rules,
+    error_hints=advice.HINTS,
 )

@@ -136,7 +136,7 @@ def _start(
         extra["first_run"] = {"stops": True, "won_deals": stop.won, "message": stop.message()}
         return None
     if start is not None:
-        return watermark_at(start)
+        return watermark_at(start, settings.connector_specs[settings.sync.source])
     return ledger.get_cursor("salesforce.deals") if ledger is not None else None
 
 

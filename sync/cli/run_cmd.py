@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from billsync.core.plugins import ConnectorSpec
 from billsync.core.problems import ConfigError, ConfigProblem
 from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.mappings.loader import MappingError
@@ -80,7 +81,8 @@ def run(
             backfill=backfill,
             start_from=settings.start_from(),
         )
-        cursor = _start_cursor(ledger, engine, choice) if "pull" in stages else None
+        source = settings.connector_specs[settings.sync.source]
+        cursor = _start_cursor(ledger, engine, choice, source) if "pull" in stages else None
         try:
             with (
                 counting_api_calls(hosts_from_settings(settings)) as calls,
@@ -106,7 +108,9 @@ def run(
     raise typer.Exit(summary.exit_code)
 
 
-def _start_cursor(ledger: Ledger, engine: Engine, choice: StartChoice) -> str | None:
+def _start_cursor(
+    ledger: Ledger, engine: Engine, choice: StartChoice, source: ConnectorSpec
+) -> str | None:
     """The watermark to read from on this run (None: the stored one); a never-run ledger
     with no start chosen stops here, before any write (exit 2)."""
     try:
@@ -117,7 +121,7 @@ def _start_cursor(ledger: Ledger, engine: Engine, choice: StartChoice) -> str | 
     except ConnectorError as error:
         typer.echo(f"billsync run: counting the closed-won deals failed: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG if error.error_class == ErrorClass.AUTH else 1) from None
-    return watermark_at(start) if start is not None else None
+    return watermark_at(start, source) if start is not None else None
 
 
 def _print(summary: RunSummary) -> None:

@@ -1,13 +1,13 @@
 """`billsync status [--json]`: runs, queue, cursors, inbox, discrepancies, credentials.
 
 Reads the ledger only (no vendor call). Exit codes: 0 nothing needs a person; 1 the
-status lists warnings (dead failures, a crashed run, an expiring QuickBooks token, a
-stalled inbox, the Salesforce quota floor); 2 configuration wrong.
+status lists warnings (dead failures, a crashed run, an expiring token a connector
+reports, a stalled inbox, the deal source's quota floor); 2 configuration wrong.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,13 +40,14 @@ def status(ctx: typer.Context, config: Path | None, as_json: bool) -> None:
     from billsync.sync.ops.status import build_status
 
     settings = settings_for(ctx, config, logs_to_stderr=True)
+    specs = settings.connector_specs
     with open_ledger(settings) as ledger:
-        report = build_status(ledger, datetime.now(UTC))
+        report = build_status(ledger, datetime.now(UTC), source=settings.sync.source, specs=specs)
     document = report.as_json()
     if as_json:
         typer.echo(dumps(document))
     else:
-        for line in lines(document):
+        for line in lines(document, {name: spec.label for name, spec in specs.items()}):
             typer.echo(line)
     raise typer.Exit(1 if report.warnings else 0)
 
@@ -55,8 +56,9 @@ def _counts(counts: dict[str, Any]) -> str:
     return ", ".join(f"{name} {n}" for name, n in counts.items() if n) or "none"
 
 
-def lines(document: dict[str, Any]) -> list[str]:
-    """The status as text: one section per concern, warnings last."""
+def lines(document: dict[str, Any], labels: Mapping[str, str]) -> list[str]:
+    """The status as text: one section per concern, warnings last; ``labels`` name the
+    connectors (``ConnectorSpec.label``) whose credentials are reported."""
     out = [f"billsync status as of {document['as_of']}", "", "Last runs:"]
     for run in document["runs"]:
         outcome = run["outcome"] or "unfinished"
@@ -90,25 +92,19 @@ def lines(document: dict[str, Any]) -> list[str]:
     found = document["discrepancies"]
     out.append(f"Open discrepancies: {found['open']} ({_counts(found['by_kind'])})")
     out.append("Credentials:")
-    for company in document["credentials"]["quickbooks"]:
-        out.append(
-            f"  QuickBooks {company['realm_id']}: access token valid "
-            f"{'yes' if company.get('access_token_valid') else 'no'} (until "
-            f"{company.get('access_token_expires_at') or '-'}); refresh token "
-            f"{company.get('refresh_token_age_days', '-')} days old, expires "
-            f"{company.get('refresh_token_expires_at') or '-'}; reconnect by "
-            f"{company.get('reconnect_by') or '-'}"
-        )
-    if not document["credentials"]["quickbooks"]:
-        out.append("  QuickBooks: no company connected in this ledger")
-    quota = document["credentials"]["salesforce_quota"]
+    for name, reports in document["credentials"].items():
+        out += [f"  {report['summary']}" for report in reports]
+        if not reports:
+            out.append(f"  {labels.get(name, name)}: no credentials stored in this ledger")
+    quota = document["source_quota"]
     if quota["known"]:
         out.append(
-            f"  Salesforce API: {quota['used']} of {quota['max']} used, {quota['remaining']} "
-            f"left (floor {quota['floor_percent']}%), seen {human_age(quota['age_s'])} ago"
+            f"  {quota['label']} API: {quota['used']} of {quota['max']} used, "
+            f"{quota['remaining']} left (floor {quota['floor_percent']}%), seen "
+            f"{human_age(quota['age_s'])} ago"
         )
     else:
-        out.append(f"  Salesforce API allocation: {quota['note']}")
+        out.append(f"  {quota['label']} API allocation: {quota['note']}")
     warnings = document["warnings"]
     out += ["", "Warnings:" if warnings else "No warnings."]
     out += [f"  {warning}" for warning in warnings]

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from billsync.core.plugins import ConnectorSpec, plugin_problem
 from billsync.core.protocols import CountsWonDeals
 from billsync.sync.engine.cycle import DEALS_CURSOR
 from billsync.sync.ledger import Ledger
@@ -92,12 +93,17 @@ def resolve_start(
     return None
 
 
-def watermark_at(start: datetime) -> str:
-    """A watermark at ``start`` with the lowest possible id: every deal stamped after it.
-    (The Salesforce cursor format: the only deal source so far builds `--since` this way.)"""
-    from billsync.connectors.salesforce.pull import encode_cursor
-
-    return encode_cursor((start.replace(tzinfo=start.tzinfo or UTC), "0"))
+def watermark_at(start: datetime, source: ConnectorSpec) -> str:
+    """The deal source's cursor at ``start`` (a naive time is UTC): every deal changed
+    after it is read. Only the source knows its cursor format (``source.cursor_at``); one
+    that declares none cannot start at a date, which is a configuration problem."""
+    if source.cursor_at is None:
+        raise plugin_problem(
+            "sync.source",
+            f"connector '{source.name}' cannot start reading at a date (its ConnectorSpec "
+            "declares no cursor_at): --since, --backfill and sync.start_from need one",
+        )
+    return source.cursor_at(start.replace(tzinfo=start.tzinfo or UTC))
 
 
 def recorded_start(ledger: Ledger) -> dict[str, str | None] | None:

@@ -2,36 +2,40 @@
 
 Table-driven, in three layers:
 
-1. **The fix** comes from the connector's own error table (`ErrorRule.fix` in each
-   connector's ``client.py`` / ``errors.py``): every ConnectorError message carries its
-   rule's fix verbatim, so the rule whose fix the stored message contains is the one
-   that classified it (the stored code breaks ties). A connector without a table here
-   (a third-party plug-in) is read by the message shape every built-in uses (``… —
-   fix`` or ``fix (Vendor code: detail)``); failing that, ``CLASS_FIX`` by error class.
-2. **The object** comes from ``HINTS``: per (system, code), patterns over the vendor's
-   own words and the failure's payload name what is wrong ("QuickBooks item 'SKU-9'
-   … is inactive or deleted").
+1. **The fix** comes from the connector's own error table (``ConnectorSpec.error_rules``):
+   every ConnectorError message carries its rule's fix verbatim, so the rule whose fix
+   the stored message contains is the one that classified it (the stored code breaks
+   ties). A connector that declares no table is read by the message shape every
+   built-in uses (``… — fix`` or ``fix (Vendor code: detail)``); failing that,
+   ``CLASS_FIX`` by error class.
+2. **The object** comes from the connector's hints (``ConnectorSpec.error_hints``): per
+   stored code, patterns over the vendor's own words and the failure's payload name
+   what is wrong ("QuickBooks item 'SKU-9' … is inactive or deleted").
 3. **What happens next** follows from the class and the item's status: billsync retries
    transient work by itself; permanent work waits for a change or an operator.
 
 Deals rejected by billsync's own validation (code ``VALIDATION``) carry their problems
 (field, reason, fix) in the payload and are rendered from those.
+
+The connectors are the installed ones (`billsync.core.plugins.installed_specs`) unless
+the caller passes its own; a system no connector is installed for is named as stored.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
+from billsync.core.plugins import ConnectorSpec, ErrorHint, installed_specs
 from billsync.core.protocols import ErrorClass, ErrorRule
 
 VALIDATION = "VALIDATION"
 
-LABELS = {"quickbooks": "QuickBooks", "stripe": "Stripe", "salesforce": "Salesforce"}
+Specs = Mapping[str, ConnectorSpec]
 
 CLASS_FIX: Mapping[str, str] = {
     ErrorClass.TRANSIENT: "nothing to do unless it keeps failing; then check the vendor's "
@@ -47,55 +51,33 @@ CLASS_FIX: Mapping[str, str] = {
 }
 
 
-def label(system: str) -> str:
-    return LABELS.get(system, system)
+@cache
+def _installed() -> Specs:
+    """The installed connectors' specs, loaded once per process."""
+    return installed_specs()[0]
+
+
+def label(system: str, specs: Specs) -> str:
+    spec = specs.get(system)
+    return spec.label if spec is not None else system
 
 
 # --- layer 1: the connectors' error tables ------------------------------------------
 
 
-def _quickbooks_rules() -> Iterator[tuple[str | None, ErrorRule]]:
-    from billsync.connectors.quickbooks import errors
-
-    yield from ((str(code), rule) for code, rule in errors.FAULT_CODES.items())
-    yield from ((f"HTTP_{status}", rule) for status, rule in errors.HTTP_STATUS.items())
-    yield from errors.OAUTH_ERRORS.items()
-    yield from ((kind.__name__, rule) for kind, rule in errors.EXCEPTIONS)
-
-
-def _stripe_rules() -> Iterator[tuple[str | None, ErrorRule]]:
-    from billsync.connectors.stripe import client
-
-    # Stripe's own error codes are open-ended, so rows are matched by their fix text.
-    yield from ((None, rule) for _kind, rule in client.EXCEPTIONS)
+def connector_rules(system: str, specs: Specs) -> tuple[tuple[str | None, ErrorRule], ...]:
+    """The error table of a connector ((stored code or None, rule) pairs), its vendor
+    SDK imported on first use; empty for a connector that declares none or is not
+    installed."""
+    spec = specs.get(system)
+    if spec is None or spec.error_rules is None:
+        return ()
+    return tuple(spec.error_rules())
 
 
-def _salesforce_rules() -> Iterator[tuple[str | None, ErrorRule]]:
-    from billsync.connectors.salesforce import client
-
-    yield from client.ERROR_CODES.items()
-    yield from ((None, rule) for rule in client.HTTP_STATUS.values())
-    yield from ((kind.__name__.upper(), rule) for kind, rule in client.EXCEPTIONS)
-
-
-RULE_TABLES: Mapping[str, Callable[[], Iterator[tuple[str | None, ErrorRule]]]] = {
-    "quickbooks": _quickbooks_rules,
-    "stripe": _stripe_rules,
-    "salesforce": _salesforce_rules,
-}
-
-
-@cache
-def connector_rules(system: str) -> tuple[tuple[str | None, ErrorRule], ...]:
-    """The error table of a built-in connector ((stored code or None, rule) pairs);
-    empty for a connector billsync has no table for. Imported on first use only."""
-    load = RULE_TABLES.get(system)
-    return tuple(load()) if load is not None else ()
-
-
-def find_fix(system: str, code: str | None, message: str) -> str | None:
+def find_fix(system: str, code: str | None, message: str, specs: Specs) -> str | None:
     """The fix of the table row that produced ``message``, or None."""
-    candidates = [(c, rule) for c, rule in connector_rules(system) if rule.fix in message]
+    candidates = [(c, rule) for c, rule in connector_rules(system, specs) if rule.fix in message]
     if not candidates:
         return None
     exact = [rule for c, rule in candidates if code is not None and c == code]
@@ -131,80 +113,6 @@ def split_message(message: str, fix: str | None) -> tuple[str | None, str | None
 # --- layer 2: naming the object -----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Hint:
-    """Says what is wrong, naming the object, for one (system, code). ``says`` and
-    ``also`` are templates over the failure's facts and the patterns' named groups;
-    a hint whose template needs a fact the failure does not have is skipped."""
-
-    system: str
-    code: str
-    says: str
-    patterns: tuple[str, ...] = ()
-    also: str | None = None
-
-
-_ENTITY = r"(?P<entity>Item|Customer|Term|Account|TaxCode|Tax Code|Class|Department)"
-HINTS: tuple[Hint, ...] = (
-    Hint(
-        "quickbooks",
-        "610",
-        "QuickBooks {entity_lower} '{name}' is inactive or deleted",
-        (rf"{_ENTITY} assigned to this transaction", r"restore (?P<name>.+?) \(deleted\)"),
-        "if it is a product, map it to an active item under products.quickbooks.map in "
-        "your mapping file",
-    ),
-    Hint(
-        "quickbooks",
-        "610",
-        "an item, customer or term the invoice uses is inactive or deleted in QuickBooks",
-    ),
-    Hint(
-        "quickbooks",
-        "6240",
-        "the name '{customer}' is already used by another QuickBooks customer, vendor or employee",
-        also="or set quickbooks.duplicate_name_strategy: account_number",
-    ),
-    Hint(
-        "quickbooks",
-        "6140",
-        "invoice number (DocNumber) '{doc_number}' is already used by another QuickBooks invoice",
-    ),
-    Hint("quickbooks", "6210", "the invoice date {issue_date} is in a closed books period"),
-    Hint("quickbooks", "2050", "a value on the invoice is longer than QuickBooks allows"),
-    Hint("quickbooks", "6000", "QuickBooks refused the invoice's amounts or lines"),
-    Hint(
-        "salesforce",
-        "INVALID_FIELD",
-        "Salesforce has no field {field} on the opportunity, or the integration user cannot see it",
-        (r"No such column '(?P<field>[A-Za-z0-9_.]+)'",),
-    ),
-    Hint(
-        "salesforce",
-        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
-        "a validation rule on opportunity {deal_id} rejected the billing fields",
-    ),
-    Hint("salesforce", "ENTITY_IS_DELETED", "opportunity {deal_id} was deleted in Salesforce"),
-    Hint("salesforce", "ENTITY_IS_LOCKED", "opportunity {deal_id} is locked in Salesforce"),
-    Hint(
-        "salesforce",
-        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-        "a billing picklist on opportunity {deal_id} does not allow the value billsync writes",
-    ),
-    Hint(
-        "stripe",
-        "resource_missing",
-        "a Stripe object the invoice refers to (customer, price or product) does not exist "
-        "in this account",
-    ),
-    Hint(
-        "stripe",
-        "idempotency_error",
-        "Stripe saw this deal's idempotency key before with other values",
-    ),
-)
-
-
 def _facts(payload: Mapping[str, Any], deal_id: str | None) -> dict[str, str]:
     draft = payload.get("draft") if isinstance(payload.get("draft"), Mapping) else {}
     assert isinstance(draft, Mapping)
@@ -220,11 +128,11 @@ def _facts(payload: Mapping[str, Any], deal_id: str | None) -> dict[str, str]:
 
 
 def _hinted(
-    system: str, code: str | None, message: str, facts: dict[str, str]
+    hints: tuple[ErrorHint, ...], code: str | None, message: str, facts: dict[str, str]
 ) -> tuple[str, str | None] | None:
     """(what is wrong, naming the object; an extra fix) from the first hint that fits."""
-    for hint in HINTS:
-        if hint.system != system or hint.code != code:
+    for hint in hints:
+        if hint.code != code:
             continue
         known = dict(facts)
         matches = [re.search(pattern, message) for pattern in hint.patterns]
@@ -287,15 +195,15 @@ def _deal_ref(facts: FailureFacts) -> str:
     return f"deal {facts.deal_id}" if facts.deal_id else "no particular deal"
 
 
-def _subject(facts: FailureFacts) -> str:
+def _subject(facts: FailureFacts, specs: Specs) -> str:
     deal = _deal_ref(facts)
-    target = label(str(facts.payload.get("target") or facts.system))
+    target = label(str(facts.payload.get("target") or facts.system), specs)
     if facts.stage == "invoice":
         return f"Creating the {target} invoice for {deal}"
-    if facts.stage == "writeback":
-        return f"Writing the billing status back to Salesforce for {deal}"
+    if facts.stage == "writeback":  # the system is the deal source
+        return f"Writing the billing status back to {label(facts.system, specs)} for {deal}"
     if facts.stage == "payments":
-        return f"Reading {label(facts.system)} payment events"
+        return f"Reading {label(facts.system, specs)} payment events"
     return f"The {facts.stage} step for {deal}"
 
 
@@ -359,29 +267,34 @@ def _vendor_words(system: str, code: str | None, said: str | None) -> str:
     return f'({tag}: "{words}")' if words else f"({tag})"
 
 
-def advise(facts: FailureFacts) -> Advice:
-    """One actionable sentence for a stored failure."""
+def advise(facts: FailureFacts, specs: Specs | None = None) -> Advice:
+    """One actionable sentence for a stored failure; ``specs``: the connectors to read
+    error tables, hints and labels from (default: the installed ones)."""
     if facts.code == VALIDATION:
         validated = _validation(facts)
         if validated is not None:
             return validated
+    specs = _installed() if specs is None else specs
     system = facts.system
-    fix = find_fix(system, facts.code, facts.message)
-    if fix is None:
-        fix = next((f for s in RULE_TABLES if (f := find_fix(s, facts.code, facts.message))), None)
+    fix = find_fix(system, facts.code, facts.message, specs)
+    if fix is None:  # stored under another system (e.g. billsync's own): any table that fits
+        found = (find_fix(name, facts.code, facts.message, specs) for name in specs)
+        fix = next((f for f in found if f), None)
     said, parsed_fix = split_message(facts.message, fix)
     error_class = facts.error_class or ErrorClass.INVALID_DATA
     fix = fix or parsed_fix or CLASS_FIX.get(error_class, CLASS_FIX[ErrorClass.INVALID_DATA])
-    fix = fix.replace("{system}", label(system))
+    fix = fix.replace("{system}", label(system, specs))
     retries = error_class in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.CONFLICT)
-    hint = _hinted(system, facts.code, facts.message, _facts(facts.payload, facts.deal_id))
-    vendor = _vendor_words(label(system), facts.code, said)
+    spec = specs.get(system)
+    hints = spec.error_hints if spec is not None else ()
+    hint = _hinted(hints, facts.code, facts.message, _facts(facts.payload, facts.deal_id))
+    vendor = _vendor_words(label(system, specs), facts.code, said)
     fix = fix.rstrip(". ")
     if hint is not None:
         says, extra = hint
         also = f"; {extra}" if extra else ""
-        sentence = f"{_subject(facts)} failed: {says} {vendor}. What to do: {fix}{also}."
+        sentence = f"{_subject(facts, specs)} failed: {says} {vendor}. What to do: {fix}{also}."
     else:
-        sentence = f"{_subject(facts)} failed {vendor}. What to do: {fix}."
+        sentence = f"{_subject(facts, specs)} failed {vendor}. What to do: {fix}."
     sentence = f"{sentence} {_next(facts, retries)}"
     return Advice(sentence, fix, said, retries)

@@ -9,14 +9,15 @@
   feed stopped being read);
 - inbox: webhook events per status and the lag (age of the oldest unprocessed one);
 - discrepancies: open ones per kind;
-- credentials: QuickBooks token health per company (access-token expiry, refresh
-  token age and expiry — Intuit refresh tokens live 100 days, rolling — and the 5-year
-  reconnect limit), and the Salesforce API allocation as a run last saw it, when a run
+- credentials: per connector that declares ``credential_health`` (its `ConnectorSpec`),
+  one report per credential it keeps in the ledger (e.g. a QuickBooks company's token
+  expiries), each with a ``summary`` line and its ``warnings``;
+- source_quota: the deal source's API allocation as a run last saw it, when a run
   recorded it (``QUOTA_CURSOR``), else marked unknown.
-
-Token values never enter a result: only times derived from them are read out.
 - customers: target customers linked to two or more accounts (issue 16: a second link
   is an operator's deliberate act; each one is listed so it stays one).
+
+Token values never enter a result: connectors read out only times derived from them.
 
 ``warnings`` lists what needs a person; the CLI exits 1 when it is not empty.
 """
@@ -24,17 +25,18 @@ Token values never enter a result: only times derived from them are read out.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from billsync.core.plugins import ConnectorSpec, StoredCredential, installed_specs
 from billsync.sync.ledger import Ledger, Run
-from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, CredentialRow, CursorRow
+from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, CursorRow
 from billsync.sync.ops.render import age_seconds, iso
 
 RUNS_SHOWN = 5
 RUN_LEASE = "run"  # billsync.sync.engine.cycle.RUN_LEASE (not imported: status stays light)
-QUICKBOOKS_PREFIX = "quickbooks:"
 INBOX_LAG_WARNING = timedelta(minutes=15)
 RUN_COUNTS = (
     "deals_seen",
@@ -85,33 +87,28 @@ def _cursor(row: CursorRow, now: datetime) -> dict[str, Any]:
     }
 
 
-def quickbooks_health(row: CredentialRow, now: datetime) -> dict[str, Any]:
-    """Expiry times and warnings of one company's tokens; the tokens stay unread."""
-    from billsync.connectors.quickbooks.tokens import TokenSet, token_health
-
-    realm = row.name.removeprefix(QUICKBOOKS_PREFIX)
-    try:
-        health = token_health(TokenSet.from_data(row.data), now)
-    except (KeyError, ValueError, TypeError):
-        return {"realm_id": realm, "readable": False, "warnings": ["stored tokens unreadable"]}
-    return {
-        "realm_id": realm,
-        "readable": True,
-        "access_token_expires_at": iso(health.access_expires_at),
-        "access_token_valid": health.access_valid,
-        "refresh_token_issued_at": iso(health.refresh_issued_at),
-        "refresh_token_age_days": health.refresh_age.days if health.refresh_age else None,
-        "refresh_token_expires_at": iso(health.refresh_expires_at),
-        "connected_at": iso(health.connected_at),
-        "reconnect_by": iso(health.reconnect_by),
-        "stored_at": iso(row.updated_at),
-        "warnings": list(health.warnings),
-    }
+def credential_reports(
+    ledger: Ledger, spec: ConnectorSpec, now: datetime
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A connector's reports on the credentials it keeps in the ledger (JSON) and their
+    warnings, each naming the connector and the account ("QuickBooks 9130: …")."""
+    health = spec.credential_health
+    if health is None:
+        return [], []
+    reports: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for row in ledger.credential_rows(health.prefix):
+        report = health.report(StoredCredential(row.name, row.data, row.updated_at), now)
+        named = f"{spec.label} {report.account}"
+        facts = {**report.facts, "summary": f"{named}: {report.summary}"}
+        reports.append({**facts, "warnings": list(report.warnings)})
+        warnings.extend(f"{named}: {warning}" for warning in report.warnings)
+    return reports, warnings
 
 
-def salesforce_quota(row: CursorRow | None, now: datetime) -> dict[str, Any]:
-    """The allocation a run last recorded, or unknown. It is a daily rolling count, so
-    the figure is as old as ``recorded_at``."""
+def source_quota(row: CursorRow | None, now: datetime) -> dict[str, Any]:
+    """The deal source's allocation as a run last recorded it, or unknown. It is a
+    daily rolling count (Salesforce's), so the figure is as old as ``recorded_at``."""
     if row is None:
         return {
             "known": False,
@@ -135,7 +132,17 @@ def salesforce_quota(row: CursorRow | None, now: datetime) -> dict[str, Any]:
     }
 
 
-def build_status(ledger: Ledger, now: datetime, *, runs: int = RUNS_SHOWN) -> Status:
+def build_status(
+    ledger: Ledger,
+    now: datetime,
+    *,
+    source: str,
+    specs: Mapping[str, ConnectorSpec] | None = None,
+    runs: int = RUNS_SHOWN,
+) -> Status:
+    """The status document. ``source`` names the deal source (``sync.source``: whose
+    API allocation runs record); ``specs`` are the connectors whose credentials are
+    reported (default: the installed ones)."""
     warnings: list[str] = []
     recent = [_run(run, now) for run in ledger.recent_runs(runs)]
     lease = ledger.get_lease(RUN_LEASE)
@@ -162,12 +169,17 @@ def build_status(ledger: Ledger, now: datetime, *, runs: int = RUNS_SHOWN) -> St
         warnings.append(f"webhook events wait {int(lag.total_seconds())} s to be processed")
 
     open_by_kind = ledger.open_discrepancy_counts()
-    companies = [quickbooks_health(row, now) for row in ledger.credential_rows(QUICKBOOKS_PREFIX)]
-    for company in companies:
-        warnings.extend(f"QuickBooks {company['realm_id']}: {w}" for w in company["warnings"])
-    quota = salesforce_quota(quota_row, now)
+    specs = installed_specs()[0] if specs is None else specs
+    credentials: dict[str, list[dict[str, Any]]] = {}
+    for name, spec in specs.items():
+        if spec.credential_health is not None:
+            credentials[name], said = credential_reports(ledger, spec, now)
+            warnings.extend(said)
+    source_spec = specs.get(source)
+    source_label = source_spec.label if source_spec is not None else source
+    quota = {"system": source, "label": source_label, **source_quota(quota_row, now)}
     if quota.get("stopped_by_floor"):
-        warnings.append("the last run stopped calling Salesforce at the quota floor")
+        warnings.append(f"the last run stopped calling {source_label} at the quota floor")
 
     shared = [
         {"target": target, "customer_id": customer_id, "accounts": accounts}
@@ -192,7 +204,8 @@ def build_status(ledger: Ledger, now: datetime, *, runs: int = RUNS_SHOWN) -> St
         "cursors": cursors,
         "inbox": {"lag_s": int(lag.total_seconds()), "by_status": ledger.inbox_counts()},
         "discrepancies": {"open": sum(open_by_kind.values()), "by_kind": open_by_kind},
-        "credentials": {"quickbooks": companies, "salesforce_quota": quota},
+        "credentials": credentials,
+        "source_quota": quota,
         "customers": {"shared": shared},
     }
     return Status(document, tuple(warnings))

@@ -77,8 +77,10 @@ def scheduled_run(settings: Settings, ledger: Ledger) -> None:
     except StartNotChosen as stop:
         log.error("schedule.start_not_chosen", reason=stop.message())
         return
+    source = settings.connector_specs[settings.sync.source]
+    since = watermark_at(start, source) if start is not None else None
     try:
-        summary = run_cycle(engine, since=watermark_at(start) if start is not None else None)
+        summary = run_cycle(engine, since=since)
     except LeaseHeld:
         log.info("schedule.skipped", reason="another run holds the lease")
         return

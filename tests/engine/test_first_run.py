@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from billsync.core.plugins import ConnectorPluginError, ConnectorSpec
+from billsync.core.settings import SourceSection
 from billsync.sync.engine.cycle import DEALS_CURSOR
 from billsync.sync.engine.first_run import (
     BACKFILL_FROM,
@@ -13,6 +16,7 @@ from billsync.sync.engine.first_run import (
     StartNotChosen,
     recorded_start,
     resolve_start,
+    watermark_at,
 )
 from billsync.sync.ledger import Ledger
 
@@ -83,3 +87,38 @@ def test_a_ledger_with_a_watermark_reads_from_it(ledger: Ledger) -> None:
     assert recorded_start(ledger) is None  # an existing deployment is not a first run
     assert resolve_start(ledger, source, StartChoice(since=JAN)) == JAN  # a re-read window
     assert recorded_start(ledger) is None
+
+
+def _spec(name: str, cursor_at: Any) -> ConnectorSpec:
+    return ConnectorSpec(name, name.title(), SourceSection, _no_build, cursor_at=cursor_at)
+
+
+def _no_build(section: Any, context: Any) -> Any:
+    raise AssertionError("not built")
+
+
+def test_the_start_cursor_is_the_sources_own() -> None:
+    seen: list[datetime] = []
+
+    def cursor_at(start: datetime) -> str:
+        seen.append(start)
+        return f"at:{start.isoformat()}"
+
+    assert watermark_at(JAN, _spec("crm", cursor_at)) == f"at:{JAN.isoformat()}"
+    naive = datetime(2026, 1, 1)
+    assert watermark_at(naive, _spec("crm", cursor_at)) == f"at:{JAN.isoformat()}"
+    assert seen == [JAN, JAN]  # a naive time reaches the source as UTC
+
+
+def test_a_source_without_a_cursor_codec_is_a_config_problem() -> None:
+    with pytest.raises(ConnectorPluginError) as problem:
+        watermark_at(JAN, _spec("crm", None))
+    [reason] = problem.value.problems
+    assert reason.key == "sync.source" and "'crm'" in reason.reason
+    assert "cursor_at" in reason.reason
+
+
+def test_the_salesforce_start_cursor_precedes_every_deal_of_that_moment() -> None:
+    from billsync.connectors.salesforce.plugin import SPEC
+
+    assert watermark_at(MAR, SPEC) == "2026-03-01T00:00:00.000Z|0"

@@ -279,3 +279,37 @@ def test_an_unknown_connector_falls_back_to_the_message_shape_then_the_class() -
     bare = advise(facts("it broke", "auth"))
     assert "check the xero credentials" in bare.sentence
     assert '(xero E42: "it broke")' in bare.sentence
+
+
+def test_a_plug_in_declares_its_own_table_hints_and_label() -> None:
+    """Nothing in advice names the built-ins: a third-party spec brings the same."""
+    from billsync.core.plugins import ConnectorParts, ConnectorSpec, ErrorHint
+    from billsync.core.protocols import ErrorClass
+    from billsync.core.settings import ConnectorSection
+
+    fix = "choose a tax rate that exists in Xero"
+    loaded: list[str] = []
+
+    def rules() -> list[tuple[str | None, ErrorRule]]:
+        loaded.append("xero")
+        return [("E42", ErrorRule(ErrorClass.INVALID_DATA, fix))]
+
+    xero = ConnectorSpec(
+        "xero", "Xero", ConnectorSection, lambda section, context: ConnectorParts(),
+        error_rules=rules,
+        error_hints=(ErrorHint("E42", "tax rate '{rate}' on the {customer} invoice is unknown",
+                               (r"rate (?P<rate>\w+)",)),),
+    )  # fmt: skip
+    facts = FailureFacts(7, "invoice", "xero", "invoice", "invalid_data", "E42",
+                         f"Xero create failed: E42: rate GST9 — {fix}", "dead", 1, DEAL, NAME,
+                         invoice_payload(DEAL, "xero"), None)  # fmt: skip
+    advice = advise(facts, {"xero": xero})
+    assert advice.sentence.startswith(
+        f"Creating the Xero invoice for deal {DEAL} ('{NAME}') failed: tax rate 'GST9' on the "
+        'Acme Analytics invoice is unknown (Xero E42: "rate GST9"). '
+        f"What to do: {fix}. "
+    ), advice.sentence
+    assert loaded == ["xero"]  # the table is read when advice is asked for
+    # Without its spec the same failure is read by the message's shape.
+    bare = advise(facts, {})
+    assert f"What to do: {fix}." in bare.sentence and "(xero E42" in bare.sentence

@@ -119,8 +119,9 @@ def test_failures_and_status_after_a_sandbox_run(
         assert len(document["runs"]) == 2 and all(r["outcome"] for r in document["runs"])
         assert document["queue"]["by_status"]["dead"] == len(bad) - 1
         assert {"salesforce.deals"} <= {c["name"] for c in document["cursors"]}
-        quota = document["credentials"]["salesforce_quota"]
+        quota = document["source_quota"]
         assert quota["known"] is True, quota  # recorded by the runs from Sforce-Limit-Info
+        assert quota["system"] == "salesforce" and quota["label"] == "Salesforce"
         [company] = document["credentials"]["quickbooks"]
         assert company["access_token_valid"] is True
         stored = _stored_tokens(tmp_path)

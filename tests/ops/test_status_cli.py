@@ -75,13 +75,16 @@ def test_status_json_has_every_section(cli: Cli, ledger: Ledger) -> None:
     assert company["refresh_token_age_days"] == 80
     assert company["reconnect_by"] is not None and company["access_token_expires_at"]
     assert any("refresh token expires" in w for w in company["warnings"])
-    quota = status["credentials"]["salesforce_quota"]
-    assert quota == quota | {"known": True, "used": 14200, "max": 15000, "remaining": 800,
+    assert company["summary"].startswith("QuickBooks 9130: access token valid yes (until ")
+    assert "refresh token 80 days old" in company["summary"]
+    quota = status["source_quota"]
+    assert quota == quota | {"system": "salesforce", "label": "Salesforce", "known": True,
+                             "used": 14200, "max": 15000, "remaining": 800,
                              "floor_percent": "10", "stopped_by_floor": True}  # fmt: skip
     warnings = status["warnings"]
     assert any("1 failed item(s) wait for an operator" in w for w in warnings)
     assert any(w.startswith("QuickBooks 9130: the refresh token expires") for w in warnings)
-    assert any("quota floor" in w for w in warnings)
+    assert "the last run stopped calling Salesforce at the quota floor" in warnings
 
 
 def test_status_text_never_prints_a_token(sqlite_cli: Cli, sqlite_ledger: Ledger) -> None:
@@ -99,8 +102,12 @@ def test_status_text_never_prints_a_token(sqlite_cli: Cli, sqlite_ledger: Ledger
 def test_a_quiet_ledger_is_fine_and_says_what_it_does_not_know(sqlite_cli: Cli) -> None:
     status = sqlite_cli.json("status", "--json")
     assert status["warnings"] == [] and status["runs"] == []
-    assert status["credentials"]["salesforce_quota"]["known"] is False
-    assert "unknown until a run records it" in status["credentials"]["salesforce_quota"]["note"]
+    assert status["credentials"] == {"quickbooks": []}
+    assert status["source_quota"]["known"] is False
+    assert "unknown until a run records it" in status["source_quota"]["note"]
+    text = sqlite_cli("status").stdout
+    assert "QuickBooks: no credentials stored in this ledger" in text
+    assert "Salesforce API allocation: unknown until a run records it" in text
 
 
 def test_an_unfinished_run_without_a_lease_is_a_crash(
@@ -113,3 +120,58 @@ def test_an_unfinished_run_without_a_lease_is_a_crash(
     sqlite_ledger.acquire_lease("run", "host:123", timedelta(minutes=5))
     running = sqlite_cli.json("status", "--json")
     assert running["run_lease"]["holder"] == "host:123" and running["warnings"] == []
+
+
+def test_status_json_credentials_and_quota_on_sqlite(
+    sqlite_cli: Cli, sqlite_ledger: Ledger
+) -> None:
+    fill(sqlite_ledger)
+    status = sqlite_cli.json("status", "--json", code=1)
+    assert list(status["credentials"]) == ["quickbooks"]  # the connectors that report any
+    [company] = status["credentials"]["quickbooks"]
+    assert company["realm_id"] == "9130" and company["readable"] is True
+    assert company["summary"].startswith("QuickBooks 9130: access token valid yes (until ")
+    assert "refresh token 80 days old" in company["summary"]
+    assert status["source_quota"] == status["source_quota"] | {
+        "system": "salesforce", "label": "Salesforce", "known": True, "remaining": 800}  # fmt: skip
+    assert "the last run stopped calling Salesforce at the quota floor" in status["warnings"]
+
+
+def test_credentials_are_reported_by_the_connector_that_keeps_them(
+    sqlite_ledger: Ledger,
+) -> None:
+    """Status names no vendor: a plug-in's `credential_health` reads its own rows."""
+    from billsync.core.plugins import (
+        ConnectorParts,
+        ConnectorSpec,
+        CredentialHealth,
+        CredentialReport,
+        StoredCredential,
+    )
+    from billsync.core.settings import ConnectorSection
+    from billsync.sync.ops.status import build_status
+
+    seen: list[str] = []
+
+    def report(stored: StoredCredential, now: datetime) -> CredentialReport:
+        seen.append(stored.name)
+        tenant = stored.name.removeprefix("xero:")
+        expires = str(stored.data["expires"])
+        return CredentialReport(tenant, {"tenant": tenant, "expires": expires},
+                                f"expires {expires}", ("reconnect soon",))  # fmt: skip
+
+    xero = ConnectorSpec("xero", "Xero", ConnectorSection, lambda s, c: ConnectorParts(),
+                         credential_health=CredentialHealth("xero:", report))  # fmt: skip
+    plain = ConnectorSpec("plain", "Plain", ConnectorSection, lambda s, c: ConnectorParts())
+    assert sqlite_ledger.save_credentials("xero:t1", {"expires": "2026-05-01", "token": "x"}, None)
+    assert sqlite_ledger.save_credentials("quickbooks:9", {"refresh_token": "y"}, None)
+    status = build_status(sqlite_ledger, datetime.now(UTC), source="plain",
+                          specs={"xero": xero, "plain": plain})  # fmt: skip
+    assert seen == ["xero:t1"]  # its own rows only
+    document = status.as_json()
+    assert document["credentials"] == {"xero": [{
+        "tenant": "t1", "expires": "2026-05-01", "summary": "Xero t1: expires 2026-05-01",
+        "warnings": ["reconnect soon"]}]}  # fmt: skip
+    assert "Xero t1: reconnect soon" in status.warnings
+    assert document["source_quota"]["system"] == "plain"
+    assert document["source_quota"]["label"] == "Plain"

@@ -239,7 +239,7 @@ def api_router(ctx: OpsContext) -> APIRouter:
 
     @router.get("/status", response_model=models.Status, summary="billsync status")
     def get_status(_actor: Actor) -> Any:
-        return plain(build_status(ctx.ledger, ctx.clock()).as_json())
+        return plain(build_status(ctx.ledger, ctx.clock(), source=ctx.source).as_json())
 
     @router.get(
         "/reports/aging",

@@ -183,11 +183,6 @@ class DiscrepancyCounts(_Out):
     by_kind: dict[str, int]
 
 
-class Credentials(_Out):
-    quickbooks: list[dict[str, Any]] = Field(description="token expiry times, never tokens")
-    salesforce_quota: dict[str, Any]
-
-
 class SharedCustomer(_Out):
     target: str
     customer_id: str
@@ -208,7 +203,14 @@ class Status(_Out):
     cursors: list[Cursor]
     inbox: Inbox
     discrepancies: DiscrepancyCounts
-    credentials: Credentials
+    credentials: dict[str, list[dict[str, Any]]] = Field(
+        description="per connector that reports credential health, one entry per stored "
+        "credential: expiry times, a summary line and warnings, never a secret"
+    )
+    source_quota: dict[str, Any] = Field(
+        description="the deal source's API allocation as a run last recorded it "
+        "(system, label, known; used, max, remaining when known)"
+    )
     customers: Customers
     warnings: list[str]
 

@@ -77,7 +77,8 @@ def reports_router(ctx: OpsContext, pages: Pages) -> APIRouter:
 
     @router.get("/ops/runs")
     def runs_page(request: Request, session: SessionDep) -> Response:
-        status = plain(build_status(ctx.ledger, ctx.clock(), runs=RUNS_SHOWN).as_json())
+        report = build_status(ctx.ledger, ctx.clock(), source=ctx.source, runs=RUNS_SHOWN)
+        status = plain(report.as_json())
         present = {name for run in status["runs"] for name in run["counts"]}
         return pages.page(
             request,
