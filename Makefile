@@ -32,6 +32,7 @@ demo: $(VENV)/.installed
 lint: install-dev
 	$(BIN)/ruff check $(PACKAGES) tests bench
 	$(BIN)/ruff format --check $(PACKAGES) tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install-dev
 	$(BIN)/mypy billsync
