@@ -45,6 +45,7 @@ __all__ = [
     "CredentialStore",
     "Cursor",
     "DealSource",
+    "DescribesWebhookRequests",
     "EnsuresCustomers",
     "ErrorClass",
     "ErrorRule",
@@ -437,7 +438,13 @@ class PaymentFeed(Protocol):
 
 @runtime_checkable
 class WebhookVerifier(Protocol):
-    """Checks a webhook request on its raw bytes before anything parses it."""
+    """Checks a webhook request on its raw bytes before anything parses it.
+
+    The server serves each connection's verifier at ``POST /webhooks/<connection>`` and
+    knows nothing of the provider: the verifier decides what is genuine, how a refusal
+    is answered (`WebhookRejected.http_status`) and what is acknowledged without being
+    stored. `DescribesWebhookRequests` lets it say more about the requests it expects.
+    """
 
     @property
     def provider(self) -> str: ...
@@ -445,7 +452,35 @@ class WebhookVerifier(Protocol):
     def verify(self, body: bytes, headers: Mapping[str, str]) -> Sequence[WebhookNotification]:
         """Verify the signature over ``body`` exactly as received and return the
         notifications it carries; raise WebhookRejected otherwise. Header names must be
-        matched case-insensitively. Comparisons are constant-time."""
+        matched case-insensitively. Comparisons are constant-time.
+
+        A genuine request carrying notifications this connection does not serve (another
+        company, another account) is not refused: leave those out, log them, and return
+        the rest, possibly nothing; the server answers 2xx. A refusal makes the provider
+        retry what no retry can fix, and some (Intuit) hold every later event behind it.
+        """
+        ...
+
+
+@runtime_checkable
+class DescribesWebhookRequests(Protocol):
+    """Optional ability of a `WebhookVerifier`: what its provider's requests look like.
+
+    The server refuses another content type with 415 before reading the body, and names
+    the headers in its OpenAPI document; without this ability it reads any body and
+    leaves the refusing to ``verify``.
+    """
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """The request headers ``verify`` reads, the signature's first
+        (``Stripe-Signature``)."""
+        ...
+
+    @property
+    def media_types(self) -> frozenset[str]:
+        """The content types the provider sends, lower case and without parameters
+        (``application/json``; Stripe's ``; charset=utf-8`` is a parameter)."""
         ...
 
 

@@ -13,9 +13,14 @@ the body parsed. Two shapes are accepted (api-facts §2.10):
 
 Each change becomes one `WebhookNotification` whose ``event_type`` uses the CloudEvents
 vocabulary for both shapes (``qbo.payment.created.v1``) and whose ``payload`` is the
-change itself as JSON (`notification_facts` reads it back). Notifications for another
-company are dropped; a request with none for ours is refused (the endpoint would
-otherwise store work it can never resolve).
+change itself as JSON (`notification_facts` reads it back).
+
+One Intuit app has one webhook URL for every company connected to it, and a delivery
+may mix companies (api-facts §2.10). Notifications for a company this connection does
+not serve (another realm) are dropped and logged, never refused: Intuit retries a
+refused delivery for hours and holds the company's later events behind it, so a refusal
+would stall our own events too. A delivery with nothing for our company is acknowledged
+with nothing stored.
 """
 
 from __future__ import annotations
@@ -68,9 +73,12 @@ def _reject(reason: WebhookRejectReason, message: str) -> WebhookRejected:
 
 
 class QboWebhookVerifier:
-    """Implements ``billsync.core.protocols.WebhookVerifier`` for Intuit."""
+    """Implements ``billsync.core.protocols.WebhookVerifier`` (and
+    ``DescribesWebhookRequests``) for Intuit."""
 
     provider = PROVIDER
+    headers = (HEADER,)
+    media_types = frozenset({"application/json"})
 
     def __init__(
         self, verifier_tokens: Sequence[str], realm_id: str | None, *, clock: Clock = _utcnow
@@ -106,10 +114,17 @@ class QboWebhookVerifier:
             ) from None
         ours = [c for c in changes if self._realm_id is None or c[0].realm_id == self._realm_id]
         if len(ours) < len(changes):
-            log.warning("quickbooks.webhook_other_realm", dropped=len(changes) - len(ours))
-        if changes and not ours:
-            raise _reject(
-                WebhookRejectReason.MALFORMED, "the notification is for another QuickBooks company"
+            # Acknowledged, never refused: Intuit retries a refused delivery (10 s, 20 s,
+            # 30 s, 5 min, … then every 6 h) and holds later events until it is acknowledged.
+            # https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks/best-practices
+            others = sorted({facts.realm_id for facts, _, _ in changes} - {self._realm_id})
+            log.warning(
+                "quickbooks.webhook_other_realm",
+                dropped=len(changes) - len(ours),
+                kept=len(ours),
+                realms=others[:10],
+                reason="companies connected to the same Intuit app that quickbooks.realm_id "
+                "does not name; their events are acknowledged and not synced",
             )
         return [
             WebhookNotification(

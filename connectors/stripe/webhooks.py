@@ -42,7 +42,12 @@ def _rejected(reason: WebhookRejectReason, message: str) -> WebhookRejected:
 
 
 class StripeWebhookVerifier:
-    """`WebhookVerifier` for Stripe. Holds the secrets; its repr never shows them."""
+    """`WebhookVerifier` (and `DescribesWebhookRequests`) for Stripe. Holds the secrets;
+    its repr never shows them."""
+
+    headers = ("Stripe-Signature",)
+    # Stripe sends "application/json; charset=utf-8".
+    media_types = frozenset({"application/json"})
 
     def __init__(
         self,

@@ -137,8 +137,9 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve webhooks (POST /webhooks/stripe, /webhooks/quickbooks), /healthz, /readyz
-    and /metrics; stored events are processed by a background worker."""
+    """Serve webhooks (POST /webhooks/<connection>, for each connection with a webhook
+    secret), /healthz, /readyz and /metrics; stored events are processed by a
+    background worker."""
     from billsync.sync.cli import serve_cmd
 
     serve_cmd.serve(ctx, config, host, port, workers, schedule)

@@ -102,6 +102,7 @@ def create_app(parts: ServerParts) -> FastAPI:
         summary="Webhook receiver, health, metrics and the ops API of billsync",
         lifespan=lifespan,
     )
+    parts.metrics.webhook_connections(sorted(parts.verifiers))
     receiver = WebhookReceiver(
         ledger=parts.ledger,
         verifiers=parts.verifiers,

@@ -22,7 +22,7 @@ several app instances in one process do not collide.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Protocol
 
@@ -36,19 +36,29 @@ from billsync.core.protocols import ErrorClass, WebhookRejectReason
 from billsync.sync.ledger.base import Clock, utc_now
 from billsync.sync.ledger.metrics_reads import MetricsSnapshot
 from billsync.sync.server.ops.throttle import Refusal
+from billsync.sync.server.webhooks import (
+    BODY_TIMEOUT,
+    IGNORED,
+    NOT_CONFIGURED,
+    UNAVAILABLE,
+    UNKNOWN_CONNECTION,
+    UNSUPPORTED_MEDIA_TYPE,
+)
 
 log = get_logger("billsync.server")
 
-WEBHOOK_PROVIDERS = ("stripe", "quickbooks")
-# What the webhook routes report: stored or duplicate for accepted events, else why
-# the request was refused (the connectors' reasons plus the receiver's own).
+# What the webhook route reports: stored or duplicate for accepted events, ignored for
+# a genuine delivery with nothing the connection serves, else why the request was
+# refused (the connectors' reasons plus the receiver's own).
 WEBHOOK_OUTCOMES = (
     "stored",
     "duplicate",
+    IGNORED,
     *(str(reason) for reason in WebhookRejectReason),
-    "unsupported_media_type",
-    "not_configured",
-    "unavailable",
+    UNSUPPORTED_MEDIA_TYPE,
+    NOT_CONFIGURED,
+    UNAVAILABLE,
+    BODY_TIMEOUT,
     "error",
 )
 
@@ -146,26 +156,26 @@ def _families(snapshot: MetricsSnapshot | None, now: datetime) -> Iterator[Metri
 class Metrics:
     """The metrics of one `billsync serve` app: `render()` is the `/metrics` body.
 
-    Wire the process-local parts explicitly: the webhook routes call
-    `webhook_event`, and the app installs `api_call` as the API-call observer for
-    its lifetime::
+    Wire the process-local parts explicitly: the app names the connections it serves
+    webhooks for (`webhook_connections`), the webhook route calls `webhook_event`, and
+    the app installs `api_call` as the API-call observer for its lifetime::
 
         uninstall = install_api_call_observer(hosts_from_settings(s), metrics.api_call)
     """
 
     def __init__(self, ledger: MetricsSource, *, now: Clock = utc_now) -> None:
         self.registry = CollectorRegistry()
+        # The label is still called provider (dashboards query it); its value is the
+        # connection's name, the one in /webhooks/<connection>.
         self._webhook_events = Counter(
             "billsync_webhook_events",
-            "Webhook deliveries answered by this process, per provider and outcome.",
+            "Webhook deliveries answered by this process, per connection (label "
+            "provider) and outcome.",
             ["provider", "outcome"],
             registry=self.registry,
         )
-        # Every (provider, outcome) from the start: rate() needs a series that exists
-        # before its first increment, or the first forged request never shows.
-        for provider in WEBHOOK_PROVIDERS:
-            for outcome in WEBHOOK_OUTCOMES:
-                self._webhook_events.labels(provider, outcome)
+        self._webhook_connections = {UNKNOWN_CONNECTION}
+        self._webhook_events.labels(UNKNOWN_CONNECTION, NOT_CONFIGURED)
         self._api_calls = Counter(
             "billsync_api_calls",
             "Vendor API calls made by this process, per system and HTTP status "
@@ -191,15 +201,24 @@ class Metrics:
             self._login_refusals.labels(str(reason))
         self.registry.register(LedgerCollector(ledger, now))
 
-    def webhook_event(self, provider: str, outcome: str) -> None:
+    def webhook_connections(self, names: Iterable[str]) -> None:
+        """The connections whose webhooks the app serves: every (connection, outcome)
+        series exists from the start, since rate() needs a series that exists before
+        its first increment, or the first forged request never shows."""
+        for name in names:
+            self._webhook_connections.add(name)
+            for outcome in WEBHOOK_OUTCOMES:
+                self._webhook_events.labels(name, outcome)
+
+    def webhook_event(self, connection: str, outcome: str) -> None:
         """Count one answered delivery.
 
         A label outside the known sets is still counted (a metric must never fail the
         request it describes) but logged, so a typo in a route shows up in the logs
         and in the tests instead of quietly starting a series no dashboard reads."""
-        if provider not in WEBHOOK_PROVIDERS or outcome not in WEBHOOK_OUTCOMES:
-            log.warning("metrics.unknown_webhook_label", provider=provider, outcome=outcome)
-        self._webhook_events.labels(provider, outcome).inc()
+        if connection not in self._webhook_connections or outcome not in WEBHOOK_OUTCOMES:
+            log.warning("metrics.unknown_webhook_label", provider=connection, outcome=outcome)
+        self._webhook_events.labels(connection, outcome).inc()
 
     def api_call(self, system: str, status: str, seconds: float) -> None:
         """An `ApiCallObserver`: one vendor call with its status and duration."""

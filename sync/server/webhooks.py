@@ -1,41 +1,59 @@
-"""`POST /webhooks/stripe` and `POST /webhooks/quickbooks`: verify, store, answer.
+"""`POST /webhooks/<connection>`: verify, store, answer.
+
+One route serves every connection that has a webhook verifier, by the connection's name
+(today a connector's name: ``/webhooks/stripe``, ``/webhooks/quickbooks``). The server
+names no provider: everything provider-shaped comes from the verifier, so a new
+connector's webhooks need no change here.
 
 The receiver does as little as it can, in this order, and refuses as early as it can:
-content type (415), declared and actual size (413, counted while streaming so a large
-body is never read whole), the connector's signature check on the raw bytes (400 for
-Stripe, 401 for Intuit), then one inbox row per notification keyed by the provider's
-event id. A duplicate delivery is a no-op that still answers 200, so the provider stops
-retrying. Processing happens later, in the inbox worker. A refused request stores
-nothing and is logged with its reason and size, never its body or signature.
+a name with no verifier (404, the same answer whether the connection is unknown or has
+no webhook secret, so the answer tells a stranger nothing), the content types the
+verifier declares (415), declared and actual size (413, counted while streaming so a
+large body is never read whole), the verifier's signature check on the raw bytes (its
+refusal carries the status its provider expects), then one inbox row per notification,
+keyed by the connection and the provider's event id. A duplicate delivery is a no-op
+that still answers 200, so the provider stops retrying; so is a genuine delivery that
+carries nothing this connection serves (the verifier leaves those out and logs them).
+Processing happens later, in the inbox worker. A refused request stores nothing and is
+logged with its reason and size, never its body or signature.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from billsync.core.logs import get_logger
-from billsync.core.protocols import WebhookRejected, WebhookRejectReason, WebhookVerifier
+from billsync.core.protocols import (
+    DescribesWebhookRequests,
+    WebhookRejected,
+    WebhookRejectReason,
+    WebhookVerifier,
+)
 from billsync.sync.ledger import Ledger
 
 log = get_logger("billsync.server")
 
-PROVIDERS = ("stripe", "quickbooks")
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 NOT_CONFIGURED = "not_configured"
 UNAVAILABLE = "unavailable"
 BODY_TIMEOUT = "body_timeout"
+IGNORED = "ignored"
+"""Outcome of a genuine delivery that carried nothing this connection serves."""
+UNKNOWN_CONNECTION = "(unknown)"
+"""The connection label of a request to a name with no verifier: the name comes from
+the URL, and a metric or log keyed by it would grow with every name a stranger tries."""
 # uvicorn has no body read timeout: a client trickling its body a byte at a time would
-# hold a request open for as long as it likes. Stripe and Intuit send a few kilobytes
-# at once, so a body still arriving after this long is not theirs.
+# hold a request open for as long as it likes. Providers send a few kilobytes at once,
+# so a body still arriving after this long is not theirs.
 BODY_TIMEOUT_S = 10.0
 # The inbox's event_id column (sync/ledger/schema.py): PostgreSQL refuses a longer id
 # (SQLite would store it), and a refusal there looked like an unavailable ledger (503,
@@ -57,7 +75,14 @@ class Problem(BaseModel):
 
 
 class WebhookObserver(Protocol):
-    def webhook_event(self, provider: str, outcome: str) -> None: ...
+    def webhook_connections(self, names: Iterable[str]) -> None:
+        """The connections the routes serve (their series start at 0)."""
+        ...
+
+    def webhook_event(self, connection: str, outcome: str) -> None:
+        """One answered delivery; ``connection`` is `UNKNOWN_CONNECTION` for a name
+        with no verifier."""
+        ...
 
 
 class _Refused(Exception):
@@ -75,39 +100,45 @@ class WebhookReceiver:
     on_stored: Callable[[], None] = lambda: None
     body_timeout_s: float = BODY_TIMEOUT_S  # money-ok: a duration
 
-    async def receive(self, provider: str, request: Request) -> JSONResponse:
+    async def receive(self, name: str, request: Request) -> JSONResponse:
+        verifier = self.verifiers.get(name)
+        if verifier is None:
+            return self._not_served(name, request)
         try:
-            verifier = self._verifier(provider)
-            _check_content_type(request)
+            _check_content_type(request, verifier)
             body = await _read_limited(request, self.max_body_bytes, self.body_timeout_s)
-            accepted = await run_in_threadpool(self._accept, verifier, body, _headers(request))
-        except _Refused as refused:
-            self._refused(provider, request, refused)
-            return JSONResponse(
-                Problem(error=refused.error, message=refused.message).model_dump(),
-                status_code=refused.status,
+            accepted = await run_in_threadpool(
+                self._accept, name, verifier, body, _headers(request)
             )
+        except _Refused as refused:
+            self._refused(name, request, refused)
+            return _problem(refused)
         if accepted.stored:
             self.on_stored()
         return JSONResponse(accepted.model_dump())
 
-    def _verifier(self, provider: str) -> WebhookVerifier:
-        verifier = self.verifiers.get(provider)
-        if verifier is None:
-            setting = {
-                "stripe": "stripe.webhook_secrets",
-                "quickbooks": "quickbooks.verifier_token",
-            }
-            raise _Refused(
-                404,
-                NOT_CONFIGURED,
-                f"{provider} webhooks are not configured on this server: set "
-                f"{setting.get(provider, provider)} and restart",
-            )
-        return verifier
+    def _not_served(self, name: str, request: Request) -> JSONResponse:
+        # Neither the configured names nor the settings to set: the answer goes to
+        # whoever asked. The operator finds the names in the server.started log line.
+        refused = _Refused(
+            404, NOT_CONFIGURED, "no webhooks are received at this address on this server"
+        )
+        self.observer.webhook_event(UNKNOWN_CONNECTION, refused.error)
+        log.warning(
+            "webhook.rejected",
+            connection=UNKNOWN_CONNECTION,
+            requested=_printable(name),
+            reason=refused.error,
+            status=refused.status,
+            fix="point the provider at /webhooks/<connection> for a connection whose "
+            "webhook secret is set (server.started lists them)",
+            content_length=request.headers.get("content-length"),
+            client=request.client.host if request.client else None,
+        )
+        return _problem(refused)
 
     def _accept(
-        self, verifier: WebhookVerifier, body: bytes, headers: dict[str, str]
+        self, name: str, verifier: WebhookVerifier, body: bytes, headers: dict[str, str]
     ) -> WebhookAccepted:
         try:
             notifications = verifier.verify(body, headers)
@@ -119,11 +150,16 @@ class WebhookReceiver:
                 str(WebhookRejectReason.MALFORMED),
                 f"an event id is longer than {MAX_EVENT_ID} characters",
             )
+        if not notifications:
+            self.observer.webhook_event(name, IGNORED)
+            log.info("webhook.ignored", connection=name)
         stored = 0
         for note in notifications:
             try:
+                # Keyed by connection: the inbox worker hands each event to the payment
+                # feed of that name.
                 is_new = self.ledger.store_inbox_event(
-                    verifier.provider,
+                    name,
                     note.event_id,
                     note.payload.encode("utf-8"),
                     {"event_type": note.event_type},
@@ -136,10 +172,10 @@ class WebhookReceiver:
                     503, UNAVAILABLE, "the ledger is unavailable; the provider will retry"
                 ) from None
             stored += int(is_new)
-            self.observer.webhook_event(verifier.provider, "stored" if is_new else "duplicate")
+            self.observer.webhook_event(name, "stored" if is_new else "duplicate")
             log.info(
                 "webhook.stored" if is_new else "webhook.duplicate",
-                provider=verifier.provider,
+                connection=name,
                 event_id=note.event_id,
                 event_type=note.event_type,
             )
@@ -147,11 +183,11 @@ class WebhookReceiver:
             received=len(notifications), stored=stored, duplicates=len(notifications) - stored
         )
 
-    def _refused(self, provider: str, request: Request, refused: _Refused) -> None:
-        self.observer.webhook_event(provider, refused.error)
+    def _refused(self, name: str, request: Request, refused: _Refused) -> None:
+        self.observer.webhook_event(name, refused.error)
         log.warning(
             "webhook.rejected",
-            provider=provider,
+            connection=name,
             reason=refused.error,
             status=refused.status,
             detail=refused.message,
@@ -160,15 +196,31 @@ class WebhookReceiver:
         )
 
 
-def _check_content_type(request: Request) -> None:
-    # Both providers send JSON (Stripe adds "; charset=utf-8"); anything else is not
-    # theirs, and refusing it before reading the body costs nothing.
+def _problem(refused: _Refused) -> JSONResponse:
+    return JSONResponse(
+        Problem(error=refused.error, message=refused.message).model_dump(),
+        status_code=refused.status,
+    )
+
+
+def _printable(name: str) -> str:
+    """A name from the URL as a log may carry it: short, escaped, one line."""
+    return name[:64].encode("unicode_escape").decode("ascii")
+
+
+def _check_content_type(request: Request, verifier: WebhookVerifier) -> None:
+    # What the provider sends is the verifier's to say; anything else is not theirs,
+    # and refusing it before reading the body costs nothing. A verifier that does not
+    # say sees every body and refuses what it cannot read.
+    if not isinstance(verifier, DescribesWebhookRequests):
+        return
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
+    if media_type not in verifier.media_types:
+        expected = " or ".join(sorted(verifier.media_types))
         raise _Refused(
             415,
             UNSUPPORTED_MEDIA_TYPE,
-            f"content type {media_type or 'missing'!r} refused: webhooks are application/json",
+            f"content type {media_type or 'missing'!r} refused: these webhooks are {expected}",
         )
 
 
@@ -209,66 +261,68 @@ def _headers(request: Request) -> dict[str, str]:
 
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "Malformed, stale, or (Stripe) unsigned request"},
-    401: {"model": Problem, "description": "Missing or wrong Intuit signature"},
-    404: {"model": Problem, "description": "This provider's webhooks are not configured"},
+    400: {
+        "model": Problem,
+        "description": "Malformed or stale request (some providers' "
+        "verifiers answer a failed signature with 400 too)",
+    },
+    401: {"model": Problem, "description": "Missing or wrong signature"},
+    404: {"model": Problem, "description": "No connection with webhooks by this name"},
     408: {"model": Problem, "description": "The body did not arrive in time"},
     413: {"model": Problem, "description": "Body over server.max_body_bytes"},
-    415: {"model": Problem, "description": "Content type is not application/json"},
+    415: {"model": Problem, "description": "Not a content type the connection's provider sends"},
     503: {"model": Problem, "description": "Ledger unavailable: nothing stored, retry later"},
 }
 
 
 # The raw body is what the signature covers, so the route reads it itself; this only
-# tells the OpenAPI document (and schemathesis) what the providers send.
-def _document(signature_header: str, what: str) -> dict[str, Any]:
+# tells the OpenAPI document (and schemathesis) what the configured providers send, as
+# their verifiers describe it.
+def _document(verifiers: Iterable[WebhookVerifier]) -> dict[str, Any]:
+    described = [v for v in verifiers if isinstance(v, DescribesWebhookRequests)]
+    headers = {h.lower(): h for v in described for h in v.headers}
+    media_types = sorted({m for v in described for m in v.media_types}) or ["*/*"]
     return {
         "parameters": [
             {
-                "name": signature_header,
+                "name": header,
                 "in": "header",
-                "required": True,
+                "required": False,
                 "schema": {"type": "string"},
-                "description": f"{what} over the raw body",
+                "description": "Read by the signature check of the connections whose "
+                "provider sends it; each connection needs its own provider's headers",
             }
+            for _, header in sorted(headers.items())
         ],
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            {"type": "object", "description": "Stripe event, Intuit legacy"},
-                            {"type": "array", "description": "Intuit CloudEvents batch"},
-                        ]
-                    }
+                media_type: {
+                    "schema": {"description": "The provider's event, exactly as it signed it"}
                 }
+                for media_type in media_types
             },
         },
     }
+
+
+ConnectionName = Annotated[
+    str,
+    Path(description="The connection whose provider sends these webhooks (e.g. its connector)"),
+]
 
 
 def webhook_router(receiver: WebhookReceiver) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
 
     @router.post(
-        "/webhooks/stripe",
+        "/webhooks/{name}",
         response_model=WebhookAccepted,
         responses=_REFUSALS,
-        openapi_extra=_document("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),
-        summary="Receive a signed Stripe event",
+        openapi_extra=_document(receiver.verifiers.values()),
+        summary="Receive a signed webhook delivery for a connection",
     )
-    async def stripe_webhook(request: Request) -> JSONResponse:
-        return await receiver.receive("stripe", request)
-
-    @router.post(
-        "/webhooks/quickbooks",
-        response_model=WebhookAccepted,
-        responses=_REFUSALS,
-        openapi_extra=_document("intuit-signature", "base64 HMAC-SHA256 with the verifier token"),
-        summary="Receive a signed Intuit notification",
-    )
-    async def quickbooks_webhook(request: Request) -> JSONResponse:
-        return await receiver.receive("quickbooks", request)
+    async def webhook(name: ConnectionName, request: Request) -> JSONResponse:
+        return await receiver.receive(name, request)
 
     return router

@@ -21,7 +21,8 @@ from billsync.core.protocols import ErrorClass
 from billsync.sync.apicalls import counting_api_calls, install_api_call_observer
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ledger.metrics_reads import MetricsReads, MetricsSnapshot
-from billsync.sync.server.metrics import WEBHOOK_OUTCOMES, WEBHOOK_PROVIDERS, Metrics
+from billsync.sync.server.metrics import WEBHOOK_OUTCOMES, Metrics
+from billsync.sync.server.webhooks import NOT_CONFIGURED, UNKNOWN_CONNECTION
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LEDGER_FAMILIES = (
@@ -287,8 +288,9 @@ def process_local(metrics: Metrics, name: str) -> dict[frozenset[tuple[str, str]
     return scrape(metrics)[name]
 
 
-def test_webhook_events_counted_per_provider_and_outcome() -> None:
+def test_webhook_events_counted_per_connection_and_outcome() -> None:
     metrics = local_metrics()
+    metrics.webhook_connections(["stripe", "quickbooks"])
     metrics.webhook_event("stripe", "stored")
     metrics.webhook_event("stripe", "stored")
     metrics.webhook_event("stripe", "duplicate")
@@ -298,26 +300,32 @@ def test_webhook_events_counted_per_provider_and_outcome() -> None:
 
     expected = {
         frozenset({("provider", p), ("outcome", o)}): 0.0
-        for p in WEBHOOK_PROVIDERS
+        for p in ("stripe", "quickbooks")
         for o in WEBHOOK_OUTCOMES
     }
+    # Requests to a name with no verifier: one series, whatever name was tried.
+    expected[frozenset({("provider", UNKNOWN_CONNECTION), ("outcome", NOT_CONFIGURED)})] = 0
     expected[frozenset({("provider", "stripe"), ("outcome", "stored")})] = 2
     expected[frozenset({("provider", "stripe"), ("outcome", "duplicate")})] = 1
     expected[frozenset({("provider", "quickbooks"), ("outcome", "bad_signature")})] = 1
     assert series == expected
 
 
-def test_unknown_webhook_label_is_counted_and_logged() -> None:
+@pytest.mark.parametrize(("connection", "outcome"), [("stripe", "forgd"), ("strpe", "stored")])
+def test_unknown_webhook_label_is_counted_and_logged(connection: str, outcome: str) -> None:
     metrics = local_metrics()
+    metrics.webhook_connections(["stripe"])
     with structlog.testing.capture_logs() as logs:
-        metrics.webhook_event("stripe", "forgd")  # a typo must not fail the request
-    key = frozenset({("provider", "stripe"), ("outcome", "forgd")})
+        metrics.webhook_event(connection, outcome)  # a typo must not fail the request
+    key = frozenset({("provider", connection), ("outcome", outcome)})
     assert process_local(metrics, "billsync_webhook_events_total")[key] == 1
     assert [e["event"] for e in logs] == ["metrics.unknown_webhook_label"]
 
 
 def test_two_apps_do_not_share_counters() -> None:
     first, second = local_metrics(), local_metrics()
+    for metrics in (first, second):
+        metrics.webhook_connections(["stripe"])
     first.webhook_event("stripe", "stale")
     key = frozenset({("provider", "stripe"), ("outcome", "stale")})
     assert process_local(first, "billsync_webhook_events_total")[key] == 1

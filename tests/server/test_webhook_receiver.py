@@ -19,7 +19,7 @@ import json
 import random
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,7 +35,8 @@ from pydantic import SecretStr
 
 from billsync.connectors.quickbooks import QboWebhookVerifier
 from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
-from billsync.core.canonical import InvoiceRef, PaymentEvent
+from billsync.core.canonical import InvoiceRef, PaymentEvent, WebhookNotification
+from billsync.core.protocols import WebhookRejected, WebhookRejectReason
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ledger.schema import inbox
 from billsync.sync.server.app import ServerParts, create_app
@@ -345,13 +346,128 @@ def test_refusals_store_nothing(
         assert secret_or_body not in logged.out + logged.err + answer.text
 
 
-def test_a_provider_without_a_secret_is_not_served(world: World) -> None:
+def test_a_connection_without_a_secret_is_not_served(world: World) -> None:
     parts = world.parts(worker=False)
     parts.verifiers = {"stripe": parts.verifiers["stripe"]}
     with serving(create_app(parts)) as base:
         answer = post(f"{base}/webhooks/quickbooks", INTUIT_BODY, intuit_headers(INTUIT_BODY))
+    # The same answer as for a name nothing serves: the setting to change is in the
+    # server's log (server.no_webhooks, server.started), not in the stranger's answer.
     assert answer.status_code == 404
-    assert "quickbooks.verifier_token" in answer.json()["message"]
+    assert answer.json()["error"] == "not_configured"
+    assert world.inbox_rows() == []
+
+
+@pytest.mark.parametrize("name", ["nosuchvendor", "Stripe", "stripe%0Aforged", "x" * 300])
+def test_an_unknown_name_gets_404_and_learns_nothing(
+    world: World, name: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    body = stripe_event("evt_unknown")
+    with serving(create_app(world.parts(worker=False))) as base:
+        answer = post(f"{base}/webhooks/{name}", body, stripe_headers(body))
+        metrics = requests.get(f"{base}/metrics", timeout=5).text
+    assert answer.status_code == 404
+    assert answer.json() == {
+        "error": "not_configured",
+        "message": "no webhooks are received at this address on this server",
+    }
+    assert world.inbox_rows() == []
+    # One series for every name tried, never one per name (the URL is the stranger's).
+    counted = _samples(metrics, "billsync_webhook_events_total")
+    assert counted[("(unknown)", "not_configured")] == 1
+    assert {p for p, _ in counted} == {"stripe", "quickbooks", "(unknown)"}
+    # The name tried is logged for the operator, short and on one line.
+    captured = capfd.readouterr()
+    logged = captured.out + captured.err
+    assert "webhook.rejected" in logged
+    assert "\nforged" not in logged and "x" * 65 not in logged
+
+
+def test_another_quickbooks_company_is_acknowledged_not_refused(
+    world: World, capfd: pytest.CaptureFixture[str]
+) -> None:
+    body = intuit_legacy("888").replace(REALM.encode(), b"1111111111")
+    with serving(create_app(world.parts(worker=False))) as base:
+        answer = post(f"{base}/webhooks/quickbooks", body, intuit_headers(body))
+        metrics = requests.get(f"{base}/metrics", timeout=5).text
+    # Intuit retries a refused delivery and holds the app's later events behind it.
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"received": 0, "stored": 0, "duplicates": 0}
+    assert world.inbox_rows() == []
+    assert _samples(metrics, "billsync_webhook_events_total")[("quickbooks", "ignored")] == 1
+    logged = capfd.readouterr()
+    assert "quickbooks.webhook_other_realm" in logged.out + logged.err
+
+
+# --- a connector the server has never heard of ----------------------------------------
+
+
+ACME_KEY = b"acme-test-key"
+
+
+def acme_signature(body: bytes) -> str:
+    return hmac.new(ACME_KEY, body, hashlib.sha256).hexdigest()
+
+
+class AcmeVerifier:
+    """A third connector's verifier: its own header and content type (form-encoded)."""
+
+    provider = "acme_billing"
+    headers = ("X-Acme-Signature",)
+    media_types = frozenset({"application/x-www-form-urlencoded"})
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookNotification]:
+        given = next((v for k, v in headers.items() if k.lower() == "x-acme-signature"), "")
+        if not hmac.compare_digest(given.encode(), acme_signature(body).encode()):
+            raise WebhookRejected(WebhookRejectReason.BAD_SIGNATURE, "bad Acme signature")
+        fields = dict(pair.split("=", 1) for pair in body.decode().split("&"))
+        return [
+            WebhookNotification(
+                provider=self.provider,
+                event_id=fields["id"],
+                event_type=fields["type"],
+                payload=body.decode(),
+                received_at=datetime.now(UTC),
+            )
+        ]
+
+
+def test_a_third_connector_is_served_by_its_name_with_no_server_change(world: World) -> None:
+    world.feeds["acme_billing"] = FakeFeed("acme_billing")
+    parts = world.parts()
+    parts.verifiers = {**parts.verifiers, "acme_billing": AcmeVerifier()}
+    body = b"id=ac_1&type=payment.made"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    signed = {**form, "X-Acme-Signature": acme_signature(body)}
+    with serving(create_app(parts)) as base:
+        url = f"{base}/webhooks/acme_billing"
+        first, again = post(url, body, signed), post(url, body, signed)
+        forged = post(url, body, {**form, "X-Acme-Signature": "0" * 64})
+        as_json = post(url, body, {**signed, "Content-Type": "application/json"})
+        wait_for(lambda: world.inbox_rows() == [("acme_billing", "ac_1", "done")])
+        metrics = requests.get(f"{base}/metrics", timeout=5).text
+        document = requests.get(f"{base}/openapi.json", timeout=5).json()
+    assert (first.status_code, first.json()["stored"]) == (200, 1)
+    assert (again.status_code, again.json()["duplicates"]) == (200, 1)
+    assert (forged.status_code, forged.json()["error"]) == (401, "bad_signature")
+    assert (as_json.status_code, as_json.json()["error"]) == (415, "unsupported_media_type")
+    counted = _samples(metrics, "billsync_webhook_events_total")
+    assert counted[("acme_billing", "stored")] == 1 and counted[("acme_billing", "duplicate")] == 1
+    assert counted[("acme_billing", "stale")] == 0  # its series exist from the start
+    # The OpenAPI document describes it from its verifier, beside the built-ins.
+    operation = document["paths"]["/webhooks/{name}"]["post"]
+    assert {p["name"] for p in operation["parameters"] if p["in"] == "header"} == {
+        "X-Acme-Signature",
+        "Stripe-Signature",
+        "intuit-signature",
+    }
+    assert set(operation["requestBody"]["content"]) == {
+        "application/json",
+        "application/x-www-form-urlencoded",
+    }
+    assert [path for path in document["paths"] if path.startswith("/webhooks")] == [
+        "/webhooks/{name}"
+    ]
 
 
 def test_declared_oversize_body_is_refused_before_it_is_sent(world: World) -> None:

@@ -10,10 +10,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import structlog
 
 from billsync.connectors.quickbooks import QboWebhookVerifier
 from billsync.connectors.quickbooks.webhooks import notification_facts
-from billsync.core.protocols import WebhookRejected, WebhookRejectReason, WebhookVerifier
+from billsync.core.protocols import (
+    DescribesWebhookRequests,
+    WebhookRejected,
+    WebhookRejectReason,
+    WebhookVerifier,
+)
 
 TOKEN = "verifier-token-for-tests-0001"
 REALM = "9341453050298475"
@@ -68,6 +74,10 @@ def verifier() -> QboWebhookVerifier:
 def test_is_a_webhook_verifier(verifier: QboWebhookVerifier) -> None:
     assert isinstance(verifier, WebhookVerifier)
     assert verifier.provider == "quickbooks"
+    # What the server checks and documents without naming Intuit.
+    assert isinstance(verifier, DescribesWebhookRequests)
+    assert verifier.headers == ("intuit-signature",)
+    assert verifier.media_types == {"application/json"}
     assert TOKEN not in repr(verifier)
 
 
@@ -138,19 +148,36 @@ def test_malformed_but_signed_bodies(verifier: QboWebhookVerifier, body: bytes) 
     assert caught.value.http_status == 400
 
 
-def test_another_company_is_rejected_and_mixed_requests_keep_ours(
-    verifier: QboWebhookVerifier,
+@pytest.mark.parametrize(
+    "body",
+    [legacy(PAYMENT, realm="1111"), cloud({**CLOUD_PAYMENT, "intuitaccountid": "1111"})],
+    ids=["legacy", "cloudevents"],
+)
+def test_another_company_is_acknowledged_and_logged_not_refused(
+    verifier: QboWebhookVerifier, body: bytes
 ) -> None:
-    body = legacy(PAYMENT, realm="1111")
-    with pytest.raises(WebhookRejected) as caught:
-        verifier.verify(body, {"intuit-signature": sign(body)})
-    assert caught.value.reason is WebhookRejectReason.MALFORMED
-    assert "another QuickBooks company" in caught.value.message
+    # Intuit retries a refused delivery and holds later events behind it: a company
+    # this connection does not serve is answered 200 with nothing stored.
+    with structlog.testing.capture_logs() as logs:
+        assert verifier.verify(body, {"intuit-signature": sign(body)}) == []
+    [logged] = logs
+    assert logged["event"] == "quickbooks.webhook_other_realm"
+    assert (logged["dropped"], logged["kept"], logged["realms"]) == (1, 0, ["1111"])
+
+
+def test_a_mixed_delivery_keeps_ours(verifier: QboWebhookVerifier) -> None:
     other = {**CLOUD_PAYMENT, "id": "other", "intuitaccountid": "1111"}
     mixed = cloud(CLOUD_PAYMENT, other)
     assert [n.event_id for n in verifier.verify(mixed, {"intuit-signature": sign(mixed)})] == [
         CLOUD_PAYMENT["id"]
     ]
+
+
+def test_another_company_is_still_checked_for_a_signature(verifier: QboWebhookVerifier) -> None:
+    body = legacy(PAYMENT, realm="1111")
+    with pytest.raises(WebhookRejected) as caught:
+        verifier.verify(body, {"intuit-signature": sign(body, "someone-else")})
+    assert caught.value.reason is WebhookRejectReason.BAD_SIGNATURE
 
 
 def test_the_signature_is_checked_before_parsing(verifier: QboWebhookVerifier) -> None:

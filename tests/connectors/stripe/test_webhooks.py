@@ -12,7 +12,12 @@ import stripe
 from pydantic import SecretStr
 
 from billsync.connectors.stripe.webhooks import StripeWebhookVerifier
-from billsync.core.protocols import WebhookRejected, WebhookRejectReason
+from billsync.core.protocols import (
+    DescribesWebhookRequests,
+    WebhookRejected,
+    WebhookRejectReason,
+    WebhookVerifier,
+)
 
 SECRET = "whsec_current0123456789abcdef"
 OLD = "whsec_previous0123456789abcdef"
@@ -55,6 +60,14 @@ def rejected(
     for secret in (SECRET, OLD):
         assert secret not in caught.value.message
     return caught.value
+
+
+def test_describes_what_stripe_sends() -> None:
+    # What the server checks and documents without naming Stripe.
+    check = verifier()
+    assert isinstance(check, WebhookVerifier) and isinstance(check, DescribesWebhookRequests)
+    assert check.headers == ("Stripe-Signature",)
+    assert check.media_types == {"application/json"}
 
 
 def test_a_valid_event_becomes_one_notification() -> None:
