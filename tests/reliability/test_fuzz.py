@@ -489,15 +489,19 @@ def test_the_receiver_never_answers_5xx(
     assert tally.violated(SUITE, problems) == []
 
 
-@pytest.mark.parametrize("path", ["/webhooks/stripe", "/webhooks/quickbooks"])
-def test_schemathesis_finds_no_server_error(receiver_url: str, path: str, tally: Tally) -> None:
-    operation = schemathesis.openapi.from_url(f"{receiver_url}/openapi.json")[path]["POST"]
+@pytest.mark.parametrize("provider", ["stripe", "quickbooks"])
+def test_schemathesis_finds_no_server_error(receiver_url: str, provider: str, tally: Tally) -> None:
+    # One route for every connection; pinned to each built-in so generated bodies and
+    # headers reach its real verifier.
+    schema = schemathesis.openapi.from_url(f"{receiver_url}/openapi.json")
+    operation = schema["/webhooks/{name}"]["POST"]
 
     @seed(chaos.seed())
     @HTTP_SETTINGS
     @given(case=operation.as_strategy())
     def check(case: schemathesis.Case) -> None:
         tally.tried(SUITE)
+        case.path_parameters = {"name": provider}
         case.call_and_validate(timeout=10, checks=[not_a_server_error])
 
     check()
