@@ -708,9 +708,12 @@ def _cli_problem(argv: list[str]) -> str | None:
                 words.pop(0)  # the option's value
             continue
         if getattr(command, "commands", None) is not None:
-            if word not in command.commands:
+            # get_command, not the commands dict: `billsync auth` finds the connectors'
+            # commands only when asked (their plug-ins load lazily).
+            found = command.get_command(command.context_class(command), word)
+            if found is None:
                 return f"{' '.join(argv)}: no command {word!r}"
-            command = command.commands[word]
+            command = found
     return None
 
 
