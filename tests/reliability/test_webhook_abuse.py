@@ -233,7 +233,6 @@ REFUSALS = [
     _case("intuit JSON, not a notification", Q, intuit_signed, 400, "malformed", b'{"a": 1}'),
     _case("intuit cloud event without id", Q, intuit_signed, 400, "malformed", _cloud_without_id),
     _case("intuit deeply nested JSON", Q, intuit_signed, 400, "malformed", NESTED),
-    _case("intuit another company", Q, intuit_signed, 400, "malformed", _other_company),
     _case("intuit event id of 256 characters", Q, intuit_signed, 400, "malformed", _cloud_long_id),
     _case("intuit form content type", Q, intuit_as_form, 415, "unsupported_media_type"),
 ]
@@ -274,6 +273,29 @@ def test_refused_with_its_status_and_nothing_stored(
             problems.append("the answer quotes a secret")
     found = tally.violated(SUITE, [f"{provider}: {p}" for p in problems])
     assert found == []
+
+
+def test_another_companys_notification_is_acknowledged_and_not_stored(
+    endpoint: Endpoint, tally: Tally
+) -> None:
+    """Signed, but for a realm this deployment does not serve: acknowledged with 200
+    (Intuit retries refused deliveries, issue 18) and nothing reaches the inbox."""
+    raw = _other_company(endpoint)
+    before = endpoint.inbox_count()
+    answer = raw_request(
+        endpoint.server.base_url,
+        hooks.head(
+            "quickbooks", [*intuit_signed(endpoint, raw), ("Content-Length", str(len(raw)))]
+        ),
+        [raw],
+    )
+    tally.tried(SUITE)
+    problems = []
+    if status_of(answer) != 200 or b'"stored":0' not in answer.replace(b" ", b""):
+        problems.append(f"answered {answer[:200]!r}, expected 200 with nothing stored")
+    if endpoint.inbox_count() != before:
+        problems.append("another company's notification was stored")
+    assert tally.violated(SUITE, [f"quickbooks: {p}" for p in problems]) == []
 
 
 @pytest.mark.parametrize("provider", ["stripe", "quickbooks"])
