@@ -575,6 +575,10 @@ class WebhookNotification(_Model):
     One request may carry several (Intuit batches them). ``event_id`` is the provider's
     event id, or for Intuit's legacy payload (which has none) a deterministic id the
     connector derives from realm, entity, id, operation and lastUpdated.
+
+    ``provider`` is the connection the notification is for: the verifier's own, or a
+    peer of the same kind when one vendor app notifies for several companies (the
+    server stores it under that connection).
     """
 
     provider: TargetName

@@ -103,6 +103,15 @@ class BuildContext:
     (``start_from`` None: the source's own section decides); ``max_body_bytes`` is the
     largest webhook body the receiver accepts (``server.max_body_bytes``); ``sleep`` replaces
     ``time.sleep`` in retry back-offs — for tests, which must never wait.
+
+    ``connection`` is the name of the connection being built (``qbo_uk``; the
+    connector's own name for its plain section): the connector names itself by it
+    wherever it names itself — its target and provider name, cursors, inbox events,
+    log lines — so two companies of one kind never share ledger rows. ``peers`` are the
+    other configured connections of the same kind, name → settings section: a verifier
+    that receives one vendor app's notifications for several companies (Intuit sends
+    every realm of an app to one URL) hands each to the peer that serves it
+    (`WebhookNotification.provider`).
     """
 
     holder: str
@@ -112,6 +121,19 @@ class BuildContext:
     start_from: datetime | None = None
     max_body_bytes: int = 1024 * 1024
     sleep: Callable[[float], None] | None = None
+    connection: str | None = None
+    peers: Mapping[str, Any] = field(default_factory=dict)
+
+    def connection_or(self, kind: str) -> str:
+        """The connection's name; the connector's ``kind`` when built without one."""
+        return self.connection or kind
+
+    def setting(self, kind: str, key: str) -> str:
+        """Where the operator sets ``key`` of this connection, for problem messages:
+        ``quickbooks.realm_id`` for the plain section, ``connections.qbo_uk.realm_id``
+        for a named connection."""
+        name = self.connection_or(kind)
+        return f"{kind}.{key}" if name == kind else f"connections.{name}.{key}"
 
 
 class ConnectorFactory(Protocol):
