@@ -24,9 +24,11 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
 from billsync.config.settings import (
+    CONNECTIONS,
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,
     Settings,
+    connection_models,
     sections_of,
     with_connectors,
 )
@@ -69,7 +71,9 @@ def load_settings(
     base = with_connectors(specs)
     sections = sections_of(base)
     _resolve_yaml_secret_files(data, file_label, problems, sections)
+    _resolve_connection_secret_files(data, file_label, problems, connection_models(base))
     _overlay_env_secret_files(data, env, problems, sections)
+    _overlay_env_connection_secret_files(data, env, problems, connection_models(base))
     if problems:
         raise ConfigError(problems)
 
@@ -136,15 +140,41 @@ def _resolve_yaml_secret_files(
         model = sections.get(section_name)
         if model is None or not isinstance(section, dict):
             continue  # reported by validation as an unknown section or a wrong type
-        secrets = _file_keys(model)
-        for key in [k for k in section if k.endswith(SECRET_FILE_SUFFIX)]:
-            base = key.removesuffix(SECRET_FILE_SUFFIX)
-            if base not in secrets:
-                continue
-            dotted = f"{section_name}.{key}"
-            secret = _read_secret_file(section.pop(key), file_label, dotted, problems)
-            if secret is not None:
-                section[base] = _as_field_value(model, base, secret)
+        _read_section_secret_files(section, model, section_name, file_label, problems)
+
+
+def _resolve_connection_secret_files(
+    data: dict[str, Any],
+    file_label: str,
+    problems: list[ConfigProblem],
+    models: Mapping[str, type[BaseModel]],
+) -> None:
+    """The same for each ``connections:`` entry, by the model of its ``kind``."""
+    entries = data.get(CONNECTIONS)
+    if not isinstance(entries, dict):
+        return
+    for name, entry in entries.items():
+        model = models.get(str(entry.get("kind"))) if isinstance(entry, dict) else None
+        if model is not None and isinstance(entry, dict):
+            where = f"{CONNECTIONS}.{name}"
+            _read_section_secret_files(entry, model, where, file_label, problems)
+
+
+def _read_section_secret_files(
+    section: dict[str, Any],
+    model: type[BaseModel],
+    where: str,
+    file_label: str,
+    problems: list[ConfigProblem],
+) -> None:
+    secrets = _file_keys(model)
+    for key in [k for k in section if k.endswith(SECRET_FILE_SUFFIX)]:
+        base = key.removesuffix(SECRET_FILE_SUFFIX)
+        if base not in secrets:
+            continue
+        secret = _read_secret_file(section.pop(key), file_label, f"{where}.{key}", problems)
+        if secret is not None:
+            section[base] = _as_field_value(model, base, secret)
 
 
 def _overlay_env_secret_files(
@@ -160,6 +190,41 @@ def _overlay_env_secret_files(
             data.setdefault(section, {})
             if isinstance(data[section], dict):
                 data[section][key] = _as_field_value(sections[section], key, secret)
+
+
+def _overlay_env_connection_secret_files(
+    data: dict[str, Any],
+    env: Mapping[str, str],
+    problems: list[ConfigProblem],
+    models: Mapping[str, type[BaseModel]],
+) -> None:
+    """Apply `BILLSYNC_CONNECTIONS__<NAME>__<KEY>_FILE` variables over the YAML values
+    of a connection the file declares (its ``kind`` says which keys are secrets)."""
+    entries = data.get(CONNECTIONS)
+    if not isinstance(entries, dict):
+        return
+    for name, connection, key in _env_connection_secret_file_vars(env):
+        entry = entries.get(connection)
+        if not isinstance(entry, dict):
+            continue
+        model = models.get(str(entry.get("kind")))
+        if model is None or key not in _file_keys(model):
+            continue
+        secret = _read_secret_file(env[name], name, f"{CONNECTIONS}.{connection}.{key}", problems)
+        if secret is not None:
+            entry[key] = _as_field_value(model, key, secret)
+
+
+def _env_connection_secret_file_vars(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    found = []
+    for name in env:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or not upper.endswith(SECRET_FILE_SUFFIX.upper()):
+            continue
+        parts = upper[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER)
+        if len(parts) == 3 and parts[0] == CONNECTIONS:
+            found.append((name, parts[1], parts[2].removesuffix(SECRET_FILE_SUFFIX)))
+    return found
 
 
 def _as_field_value(model: type[BaseModel], key: str, secret: str) -> str | list[str]:
@@ -227,6 +292,7 @@ def _bound_to_environment(
     loader testable and stops `X_FILE` variables from looking like unknown keys.
     """
     handled = {name for name, _, _ in _env_secret_file_vars(env, sections)}
+    handled |= {name for name, _, _ in _env_connection_secret_file_vars(env)}
     visible = {k: v for k, v in env.items() if k not in handled}
 
     class _MappingEnvSource(EnvSettingsSource):
@@ -253,20 +319,35 @@ def _explain(
 ) -> list[ConfigProblem]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        loc = [str(part) for part in error["loc"]]
+        loc = _without_kind_tag([str(part) for part in error["loc"]], settings_cls)
         if error["type"] == "missing_secret":
             loc.append(str((error.get("ctx") or {})["key"]))
             reason = _missing_secret_reason(loc)
         elif error["type"] == "extra_forbidden":
             reason = _unknown_key_reason(loc, settings_cls)
+        elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            kinds = ", ".join(sorted(settings_cls.connector_specs))
+            reason = f"kind must name an installed connector ({kinds})"
+            loc.append("kind")
         else:
             reason = error["msg"]
         problems.append(ConfigProblem(_source_of(loc, file_label, env), ".".join(loc), reason))
     return problems
 
 
+def _without_kind_tag(loc: list[str], settings_cls: type[Settings]) -> list[str]:
+    """pydantic puts the ``kind`` of a ``connections:`` entry into the error's location
+    (``connections.qbo_uk.quickbooks.realm_id``); the operator's key has no such part."""
+    if loc[:1] != [CONNECTIONS]:
+        return loc
+    if len(loc) > 2 and loc[2] in settings_cls.connector_specs:
+        return loc[:2] + loc[3:]
+    return [part for part in loc if part != "[key]"]  # a refused connection name
+
+
 def _env_name(loc: list[str]) -> str:
-    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in loc[:2])
+    depth = 3 if loc and loc[0] == CONNECTIONS else 2
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in loc[:depth])
 
 
 def _source_of(loc: list[str], file_label: str, env: Mapping[str, str]) -> str:

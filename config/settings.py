@@ -14,12 +14,15 @@ silently ignored while the default quietly applies.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from pydantic import AwareDatetime, BaseModel, Field, SecretStr, create_model
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, SecretStr, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from billsync.core.plugins import ConnectorSpec
@@ -27,6 +30,10 @@ from billsync.core.settings import ConnectorSection, Section, SourceSection, col
 
 ENV_PREFIX = "BILLSYNC_"
 ENV_NESTED_DELIMITER = "__"
+CONNECTIONS = "connections"
+# A connection's name is a path segment (/webhooks/<name>), a metrics label value and a
+# ledger key: lower-case, starting with a letter, like a connector's name.
+CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
@@ -134,13 +141,43 @@ class Settings(BaseSettings):
     def connector_sections(self) -> dict[str, ConnectorSection]:
         return {name: self.connector(name) for name in self.connector_specs}
 
+    def named_connections(self) -> dict[str, ConnectorSection]:
+        """The ``connections:`` entries by name (empty when there are none)."""
+        found: dict[str, ConnectorSection] = getattr(self, CONNECTIONS, None) or {}
+        return dict(found)
+
+    def every_connection(self) -> dict[str, Connection]:
+        """Every configured connection by name: each installed connector's own section
+        (the connection named after its kind, as in a single-company configuration),
+        then the ``connections:`` entries."""
+        found = {
+            name: Connection(name, name, spec, self.connector(name))
+            for name, spec in self.connector_specs.items()
+        }
+        for name, section in self.named_connections().items():
+            kind = str(getattr(section, "kind"))  # noqa: B009 - added by with_connectors
+            found[name] = Connection(name, kind, self.connector_specs[kind], section)
+        return found
+
+    def connection_kinds(self) -> dict[str, str]:
+        """Connection name → connector kind, for every configured connection."""
+        return {name: c.kind for name, c in self.every_connection().items()}
+
+    def connection(self, name: str) -> Connection:
+        """The connection ``name`` (a connector's own section or a ``connections:``
+        entry); KeyError when none is configured by that name."""
+        found = self.every_connection().get(name)
+        if found is None:
+            raise KeyError(f"no connection '{name}'")
+        return found
+
     def start_from(self) -> datetime | None:
         """Where a ledger that has never run starts reading deals: ``sync.start_from``,
-        else the deal source's own ``start_from`` (e.g. ``salesforce.start_from``)."""
+        else the deal source's own ``start_from`` (``<source>.start_from``)."""
         if self.sync.start_from is not None:
             return self.sync.start_from
-        spec = self.connector_specs.get(self.sync.source)
-        section = self.connector(spec.name) if spec else None
+        source = self.every_connection().get(self.sync.source)
+        section = source.section if source else None
         return section.start_from if isinstance(section, SourceSection) else None
 
     def secret_patterns(self) -> list[str]:
@@ -158,23 +195,90 @@ def _url_passwords(url: str) -> list[str]:
     return [s for v in found if v for s in {v, unquote(v), quote(v, safe="")}]
 
 
+@dataclass(frozen=True)
+class Connection:
+    """One configured account of one connector kind: its ``name`` (ledger rows, cursors,
+    ``/webhooks/<name>``, metrics labels), its connector ``kind`` and ``spec``, and its
+    validated settings ``section``."""
+
+    name: str
+    kind: str
+    spec: ConnectorSpec
+    section: ConnectorSection
+
+    @property
+    def label(self) -> str:
+        """How people call it: the connector's label, and the name when it differs
+        from the kind ("QuickBooks (qbo_uk)")."""
+        if self.name == self.kind:
+            return self.spec.label
+        return f"{self.spec.label} ({self.name})"
+
+
 def with_connectors(specs: dict[str, ConnectorSpec]) -> type[Settings]:
     """`Settings` with one section per installed connector, named as the connector,
-    built from its declared model (every key validated, its secrets masked)."""
-    clash = set(specs) & set(Settings.model_fields)
+    built from its declared model (every key validated, its secrets masked), and a
+    ``connections:`` map whose entries are validated by the model of their ``kind``."""
+    clash = set(specs) & (set(Settings.model_fields) | {CONNECTIONS})
     if clash:
         raise ValueError(f"connector names clash with billsync's own sections: {sorted(clash)}")
     fields: dict[str, Any] = {
         name: (spec.settings, Field(default_factory=spec.settings)) for name, spec in specs.items()
     }
+    if specs:
+        reserved = set(specs) | set(Settings.model_fields) | {CONNECTIONS}
+        name: Any = Annotated[str, AfterValidator(lambda value: _connection_name(value, reserved))]
+        entry: Any = _connection_union(specs)
+        fields[CONNECTIONS] = (dict[name, entry], Field(default_factory=dict))
     cls: type[Settings] = create_model("Settings", __base__=Settings, **fields)
     cls.connector_specs = dict(specs)
     return cls
 
 
+@cache
+def connection_model(spec: ConnectorSpec) -> type[ConnectorSection]:
+    """A ``connections:`` entry of this kind: the connector's own section model plus
+    ``kind``; listing a connection enables it unless it says ``enabled: false``."""
+    kind: Any = Literal[spec.name]
+    model = create_model(
+        f"{spec.name.title().replace('_', '')}Connection",
+        __base__=spec.settings,
+        kind=(kind, ...),
+        enabled=(bool, True),
+    )
+    return cast(type[ConnectorSection], model)
+
+
+def _connection_union(specs: dict[str, ConnectorSpec]) -> Any:
+    models = tuple(connection_model(spec) for spec in specs.values())
+    union = models[0] if len(models) == 1 else Union[models]  # noqa: UP007 - built at run time
+    return Annotated[union, Field(discriminator="kind")]
+
+
+def _connection_name(value: str, reserved: set[str]) -> str:
+    if not CONNECTION_NAME.match(value):
+        raise ValueError(
+            f"the name '{value}' must be 1-40 lower-case letters, digits or '_', "
+            "starting with a letter"
+        )
+    if value in reserved:
+        raise ValueError(
+            f"the name '{value}' is taken by a connector's own section or one of "
+            "billsync's sections; give the connection another name (e.g. qbo_us)"
+        )
+    return value
+
+
 def sections_of(settings_cls: type[Settings]) -> dict[str, type[BaseModel]]:
-    """Each section's model by name (billsync's own and the connectors')."""
+    """Each section's model by name (billsync's own and the connectors'; not the
+    ``connections:`` map, whose entries `connection_models` gives by kind)."""
     return {
         name: field.annotation  # type: ignore[misc]
         for name, field in settings_cls.model_fields.items()
+        if name != CONNECTIONS
     }
+
+
+def connection_models(settings_cls: type[Settings]) -> dict[str, type[BaseModel]]:
+    """The model of a ``connections:`` entry, by kind."""
+    return {kind: connection_model(spec) for kind, spec in settings_cls.connector_specs.items()}

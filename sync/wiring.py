@@ -14,11 +14,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from billsync.config.settings import Settings
+from billsync.config.settings import Connection, Settings
 from billsync.core import plugins
 from billsync.core.catalog import MappingOnlyCatalog, ProductMatch, ProductQuery, TargetCatalog
 from billsync.core.idempotency import invoice_key
 from billsync.core.plugins import BuildContext
+from billsync.core.problems import ConfigProblem
 from billsync.core.protocols import (
     CredentialStore,
     DealSource,
@@ -26,6 +27,7 @@ from billsync.core.protocols import (
     PaymentFeed,
     WebhookVerifier,
 )
+from billsync.core.settings import SourceSection
 from billsync.mappings.loader import LoadedMapping, load_mappings
 from billsync.mappings.plan import Planner
 from billsync.sync.engine.cycle import Engine
@@ -55,15 +57,41 @@ def mapping_for(settings: Settings) -> LoadedMapping:
 
 
 def target_names(settings: Settings) -> list[str]:
-    """``sync.targets`` in order without repeats; unset: every installed connector other
-    than the deal source whose section is enabled."""
+    """The target connections: ``sync.targets`` in order without repeats; unset: every
+    enabled connection that is not a deal source (sources declare a `SourceSection`)."""
     if settings.sync.targets is not None:
         return list(dict.fromkeys(settings.sync.targets))
     return [
         name
-        for name, section in settings.connector_sections().items()
-        if section.enabled and name != settings.sync.source
+        for name, connection in settings.every_connection().items()
+        if connection.section.enabled
+        and name != settings.sync.source
+        and not isinstance(connection.section, SourceSection)
     ]
+
+
+def connection_specs(
+    settings: Settings, names: list[str], *, config_key: str
+) -> dict[str, Connection]:
+    """The named connections, each with its connector's spec; every name that is no
+    configured connection is reported at once, naming what is configured."""
+    known = settings.every_connection()
+    missing = [name for name in names if name not in known]
+    if missing:
+        configured = ", ".join(known) or "none"
+        raise plugins.ConnectorPluginError(
+            [
+                ConfigProblem(
+                    plugins.ENTRY_POINT_GROUP,
+                    config_key,
+                    f"no connection '{name}' is configured: declare it under connections: "
+                    f"with its kind, or install the connector billsync-{name} "
+                    f"(configured connections: {configured})",
+                )
+                for name in missing
+            ]
+        )
+    return {name: known[name] for name in names}
 
 
 def build_context(
@@ -72,7 +100,13 @@ def build_context(
     *,
     credentials: CredentialStore | None = None,
     mapping: LoadedMapping | None = None,
+    connection: Connection | None = None,
 ) -> BuildContext:
+    peers = {
+        name: other.section
+        for name, other in settings.every_connection().items()
+        if connection is not None and other.kind == connection.kind and name != connection.name
+    }
     return BuildContext(
         holder=holder,
         credentials=credentials,
@@ -80,6 +114,8 @@ def build_context(
         company_currency=settings.sync.company_currency,
         start_from=settings.sync.start_from,
         max_body_bytes=settings.server.max_body_bytes,
+        connection=connection.name if connection else None,
+        peers=peers,
     )
 
 
@@ -91,16 +127,23 @@ def deal_source(
     credentials: CredentialStore | None = None,
 ) -> DealSource:
     name = settings.sync.source
-    spec = plugins.discover(
-        [name], config_key="sync.source", fix="set sync.source to an installed deal source"
-    )[name]
+    connection = settings.every_connection().get(name)
+    if connection is None:
+        plugins.discover(
+            [name], config_key="sync.source", fix="set sync.source to an installed deal source"
+        )
+        raise plugins.plugin_problem("sync.source", f"no connection '{name}' is configured")
     context = build_context(
-        settings, holder or new_holder(), credentials=credentials, mapping=mapping
+        settings,
+        holder or new_holder(),
+        credentials=credentials,
+        mapping=mapping,
+        connection=connection,
     )
-    source = spec.build(settings.connector(name), context).source
+    source = connection.spec.build(connection.section, context).source
     if source is None:
         raise plugins.plugin_problem(
-            "sync.source", f"connector '{name}' provides no deal source; name one that does"
+            "sync.source", f"connection '{name}' provides no deal source; name one that does"
         )
     return source
 
@@ -145,21 +188,22 @@ class Targets:
 def targets_for(
     settings: Settings, ledger: Ledger, holder: str, *, mapping: LoadedMapping | None = None
 ) -> Targets:
-    """Every target named by ``sync.targets``, with its payment feed and webhook
-    verifier when it has them, keyed by connector name."""
-    names = target_names(settings)
-    specs = plugins.discover(names, config_key="sync.targets")
-    context = build_context(
-        settings, holder, credentials=LedgerCredentialStore(ledger, holder), mapping=mapping
-    )
+    """Every target connection (`target_names`), with its payment feed and webhook
+    verifier when it has them, keyed by connection name. Each connection is built with
+    its own name and its same-kind peers (`BuildContext`)."""
+    connections = connection_specs(settings, target_names(settings), config_key="sync.targets")
+    credentials = LedgerCredentialStore(ledger, holder)
     built = Targets()
-    for name, spec in specs.items():
-        parts = spec.build(settings.connector(name), context)
+    for name, connection in connections.items():
+        context = build_context(
+            settings, holder, credentials=credentials, mapping=mapping, connection=connection
+        )
+        parts = connection.spec.build(connection.section, context)
         if parts.target is None:
             provides = ", ".join(parts.provides()) or "nothing"
             raise plugins.plugin_problem(
                 "sync.targets",
-                f"connector '{name}' is not an invoice target (it provides: {provides}); "
+                f"connection '{name}' is not an invoice target (it provides: {provides}); "
                 "remove it from sync.targets",
             )
         built.targets[name] = parts.target
@@ -175,7 +219,7 @@ def target_catalogs(settings: Settings) -> dict[str, TargetCatalog]:
     (product refs are marked `unverified:` in the plan). The targets' plug-ins are
     still looked up, so a missing one fails the dry run as it would fail a run."""
     names = target_names(settings)
-    plugins.discover(names, config_key="sync.targets")
+    connection_specs(settings, names, config_key="sync.targets")
     return {name: MappingOnlyCatalog(name) for name in names}
 
 

@@ -73,7 +73,8 @@ def _mentions_secret(annotation: Any) -> bool:
 
 
 def collect_secrets(value: Any, found: list[str]) -> None:
-    """Append every SecretStr in clear found in ``value`` (models, lists, tuples)."""
+    """Append every SecretStr in clear found in ``value`` (models, lists, tuples, and
+    mappings such as ``connections:``)."""
     if isinstance(value, SecretStr):
         found.append(value.get_secret_value())
     elif isinstance(value, BaseModel):
@@ -81,4 +82,7 @@ def collect_secrets(value: Any, found: list[str]) -> None:
             collect_secrets(getattr(value, name), found)
     elif isinstance(value, list | tuple):
         for item in value:
+            collect_secrets(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
             collect_secrets(item, found)
