@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,7 @@ from billsync.core import plugins
 from billsync.core.catalog import MappingOnlyCatalog, ProductMatch, ProductQuery, TargetCatalog
 from billsync.core.idempotency import invoice_key
 from billsync.core.plugins import BuildContext
-from billsync.core.problems import ConfigProblem
+from billsync.core.problems import ConfigError, ConfigProblem
 from billsync.core.protocols import (
     CredentialStore,
     DealSource,
@@ -33,6 +34,7 @@ from billsync.mappings.plan import Planner
 from billsync.sync.engine.cycle import Engine
 from billsync.sync.engine.failures import RetryPolicy
 from billsync.sync.ledger import Ledger
+from billsync.sync.ledger.connections import ConnectionPin, PinConflict
 from billsync.sync.ledger.credential_store import LedgerCredentialStore
 
 
@@ -92,6 +94,37 @@ def connection_specs(
             ]
         )
     return {name: known[name] for name in names}
+
+
+def pin_connections(ledger: Ledger, connections: Mapping[str, Connection]) -> None:
+    """Record what each connection name is in the ledger, or stop start-up when the
+    configuration points a name the ledger knows at another kind or account: its rows
+    (invoices, payments, customer links, cursors) belong to the account recorded."""
+    pins = {
+        name: ConnectionPin(c.kind, c.spec.account(c.section) if c.spec.account else None)
+        for name, c in connections.items()
+    }
+    conflicts = ledger.pin_connections(pins)
+    if conflicts:
+        raise ConfigError([_pin_problem(connections[c.name], c) for c in conflicts])
+
+
+def _pin_problem(connection: Connection, conflict: PinConflict) -> ConfigProblem:
+    def said(pin: ConnectionPin) -> str:
+        account = f" for account {pin.account}" if pin.account else ""
+        return f"a {pin.kind} connection{account}"
+
+    key = (
+        connection.name if connection.name == connection.kind else f"connections.{connection.name}"
+    )
+    return ConfigProblem(
+        "ledger",
+        key,
+        f"this ledger knows '{conflict.name}' as {said(conflict.recorded)}, and its "
+        f"invoices, payments and customer links belong there; the configuration makes it "
+        f"{said(conflict.configured)}. Restore the setting, or declare the other company "
+        "as a new connection under another name",
+    )
 
 
 def build_context(
@@ -192,6 +225,7 @@ def targets_for(
     verifier when it has them, keyed by connection name. Each connection is built with
     its own name and its same-kind peers (`BuildContext`)."""
     connections = connection_specs(settings, target_names(settings), config_key="sync.targets")
+    pin_connections(ledger, connections)
     credentials = LedgerCredentialStore(ledger, holder)
     built = Targets()
     for name, connection in connections.items():

@@ -261,6 +261,10 @@ class ConnectorSpec:
       config)`` (`CommandOpener`) for its settings section and the ledger's credential
       store; it never imports billsync's CLI or ledger. Called only when ``billsync
       auth`` is used. None: no such command.
+    - ``account``: the vendor account a settings section points at, read from the
+      section without a call (a QuickBooks realm id), or None. The ledger pins each
+      connection name to it, so re-pointing a name at another company is refused at
+      start-up instead of mixing two companies' rows. None: the kind alone is pinned.
     """
 
     name: str
@@ -275,6 +279,7 @@ class ConnectorSpec:
     credential_health: CredentialHealth | None = None
     cursor_at: Callable[[datetime], str] | None = None
     cli: Callable[[CommandOpener], Any] | None = None
+    account: Callable[[Any], str | None] | None = None
 
 
 def installed() -> dict[str, list[EntryPoint]]:

@@ -72,4 +72,6 @@ SPEC = ConnectorSpec(
     error_hints=advice.HINTS,
     credential_health=HEALTH,
     cli=_cli,
+    # The company (realm) a connection's rows belong to; the ledger pins it.
+    account=lambda section: section.realm_id,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from billsync.sync.ledger.ar_reads import ArReads
 from billsync.sync.ledger.audit import AuditStore
+from billsync.sync.ledger.connections import ConnectionStore
 from billsync.sync.ledger.customers import CustomerLinkStore
 from billsync.sync.ledger.deals import DealStore
 from billsync.sync.ledger.discrepancies import DiscrepancyStore
@@ -38,6 +39,7 @@ class Ledger(
     CursorStore,
     CredentialStore,
     CustomerLinkStore,
+    ConnectionStore,
     AuditStore,
     OpsSessionStore,
     OpsReads,

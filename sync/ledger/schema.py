@@ -243,6 +243,20 @@ cursors = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# The connections this ledger has served (migration 0011): each name's connector kind
+# and, once its connector names it (a QuickBooks realm id), the vendor account. Rows
+# keyed by a connection's name (invoices, payments, customer links, cursors) belong to
+# that account; a configuration that points the name at another account or kind is
+# refused at start-up instead of mixing two companies' books.
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("name", sa.String(_TARGET), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("account", sa.String(255), nullable=True),
+    sa.Column("first_seen_at", UTCDateTime(), nullable=False),
+)
+
 # Which target customer bills a source account: the "ledger link" consulted before any
 # look-up in the target (DESIGN.md run cycle step 4). Added by migration 0002.
 customer_links = sa.Table(

@@ -22,7 +22,7 @@ def test_empty_database_is_not_current(engine):
 
 def test_upgrade_from_empty_reaches_head(engine):
     upgrade_to_head(engine)
-    assert current_revision(engine) == head_revision() == "0010"
+    assert current_revision(engine) == head_revision() == "0011"
     assert is_current(engine)
     tables = set(sa.inspect(engine).get_table_names())
     assert set(metadata.tables) <= tables
@@ -167,3 +167,45 @@ def test_a_0009_ledger_reads_unapplied_money_as_its_own_kind(engine):
         "P1:invoice:7": MoneyFactKind.PAYMENT,
         "P1:invoice:7:unapplied": MoneyFactKind.UNAPPLIED,
     }
+
+
+def test_a_0010_ledger_knows_its_targets_as_connections_of_their_kind(engine):
+    """Up to 0010 every target name was a connector's name; 0011 records each one found
+    as a connection of that kind, so a single-company ledger keeps working unchanged and
+    the first start with an account pins it."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from billsync.sync.ledger import Ledger
+    from billsync.sync.ledger.connections import ConnectionPin
+    from billsync.sync.ledger.migrate import alembic_config
+
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0010")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO customer_links (target, account_id, external_id, updated_at) "
+                "VALUES ('stripe', '001A', 'cus_1', :t)"
+            ),
+            {"t": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO payments (provider, provider_payment_id, invoice_target, "
+                "invoice_external_id, kind, amount, currency, occurred_at, recorded_at) "
+                "VALUES ('quickbooks', 'P1:invoice:7', 'quickbooks', '7', 'payment', 100, "
+                "'USD', :t, :t)"
+            ),
+            {"t": now},
+        )
+    upgrade_to_head(engine)
+    ledger = Ledger(engine)
+    assert ledger.pinned_connections() == {
+        "quickbooks": ConnectionPin("quickbooks"),
+        "stripe": ConnectionPin("stripe"),
+    }
+    assert ledger.pin_connections({"quickbooks": ConnectionPin("quickbooks", "9130")}) == []
+    assert ledger.pinned_connections()["quickbooks"] == ConnectionPin("quickbooks", "9130")
