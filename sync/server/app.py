@@ -63,6 +63,10 @@ class ServerParts:
     """The ops session cookie's Secure flag; None: set it when the request is https."""
     source: str = "salesforce"
     clock: Callable[[], datetime] = utc_now
+    connections: tuple[str, ...] = ()
+    """Every target connection this server serves: a verifier may hand a notification
+    to a same-kind peer (one Intuit app notifies for all its companies), stored under
+    that peer only when it is served here. Empty: the verifiers' own names."""
 
 
 def create_app(parts: ServerParts) -> FastAPI:
@@ -106,6 +110,7 @@ def create_app(parts: ServerParts) -> FastAPI:
     receiver = WebhookReceiver(
         ledger=parts.ledger,
         verifiers=parts.verifiers,
+        connections=frozenset(parts.connections or parts.verifiers),
         observer=parts.metrics,
         max_body_bytes=parts.max_body_bytes,
         on_stored=worker.wake if worker is not None else (lambda: None),

@@ -68,6 +68,7 @@ def build_app(settings: Settings, *, schedule: CronSchedule | None = None) -> Fa
         ops_session_idle=timedelta(minutes=settings.ops.session_idle_minutes),
         source=settings.sync.source,
         clock=wiring.utc_now,
+        connections=tuple(built.targets),
     )
     return create_app(parts)
 

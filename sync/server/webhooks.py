@@ -97,6 +97,8 @@ class WebhookReceiver:
     verifiers: Mapping[str, WebhookVerifier]
     observer: WebhookObserver
     max_body_bytes: int
+    connections: frozenset[str] = frozenset()
+    """The connections a notification may be stored under (empty: the route's own)."""
     on_stored: Callable[[], None] = lambda: None
     body_timeout_s: float = BODY_TIMEOUT_S  # money-ok: a duration
 
@@ -153,13 +155,16 @@ class WebhookReceiver:
         if not notifications:
             self.observer.webhook_event(name, IGNORED)
             log.info("webhook.ignored", connection=name)
-        stored = 0
+        stored = duplicates = 0
         for note in notifications:
+            owner = self._owner(name, note.provider)
+            if owner is None:
+                continue
             try:
                 # Keyed by connection: the inbox worker hands each event to the payment
-                # feed of that name.
+                # feed of that name — the route's own, or the peer the verifier named.
                 is_new = self.ledger.store_inbox_event(
-                    name,
+                    owner,
                     note.event_id,
                     note.payload.encode("utf-8"),
                     {"event_type": note.event_type},
@@ -172,16 +177,27 @@ class WebhookReceiver:
                     503, UNAVAILABLE, "the ledger is unavailable; the provider will retry"
                 ) from None
             stored += int(is_new)
-            self.observer.webhook_event(name, "stored" if is_new else "duplicate")
+            duplicates += int(not is_new)
+            self.observer.webhook_event(owner, "stored" if is_new else "duplicate")
             log.info(
                 "webhook.stored" if is_new else "webhook.duplicate",
-                connection=name,
+                connection=owner,
+                route=name,
                 event_id=note.event_id,
                 event_type=note.event_type,
             )
-        return WebhookAccepted(
-            received=len(notifications), stored=stored, duplicates=len(notifications) - stored
-        )
+        return WebhookAccepted(received=len(notifications), stored=stored, duplicates=duplicates)
+
+    def _owner(self, route: str, provider: str) -> str | None:
+        """The connection a verified notification is stored under: the one its verifier
+        named when this server serves it. A genuine notification for a connection not
+        served here is acknowledged and logged, never refused (a refusal makes the
+        provider retry what no retry fixes)."""
+        if provider == route or provider in self.connections:
+            return provider
+        self.observer.webhook_event(route, IGNORED)
+        log.warning("webhook.not_served", route=route, connection=_printable(provider))
+        return None
 
     def _refused(self, name: str, request: Request, refused: _Refused) -> None:
         self.observer.webhook_event(name, refused.error)

@@ -470,6 +470,40 @@ def test_a_third_connector_is_served_by_its_name_with_no_server_change(world: Wo
     ]
 
 
+class AppWideVerifier(AcmeVerifier):
+    """One vendor app's verifier that names, per notification, the company it is for
+    (as Intuit sends every realm of an app to one URL): ``for`` picks the connection."""
+
+    provider = "acme_us"
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookNotification]:
+        (note,) = super().verify(body, headers)
+        fields = dict(pair.split("=", 1) for pair in body.decode().split("&"))
+        return [note.model_copy(update={"provider": fields["for"]})]
+
+
+def test_a_notification_is_stored_under_the_served_connection_its_verifier_names(
+    world: World,
+) -> None:
+    parts = world.parts(worker=False)
+    parts.verifiers = {**parts.verifiers, "acme_us": AppWideVerifier()}
+    parts.connections = ("stripe", "quickbooks", "acme_us", "acme_uk")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answers = []
+    with serving(create_app(parts)) as base:
+        for event_id, company in (("ev_1", "acme_us"), ("ev_2", "acme_uk"), ("ev_3", "acme_xx")):
+            body = f"id={event_id}&type=payment.made&for={company}".encode()
+            signed = {**form, "X-Acme-Signature": acme_signature(body)}
+            answers.append(post(f"{base}/webhooks/acme_us", body, signed))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.json()["stored"] for a in answers] == [1, 1, 0]
+    assert answers[2].json() == {"received": 1, "stored": 0, "duplicates": 0}
+    assert sorted(row[:2] for row in world.inbox_rows()) == [
+        ("acme_uk", "ev_2"),
+        ("acme_us", "ev_1"),
+    ]
+
+
 def test_declared_oversize_body_is_refused_before_it_is_sent(world: World) -> None:
     """Content-Length says 2 MiB: the answer comes after the headers alone."""
     with serving(create_app(world.parts(worker=False))) as base:
