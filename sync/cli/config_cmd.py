@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from billsync.config.settings import CONNECTIONS
 from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
 from billsync.sync.ledger.database import describe_url
 
@@ -24,6 +25,14 @@ def check(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption =
         typer.echo(json.dumps(shown, indent=2, sort_keys=True))
         return
     typer.echo("configuration OK")
+    named = shown.pop(CONNECTIONS, {})
     for section, values in shown.items():
-        for key, value in values.items():
-            typer.echo(f"  {section}.{key} = {json.dumps(value)}")
+        _echo_section(section, values)
+    for name, values in named.items():
+        # A connection's kind first: it says what the keys below it mean.
+        _echo_section(f"{CONNECTIONS}.{name}", {"kind": values.pop("kind"), **values})
+
+
+def _echo_section(prefix: str, values: dict[str, object]) -> None:
+    for key, value in values.items():
+        typer.echo(f"  {prefix}.{key} = {json.dumps(value)}")
