@@ -20,13 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.main
 from typer.core import TyperGroup
 
 from billsync.core.plugins import ConnectorSpec, installed_specs
+from billsync.core.problems import ConfigError, ConfigProblem
 from billsync.sync.cli.options import settings_for
 
 if TYPE_CHECKING:
@@ -69,12 +70,38 @@ class LedgerCommandContext:
 
 def open_command(name: str, ctx: typer.Context, config: Path | None) -> LedgerCommandContext:
     """`CommandOpener` for connector ``name``: the configuration read (ConfigError on a
-    problem: exit 2) and logging set up as for every command; the ledger opened lazily."""
+    problem: exit 2) and logging set up as for every command; the ledger opened lazily.
+    ``billsync auth --connection X <name>`` opens connection X (of kind ``name``)
+    instead of the connector's own section."""
     from billsync.sync.ledger import create_ledger_engine
 
     settings = settings_for(ctx, config)
+    chosen = _chosen_connection(ctx) or name
+    connection = settings.every_connection().get(chosen)
+    if connection is None or connection.kind != name:
+        of_kind = [n for n, c in settings.every_connection().items() if c.kind == name]
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "billsync auth",
+                    "--connection",
+                    f"no {name} connection '{chosen}' is configured "
+                    f"({name} connections: {', '.join(of_kind)})",
+                )
+            ]
+        )
     database = create_ledger_engine(settings.ledger.url)
-    return LedgerCommandContext(name, settings.connector(name), database)
+    return LedgerCommandContext(chosen, connection.section, database)
+
+
+def _chosen_connection(ctx: typer.Context) -> str | None:
+    """The group's ``--connection``, wherever the connector's command nests it."""
+    node: Any = ctx
+    while node is not None:
+        if isinstance(node.obj, dict) and node.obj.get(CONNECTION_KEY):
+            return str(node.obj[CONNECTION_KEY])
+        node = node.parent
+    return None
 
 
 @cache
@@ -103,3 +130,21 @@ class ConnectorCommands(TyperGroup):
 app = typer.Typer(
     cls=ConnectorCommands, help="Connect and inspect vendor credentials.", no_args_is_help=True
 )
+
+CONNECTION_KEY = "auth_connection"
+
+
+@app.callback()
+def _auth(
+    ctx: typer.Context,
+    connection: Annotated[
+        str | None,
+        typer.Option(
+            "--connection",
+            help="The connection to act on, when several of the connector's kind are "
+            "configured under connections: (default: the connector's own section).",
+        ),
+    ] = None,
+) -> None:
+    """Connect and inspect vendor credentials."""
+    ctx.ensure_object(dict)[CONNECTION_KEY] = connection

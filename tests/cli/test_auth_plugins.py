@@ -130,3 +130,30 @@ def test_a_configuration_problem_stops_before_the_command(
     config.write_text(config.read_text() + "stripe_typo: {}\n")
     with pytest.raises(ConfigError):  # `main` prints it and exits 2
         invoke("auth", "stripe", "--config", str(config))
+
+
+def test_the_command_opens_the_chosen_connection_of_its_kind(
+    stripe_with_a_command: None, config: Path, tmp_path: Path
+) -> None:
+    config.write_text(
+        config.read_text()
+        + "connections:\n"
+        + "  stripe_eu: {kind: stripe, enabled: false, api_key: sk_test_probe_eu}\n"
+    )
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    upgrade_to_head(engine)
+    refusal = {"at": datetime(2026, 3, 1, tzinfo=UTC).isoformat(), "run_id": "r2",
+               "message": "Stripe refused the EU key"}  # fmt: skip
+    Ledger(engine).set_cursor(refused_cursor("stripe_eu"), json.dumps(refusal))
+    engine.dispose()
+
+    chosen = invoke("auth", "--connection", "stripe_eu", "stripe", "--config", str(config))
+    assert chosen.exit_code == 0, chosen.output
+    report = json.loads(chosen.stdout)
+    assert (report["section"], report["enabled"]) == ("StripeConnection", False)
+    assert report["refusal"] == refusal  # the connection's own, not the plain section's
+
+    from billsync.core.problems import ConfigError
+
+    with pytest.raises(ConfigError, match="no stripe connection 'stripe_us' is configured"):
+        invoke("auth", "--connection", "stripe_us", "stripe", "--config", str(config))
