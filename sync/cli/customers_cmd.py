@@ -25,8 +25,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from billsync.core.plugins import installed_specs
-from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.config.settings import Settings
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for, target_connections
 from billsync.sync.cli.status_cmd import open_ledger
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.customers import customer_subject
@@ -38,7 +38,9 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 app = typer.Typer(help="See and change which target customer each account invoices to.")
 
-TargetArg = Annotated[str, typer.Argument(help="quickbooks or stripe.", show_default=False)]
+TargetArg = Annotated[
+    str, typer.Argument(help="The target connection (e.g. qbo_uk).", show_default=False)
+]
 AccountArg = Annotated[
     str, typer.Argument(help="The Salesforce account id (e.g. 001…).", show_default=False)
 ]
@@ -56,10 +58,10 @@ def _usage(message: str) -> typer.Exit:
     return typer.Exit(EXIT_USAGE)
 
 
-def _check_target(target: str) -> None:
-    # Customer links are per connector; any installed one may hold them (a ledger can
-    # keep links of a target no longer in sync.targets).
-    known = sorted(installed_specs()[0])
+def _check_target(target: str, settings: Settings, ledger: Ledger) -> None:
+    # Customer links are per connection; any configured target connection may hold
+    # them, and so may one the ledger served that is no longer configured.
+    known = target_connections(settings, ledger.pinned_connections())
     if target not in known:
         raise _usage(f"unknown target '{target}': use one of {', '.join(known)}")
 
@@ -79,10 +81,10 @@ def list_links(
 ) -> None:
     """List the links (target, account, customer id, name, how it was made and the
     evidence, last change)."""
-    if target is not None:
-        _check_target(target)
     settings = settings_for(ctx, config, logs_to_stderr=True)
     with open_ledger(settings) as ledger:
+        if target is not None:
+            _check_target(target, settings, ledger)
         links = ledger.customer_links(target, account)
     rows = [
         {
@@ -152,11 +154,11 @@ def unlink(
 ) -> None:
     """Forget the account's customer in TARGET: the next invoice of the account finds or
     creates its customer again. Audited."""
-    _check_target(target)
     _check_note(note)
     settings = settings_for(ctx, config)
     who = actor or default_actor()
     with open_ledger(settings) as ledger:
+        _check_target(target, settings, ledger)
         before = ledger.customer_link(target, account)
         if before is None or not ledger.unlink_customer(target, account, actor=who, note=note):
             raise _usage(
@@ -187,7 +189,6 @@ def link(
 ) -> None:
     """Invoice the account to this existing TARGET customer from now on. Audited.
     billsync does not call the target here: a wrong id fails the next invoice, saying so."""
-    _check_target(target)
     _check_note(note)
     if not customer_id.strip():
         raise _usage("give the target's customer id")
@@ -195,6 +196,7 @@ def link(
     who = actor or default_actor()
     customer_id = customer_id.strip()
     with open_ledger(settings) as ledger:
+        _check_target(target, settings, ledger)
         before = ledger.customer_link(target, account)
         ledger.link_customer(target, account, customer_id, actor=who, note=note)
         others = sorted(

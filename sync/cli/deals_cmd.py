@@ -15,14 +15,13 @@ from typing import Annotated
 
 import typer
 
-from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for, target_connections
 from billsync.sync.cli.status_cmd import open_ledger
 from billsync.sync.engine.routing import RerouteRefused, reroute
 from billsync.sync.ops.failures import default_actor
 from billsync.sync.ops.render import dumps
 
 EXIT_OK, EXIT_USAGE = 0, 2
-TARGETS = ("quickbooks", "stripe")
 
 app = typer.Typer(help="Operator actions on one deal (reroute to another target).")
 
@@ -31,7 +30,7 @@ app = typer.Typer(help="Operator actions on one deal (reroute to another target)
 def reroute_command(
     ctx: typer.Context,
     deal_id: Annotated[str, typer.Argument(help="The Salesforce deal (Opportunity) id.")],
-    to: Annotated[str, typer.Option("--to", help=f"The new target: {', '.join(TARGETS)}.")],
+    to: Annotated[str, typer.Option("--to", help="The new target connection (e.g. qbo_uk).")],
     note: Annotated[str, typer.Option("--note", help="Why (kept in the audit trail).")],
     actor: Annotated[
         str | None,
@@ -41,10 +40,11 @@ def reroute_command(
     as_json: JsonOption = False,
 ) -> None:
     """Move a deal to another target; refused while its old invoice is live."""
-    if to not in TARGETS:
-        typer.echo(f"billsync deals reroute: --to must be one of {', '.join(TARGETS)}", err=True)
-        raise typer.Exit(EXIT_USAGE)
     settings = settings_for(ctx, config, logs_to_stderr=True)
+    targets = target_connections(settings)
+    if to not in targets:
+        typer.echo(f"billsync deals reroute: --to must be one of {', '.join(targets)}", err=True)
+        raise typer.Exit(EXIT_USAGE)
     with open_ledger(settings) as ledger:
         try:
             moved = reroute(

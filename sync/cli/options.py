@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 from billsync.config.loader import load_settings
 from billsync.config.settings import Settings
 from billsync.core.logs import configure_logging
+from billsync.core.settings import SourceSection
 
 ConfigOption = Annotated[
     Path | None,
@@ -44,3 +46,15 @@ def settings_for(
         stream=sys.stderr if logs_to_stderr else None,
     )
     return settings
+
+
+def target_connections(settings: Settings, recorded: Iterable[str] = ()) -> list[str]:
+    """The target connections an operator may name: every configured connection that
+    is not a deal source, and those ``recorded`` in the ledger (it may hold rows of a
+    connection no longer configured)."""
+    configured = {
+        name
+        for name, connection in settings.every_connection().items()
+        if not isinstance(connection.section, SourceSection) and name != settings.sync.source
+    }
+    return sorted(configured | set(recorded))

@@ -62,6 +62,18 @@ def test_link_replaces_and_is_audited(ledger: Ledger, cli: Cli) -> None:
     assert entry.details == {"before": "cus_old", "after": "cus_new", "note": "merged"}
 
 
+def test_a_connection_the_ledger_served_accepts_links(ledger: Ledger, cli: Cli) -> None:
+    """Links are per connection: one recorded in the ledger (``qbo_uk``) is accepted
+    even when this configuration no longer declares it."""
+    from billsync.sync.ledger.connections import ConnectionPin
+
+    ledger.pin_connections({"qbo_uk": ConnectionPin("quickbooks", "222")})
+    done = cli("customers", "link", "qbo_uk", "001A", "77", "--note", "UK entity")
+    assert done.exit_code == 0, done.output
+    assert ledger.customer_link("qbo_uk", "001A") == "77"
+    assert ledger.customer_link("quickbooks", "001A") is None
+
+
 def test_the_engine_links_without_audit_rows(sqlite_ledger: Ledger) -> None:
     sqlite_ledger.link_customer("stripe", "001A", "cus_A")
     assert sqlite_ledger.unlink_customer("stripe", "001A") is True
