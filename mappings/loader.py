@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -22,10 +23,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from billsync.core.target_mapping import VALUE_PARSER, UniqueReference
 from billsync.core.yamlio import YamlLimitError, load_yaml_with_node, read_yaml_text
-from billsync.mappings.model import MappingSpec
+from billsync.mappings.model import MappingSpec, mapping_model
+from billsync.mappings.targets import MappingTargets
 from billsync.mappings.transforms import FunctionRegistry
-from billsync.mappings.values import ValueSpec
+from billsync.mappings.values import ValueSpec, parse_value_spec
 
 DEFAULT_MAPPING_NAME = "default.yaml"
 
@@ -76,12 +79,19 @@ def load_mappings(
     *,
     functions: FunctionRegistry | None = None,
     include_default: bool = True,
-    lookup_before_create: bool = True,
+    targets: MappingTargets | None = None,
+    unique_reference: Sequence[UniqueReference] = (),
 ) -> LoadedMapping:
-    """Load and check the mapping files. ``lookup_before_create`` is QuickBooks' setting
-    of that name (True when QuickBooks is not used): off, the mapping must make the
-    invoice reference unique per deal (`unique_reference_problem`)."""
+    """Load and check the mapping files.
+
+    ``targets``: the installed connectors and configured connections whose names the
+    target sections may use (default: every installed connector, one connection each).
+    ``unique_reference``: why configured connections rely on the invoice reference
+    being unique per deal, each ``setting`` named where the operator sets it; any makes
+    the mapping prove it (`unique_reference_problem`).
+    """
     registry = functions or FunctionRegistry.discover()
+    targets = targets or MappingTargets.installed()
     paths = ([default_mapping_path()] if include_default else []) + [Path(p) for p in user_files]
     merged: dict[str, Any] = {}
     origin: dict[Key, tuple[str, int]] = {}
@@ -91,11 +101,16 @@ def load_mappings(
         _merge(merged, document, (), str(path), lines, origin)
     if problems:
         raise MappingError(problems)
+
+    def parse_value(raw: Any, line_level: bool) -> ValueSpec:
+        return parse_value_spec(raw, registry, line_level=line_level)
+
+    context = {"functions": registry, VALUE_PARSER: parse_value}
     try:
-        spec = MappingSpec.model_validate(merged, context={"functions": registry})
+        spec = mapping_model(targets).model_validate(merged, context=context)
     except ValidationError as exc:
-        raise MappingError(_explain(exc, origin, paths)) from None
-    problems = _cross_checks(spec, origin, paths, lookup_before_create=lookup_before_create)
+        raise MappingError(_explain(exc, origin, paths, targets)) from None
+    problems = _cross_checks(spec, origin, paths, unique_reference)
     if problems:
         raise MappingError(problems)
     digest = hashlib.sha256(
@@ -175,44 +190,45 @@ def _merge(
 
 
 _VALUE_SOURCES = frozenset({"path", "template", "value"})
-SALESFORCE_ID_LENGTH = 18
+# The longest deal id the reference must hold whole (Salesforce's ids are 18 characters).
+DEAL_ID_LENGTH = 18
 
 
-def unique_reference_problem(doc_number: ValueSpec | None) -> str | None:
+def unique_reference_problem(doc_number: ValueSpec | None, demand: UniqueReference) -> str | None:
     """Why the invoice reference is not guaranteed unique per deal, or None.
 
-    Guaranteed means: the DocNumber holds the whole deal id (``{path: deal.id}`` or a
+    Guaranteed means: the reference holds the whole deal id (``{path: deal.id}`` or a
     template with ``{deal.id}``), and no transform can cut it (only ``{truncate: n}``
     with room for the whole rendered value). Then a number belongs to one deal only,
     so the engine's own recovery look-up (by the reference the intent stored, which
-    runs whatever this setting says) finds what a lost answer created, and a duplicate
-    DocNumber refused by QuickBooks (6140, when the company warns on duplicates) is
-    adopted as the deal's. Anything else (a constant, the deal name, a truncated id)
-    may be shared by two deals: with ``lookup_before_create: false`` a lost answer
-    would become a second invoice, so the setting is refused.
+    runs whatever the target's settings say) finds what a lost answer created, and a
+    duplicate number the target refuses is adopted as the deal's. Anything else (a
+    constant, the deal name, a truncated id) may be shared by two deals: a connection
+    that relies on the reference (``demand``: e.g. one that skips its look-up before
+    creating) would turn a lost answer into a second invoice, so the mapping is refused.
     """
     fix = (
-        "set quickbooks.lookup_before_create: true, or map invoice.doc_number to the "
-        'whole deal id (e.g. {template: "SF-{deal.id}"})'
+        f"set {demand.setting}, or map invoice.doc_number to the whole deal id "
+        '(e.g. {template: "SF-{deal.id}"})'
     )
     if doc_number is None:
-        return f"lookup_before_create is false but invoices carry no DocNumber; {fix}"
+        return f"{demand.because} but invoices carry no reference number; {fix}"
     if doc_number.path == "deal.id":
-        length = SALESFORCE_ID_LENGTH
+        length = DEAL_ID_LENGTH
     elif doc_number.template and "{deal.id}" in doc_number.template:
-        rendered = doc_number.template.replace("{deal.id}", "x" * SALESFORCE_ID_LENGTH)
+        rendered = doc_number.template.replace("{deal.id}", "x" * DEAL_ID_LENGTH)
         length = len(rendered.replace("{{", "{").replace("}}", "}"))
     else:
         return (
-            "lookup_before_create is false but the DocNumber is not made from the whole "
+            f"{demand.because} but the invoice reference is not made from the whole "
             f"deal id, so two deals may share it; {fix}"
         )
     for step in doc_number.transforms:
         limit = step.get("truncate") if isinstance(step, dict) and len(step) == 1 else None
         if not isinstance(limit, int) or limit < length:
             return (
-                f"lookup_before_create is false but transform {step!r} may change or cut "
-                f"the deal id in the DocNumber; {fix}"
+                f"{demand.because} but transform {step!r} may change or cut the deal id "
+                f"in the invoice reference; {fix}"
             )
     return None
 
@@ -230,28 +246,59 @@ def _locate(key: Key, origin: dict[Key, tuple[str, int]], paths: list[Path]) -> 
 
 
 def _explain(
-    exc: ValidationError, origin: dict[Key, tuple[str, int]], paths: list[Path]
+    exc: ValidationError,
+    origin: dict[Key, tuple[str, int]],
+    paths: list[Path],
+    targets: MappingTargets,
 ) -> list[MappingProblem]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         key = tuple(str(part) for part in error["loc"])
         file, line = _locate(key, origin, paths)
-        reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        reason = reason.removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            reason = _unknown_key(key, targets)
+        else:
+            reason = error["msg"].removeprefix("Value error, ")
         problems.append(MappingProblem(file, line or None, ".".join(key), reason))
     return sorted(problems, key=lambda p: (p.file, p.line or 0))
+
+
+_TARGET_SECTIONS = frozenset({"products", "tax", "currencies"})
+
+
+def _unknown_key(key: Key, targets: MappingTargets) -> str:
+    """Why a key is unknown, saying more when it names a target: no such connection
+    or connector, or a connector that takes no entry there."""
+    is_target_key = (len(key) == 2 and key[0] in _TARGET_SECTIONS) or (
+        len(key) == 4 and key[:2] == ("terms", "values")
+    )
+    if not is_target_key:
+        return "unknown key"
+    name = key[-1]
+    unknown = _unknown_target(name, targets)
+    if unknown is not None:
+        return f"unknown key: {unknown}"
+    return f"unknown key: connector '{targets.kind_of(name)}' takes no entry here"
+
+
+def _unknown_target(name: str, targets: MappingTargets) -> str | None:
+    if targets.kind_of(name) is not None:
+        return None
+    return (
+        f"'{name}' is neither a configured connection nor an installed connector "
+        f"(known: {', '.join(targets.names()) or 'none'})"
+    )
 
 
 def _cross_checks(
     spec: MappingSpec,
     origin: dict[Key, tuple[str, int]],
     paths: list[Path],
-    *,
-    lookup_before_create: bool = True,
+    unique_reference: Sequence[UniqueReference] = (),
 ) -> list[MappingProblem]:
     found: list[tuple[Key, str]] = []
-    if not lookup_before_create:
-        problem = unique_reference_problem(spec.invoice.doc_number)
+    for demand in unique_reference:
+        problem = unique_reference_problem(spec.invoice.doc_number, demand)
         if problem is not None:
             found.append((("invoice", "doc_number"), problem))
     terms = spec.terms
@@ -262,8 +309,26 @@ def _cross_checks(
         found.append(
             (("deals_without_products", "product_code"), "needed when action is single_line")
         )
+    found += _routing_checks(spec)
+    problems = []
+    for key, reason in found:
+        file, line = _locate(key, origin, paths)
+        problems.append(MappingProblem(file, line or None, ".".join(key), reason))
+    return problems
+
+
+def _routing_checks(spec: MappingSpec) -> list[tuple[Key, str]]:
+    found: list[tuple[Key, str]] = []
+    routing, targets = spec.routing, spec.targets
+    for number, rule in enumerate(routing.rules):
+        unknown = _unknown_target(rule.to, targets)
+        if unknown is not None:
+            found.append((("routing", "rules", str(number), "to"), unknown))
     seen: dict[str, str] = {}
-    for target, values in spec.routing.values.items():
+    for target, values in routing.values.items():
+        unknown = _unknown_target(target, targets)
+        if unknown is not None:
+            found.append((("routing", "values", target), unknown))
         for value in values:
             folded = value.casefold()
             if folded in seen and seen[folded] != target:
@@ -271,8 +336,4 @@ def _cross_checks(
                     (("routing", "values", target), f"'{value}' also routes to {seen[folded]}")
                 )
             seen[folded] = target
-    problems = []
-    for key, reason in found:
-        file, line = _locate(key, origin, paths)
-        problems.append(MappingProblem(file, line or None, ".".join(key), reason))
-    return problems
+    return found

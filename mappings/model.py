@@ -1,25 +1,37 @@
 """The shape of a mapping file, validated once at load time.
 
 Sections (see mappings/default.yaml for every key with a comment):
-`source` (Salesforce fields feeding deal attributes), `routing`, `invoice`, `customer`,
-`products`, `terms`, `tax`, `currencies`, `deals_without_products`, `validation`,
-`writeback`. Value specs (`billsync.mappings.values`) are parsed here with the function registry
-passed as validation context, so an unknown path or transform fails at load time.
+`source` (the deal source's fields feeding deal attributes), `routing`, `invoice`,
+`customer`, `products`, `terms`, `tax`, `currencies`, `deals_without_products`,
+`validation`, `writeback`. Value specs (`billsync.mappings.values`) are parsed here with
+the function registry passed as validation context, so an unknown path or transform
+fails at load time. What goes under a target's key in `products`, `tax`, `currencies`
+and `terms.values.<term>` is its connector's to say (`mapping_model`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
 
+from billsync.mappings.targets import MappingTargets
 from billsync.mappings.transforms import FunctionRegistry
-from billsync.mappings.values import ValueSpec, parse_value_spec
+from billsync.mappings.values import DEAL_PATHS, ValueSpec, parse_value_spec
 
-# A SOQL field path relative to the Opportunity: identifiers joined by dots
-# (`Billing_Platform__c`, `Account.Billing_Email__c`, `Bill_To__r.Email`).
-SALESFORCE_FIELD = r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*){0,5}$"
+# A source field path relative to the deal record (Salesforce: a SOQL path relative to
+# the Opportunity, `Billing_Platform__c`, `Account.Billing_Email__c`, `Bill_To__r.Email`).
+SOURCE_FIELD = r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*){0,5}$"
 
 
 def _value(line_level: bool) -> Any:
@@ -34,12 +46,10 @@ def _value(line_level: bool) -> Any:
 
 DealValue = Annotated[ValueSpec, _value(line_level=False)]
 LineValue = Annotated[ValueSpec, _value(line_level=True)]
-SalesforceField = Annotated[str, Field(pattern=SALESFORCE_FIELD)]
+SourceField = Annotated[str, Field(pattern=SOURCE_FIELD)]
 OpportunityField = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
 MatchKey = Literal["name", "email"]
-ItemKey = Literal["sku", "name"]
 DEFAULT_MATCH_BY: tuple[MatchKey, ...] = ("name", "email")
-DEFAULT_RESOLVE_BY: tuple[ItemKey, ...] = ("sku", "name")
 CurrencyList = list[Annotated[str, Field(pattern=r"^[A-Z]{3}$")]]
 
 
@@ -50,24 +60,73 @@ class _Section(BaseModel):
 class SourceSpec(_Section):
     """Salesforce fields (on Opportunity, or `Account.<field>`) for deal attributes."""
 
-    target_hint: SalesforceField | None = "Billing_Platform__c"
-    po_number: SalesforceField | None = None
-    terms: SalesforceField | None = None
-    billing_email: SalesforceField | None = "Account.Billing_Email__c"
-    account_number: SalesforceField | None = "Account.AccountNumber"
-    contact_name: SalesforceField | None = None
-    contact_email: SalesforceField | None = None
+    target_hint: SourceField | None = "Billing_Platform__c"
+    po_number: SourceField | None = None
+    terms: SourceField | None = None
+    billing_email: SourceField | None = "Account.Billing_Email__c"
+    account_number: SourceField | None = "Account.AccountNumber"
+    contact_name: SourceField | None = None
+    contact_email: SourceField | None = None
+
+
+def _as_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float | Decimal) else value
+
+
+Text = Annotated[str, BeforeValidator(_as_text)]
+
+
+class RoutingWhen(_Section):
+    """What a routing rule tests; every condition given must hold. Values compare
+    without case or surrounding spaces."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    hint: list[Text] | None = None
+    """The routing field's value (``source.target_hint``)."""
+    currency: CurrencyList | None = None
+    country: list[Text] | None = None
+    """The account's billing country, as the source writes it (GB, UK, United Kingdom)."""
+    path: str | None = None
+    in_: list[Text] | None = Field(default=None, alias="in")
+    """With ``path`` (a deal, account or contact value path): the values it may have."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> RoutingWhen:
+        if (self.path is None) != (self.in_ is None):
+            raise ValueError("path and in go together: the value path and its values")
+        if self.path is not None and self.path not in DEAL_PATHS:
+            raise ValueError(
+                f"unknown field path '{self.path}' (paths here are deal, account or "
+                "contact attributes)"
+            )
+        if not self.conditions():
+            raise ValueError("give at least one condition: hint, currency, country or path/in")
+        return self
+
+    def conditions(self) -> list[tuple[str, list[str]]]:
+        """(value path, accepted values) pairs, in the order they are tested."""
+        tests = [
+            ("deal.target_hint", self.hint),
+            ("deal.currency", self.currency),
+            ("account.billing_address.country", self.country),
+            (self.path or "", self.in_),
+        ]
+        return [(path, list(values)) for path, values in tests if values is not None]
+
+
+class RoutingRule(_Section):
+    to: str
+    """The connection a matching deal is billed in."""
+    when: RoutingWhen
 
 
 class RoutingSpec(_Section):
-    """Which target a deal goes to, from the value of `deal.target_hint` (any case)."""
+    """Which target connection a deal goes to: the first of ``rules`` that matches,
+    else the connection whose ``values`` hold the routing field's value (any case)."""
 
-    values: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "quickbooks": ["QuickBooks", "QuickBooks Online", "QBO"],
-            "stripe": ["Stripe"],
-        }
-    )
+    rules: list[RoutingRule] = Field(default_factory=list)
+    values: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class InvoiceSpec(_Section):
@@ -85,58 +144,15 @@ class CustomerSpec(_Section):
     match_by: list[MatchKey] = Field(default_factory=lambda: list(DEFAULT_MATCH_BY))
 
 
-class QuickBooksProducts(_Section):
-    resolve_by: list[ItemKey] = Field(default_factory=lambda: list(DEFAULT_RESOLVE_BY))
-    map: dict[str, str] = Field(default_factory=dict)
-
-
-class StripeProducts(_Section):
-    price_lookup_key: LineValue | None = None
-    map: dict[str, str] = Field(default_factory=dict)
-    ad_hoc_prices: bool = False
-
-
-class ProductsSpec(_Section):
-    quickbooks: QuickBooksProducts = Field(default_factory=QuickBooksProducts)
-    stripe: StripeProducts = Field(default_factory=StripeProducts)
-
-
-class StripeTerms(_Section):
-    collection_method: Literal["send_invoice", "charge_automatically"] = "send_invoice"
-    days_until_due: int | None = Field(default=None, ge=0, le=3650)
-
-
-class TermTargets(_Section):
-    quickbooks: str | None = None
-    stripe: StripeTerms | None = None
+class TargetKeys(_Section):
+    """A section keyed by connection or connector kind (``products``, ``tax``,
+    ``currencies``, one term's targets): `mapping_model` gives it one field per name,
+    typed by that connector's model (`billsync.core.target_mapping.TargetMapping`)."""
 
 
 class TermsSpec(_Section):
     default: str | None = None
-    values: dict[str, TermTargets] = Field(default_factory=dict)
-
-
-class QuickBooksTax(_Section):
-    default_code: str | None = None
-    by_product: dict[str, str] = Field(default_factory=dict)
-
-
-class StripeTax(_Section):
-    automatic: bool = False
-    default_rates: list[str] = Field(default_factory=list)
-    by_product: dict[str, list[str]] = Field(default_factory=dict)
-
-
-class TaxSpec(_Section):
-    quickbooks: QuickBooksTax = Field(default_factory=QuickBooksTax)
-    stripe: StripeTax = Field(default_factory=StripeTax)
-
-
-class CurrenciesSpec(_Section):
-    """Currencies each target may invoice in (`null`: any the target supports)."""
-
-    quickbooks: CurrencyList | None = None
-    stripe: CurrencyList | None = None
+    values: dict[str, TargetKeys] = Field(default_factory=dict)
 
 
 class NoProductsSpec(_Section):
@@ -168,15 +184,53 @@ class WriteBackSpec(_Section):
 
 
 class MappingSpec(_Section):
+    # The connectors and connections this model was made for (`mapping_model`).
+    targets: ClassVar[MappingTargets] = MappingTargets({})
+
     version: Literal[1] = 1
     source: SourceSpec = Field(default_factory=SourceSpec)
     routing: RoutingSpec = Field(default_factory=RoutingSpec)
     invoice: InvoiceSpec = Field(default_factory=InvoiceSpec)
     customer: CustomerSpec = Field(default_factory=CustomerSpec)
-    products: ProductsSpec = Field(default_factory=ProductsSpec)
+    products: TargetKeys = Field(default_factory=TargetKeys)
     terms: TermsSpec = Field(default_factory=TermsSpec)
-    tax: TaxSpec = Field(default_factory=TaxSpec)
-    currencies: CurrenciesSpec = Field(default_factory=CurrenciesSpec)
+    tax: TargetKeys = Field(default_factory=TargetKeys)
+    currencies: TargetKeys = Field(default_factory=TargetKeys)
     deals_without_products: NoProductsSpec = Field(default_factory=NoProductsSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     writeback: WriteBackSpec = Field(default_factory=WriteBackSpec)
+
+
+def mapping_model(targets: MappingTargets) -> type[MappingSpec]:
+    """`MappingSpec` for these targets: ``products``, ``tax``, ``currencies`` and each
+    term's entry have one optional field per connection and kind, validated by that
+    connector's model; a name no connector or connection has is an unknown key."""
+
+    def keyed(title: str, model_of: Callable[[str], Any]) -> Any:
+        fields: dict[str, Any] = {}
+        for name in targets.names():
+            model = model_of(name)
+            if model is not None:
+                fields[name] = (Optional[model], None)  # noqa: UP045 - built at run time
+        return create_model(title, __base__=TargetKeys, **fields)
+
+    currencies: Any = CurrencyList
+    per_term = keyed("TermTargets", lambda name: targets.model(name, "term"))
+    values: Any = dict[str, per_term]  # type: ignore[valid-type]
+    terms = create_model(
+        "TermsSpec", __base__=TermsSpec, values=(values, Field(default_factory=dict))
+    )
+    sections = {
+        "products": keyed("ProductsSpec", lambda name: targets.model(name, "products")),
+        "tax": keyed("TaxSpec", lambda name: targets.model(name, "tax")),
+        "currencies": keyed(
+            "CurrenciesSpec", lambda name: currencies if targets.kind_of(name) else None
+        ),
+        "terms": terms,
+    }
+    fields: dict[str, Any] = {
+        name: (model, Field(default_factory=model)) for name, model in sections.items()
+    }
+    model = create_model("MappingSpec", __base__=MappingSpec, **fields)
+    model.targets = targets
+    return model

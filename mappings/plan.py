@@ -20,11 +20,12 @@ from pydantic import ValidationError
 from billsync.core import money
 from billsync.core.canonical import Customer, Deal, DealLine, InvoiceDraft, InvoiceLine
 from billsync.core.catalog import ProductQuery, TargetCatalog
+from billsync.core.target_mapping import LineTax
 from billsync.mappings.loader import LoadedMapping
 from billsync.mappings.rejections import Rejection, Rejections
-from billsync.mappings.values import deal_context, resolve_value
+from billsync.mappings.routing import Router
+from billsync.mappings.values import ValueSpec, deal_context, parse_value_spec, resolve_value
 
-QBO_DOC_NUMBER_MAX = 21
 IdempotencyKeyFn = Callable[[str, str, datetime], str]
 
 
@@ -42,59 +43,28 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Planner:
-    """Everything `plan_invoice` needs, built once per run."""
+    """Everything `plan_invoice` needs, built once per run. ``catalogs`` are the enabled
+    target connections' catalogs by connection name; ``labels`` how people call each
+    ("Ledgerly (ledgerly_uk)"; default: from the connectors the mapping was loaded for)."""
 
     mapping: LoadedMapping
     catalogs: Mapping[str, TargetCatalog]
     default_target: str | None
     idempotency_key: IdempotencyKeyFn
     today: date | None = None
-    _route_table: dict[str, str] = field(init=False, repr=False, compare=False)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    _router: Router = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        table = {
-            value.casefold(): target
-            for target, values in self.mapping.spec.routing.values.items()
-            for value in values
-        }
-        object.__setattr__(self, "_route_table", table)
+        spec = self.mapping.spec
+        router = Router(spec.routing, spec.source.target_hint, self.default_target)
+        object.__setattr__(self, "_router", router)
 
     def route(self, deal: Deal, problems: Rejections) -> str | None:
-        hint = (deal.target_hint or "").strip()
-        source_field = self.mapping.spec.source.target_hint or "routing field"
-        if not hint:
-            if self.default_target is None:
-                problems.add(
-                    f"Opportunity.{source_field}",
-                    "is empty and no default target is configured",
-                    f"set {source_field} to one of "
-                    f"{_choices(self.mapping.spec.routing.values)} or set sync.default_target",
-                )
-                return None
-            target = self.default_target
-        else:
-            found = self._route_table.get(hint.casefold())
-            if found is None:
-                problems.add(
-                    f"Opportunity.{source_field}",
-                    f"'{hint}' is not a known billing platform",
-                    f"set it to one of {_choices(self.mapping.spec.routing.values)}, "
-                    "or add the value under routing.values in your mapping file",
-                )
-                return None
-            target = found
-        if target not in self.catalogs:
-            problems.add(
-                f"Opportunity.{source_field}",
-                f"routes to {target}, which is not enabled",
-                f"enable {target} in the configuration or route the deal elsewhere",
-            )
-            return None
-        return target
+        return self._router.route(deal, self.catalogs, problems)
 
-
-def _choices(values: Mapping[str, list[str]]) -> str:
-    return ", ".join(v[0] for v in values.values() if v)
+    def label(self, target: str) -> str:
+        return self.labels.get(target) or self.mapping.spec.targets.label(target)
 
 
 def plan_invoice(deal: Deal, planner: Planner) -> Planned | Rejected:
@@ -119,11 +89,19 @@ class _DraftBuilder:
         self.catalog = planner.catalogs[target]
         self.problems = problems
         self.context = deal_context(deal)
+        self.rules = self.spec.targets.mapping(target)
+        self.label = planner.label(target)
+        self.products_key, self.products = self.spec.targets.section(
+            self.spec.products, target, "products"
+        )
+        self.tax_key, self.tax = self.spec.targets.section(self.spec.tax, target, "tax")
 
     def value(self, spec: Any, context: dict[str, Any] | None = None) -> Any:
         if spec is None:
             return None
         try:
+            if not isinstance(spec, ValueSpec):  # a connector model's unvalidated default
+                spec = parse_value_spec(spec, self.functions, line_level=True)
             return resolve_value(spec, context or self.context, self.functions)
         except ValueError as exc:
             self.problems.add("mapping", str(exc), "fix the value or the mapping file")
@@ -154,7 +132,7 @@ class _DraftBuilder:
                 total=total,
                 doc_number=doc_number,
                 memo=self.value(self.spec.invoice.memo),
-                automatic_tax=self.target == "stripe" and self.spec.tax.stripe.automatic,
+                automatic_tax=self.rules.automatic_tax(self.tax),
                 po_number=self.value(self.spec.invoice.po_number),
                 terms=terms_name,
                 days_until_due=days_until_due,
@@ -236,7 +214,7 @@ class _DraftBuilder:
         if not ok or line.product_code is None:
             return None
         match = self._product(where, line)
-        tax_code = self._tax_code(where, line.product_code)
+        tax = self._tax(where, line.product_code)
         if match is None:
             return None
         context = deal_context(self.deal, line)
@@ -251,8 +229,8 @@ class _DraftBuilder:
                 unit_price=line.unit_price,
                 discount_percent=discount if discount else None,
                 service_date=self._service_date(line),
-                tax_code=tax_code,
-                tax_rates=self._tax_rates(where, line.product_code),
+                tax_code=tax.code,
+                tax_rates=tax.rates,
             )
         except (ValidationError, money.MoneyError) as exc:
             self.problems.add(where, f"cannot be priced: {_first_error(exc)}", "correct the line")
@@ -264,81 +242,55 @@ class _DraftBuilder:
         if query is None:
             return None
         found = self.catalog.resolve_product(query)
-        mapping_key = f"products.{self.target}.map"
+        noun = f"{self.label} {self.rules.product_noun}"
+        mapped = f"products.{self.products_key}.map"
         if found is None:
+            fix = f"create it in {self.label}"
+            if self.rules.product_map is not None:
+                fix += f" or map {line.product_code} under {mapped} in your mapping file"
             self.problems.add(
                 f"{where}.ProductCode",
-                f"product '{line.product_code}' has no {_label(self.target)} match "
+                f"product '{line.product_code}' has no {self.label} match "
                 f"(looked up by {query.describe()})",
-                f"create it in {_label(self.target)} or map {line.product_code} under "
-                f"{mapping_key} in your mapping file",
+                fix,
             )
             return None
         if not found.active:
             self.problems.add(
                 f"{where}.ProductCode",
-                f"{_label(self.target)} item '{found.label}' for product "
-                f"'{line.product_code}' is inactive",
-                f"reactivate it, or map {line.product_code} to another item under {mapping_key}",
+                f"{noun} '{found.label}' for product '{line.product_code}' is inactive",
+                f"reactivate it, or map {line.product_code} to another one under {mapped}",
             )
             return None
         return found.ref
 
     def _product_query(self, line: DealLine) -> ProductQuery | None:
         code = line.product_code or ""
-        currency = self.deal.currency
-        products = self.spec.products
-        candidates: tuple[tuple[str, str], ...]
-        if self.target == "quickbooks":
-            mapped = products.quickbooks.map.get(code, code)
-            candidates = tuple((kind, mapped) for kind in products.quickbooks.resolve_by)
-        elif self.target == "stripe":
-            explicit = products.stripe.map.get(code)
-            if explicit:
-                candidates = (("price", explicit),)
-            else:
-                context = deal_context(self.deal, line)
-                lookup = self.value(products.stripe.price_lookup_key, context)
-                candidates = (("lookup_key", str(lookup)),) if lookup else ()
-                if products.stripe.ad_hoc_prices:
-                    candidates += (("product_code", code),)
-        else:
-            candidates = (("product_code", code),)
+        context = deal_context(self.deal, line)
+        candidates = self.rules.product_candidates(
+            self.products, code, lambda spec: self.value(spec, context)
+        )
         if not candidates:
             self.problems.add(
-                "mapping", f"no way to look up product '{code}'", "set products in the mapping"
+                "mapping",
+                f"no way to look up product '{code}'",
+                f"set products.{self.products_key} in the mapping",
             )
             return None
-        return ProductQuery(code, currency, candidates)
+        return ProductQuery(code, self.deal.currency, candidates)
 
-    def _tax_code(self, where: str, product_code: str) -> str | None:
-        if self.target != "quickbooks":
-            return None
-        tax = self.spec.tax.quickbooks
-        code = tax.by_product.get(product_code, tax.default_code)
-        if code is not None and not self.catalog.tax_code_exists(code):
-            self.problems.add(
-                f"{where}.ProductCode",
-                f"tax code '{code}' does not exist in QuickBooks",
-                "create the tax code or change tax.quickbooks in your mapping file",
-            )
-        return code
-
-    def _tax_rates(self, where: str, product_code: str) -> tuple[str, ...]:
-        """Stripe tax rates for a line: by product, else the defaults (none with
-        automatic tax, where Stripe computes it)."""
-        if self.target != "stripe":
-            return ()
-        tax = self.spec.tax.stripe
-        rates = tax.by_product.get(product_code, [] if tax.automatic else tax.default_rates)
-        for rate in rates:
-            if not self.catalog.tax_code_exists(rate):
+    def _tax(self, where: str, product_code: str) -> LineTax:
+        """The line's tax codes or rates (`TargetMapping.line_tax`); each must exist."""
+        tax = self.rules.line_tax(self.tax, product_code)
+        noun = self.rules.tax_noun
+        for name in tax.names():
+            if not self.catalog.tax_code_exists(name):
                 self.problems.add(
                     f"{where}.ProductCode",
-                    f"tax rate '{rate}' does not exist or is inactive in Stripe",
-                    "create the tax rate or change tax.stripe in your mapping file",
+                    f"{noun} '{name}' does not exist or is inactive in {self.label}",
+                    f"create the {noun} or change tax.{self.tax_key} in your mapping file",
                 )
-        return tuple(rates)
+        return tax
 
     def _service_date(self, line: DealLine) -> date | None:
         rule = self.spec.invoice.service_date
@@ -352,11 +304,11 @@ class _DraftBuilder:
 
     def _currency_ok(self) -> bool:
         currency = self.deal.currency
-        allowed = getattr(self.spec.currencies, self.target, None)
+        _, allowed = self.spec.targets.entry(self.spec.currencies, self.target)
         if allowed is not None and currency not in allowed:
             self.problems.add(
                 "Opportunity.CurrencyIsoCode",
-                f"{currency} is not a currency billed through {_label(self.target)} "
+                f"{currency} is not a currency billed through {self.label} "
                 f"(allowed: {', '.join(allowed)})",
                 "route the deal to another target or add the currency under currencies "
                 "in your mapping file",
@@ -399,47 +351,46 @@ class _DraftBuilder:
         name = (self.deal.terms or "").strip() or terms.default
         if name is None:
             return None, None
+        where = f"Opportunity.{self.spec.source.terms or 'terms'}"
         entry = terms.values.get(name)
         if entry is None:
             self.problems.add(
-                f"Opportunity.{self.spec.source.terms or 'terms'}",
+                where,
                 f"payment terms '{name}' are not known",
                 f"use one of {', '.join(terms.values)} or add '{name}' under terms.values",
             )
             return None, None
-        if self.target == "quickbooks":
-            if entry.quickbooks is None or not self.catalog.term_exists(entry.quickbooks):
-                self.problems.add(
-                    f"Opportunity.{self.spec.source.terms or 'terms'}",
-                    f"payment terms '{name}' have no QuickBooks term"
-                    + (f" ('{entry.quickbooks}' does not exist)" if entry.quickbooks else ""),
-                    "create the term in QuickBooks or fix terms.values in your mapping file",
-                )
-                return None, None
-            return entry.quickbooks, None
-        if self.target == "stripe":
-            if entry.stripe is None:
-                self.problems.add(
-                    f"Opportunity.{self.spec.source.terms or 'terms'}",
-                    f"payment terms '{name}' have no Stripe equivalent",
-                    f"add terms.values.{name}.stripe to your mapping file",
-                )
-                return None, None
-            if entry.stripe.collection_method == "charge_automatically":
-                return name, None
-            return name, entry.stripe.days_until_due
-        return name, None
+        meaning = self.rules.term_meaning(self.spec.targets.entry(entry, self.target)[1], name)
+        if meaning is None:
+            self.problems.add(
+                where,
+                f"payment terms '{name}' have no {self.label} equivalent",
+                f"add terms.values.{name}.{self.target} to your mapping file",
+            )
+            return None, None
+        if meaning.must_exist and not (
+            meaning.name is not None and self.catalog.term_exists(meaning.name)
+        ):
+            self.problems.add(
+                where,
+                f"payment terms '{name}' have no {self.label} term"
+                + (f" ('{meaning.name}' does not exist)" if meaning.name else ""),
+                f"create the term in {self.label} or fix terms.values in your mapping file",
+            )
+            return None, None
+        return meaning.name, meaning.days_until_due
 
     def _doc_number(self) -> str | None:
         value = self.value(self.spec.invoice.doc_number)
         if value is None or value == "":
             return None
         text = str(value)
-        if self.target == "quickbooks" and len(text) > QBO_DOC_NUMBER_MAX:
+        limit = self.rules.doc_number_max
+        if limit is not None and len(text) > limit:
             self.problems.add(
                 "invoice.doc_number",
-                f"'{text}' is longer than QuickBooks' {QBO_DOC_NUMBER_MAX} characters",
-                "shorten invoice.doc_number in your mapping file (e.g. {truncate: 21})",
+                f"'{text}' is longer than the {limit} characters {self.label} allows",
+                f"shorten invoice.doc_number in your mapping file (e.g. {{truncate: {limit}}})",
             )
             return None
         return text
@@ -451,7 +402,7 @@ class _DraftBuilder:
             self.problems.add(
                 "Account.Name",
                 "the account has no usable name for the customer",
-                "give the account a name in Salesforce (or fix customer.name in the mapping)",
+                "give the account a name in the deal source (or fix customer.name in the mapping)",
             )
             return None
         email = self.value(self.spec.customer.email)
@@ -463,10 +414,6 @@ class _DraftBuilder:
             currency=self.deal.currency,
             account_number=account.number,
         )
-
-
-def _label(target: str) -> str:
-    return {"quickbooks": "QuickBooks", "stripe": "Stripe"}.get(target, target)
 
 
 def _first_error(exc: Exception) -> str:

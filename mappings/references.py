@@ -1,8 +1,9 @@
 """Check that what a mapping names exists in the targets: items, prices, terms, taxes.
 
 `billsync mappings check --config F` runs this against the live catalogues, so a typo
-in `products.quickbooks.map` or a term QuickBooks does not have is found before a run
-rejects every deal that uses it.
+in a product map or a term the target does not have is found before a run rejects
+every deal that uses it. What a target's entries name is its connector's to say
+(`billsync.core.target_mapping.TargetMapping`); this module only asks the catalogues.
 """
 
 from __future__ import annotations
@@ -26,52 +27,63 @@ class ReferenceProblem:
 def check_references(
     spec: MappingSpec, catalogs: Mapping[str, TargetCatalog], home_currency: str = "USD"
 ) -> list[ReferenceProblem]:
+    """Every problem, target connection by target connection (products, terms, tax)."""
     problems: list[ReferenceProblem] = []
-    qbo = catalogs.get("quickbooks")
-    if qbo is not None:
-        resolve_by = spec.products.quickbooks.resolve_by
-        for code, ref in spec.products.quickbooks.map.items():
-            query = ProductQuery(code, home_currency, tuple((kind, ref) for kind in resolve_by))
-            _product(problems, qbo, query, f"products.quickbooks.map.{code}", "QuickBooks item")
-        for name, entry in spec.terms.values.items():
-            if entry.quickbooks and not qbo.term_exists(entry.quickbooks):
-                problems.append(
-                    ReferenceProblem(
-                        f"terms.values.{name}.quickbooks",
-                        f"QuickBooks has no term '{entry.quickbooks}'",
-                    )
-                )
-        tax = spec.tax.quickbooks
-        codes: dict[str, str | None] = {"tax.quickbooks.default_code": tax.default_code}
-        codes.update({f"tax.quickbooks.by_product.{k}": v for k, v in tax.by_product.items()})
-        for key, tax_code in codes.items():
-            if tax_code is not None and not qbo.tax_code_exists(tax_code):
-                problems.append(ReferenceProblem(key, f"QuickBooks has no tax code '{tax_code}'"))
-    stripe = catalogs.get("stripe")
-    if stripe is not None:
-        for code, price in spec.products.stripe.map.items():
-            query = ProductQuery(code, home_currency, (("price", price),))
-            _product(problems, stripe, query, f"products.stripe.map.{code}", "Stripe price")
-        tax_rates = spec.tax.stripe
-        for key, rates in {
-            "tax.stripe.default_rates": tax_rates.default_rates,
-            **{f"tax.stripe.by_product.{k}": v for k, v in tax_rates.by_product.items()},
-        }.items():
-            for rate in rates:
-                if not stripe.tax_code_exists(rate):
-                    problems.append(ReferenceProblem(key, f"Stripe has no tax rate '{rate}'"))
+    for target, catalog in catalogs.items():
+        problems += _products(spec, target, catalog, home_currency)
+        problems += _terms(spec, target, catalog)
+        problems += _tax(spec, target, catalog)
     return problems
 
 
-def _product(
-    problems: list[ReferenceProblem],
-    catalog: TargetCatalog,
-    query: ProductQuery,
-    key: str,
-    what: str,
-) -> None:
-    found = catalog.resolve_product(query)
-    if found is None:
-        problems.append(ReferenceProblem(key, f"no {what} matches {query.describe()}"))
-    elif not found.active:
-        problems.append(ReferenceProblem(key, f"{what} '{found.label}' is inactive"))
+def _products(
+    spec: MappingSpec, target: str, catalog: TargetCatalog, home_currency: str
+) -> list[ReferenceProblem]:
+    targets = spec.targets
+    rules = targets.mapping(target)
+    key, products = targets.section(spec.products, target, "products")
+    if rules.product_map is None or products is None:
+        return []
+    what = f"{targets.label(target)} {rules.product_noun}"
+    problems = []
+    for code in rules.product_map(products):
+        # No deal here: a value spec (a look-up key template) resolves to nothing, so
+        # only the explicit entry is checked.
+        candidates = rules.product_candidates(products, code, lambda spec: None)
+        query = ProductQuery(code, home_currency, candidates)
+        found = catalog.resolve_product(query)
+        where = f"products.{key}.map.{code}"
+        if found is None:
+            problems.append(ReferenceProblem(where, f"no {what} matches {query.describe()}"))
+        elif not found.active:
+            problems.append(ReferenceProblem(where, f"{what} '{found.label}' is inactive"))
+    return problems
+
+
+def _terms(spec: MappingSpec, target: str, catalog: TargetCatalog) -> list[ReferenceProblem]:
+    targets = spec.targets
+    rules = targets.mapping(target)
+    problems = []
+    for name, entries in spec.terms.values.items():
+        key, entry = targets.entry(entries, target)
+        meaning = rules.term_meaning(entry, name) if entry is not None else None
+        if meaning is None or not meaning.must_exist or meaning.name is None:
+            continue
+        if not catalog.term_exists(meaning.name):
+            reason = f"{targets.label(target)} has no term '{meaning.name}'"
+            problems.append(ReferenceProblem(f"terms.values.{name}.{key}", reason))
+    return problems
+
+
+def _tax(spec: MappingSpec, target: str, catalog: TargetCatalog) -> list[ReferenceProblem]:
+    targets = spec.targets
+    rules = targets.mapping(target)
+    key, tax = targets.section(spec.tax, target, "tax")
+    if tax is None:
+        return []
+    label = targets.label(target)
+    return [
+        ReferenceProblem(f"tax.{key}.{where}", f"{label} has no {rules.tax_noun} '{code}'")
+        for where, code in rules.tax_references(tax)
+        if not catalog.tax_code_exists(code)
+    ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from billsync.config.settings import Connection, Settings
@@ -29,8 +29,10 @@ from billsync.core.protocols import (
     WebhookVerifier,
 )
 from billsync.core.settings import SourceSection
+from billsync.core.target_mapping import UniqueReference
 from billsync.mappings.loader import LoadedMapping, load_mappings
 from billsync.mappings.plan import Planner
+from billsync.mappings.targets import MappingTargets
 from billsync.sync.engine.cycle import Engine
 from billsync.sync.engine.failures import RetryPolicy
 from billsync.sync.ledger import Ledger
@@ -47,15 +49,27 @@ def new_holder() -> str:
 
 
 def mapping_for(settings: Settings) -> LoadedMapping:
-    # Targets that look products up before creating (QuickBooks' lookup_before_create)
-    # accept mapping files without a product table; without one, every product needs a
-    # mapping entry.
-    looks_up = [
-        getattr(section, "lookup_before_create", True)
-        for name, section in settings.connector_sections().items()
-        if section.enabled and name != settings.sync.source
-    ]
-    return load_mappings(list(settings.sync.mapping_files), lookup_before_create=all(looks_up))
+    """The configured mapping files, checked against the installed connectors and the
+    configured connections (the names its target sections and routing may use), and
+    against what each target connection needs of the mapping: one that relies on the
+    invoice reference being unique per deal (`TargetMapping.unique_reference`: one
+    that skips its look-up before creating) needs a mapping that proves it."""
+    connections = settings.every_connection()
+    demands: list[UniqueReference] = []
+    for name in target_names(settings):
+        connection = connections.get(name)
+        rules = connection.spec.mapping if connection is not None else None
+        if connection is None or rules is None or not connection.section.enabled:
+            continue
+        demand = rules.unique_reference(connection.section)
+        if demand is not None:
+            where = BuildContext(holder="mapping", connection=name)
+            demands.append(replace(demand, setting=where.setting(connection.kind, demand.setting)))
+    return load_mappings(
+        list(settings.sync.mapping_files),
+        targets=MappingTargets(settings.connector_specs, settings.connection_kinds()),
+        unique_reference=demands,
+    )
 
 
 def target_names(settings: Settings) -> list[str]:
@@ -267,6 +281,7 @@ def planner_for(
         catalogs=catalogs if catalogs is not None else target_catalogs(settings),
         default_target=settings.sync.default_target,
         idempotency_key=invoice_key,
+        labels={name: c.label for name, c in settings.every_connection().items()},
     )
 
 

@@ -33,6 +33,7 @@ from billsync.core.protocols import (
     WebhookVerifier,
 )
 from billsync.core.settings import ConnectorSection
+from billsync.core.target_mapping import TargetMapping
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -265,6 +266,9 @@ class ConnectorSpec:
       section without a call (a QuickBooks realm id), or None. The ledger pins each
       connection name to it, so re-pointing a name at another company is refused at
       start-up instead of mixing two companies' rows. None: the kind alone is pinned.
+    - ``mapping``: a target's part of the mapping file — its ``products``, ``tax`` and
+      per-term models and the rules the planner applies (`TargetMapping`). None: generic
+      behaviour (look products up by code, no tax, the terms name as it is).
     """
 
     name: str
@@ -280,6 +284,7 @@ class ConnectorSpec:
     cursor_at: Callable[[datetime], str] | None = None
     cli: Callable[[CommandOpener], Any] | None = None
     account: Callable[[Any], str | None] | None = None
+    mapping: TargetMapping | None = None
 
 
 def installed() -> dict[str, list[EntryPoint]]:

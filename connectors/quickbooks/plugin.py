@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from billsync.connectors.quickbooks import advice
+from billsync.connectors.quickbooks import advice, mapping
 from billsync.connectors.quickbooks.health import HEALTH
 from billsync.connectors.quickbooks.settings import CREDENTIAL_SHAPES, QuickBooksSettings
 from billsync.core.plugins import (
@@ -74,4 +74,5 @@ SPEC = ConnectorSpec(
     cli=_cli,
     # The company (realm) a connection's rows belong to; the ledger pins it.
     account=lambda section: section.realm_id,
+    mapping=mapping.MAPPING,
 )

@@ -9,7 +9,7 @@ table (for ops advice, `advice`) when advice is first asked for.
 
 from __future__ import annotations
 
-from billsync.connectors.stripe import advice
+from billsync.connectors.stripe import advice, mapping
 from billsync.connectors.stripe.settings import CREDENTIAL_SHAPES, StripeSettings
 from billsync.core.plugins import BuildContext, ConnectorParts, ConnectorSpec, plugin_problem
 
@@ -43,4 +43,5 @@ SPEC = ConnectorSpec(
     secret_patterns=CREDENTIAL_SHAPES,
     error_rules=advice.error_rules,
     error_hints=advice.HINTS,
+    mapping=mapping.MAPPING,
 )

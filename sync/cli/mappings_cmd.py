@@ -45,15 +45,15 @@ def check(
     typer.echo(f"mappings OK ({loaded.digest[:12]}): " + ", ".join(loaded.files))
     spec = loaded.spec
     typer.echo(
-        f"  routing: {', '.join(f'{t} ← {v}' for t, v in spec.routing.values.items())}\n"
+        f"  routing: {len(spec.routing.rules)} rules; "
+        f"{', '.join(f'{t} ← {v}' for t, v in spec.routing.values.items())}\n"
         f"  terms: {', '.join(spec.terms.values)} (default {spec.terms.default})\n"
-        f"  product overrides: quickbooks {len(spec.products.quickbooks.map)}, "
-        f"stripe {len(spec.products.stripe.map)}"
+        f"  product overrides: {_product_overrides(loaded)}"
     )
     if not (config is not None or (ctx.find_root().obj or {}).get("config") is not None):
         typer.echo(
             "  references not checked: give --config to check that the items, prices, "
-            "terms and tax codes named here exist in QuickBooks and Stripe"
+            "terms and tax codes named here exist in the targets"
         )
         return
     missing = _check_references(ctx, config, loaded)
@@ -66,6 +66,17 @@ def check(
         raise typer.Exit(MAPPING_ERROR_EXIT)
     typer.echo("  references OK: every mapped item, price, term and tax code exists")
     typer.echo("  source fields OK: every mapped and write-back field exists in the source")
+
+
+def _product_overrides(loaded: LoadedMapping) -> str:
+    """How many explicit product-map entries each target key of ``products`` has."""
+    spec, targets = loaded.spec, loaded.spec.targets
+    counts = []
+    for key, products in spec.products:
+        product_map = targets.mapping(key).product_map
+        if products is not None and product_map is not None:
+            counts.append(f"{key} {len(product_map(products))}")
+    return ", ".join(counts) or "none"
 
 
 @runtime_checkable

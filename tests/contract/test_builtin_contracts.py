@@ -440,13 +440,20 @@ def test_a_plugin_that_is_not_a_spec_is_refused(
         plugins.discover(["odd"], config_key="sync.targets")
 
 
+def migrated_ledger(tmp_path: Path) -> Ledger:
+    """Building targets pins their connections in the ledger, so it must exist."""
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'l.db'}")
+    upgrade_to_head(engine)
+    return Ledger(engine)
+
+
 def test_wiring_builds_a_third_party_target_named_in_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "ct_ledgerbook.py").write_text(PLUGIN_MODULE)
     install_plugin(tmp_path, monkeypatch, name="ledgerbook", target="ct_ledgerbook:LEDGERBOOK")
     settings = load_settings(None, environ={"BILLSYNC_SYNC__TARGETS": '["ledgerbook"]'})
-    ledger = Ledger(create_ledger_engine(f"sqlite:///{tmp_path / 'l.db'}"))
+    ledger = migrated_ledger(tmp_path)
     built = wiring.targets_for(settings, ledger, "test-holder")
     assert list(built.targets) == ["ledgerbook"] and built.feeds == {} and built.webhooks == {}
     assert list(wiring.target_catalogs(settings)) == ["ledgerbook"]
@@ -458,7 +465,7 @@ def test_wiring_refuses_connectors_unfit_for_their_role(
     (tmp_path / "ct_ledgerbook.py").write_text(PLUGIN_MODULE)
     install_plugin(tmp_path, monkeypatch, name="empty", target="ct_ledgerbook:EMPTY")
     settings = load_settings(None, environ={"BILLSYNC_SYNC__TARGETS": '["empty"]'})
-    ledger = Ledger(create_ledger_engine(f"sqlite:///{tmp_path / 'l.db'}"))
+    ledger = migrated_ledger(tmp_path)
     with pytest.raises(ConnectorPluginError, match="'empty' is not an invoice target"):
         wiring.targets_for(settings, ledger, "test-holder")
     as_source = load_settings(None, environ={"BILLSYNC_SYNC__SOURCE": "empty"})
@@ -472,7 +479,7 @@ def test_wiring_refuses_connectors_unfit_for_their_role(
 def test_wiring_defaults_to_the_enabled_built_ins(sandbox: Backend, tmp_path: Path) -> None:
     settings = sandbox.settings("stripe")  # quickbooks and stripe enabled, targets unset
     assert settings.sync.targets is None
-    ledger = Ledger(create_ledger_engine(f"sqlite:///{tmp_path / 'l.db'}"))
+    ledger = migrated_ledger(tmp_path)
     built = wiring.targets_for(settings, ledger, "test-holder")
     assert (
         list(built.targets)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from billsync.core.target_mapping import UniqueReference
 from billsync.mappings.loader import MappingError, default_mapping_path, load_mappings
 from billsync.mappings.transforms import FunctionRegistry
 
@@ -143,6 +144,12 @@ def test_transforms_alone_still_merge_into_the_default(tmp_path: Path) -> None:
     assert (doc_number.path, doc_number.transforms) == ("deal.id", ({"truncate": 20},))
 
 
+# What the QuickBooks connection with lookup_before_create: false demands (wiring).
+NO_LOOKUP = UniqueReference(
+    "lookup_before_create is false", "quickbooks.lookup_before_create: true"
+)
+
+
 @pytest.mark.parametrize(
     ("doc_number", "accepted"),
     [
@@ -162,10 +169,10 @@ def test_lookup_before_create_false_needs_a_unique_reference(
     custom = write(tmp_path, f"invoice:\n  doc_number: {doc_number}\n")
     load_mappings([custom])  # always fine with look-ups on
     if accepted:
-        load_mappings([custom], lookup_before_create=False)
+        load_mappings([custom], unique_reference=[NO_LOOKUP])
         return
     with pytest.raises(MappingError) as exc:
-        load_mappings([custom], lookup_before_create=False)
+        load_mappings([custom], unique_reference=[NO_LOOKUP])
     [problem] = problems(exc)
     assert f"{custom}:2: invoice.doc_number: lookup_before_create is false" in problem
     assert "quickbooks.lookup_before_create: true" in problem
