@@ -30,8 +30,8 @@ demo: $(VENV)/.installed
 	$(BIN)/billsync demo
 
 lint: install-dev
-	$(BIN)/ruff check $(PACKAGES) tests bench
-	$(BIN)/ruff format --check $(PACKAGES) tests bench
+	$(BIN)/ruff check $(PACKAGES) tests bench examples
+	$(BIN)/ruff format --check $(PACKAGES) tests bench examples
 	$(BIN)/lint-imports --no-cache
 
 typecheck: install-dev
