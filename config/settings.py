@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from billsync.core.plugins import ConnectorSpec
 from billsync.core.settings import ConnectorSection, Section, SourceSection, collect_secrets
+from billsync.core.target_mapping import connection_label
 
 ENV_PREFIX = "BILLSYNC_"
 ENV_NESTED_DELIMITER = "__"
@@ -210,9 +211,7 @@ class Connection:
     def label(self) -> str:
         """How people call it: the connector's label, and the name when it differs
         from the kind ("QuickBooks (qbo_uk)")."""
-        if self.name == self.kind:
-            return self.spec.label
-        return f"{self.spec.label} ({self.name})"
+        return connection_label(self.spec.label, self.name, self.kind)
 
 
 def with_connectors(specs: dict[str, ConnectorSpec]) -> type[Settings]:
