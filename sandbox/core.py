@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -59,11 +59,15 @@ Signer = Callable[[bytes], dict[str, str]]
 class WebhookSink(Protocol):
     """Where systems hand webhooks to send (implemented by `billsync.sandbox.webhooks`).
 
-    `provider` is 'stripe' or 'quickbooks'; the body goes to
-    `<webhook_url>/webhooks/<provider>`.
+    `provider` is the route: the billsync connection the sender stands in for ('stripe',
+    'quickbooks', 'stripe_eu', …); the body goes to `<webhook_url>/webhooks/<provider>`.
+    `ordered` deliveries on one route go out one at a time, each retried until
+    acknowledged before the next (Intuit's rule); others are sent independently (Stripe's).
     """
 
-    def deliver(self, provider: str, body: bytes, sign: Signer) -> None: ...
+    def deliver(
+        self, provider: str, body: bytes, sign: Signer, *, ordered: bool = False
+    ) -> None: ...
 
 
 @dataclass
@@ -116,10 +120,22 @@ class SandboxSystem(Protocol):
         """The vendor's limits at real scale."""
         ...
 
-    def ready_info(self) -> dict[str, str]:
+    def ready_info(self) -> dict[str, Any]:
         """Extra fields for the ready file (e.g. token_url, webhook secret)."""
         ...
 
     def config_section(self) -> dict[str, Any]:
-        """The billsync config section that points a connector at this system."""
+        """The billsync config section that points a connector at this system (at its
+        first company, when it serves several)."""
+        ...
+
+
+@runtime_checkable
+class ServesCompanies(Protocol):
+    """A system that can stand in for several companies (QuickBooks realms, Stripe
+    accounts); the others serve one, written as the section named after the system."""
+
+    def connection_sections(self) -> dict[str, dict[str, Any]]:
+        """One config section per company, by billsync connection name (a single entry
+        named after the system itself in the single-company profile)."""
         ...

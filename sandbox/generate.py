@@ -6,11 +6,16 @@ lookup key), several currencies (JPY among them), 1–8 lines per deal with disc
 deals routed to QuickBooks or Stripe or left to the default, a few open deals that
 must not be pulled, and a few won deals with no products. The same `--random-seed`
 always gives the same file.
+
+For the `multi` profile each deal is routed (`Billing_Platform__c`) to a company that
+bills its currency (GBP deals to the UK QuickBooks company, EUR deals to the EU Stripe
+account, …) and the catalogue is seeded into every company, priced in its home currency.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,6 +23,7 @@ from typing import Any
 
 from iso4217 import Currency
 
+from billsync.sandbox.profiles import SINGLE, Company, Profile
 from billsync.sandbox.stripe import money as stripe_money
 
 COMPANIES = (
@@ -77,6 +83,7 @@ class GenerateOptions:
     deals: int
     random_seed: int = 1
     start: date = date(2026, 10, 1)
+    profile: Profile = SINGLE
 
 
 def generate_seed(options: GenerateOptions) -> dict[str, Any]:
@@ -86,18 +93,55 @@ def generate_seed(options: GenerateOptions) -> dict[str, Any]:
         {"Id": _sf_id("01t", i), "Name": name, "ProductCode": code, "IsActive": True}
         for i, (code, name, _) in enumerate(CATALOGUE)
     ]
+    route = _single_route if not options.profile.multi else _company_route(options.profile)
     opportunities = [
-        _opportunity(rng, i, rng.choice(accounts), options.start) for i in range(options.deals)
+        _opportunity(rng, i, rng.choice(accounts), options.start, route)
+        for i in range(options.deals)
     ]
-    return {
+    seed: dict[str, Any] = {
         "salesforce": {
             "Account": accounts,
             "Product2": products,
             "Opportunity": opportunities,
         },
-        "quickbooks": _quickbooks_catalogue(),
+        "quickbooks": _quickbooks_catalogue("USD"),
         "stripe": _stripe_catalogue(),
     }
+    if options.profile.multi:
+        profile = options.profile
+        seed["quickbooks"] = {
+            "realms": {
+                c.connection: _quickbooks_catalogue(c.home_currency) for c in profile.quickbooks
+            }
+        }
+        seed["stripe"] = {"accounts": {c.connection: _stripe_catalogue() for c in profile.stripe}}
+    return seed
+
+
+Route = Callable[[str, float], str | None]
+"""(deal currency, a uniform roll in [0, 1)) -> the deal's Billing_Platform__c."""
+
+
+def _single_route(currency: str, roll: float) -> str | None:
+    if currency == "USD":
+        return "QuickBooks" if roll < 0.55 else "Stripe" if roll < 0.95 else None
+    return "Stripe" if roll < 0.9 else "QuickBooks"
+
+
+def _company_route(profile: Profile) -> Route:
+    billing: dict[str, list[Company]] = {}
+    for company in profile.companies:
+        for currency in company.currencies:
+            billing.setdefault(currency, []).append(company)
+
+    def route(currency: str, roll: float) -> str | None:
+        # A few USD deals leave the field empty: they go to config sync.default_target.
+        if currency == "USD" and roll >= 0.95:
+            return None
+        candidates = billing.get(currency) or [profile.companies[0]]
+        return candidates[int(roll * len(candidates))].label
+
+    return route
 
 
 def _sf_id(prefix: str, n: int) -> str:
@@ -147,15 +191,10 @@ def _iso_minor_unit(currency: str) -> Decimal:
 
 
 def _opportunity(
-    rng: random.Random, i: int, account: dict[str, Any], start: date
+    rng: random.Random, i: int, account: dict[str, Any], start: date, route: Route
 ) -> dict[str, Any]:
     currency = account["CurrencyIsoCode"]
-    roll = rng.random()
-    platform: str | None
-    if currency == "USD":
-        platform = "QuickBooks" if roll < 0.55 else "Stripe" if roll < 0.95 else None
-    else:
-        platform = "Stripe" if roll < 0.9 else "QuickBooks"
+    platform = route(currency, rng.random())
     stage = "Closed Won" if rng.random() < 0.93 else rng.choice(STAGES_OPEN)
     close = start + timedelta(days=rng.randint(0, 45))
     deal: dict[str, Any] = {
@@ -193,14 +232,15 @@ def _opportunity(
     return deal
 
 
-def _quickbooks_catalogue() -> dict[str, Any]:
+def _quickbooks_catalogue(home_currency: str) -> dict[str, Any]:
+    # An Item's UnitPrice is in the company's home currency.
     return {
         "Item": [
             {
                 "Name": name,
                 "Sku": code,
                 "Type": "Service",
-                "UnitPrice": Decimal(usd),
+                "UnitPrice": _price(usd, home_currency),
                 "Active": True,
                 "IncomeAccountRef": {"value": "1", "name": "Services"},
             }

@@ -68,9 +68,13 @@ def running_sandbox(
     seed_file: Path | None = None,
     webhook_url: str | None = None,
     rate_limits: str = "off",
+    profile: str = "single",
     extra_args: tuple[str, ...] = (),
 ) -> Iterator[SandboxHandle]:
-    """A sandbox on free ports for the duration of the block; its log is kept in workdir."""
+    """A sandbox on free ports for the duration of the block; its log is kept in workdir.
+
+    `profile="multi"` serves two QuickBooks companies and two Stripe accounts and writes
+    the config as billsync connections (`billsync.sandbox.profiles`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     ready = workdir / "sandbox-ready.json"
     config = workdir / "billsync.yaml"
@@ -92,6 +96,8 @@ def running_sandbox(
         rate_limits,
         "--state-dir",
         str(workdir / "sandbox-state"),
+        "--profile",
+        profile,
     ]
     if seed_file:
         command += ["--seed", str(seed_file)]

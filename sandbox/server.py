@@ -27,7 +27,9 @@ from starlette.applications import Starlette
 
 from billsync.sandbox import jsonutil
 from billsync.sandbox.admin import build_admin_app
+from billsync.sandbox.config_out import MAPPING_FILE, billsync_config, routing_mapping
 from billsync.sandbox.core import Clock, RateLimitMode, SandboxContext, SandboxSystem
+from billsync.sandbox.profiles import SINGLE, Profile
 from billsync.sandbox.runtime import CallCounter, FaultHolder, RateLimiter, SystemMiddleware
 from billsync.sandbox.tls import LocalTLS, make_local_tls
 from billsync.sandbox.webhooks import WebhookOutbox
@@ -50,6 +52,8 @@ class SandboxOptions:
     ready_file: Path | None = None
     rate_limits: RateLimitMode = "real"
     state_dir: Path | None = None
+    profile: Profile = SINGLE
+    """Which companies to stand in for (`billsync.sandbox.profiles`)."""
     system_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,6 +119,7 @@ class Sandbox:
                     **self.options.system_options,
                     "ca_bundle": str(self.tls.ca_bundle),
                     "rate_limits": self.options.rate_limits,
+                    "profile": self.options.profile,
                 },
             )
             self.systems[name] = cls(context)
@@ -176,6 +181,7 @@ class Sandbox:
             "ca_bundle": str(self.tls.ca_bundle),
             "state_dir": str(self.state_dir),
             "pid": os.getpid(),
+            "profile": self.options.profile.name,
         }
         for system in self.systems.values():
             info.update(system.ready_info())
@@ -183,22 +189,25 @@ class Sandbox:
 
     def billsync_config(self) -> dict[str, Any]:
         """A complete billsync config pointing every connector at this sandbox."""
-        directory = (self.options.config_out or self.state_dir / "x").parent
-        config: dict[str, Any] = {
-            "ledger": {"url": f"sqlite:///{(directory / 'billsync.db').resolve()}"},
-            # Every seeded deal is the sandbox's to bill: an explicit start for the first
-            # run (a real org's config chooses its own date, or `run --backfill`).
-            "sync": {"default_target": "quickbooks", "start_from": SANDBOX_START},
-        }
-        for name, system in self.systems.items():
-            config[name] = system.config_section()
-        return config
+        return billsync_config(self.systems, self.options.profile, self._config_directory())
+
+    def _config_directory(self) -> Path:
+        return (self.options.config_out or self.state_dir / "x").parent
 
     def _announce(self) -> None:
         info = self.ready_info()
         if self.options.config_out:
             text = "# Written by `billsync sandbox serve`: every connector points at the sandbox.\n"
             text += yaml.safe_dump(self.billsync_config(), sort_keys=False)
+            mapping = routing_mapping(self.options.profile)
+            if mapping is not None:
+                # Written first: the config names it.
+                _write_atomically(
+                    self._config_directory() / MAPPING_FILE,
+                    "# Written by `billsync sandbox serve`: routes deals to the sandbox's "
+                    "companies by Billing_Platform__c.\n"
+                    + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True),
+                )
             _write_atomically(self.options.config_out, text)
         line = json.dumps(info, sort_keys=True)
         if self.options.ready_file:
@@ -213,9 +222,6 @@ class Sandbox:
         _, pending = await asyncio.wait(self._tasks, timeout=5)
         for task in pending:
             task.cancel()
-
-
-SANDBOX_START = "2000-01-01T00:00:00Z"
 
 
 def _write_atomically(path: Path, text: str) -> None:

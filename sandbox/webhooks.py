@@ -3,7 +3,9 @@
 Like the real senders, a failed delivery is retried with growing waits. Intuit holds
 later events until the failed one is acknowledged (api-facts §2.10), so QuickBooks
 deliveries go out strictly one after another; Stripe makes no ordering promise and its
-deliveries are independent. Waits are scaled down (seconds, not hours) because this is
+deliveries are independent. Each route (`<url>/webhooks/<route>`: one per Stripe account,
+one per Intuit app) has its own queue, so a failing receiver for one company never holds
+back another's. Waits are scaled down (seconds, not hours) because this is
 a test tool; `retry_schedule_s` sets them.
 """
 
@@ -28,9 +30,11 @@ DELIVERY_TIMEOUT_S = 10
 class Delivery:
     id: int
     provider: str
+    """The route: deliveries go to `<url>/webhooks/<provider>`."""
     body: bytes
     sign: Signer
     copies: int
+    ordered: bool = False
     attempts: int = 0
     delivered: bool = False
     last_status: int | None = None
@@ -50,7 +54,7 @@ class Delivery:
 
 
 class WebhookOutbox:
-    """Implements `WebhookSink`; runs one sender task per provider."""
+    """Implements `WebhookSink`; runs one sender task per route."""
 
     def __init__(
         self,
@@ -65,11 +69,11 @@ class WebhookOutbox:
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._next_id = 1
+        self._started = False
 
     def start(self) -> None:
-        for provider in ("stripe", "quickbooks"):
-            self._queues[provider] = asyncio.Queue()
-            self._tasks.append(asyncio.create_task(self._run(provider)))
+        """From now on deliveries are sent (before, e.g. while seeding, only logged)."""
+        self._started = True
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -78,21 +82,28 @@ class WebhookOutbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def deliver(self, provider: str, body: bytes, sign: Signer) -> None:
-        delivery = Delivery(self._next_id, provider, body, sign, copies=self.duplicates)
+    def deliver(self, provider: str, body: bytes, sign: Signer, *, ordered: bool = False) -> None:
+        delivery = Delivery(self._next_id, provider, body, sign, self.duplicates, ordered)
         self._next_id += 1
         self.log.append(delivery)
-        if self.url and provider in self._queues:
-            self._queues[provider].put_nowait(delivery)
+        if self.url and self._started:
+            self._queue(provider).put_nowait(delivery)
+
+    def _queue(self, provider: str) -> asyncio.Queue[Delivery]:
+        # Called on the event loop (from a request handler), so the task can start here.
+        queue = self._queues.get(provider)
+        if queue is None:
+            queue = self._queues[provider] = asyncio.Queue()
+            self._tasks.append(asyncio.create_task(self._run(queue)))
+        return queue
 
     def pending(self) -> int:
         return sum(q.qsize() for q in self._queues.values())
 
-    async def _run(self, provider: str) -> None:
-        queue = self._queues[provider]
+    async def _run(self, queue: asyncio.Queue[Delivery]) -> None:
         while True:
             delivery = await queue.get()
-            if provider == "quickbooks":
+            if delivery.ordered:
                 await self._deliver_until_acknowledged(delivery)
             else:
                 task = asyncio.create_task(self._deliver_until_acknowledged(delivery))

@@ -92,13 +92,24 @@ def admin_routes(qb: QuickBooksSandbox) -> list[BaseRoute]:
         return JSONResponse({"format": qb.notifier.format})
 
     async def preferences(request: Request) -> Response:
-        prefs = qb.realm(None).preferences
-        if request.method == "POST":
-            for key, value in (await _body(request)).items():
-                if not hasattr(prefs, key):
-                    return _bad(f"unknown preference {key!r}")
-                setattr(prefs, key, value)
+        # Each company has its own; `realm_id` (id or connection name, in the query or
+        # the body) picks one, the default realm otherwise.
+        changes = await _body(request) if request.method == "POST" else {}
+        chosen = changes.pop("realm_id", None) or request.query_params.get("realm_id")
+        prefs = qb.realm(chosen).preferences
+        for key, value in changes.items():
+            if not hasattr(prefs, key):
+                return _bad(f"unknown preference {key!r}")
+            setattr(prefs, key, value)
         return JSONResponse(prefs.describe())
+
+    async def notifications(request: Request) -> Response:
+        # {"hold": true} gathers changes (of every realm) until {"hold": false} sends
+        # them as one notification: Intuit's aggregation window, made deterministic.
+        body = await _body(request)
+        if request.method == "POST" and "hold" in body:
+            qb.notifier.hold(bool(body["hold"]))
+        return JSONResponse({"hold": qb.notifier.held, "route": qb.notifier.route})
 
     async def throttle(request: Request) -> Response:
         body = await _body(request)
@@ -108,7 +119,9 @@ def admin_routes(qb: QuickBooksSandbox) -> list[BaseRoute]:
 
     async def oauth_code(request: Request) -> Response:
         body = await _body(request)
-        realm_id = str(body.get("realm_id") or qb.realm_id)
+        # Any realm id (a code for a company no connection serves is a useful test), or a
+        # connection name.
+        realm_id = qb.realm_id_of(body.get("realm_id"))
         code = qb.oauth.mint_code(realm_id, body.get("redirect_uri"))
         return JSONResponse({"code": code, "realm_id": realm_id})
 
@@ -129,6 +142,7 @@ def admin_routes(qb: QuickBooksSandbox) -> list[BaseRoute]:
             {
                 "refresh_grace_s": qb.oauth.refresh_grace_s,
                 "initial_refresh_token": qb.oauth.initial_refresh_token,
+                "initial_refresh_tokens": qb.oauth.initial_refresh_tokens,
                 "refresh_tokens": len(qb.oauth.refresh_tokens),
                 "access_tokens": len(qb.oauth.access_tokens),
             }
@@ -147,6 +161,7 @@ def admin_routes(qb: QuickBooksSandbox) -> list[BaseRoute]:
         Route("/invoices/{id}/void", act(void("Invoice")), methods=["POST"]),
         Route("/webhook_format", webhook_format, methods=["GET", "POST"]),
         Route("/preferences", preferences, methods=["GET", "POST"]),
+        Route("/notifications", notifications, methods=["GET", "POST"]),
         Route("/throttle", throttle, methods=["POST"]),
         Route("/oauth/code", oauth_code, methods=["POST"]),
         Route("/oauth/revoke", oauth_revoke, methods=["POST"]),

@@ -9,6 +9,14 @@ Intuit aggregates). Two shapes, chosen by `POST /_sandbox/quickbooks/webhook_for
   `type` like "qbo.payment.created.v1" (the format Intuit is migrating everyone to).
 
 `intuit-signature` is base64(HMAC-SHA256(verifier token, exact body bytes)) for both.
+
+Webhooks belong to the Intuit *app*: one endpoint URL and one verifier token for every
+company connected to it, and a notification may carry several realms, one
+`eventNotifications` entry each (https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks:
+"Webhooks apply to all QuickBooks Online companies connected to your app"). Intuit
+aggregates changes over a short window; here a notification goes out per request, unless
+a test holds them (`POST /_sandbox/quickbooks/notifications {"hold": true}`) and then
+releases one batch carrying every realm that changed meanwhile.
 """
 
 from __future__ import annotations
@@ -40,41 +48,54 @@ def signature(verifier_token: str, body: bytes) -> str:
 
 
 class Notifier:
-    def __init__(self, sink: WebhookSink, verifier_token: str, app_id: str) -> None:
+    def __init__(
+        self, sink: WebhookSink, verifier_token: str, app_id: str, route: str = "quickbooks"
+    ) -> None:
         self.sink = sink
         self.verifier_token = verifier_token
         self.app_id = app_id
+        self.route = route  # the app's endpoint: <billsync>/webhooks/<route>
         self.format: Format = "legacy"
+        self.held = False
+        self._pending: dict[str, list[ChangeEvent]] = {}
 
     def sign(self, body: bytes) -> dict[str, str]:
         return {"intuit-signature": signature(self.verifier_token, body)}
 
     def flush(self, realm: Realm) -> None:
         events, realm.events = realm.events, []
-        if not events:
+        if events:
+            self._pending.setdefault(realm.realm_id, []).extend(events)
+        if not self.held:
+            self.release()
+
+    def hold(self, held: bool) -> None:
+        self.held = held
+        if not held:
+            self.release()
+
+    def discard(self) -> None:
+        """Sandbox reset: changes not yet sent are forgotten with the records."""
+        self._pending.clear()
+        self.held = False
+
+    def release(self) -> None:
+        """Send what is pending as one notification, realms in the order they changed."""
+        pending, self._pending = self._pending, {}
+        if not pending:
             return
         payload: Any
         if self.format == "cloudevents":
-            payload = [self._cloud_event(realm.realm_id, e) for e in events]
+            payload = [
+                self._cloud_event(realm_id, e) for realm_id, es in pending.items() for e in es
+            ]
         else:
-            payload = self._legacy(realm.realm_id, events)
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        self.sink.deliver("quickbooks", body, self.sign)
-
-    @staticmethod
-    def _legacy(realm_id: str, events: list[ChangeEvent]) -> dict[str, Any]:
-        entities = [
-            {
-                "name": e.entity,
-                "id": e.id,
-                "operation": e.operation,
-                "lastUpdated": webhook_time(e.at),
+            payload = {
+                "eventNotifications": [_legacy(realm_id, es) for realm_id, es in pending.items()]
             }
-            for e in events
-        ]
-        return {
-            "eventNotifications": [{"realmId": realm_id, "dataChangeEvent": {"entities": entities}}]
-        }
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        # Intuit holds later notifications behind one that is not acknowledged.
+        self.sink.deliver(self.route, body, self.sign, ordered=True)
 
     def _cloud_event(self, realm_id: str, event: ChangeEvent) -> dict[str, Any]:
         return {
@@ -88,3 +109,16 @@ class Notifier:
             "intuitaccountid": realm_id,
             "data": {},
         }
+
+
+def _legacy(realm_id: str, events: list[ChangeEvent]) -> dict[str, Any]:
+    entities = [
+        {
+            "name": e.entity,
+            "id": e.id,
+            "operation": e.operation,
+            "lastUpdated": webhook_time(e.at),
+        }
+        for e in events
+    ]
+    return {"realmId": realm_id, "dataChangeEvent": {"entities": entities}}

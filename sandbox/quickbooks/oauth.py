@@ -9,6 +9,9 @@ it is what catches a connector that forgets to store the rotated token.
 
 Revoking (the endpoint or the admin route) disconnects the whole grant: every refresh
 and access token issued from the same authorization stops working.
+
+One app connects to several companies: each realm has its own grant and so its own
+bootstrap refresh token, and an access token opens only its own realm's API.
 """
 
 from __future__ import annotations
@@ -76,18 +79,30 @@ class OAuthError(Exception):
 
 class OAuthServer:
     def __init__(
-        self, clock: Clock, base_url: str, client_id: str, client_secret: str, realm_id: str
+        self,
+        clock: Clock,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        realm_ids: list[str],
     ) -> None:
         self.clock = clock
         self.base_url = base_url
         self.client_id = client_id
         self.client_secret = client_secret
-        self.realm_id = realm_id
+        self.realm_id = realm_ids[0]  # the company the consent screen picks by default
         self.refresh_grace_s: int | None = DEFAULT_GRACE_S
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.access_tokens: dict[str, AccessToken] = {}
         self.codes: dict[str, AuthCode] = {}
-        self.initial_refresh_token = self._issue_refresh(self._new_grant(realm_id)).value
+        self.initial_refresh_tokens = {
+            realm: self._issue_refresh(self._new_grant(realm)).value for realm in realm_ids
+        }
+
+    @property
+    def initial_refresh_token(self) -> str:
+        """The default realm's bootstrap refresh token."""
+        return self.initial_refresh_tokens[self.realm_id]
 
     # --- tokens -------------------------------------------------------------------
 
@@ -181,12 +196,13 @@ class OAuthServer:
         return len(tokens)
 
     def revive_initial_token(self) -> None:
-        """On sandbox reset the configured bootstrap token works again, as new."""
-        token = self.refresh_tokens[self.initial_refresh_token]
-        token.grant.revoked = False
-        token.superseded_at = token.successor = None
-        token.used = False
-        token.expires_at = self.clock.now() + timedelta(seconds=REFRESH_TTL_S)
+        """On sandbox reset the configured bootstrap tokens work again, as new."""
+        for value in self.initial_refresh_tokens.values():
+            token = self.refresh_tokens[value]
+            token.grant.revoked = False
+            token.superseded_at = token.successor = None
+            token.used = False
+            token.expires_at = self.clock.now() + timedelta(seconds=REFRESH_TTL_S)
 
     # --- HTTP ---------------------------------------------------------------------
 

@@ -6,6 +6,10 @@ the bank, an invoice marked uncollectible or voided from the Dashboard, a custom
 removed out of band. Each changes state and emits the signed events Stripe would send; their
 `request` is `{"id": null, "idempotency_key": null}`, as for Dashboard actions.
 Bodies are JSON; amounts are integers in minor units.
+
+With several accounts, `?account=<name>` picks one; without it the route acts in the
+account that holds the object named in the path (ids are unique across accounts), else
+in the default (first) account.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from billsync.sandbox.stripe import customers, lifecycle, payments
+from billsync.sandbox.stripe.accounts import Accounts
 from billsync.sandbox.stripe.errors import StripeError
 from billsync.sandbox.stripe.payment_routes import REFUND_REASONS
 from billsync.sandbox.stripe.state import State
@@ -27,7 +32,7 @@ from billsync.sandbox.stripe.store import OUT_OF_BAND, Obj
 from billsync.sandbox.stripe.views import invoice as view
 from billsync.sandbox.stripe.wire import dumps
 
-Action = Callable[[dict[str, Any], dict[str, str]], Obj]
+Action = Callable[[State, dict[str, Any], dict[str, str]], Obj]
 
 
 def _amount(body: dict[str, Any], key: str = "amount") -> int | None:
@@ -39,7 +44,7 @@ def _amount(body: dict[str, Any], key: str = "amount") -> int | None:
     return value
 
 
-def _endpoint(action: Action) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(accounts: Accounts, action: Action) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         raw = await request.body()
         try:
@@ -48,8 +53,15 @@ def _endpoint(action: Action) -> Callable[[Request], Awaitable[Response]]:
             return JSONResponse({"error": f"body is not JSON: {exc.msg}"}, status_code=400)
         if not isinstance(body, dict):
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+        path = dict(request.path_params)
         try:
-            result = action(body, dict(request.path_params))
+            name = request.query_params.get("account")
+            account = accounts.named(name) if name else accounts.owner(path["id"])
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        state = (account or accounts.default).state
+        try:
+            result = action(state, body, path)
         except StripeError as exc:
             return JSONResponse(
                 {"error": exc.message}, status_code=404 if exc.status == 404 else 400
@@ -59,42 +71,40 @@ def _endpoint(action: Action) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-def routes(state: State) -> list[BaseRoute]:
-    store = state.store
+def routes(accounts: Accounts) -> list[BaseRoute]:
+    def invoice(state: State, path: dict[str, str]) -> Obj:
+        return state.store.invoices.require(path["id"])
 
-    def invoice(path: dict[str, str]) -> Obj:
-        return store.invoices.require(path["id"])
-
-    def pay(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        inv = invoice(path)
+    def pay(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        inv = invoice(state, path)
         amount = _amount(body)
         payment = payments.record_payment(
             state, inv, inv["amount_remaining"] if amount is None else amount, OUT_OF_BAND
         )
-        return {"invoice": view(store, inv), "invoice_payment": payment}
+        return {"invoice": view(state.store, inv), "invoice_payment": payment}
 
-    def fail(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        inv = invoice(path)
+    def fail(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        inv = invoice(state, path)
         intent = payments.fail_payment(state, inv, OUT_OF_BAND)
-        return {"invoice": view(store, inv), "payment_intent": intent}
+        return {"invoice": view(state.store, inv), "payment_intent": intent}
 
-    def refund(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        inv = invoice(path)
+    def refund(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        inv = invoice(state, path)
         charge = payments.latest_paid_charge(state, inv)
         reason = body.get("reason")
         if reason is not None and reason not in REFUND_REASONS:
             raise StripeError(f"reason must be one of {', '.join(REFUND_REASONS)}")
         made = payments.refund(state, charge, _amount(body), reason, {}, OUT_OF_BAND)
-        return {"refund": made, "charge": store.charges.by_id[made["charge"]]}
+        return {"refund": made, "charge": state.store.charges.by_id[made["charge"]]}
 
-    def fail_refund(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        made = store.refunds.require(path["id"])
+    def fail_refund(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        made = state.store.refunds.require(path["id"])
         reason = str(body.get("failure_reason", "expired_or_canceled_card"))
         failed = payments.fail_refund(state, made, reason, OUT_OF_BAND)
-        return {"refund": failed, "charge": store.charges.by_id[failed["charge"]]}
+        return {"refund": failed, "charge": state.store.charges.by_id[failed["charge"]]}
 
-    def dispute(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        charge = payments.latest_paid_charge(state, invoice(path))
+    def dispute(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        charge = payments.latest_paid_charge(state, invoice(state, path))
         reason = str(body.get("reason", "general"))
         inquiry = body.get("inquiry", False)
         if not isinstance(inquiry, bool):
@@ -103,32 +113,38 @@ def routes(state: State) -> list[BaseRoute]:
             state, charge, _amount(body), reason, OUT_OF_BAND, inquiry=inquiry
         )
 
-    def update_dispute(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        found = store.disputes.require(path["id"])
+    def update_dispute(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        found = state.store.disputes.require(path["id"])
         return payments.update_dispute(state, found, str(body.get("status", "")), OUT_OF_BAND)
 
-    def close(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        found = store.disputes.require(path["id"])
+    def close(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        found = state.store.disputes.require(path["id"])
         return payments.close_dispute(state, found, str(body.get("status", "")), OUT_OF_BAND)
 
-    def uncollectible(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        return view(store, lifecycle.mark_uncollectible(state, invoice(path), OUT_OF_BAND))
+    def uncollectible(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        return view(
+            state.store, lifecycle.mark_uncollectible(state, invoice(state, path), OUT_OF_BAND)
+        )
 
-    def delete_customer(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        return customers.delete(state, store.customers.require(path["id"]), OUT_OF_BAND)
+    def delete_customer(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        return customers.delete(state, state.store.customers.require(path["id"]), OUT_OF_BAND)
 
-    def void(body: dict[str, Any], path: dict[str, str]) -> Obj:
-        return view(store, lifecycle.void(state, invoice(path), OUT_OF_BAND))
+    def void(state: State, body: dict[str, Any], path: dict[str, str]) -> Obj:
+        return view(state.store, lifecycle.void(state, invoice(state, path), OUT_OF_BAND))
 
+    actions: dict[str, Action] = {
+        "/invoices/{id}/pay": pay,
+        "/invoices/{id}/fail": fail,
+        "/invoices/{id}/refund": refund,
+        "/invoices/{id}/dispute": dispute,
+        "/invoices/{id}/void": void,
+        "/invoices/{id}/mark_uncollectible": uncollectible,
+        "/refunds/{id}/fail": fail_refund,
+        "/disputes/{id}/update": update_dispute,
+        "/disputes/{id}/close": close,
+        "/customers/{id}/delete": delete_customer,
+    }
     return [
-        Route("/invoices/{id}/pay", _endpoint(pay), methods=["POST"]),
-        Route("/invoices/{id}/fail", _endpoint(fail), methods=["POST"]),
-        Route("/invoices/{id}/refund", _endpoint(refund), methods=["POST"]),
-        Route("/invoices/{id}/dispute", _endpoint(dispute), methods=["POST"]),
-        Route("/invoices/{id}/void", _endpoint(void), methods=["POST"]),
-        Route("/invoices/{id}/mark_uncollectible", _endpoint(uncollectible), methods=["POST"]),
-        Route("/refunds/{id}/fail", _endpoint(fail_refund), methods=["POST"]),
-        Route("/disputes/{id}/update", _endpoint(update_dispute), methods=["POST"]),
-        Route("/disputes/{id}/close", _endpoint(close), methods=["POST"]),
-        Route("/customers/{id}/delete", _endpoint(delete_customer), methods=["POST"]),
+        Route(path, _endpoint(accounts, action), methods=["POST"])
+        for path, action in actions.items()
     ]

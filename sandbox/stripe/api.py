@@ -147,21 +147,25 @@ class Api:
             return failure.status, dumps(failure.body(origin.id)), failure.headers, True
 
     def _authenticate(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        key = ""
-        if scheme.lower() == "bearer":
-            key = credentials.strip()
-        elif scheme.lower() == "basic":
-            # curl -u sk_test_...: sends the key as the Basic user name.
-            try:
-                key = base64.b64decode(credentials).decode().partition(":")[0]
-            except (binascii.Error, UnicodeDecodeError):
-                key = ""
+        key = presented_key(request.headers.get("authorization", ""))
         if not key:
             raise errors.no_api_key()
         if key != self.api_key:
             raise errors.invalid_api_key(key)
+
+
+def presented_key(authorization: str) -> str:
+    """The secret key in an Authorization header ('' when none)."""
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    if scheme.lower() == "basic":
+        # curl -u sk_test_...: sends the key as the Basic user name.
+        try:
+            return base64.b64decode(credentials).decode().partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+    return ""
 
 
 def _check_version(version: str | None) -> None:

@@ -47,10 +47,11 @@ def changed(before: Obj, after: Obj) -> dict[str, Any]:
 
 
 class EventLog:
-    def __init__(self, clock: Clock, sink: WebhookSink, secret: str) -> None:
+    def __init__(self, clock: Clock, sink: WebhookSink, secret: str, route: str = "stripe") -> None:
         self.clock = clock
         self.sink = sink
         self.secret = secret
+        self.route = route  # the account's webhook endpoint: <billsync>/webhooks/<route>
         self.ids: list[str] = []
         self.by_id: dict[str, StoredEvent] = {}
 
@@ -81,7 +82,7 @@ class EventLog:
         stored = StoredEvent(event["id"], type_, event["created"], dumps(event))
         self.ids.append(stored.id)
         self.by_id[stored.id] = stored
-        self.sink.deliver("stripe", stored.text.encode(), self.sign)
+        self.sink.deliver(self.route, stored.text.encode(), self.sign)
         return stored
 
     def sign(self, body: bytes) -> dict[str, str]:

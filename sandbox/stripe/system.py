@@ -6,17 +6,16 @@ Served over plain HTTP at `context.base_url`; point stripe-python 16 at it with
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
 from html import escape
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from billsync.sandbox.core import FaultKind, RateLimit, SandboxContext
+from billsync.sandbox.profiles import SINGLE, Profile
 from billsync.sandbox.stripe import (
     admin,
     catalog,
@@ -28,38 +27,37 @@ from billsync.sandbox.stripe import (
     invoices,
     lifecycle,
     payment_routes,
+    seeding,
     tax,
 )
+from billsync.sandbox.stripe.accounts import Account, Accounts, open_account
 from billsync.sandbox.stripe.api import Api, RawJSON
-from billsync.sandbox.stripe.events import EventLog
-from billsync.sandbox.stripe.idempotency import IdempotencyCache
-from billsync.sandbox.stripe.params import Params
 from billsync.sandbox.stripe.state import State
-from billsync.sandbox.stripe.store import OUT_OF_BAND, Obj, StripeStore
-from billsync.sandbox.stripe.views import invoice as invoice_view
+from billsync.sandbox.stripe.store import Obj
 from billsync.sandbox.stripe.wire import dumps, new_id
 
 DEFAULT_SEARCH_DELAY_S = 1.0
 # Path segments that are names, not ids, in /v1/<collection>/<id>/<action>/<sub-id>.
 _NOT_IDS = frozenset({"search"})
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
-# Fields of Stripe-shaped seed records that are read-only (not create parameters).
-_COMMON_READ_ONLY = {"object", "livemode", "created", "updated", "deleted"}
-_SEED_READ_ONLY = {
-    "customers": _COMMON_READ_ONLY | {
-        "cash_balance", "currency", "customer_account", "default_source", "delinquent",
-        "discount", "invoice_credit_balance", "sources", "subscriptions", "tax", "tax_ids",
-        "test_clock",
-    },
-    "products": _COMMON_READ_ONLY | {
-        "default_price", "marketing_features", "package_dimensions", "tax_details",
-    },
-    "prices": _COMMON_READ_ONLY | {
-        "billing_scheme", "currency_options", "custom_unit_amount", "tiers", "tiers_mode",
-        "transform_quantity", "type",
-    },
-    "coupons": _COMMON_READ_ONLY | {"applies_to", "currency_options", "times_redeemed", "valid"},
-}  # fmt: skip
+
+
+def api_routes(api: Api, state: State) -> list[BaseRoute]:
+    """One account's API: every route runs against that account's objects."""
+    return [
+        *customers.routes(api, state),
+        *catalog.routes(api, state),
+        *coupons.routes(api, state),
+        *invoice_items.routes(api, state),
+        *invoices.routes(api, state),
+        *lifecycle.routes(api, state),
+        *payment_routes.routes(api, state),
+        *credit_notes.routes(api, state),
+        *tax.routes(api, state),
+        api.route("GET", "/v1/events", lambda call: _raw(state.events.list(call.params))),
+        api.route("GET", "/v1/events/{id}", lambda call: _raw(state.events.retrieve(call.id()))),
+        api.not_found_route(),
+    ]
 
 
 class StripeSandbox:
@@ -68,85 +66,62 @@ class StripeSandbox:
     def __init__(self, context: SandboxContext) -> None:
         self.context = context
         options = context.options
-        self.api_key = str(options.get("stripe_api_key") or "sk_test_" + new_id("", 32))
-        self.webhook_secret = str(
-            options.get("stripe_webhook_secret") or "whsec_" + secrets.token_hex(24)
-        )
-        store = StripeStore(context.clock, context.base_url)
-        events = EventLog(context.clock, context.webhooks, self.webhook_secret)
+        profile: Profile = options.get("profile") or SINGLE
         delay = float(options.get("search_delay_s", DEFAULT_SEARCH_DELAY_S))  # money-ok: seconds
-        self.state = State(store, events, delay)
-        self.state.email_finalized_invoices = bool(options.get("email_finalized_invoices", True))
-        self.idempotency = IdempotencyCache()
-        self.api = Api(store, self.api_key, self.idempotency)
+        opened = []
+        for index, company in enumerate(profile.stripe):
+            # --stripe-api-key style overrides name the first (default) account only.
+            first = index == 0
+            account = open_account(
+                context,
+                company,
+                api_routes,
+                api_key=str(options.get("stripe_api_key") or "") if first else None,
+                webhook_secret=str(options.get("stripe_webhook_secret") or "") if first else None,
+                search_delay_s=delay,
+            )
+            account.state.email_finalized_invoices = bool(
+                options.get("email_finalized_invoices", True)
+            )
+            opened.append(account)
+        self.accounts = Accounts(opened)
+        # The default account, as single-account callers have always used it.
+        default = self.accounts.default
+        self.api_key, self.webhook_secret = default.api_key, default.webhook_secret
+        self.state, self.idempotency, self.api = default.state, default.idempotency, default.api
 
     # -- SandboxSystem -------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
-        api, state = self.api, self.state
         return [
-            *customers.routes(api, state),
-            *catalog.routes(api, state),
-            *coupons.routes(api, state),
-            *invoice_items.routes(api, state),
-            *invoices.routes(api, state),
-            *lifecycle.routes(api, state),
-            *payment_routes.routes(api, state),
-            *credit_notes.routes(api, state),
-            *tax.routes(api, state),
-            api.route("GET", "/v1/events", lambda call: _raw(state.events.list(call.params))),
-            api.route(
-                "GET", "/v1/events/{id}", lambda call: _raw(state.events.retrieve(call.id()))
-            ),
             Route("/i/{id}", self._hosted_invoice, methods=["GET"]),
             Route("/i/{id}/pdf", self._hosted_invoice, methods=["GET"]),
-            api.not_found_route(),
+            Mount("", app=self.accounts.dispatch),
         ]
 
     def admin_routes(self) -> list[BaseRoute]:
-        return admin.routes(self.state)
+        return admin.routes(self.accounts)
 
     def seed(self, data: dict[str, Any]) -> None:
-        unknown = set(data) - {"customers", "products", "prices", "coupons"}
-        if unknown:
-            raise ValueError(f"unknown stripe seed sections: {sorted(unknown)}")
-        makers = (
-            ("products", catalog.create_product),
-            ("prices", catalog.create_price),
-            ("coupons", coupons.create_coupon),
-            ("customers", customers.create),
-        )
-        for section, make in makers:
-            for index, record in enumerate(data.get(section) or []):
-                if not isinstance(record, dict):
-                    raise ValueError(f"stripe.{section}[{index}] must be an object")
-                ignored = _SEED_READ_ONLY[section]
-                fields = {k: v for k, v in record.items() if k not in ignored and v is not None}
-                if section == "prices" and "unit_amount" in fields:
-                    fields.pop("unit_amount_decimal", None)  # Stripe renders both
-                try:
-                    make(self.state, Params(fields), OUT_OF_BAND, seeded=True)
-                except errors.StripeError as exc:
-                    raise ValueError(f"stripe.{section}[{index}]: {exc.message}") from None
+        """The section's records go to the default account; `accounts: {name: section}`
+        to the others (each account holds its own catalogue)."""
+        per_account = data.get("accounts") or {}
+        for name, section in per_account.items():
+            seeding.seed(self.accounts.named(name).state, section)
+        seeding.seed(self.state, {k: v for k, v in data.items() if k != "accounts"})
 
     def reset(self) -> None:
-        self.state.clear()
-        self.idempotency.clear()
+        for account in self.accounts.all():
+            account.state.clear()
+            account.idempotency.clear()
 
     def snapshot(self) -> dict[str, Any]:
-        store = self.state.store
-        result: dict[str, Any] = {}
-        for name, collection in store.collections().items():
-            if name == "invoices":
-                result[name] = [invoice_view(store, inv) for inv in collection.values()]
-            else:
-                result[name] = collection.values()
-        # Coupons' percent_off and tax rates' percentage are the Decimals (percentages, not
-        # money); the admin API renders with the standard encoder, so they go through JSON
-        # text first.
-        result["coupons"] = json.loads(dumps(result["coupons"]))
-        result["tax_rates"] = json.loads(dumps(result["tax_rates"]))
-        result["events"] = len(self.state.events.ids)
+        """The default account's objects at the top (as always); with several accounts,
+        `accounts` also holds each one (the default included) by name."""
+        result = seeding.snapshot(self.state)
+        accounts = self.accounts.all()
+        if len(accounts) > 1:
+            result["accounts"] = {a.name: seeding.snapshot(a.state) for a in accounts}
         return result
 
     def endpoint_name(self, method: str, path: str) -> str:
@@ -170,38 +145,61 @@ class StripeSandbox:
         return Response(dumps(error.body(request_id)), error.status, headers, "application/json")
 
     def rate_limits(self) -> list[RateLimit]:
-        # api-facts §3.9: 25 requests/s in test mode (global); search 20 reads/s.
+        # api-facts §3.9: 25 requests/s in test mode; search 20 reads/s. Both are counted
+        # per account (https://docs.stripe.com/rate-limits), so each key has its budget.
+        def account(request: Request) -> str:
+            return self.accounts.for_key(request.headers.get("authorization", "")).name
+
         return [
             RateLimit(
                 "stripe-test-mode",
                 limit=25,
                 window_s=1.0,
+                key=account,
                 applies=lambda method, path: path.startswith("/v1/"),
             ),
             RateLimit(
                 "stripe-search",
                 limit=20,
                 window_s=1.0,
+                key=account,
                 applies=lambda method, path: path.endswith("/search"),
             ),
         ]
 
-    def ready_info(self) -> dict[str, str]:
-        return {"stripe_api_key": self.api_key, "stripe_webhook_secret": self.webhook_secret}
+    def ready_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "stripe_api_key": self.api_key,
+            "stripe_webhook_secret": self.webhook_secret,
+        }
+        if len(self.accounts.by_name) > 1:
+            info["stripe_accounts"] = {
+                a.name: {"id": a.id, "api_key": a.api_key, "webhook_secret": a.webhook_secret}
+                for a in self.accounts.all()
+            }
+        return info
 
     def config_section(self) -> dict[str, Any]:
+        return self._section(self.accounts.default)
+
+    def connection_sections(self) -> dict[str, dict[str, Any]]:
+        return {a.name: self._section(a) for a in self.accounts.all()}
+
+    def _section(self, account: Account) -> dict[str, Any]:
         return {
             "enabled": True,
-            "api_key": self.api_key,
+            "api_key": account.api_key,
             "base_url": self.context.base_url,
-            "webhook_secrets": [self.webhook_secret],
+            "webhook_secrets": [account.webhook_secret],
         }
 
     # -- helpers -------------------------------------------------------------------------
 
     async def _hosted_invoice(self, request: Request) -> Response:
         """A stand-in for invoice.stripe.com so `hosted_invoice_url` links lead somewhere."""
-        store = self.state.store
+        # Hosted pages need no key; invoice ids are unique across accounts.
+        owner = self.accounts.owner(request.path_params["id"]) or self.accounts.default
+        store = owner.state.store
         inv: Obj | None = store.invoices.get(request.path_params["id"])
         if inv is None or inv["status"] == "draft":
             return HTMLResponse("<h1>Invoice not found</h1>", status_code=404)

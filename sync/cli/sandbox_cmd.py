@@ -40,8 +40,13 @@ def serve(
     search_delay_s: Annotated[
         float, typer.Option(help="Stripe search consistency delay in seconds.")  # money-ok
     ] = 1.0,
+    profile: Annotated[
+        str,
+        typer.Option(help="single (one company per vendor) or multi (2 QuickBooks, 2 Stripe)."),
+    ] = "single",
 ) -> None:
     """Serve the sandbox until interrupted; prints one JSON line when ready."""
+    from billsync.sandbox.profiles import profile_named
     from billsync.sandbox.server import SandboxOptions, parse_rate_limits
     from billsync.sandbox.server import serve as serve_sandbox
 
@@ -49,6 +54,10 @@ def serve(
         mode = parse_rate_limits(rate_limits)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--rate-limits") from None
+    try:
+        companies = profile_named(profile)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--profile") from None
     if seed is not None:
         try:
             json.loads(seed.read_text(encoding="utf-8"))
@@ -63,6 +72,7 @@ def serve(
         ready_file=ready_file,
         rate_limits=mode,
         state_dir=state_dir,
+        profile=companies,
         system_options={"search_delay_s": search_delay_s},
     )
     asyncio.run(serve_sandbox(options))
@@ -73,12 +83,20 @@ def generate(
     deals: Annotated[int, typer.Option(min=1, help="How many Opportunities to generate.")],
     out: Annotated[Path, typer.Option(help="Seed file to write (JSON).")],
     random_seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 1,
+    profile: Annotated[
+        str, typer.Option(help="The `serve --profile` the seed is for: single or multi.")
+    ] = "single",
 ) -> None:
     """Write a realistic seed file: repeat customers, currencies, discounts, both targets."""
     from billsync.sandbox import jsonutil
     from billsync.sandbox.generate import GenerateOptions, generate_seed
+    from billsync.sandbox.profiles import profile_named
 
-    seed = generate_seed(GenerateOptions(deals=deals, random_seed=random_seed))
+    try:
+        companies = profile_named(profile)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--profile") from None
+    seed = generate_seed(GenerateOptions(deals=deals, random_seed=random_seed, profile=companies))
     out.write_text(jsonutil.dumps(seed, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     opportunities = seed["salesforce"]["Opportunity"]
     lines = sum(len(o.get("OpportunityLineItems", [])) for o in opportunities)

@@ -28,6 +28,8 @@ class Receiver:
 
     server: ThreadingHTTPServer
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    routed: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    """(request path, headers, body) of each delivery."""
 
     @property
     def url(self) -> str:
@@ -57,7 +59,9 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            holder[0].received.append((dict(self.headers.items()), body))
+            headers = dict(self.headers.items())
+            holder[0].routed.append((self.path, headers, body))
+            holder[0].received.append((headers, body))
             self.send_response(200)
             self.end_headers()
 
