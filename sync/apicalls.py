@@ -41,14 +41,19 @@ as a string, or ``error`` when no response came back."""
 
 
 def hosts_from_settings(settings: Settings) -> dict[str, str]:
-    """Host -> connector name, from each installed connector's spec: the hosts its
-    section points at (sandbox or real) exactly, then its public hosts as suffixes
-    (keys starting with ``*``)."""
+    """Host -> connection name, from each connector's spec: the hosts a connection's
+    section points at (sandbox or real) exactly, then each connector's public hosts as
+    suffixes (keys starting with ``*``), named by its kind. A call from a session that
+    names its connection (`billsync.core.http.VendorSession`) is counted by that name
+    whatever its host: two companies of one kind share the vendor's host."""
     hosts: dict[str, str] = {}
-    for name, spec in settings.connector_specs.items():
-        for url in spec.configured_urls(settings.connector(name)):
+    connections = settings.every_connection()
+    for name, connection in connections.items():
+        if name != connection.kind and not connection.section.enabled:
+            continue
+        for url in connection.spec.configured_urls(connection.section):
             if url:
-                hosts[urlsplit(url).netloc.lower()] = name
+                hosts.setdefault(urlsplit(url).netloc.lower(), name)
     for name, spec in settings.connector_specs.items():
         for suffix in spec.public_hosts:
             hosts.setdefault(f"*{suffix}", name)
@@ -117,19 +122,26 @@ class _Tap:
                 return response
             finally:
                 # With stream=True this is the time to the response headers.
-                report(request, status, time.perf_counter() - started)
+                connection = getattr(self, "connection", None)
+                report(request, connection, status, time.perf_counter() - started)
 
         self._original, self._wrapper = original, send
         requests.Session.send = send  # type: ignore[method-assign]
 
-    def _report(self, request: requests.PreparedRequest, status: str, seconds: float) -> None:
+    def _report(
+        self,
+        request: requests.PreparedRequest,
+        connection: str | None,
+        status: str,
+        seconds: float,
+    ) -> None:
         observers = self._observers
         if not observers:
             return
         host = urlsplit(request.url or "").netloc.lower()
         for hosts, observer in observers:
             try:
-                observer(system_for(host, hosts), status, seconds)
+                observer(connection or system_for(host, hosts), status, seconds)
             except Exception as exc:  # a broken observer must not fail a vendor call
                 log.warning("api_calls.observer_failed", error=type(exc).__name__)
 

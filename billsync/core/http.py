@@ -14,6 +14,8 @@ leave out, fixed once here:
   (simple-salesforce's error handler and helpers, python-quickbooks' ``misc_operation``
   call it without options), and NaN/Infinity are refused: no vendor number can become a
   float on any path.
+- Each session names its connection (``connection``), so call counts and metrics tell
+  two companies on one vendor host apart.
 - Per thread, so concurrent calls never mix them: the bearer token an SDK reads from
   ``session.access_token`` (python-quickbooks), and the status and headers of the last
   response (python-quickbooks hides the status of a non-JSON answer; simple-salesforce
@@ -47,10 +49,15 @@ class _DecimalResponse(requests.Response):
 class VendorSession(requests.Session):
     """Timeout, forced CA bundle, Decimal JSON, per-thread token and last response."""
 
-    def __init__(self, *, timeout_s: float = 60, ca_bundle: str | None = None) -> None:
+    def __init__(
+        self, *, timeout_s: float = 60, ca_bundle: str | None = None, connection: str | None = None
+    ) -> None:
         super().__init__()
         self.timeout_s = timeout_s
         self.ca_bundle = ca_bundle
+        # Which connection's calls these are, for API-call counts and metrics: two
+        # companies of one kind talk to the same host, so the host cannot tell them apart.
+        self.connection = connection
         if ca_bundle:
             self.verify = ca_bundle
         self._local = threading.local()

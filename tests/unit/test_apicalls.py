@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import requests
 import responses
 
@@ -33,3 +35,24 @@ def test_counting_wraps_and_unwraps_requests() -> None:
         requests.get("https://acme.my.salesforce.com/services/data/", timeout=5)
     assert dict(calls) == {"stripe": 2, "salesforce": 1}
     assert requests.Session.send is original
+
+
+@responses.activate
+def test_a_session_that_names_its_connection_is_counted_by_it(tmp_path: Path) -> None:
+    """Two companies of one kind call the same host: the session says whose call it is;
+    a named connection's own URL counts by its name."""
+    from billsync.core.http import VendorSession
+
+    config = tmp_path / "billsync.yaml"
+    config.write_text(
+        "connections:\n"
+        "  stripe_eu: {kind: stripe, api_key: sk_test_eu0123456789, base_url: 'http://127.0.0.1:9'}\n"
+    )
+    hosts = hosts_from_settings(load_settings(config, environ={}))
+    assert system_for("127.0.0.1:9", hosts) == "stripe_eu"
+    responses.get("https://api.stripe.com/v1/invoices", json={})
+    with counting_api_calls(hosts) as calls:
+        VendorSession(connection="stripe_us").get("https://api.stripe.com/v1/invoices")
+        VendorSession(connection="stripe_eu").get("https://api.stripe.com/v1/invoices")
+        VendorSession().get("https://api.stripe.com/v1/invoices")
+    assert dict(calls) == {"stripe_us": 1, "stripe_eu": 1, "stripe": 1}
