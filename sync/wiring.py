@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from billsync.config.settings import Connection, Settings
 from billsync.core import plugins
@@ -48,12 +49,13 @@ def new_holder() -> str:
     return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
 
-def mapping_for(settings: Settings) -> LoadedMapping:
+def mapping_for(settings: Settings, files: list[Path] | None = None) -> LoadedMapping:
     """The configured mapping files, checked against the installed connectors and the
     configured connections (the names its target sections and routing may use), and
     against what each target connection needs of the mapping: one that relies on the
     invoice reference being unique per deal (`TargetMapping.unique_reference`: one
-    that skips its look-up before creating) needs a mapping that proves it."""
+    that skips its look-up before creating) needs a mapping that proves it. ``files``
+    replaces ``sync.mapping_files`` (`billsync mappings check FILE… --config`)."""
     connections = settings.every_connection()
     demands: list[UniqueReference] = []
     for name in target_names(settings):
@@ -66,7 +68,7 @@ def mapping_for(settings: Settings) -> LoadedMapping:
             where = BuildContext(holder="mapping", connection=name)
             demands.append(replace(demand, setting=where.setting(connection.kind, demand.setting)))
     return load_mappings(
-        list(settings.sync.mapping_files),
+        list(settings.sync.mapping_files if files is None else files),
         targets=MappingTargets(settings.connector_specs, settings.connection_kinds()),
         unique_reference=demands,
     )

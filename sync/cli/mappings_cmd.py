@@ -30,14 +30,16 @@ def check(
     """Validate mapping files: every key, path and transform, with file:line errors; with
     --config also that the named items, prices, terms and tax codes exist in the targets
     and every mapped Salesforce field exists (describe)."""
-    if files:
-        paths = list(files)
-    elif config is not None or (ctx.find_root().obj or {}).get("config") is not None:
-        paths = list(settings_for(ctx, config).sync.mapping_files)
-    else:
-        paths = []
+    configured = config is not None or (ctx.find_root().obj or {}).get("config") is not None
     try:
-        loaded = load_mappings(paths)
+        if configured:
+            from billsync.sync import wiring
+
+            # Checked against the configuration's connections: the names routing and
+            # the target sections may use, and what each connection needs.
+            loaded = wiring.mapping_for(settings_for(ctx, config), list(files) if files else None)
+        else:
+            loaded = load_mappings(list(files or []))
     except MappingError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
@@ -50,7 +52,7 @@ def check(
         f"  terms: {', '.join(spec.terms.values)} (default {spec.terms.default})\n"
         f"  product overrides: {_product_overrides(loaded)}"
     )
-    if not (config is not None or (ctx.find_root().obj or {}).get("config") is not None):
+    if not configured:
         typer.echo(
             "  references not checked: give --config to check that the items, prices, "
             "terms and tax codes named here exist in the targets"
