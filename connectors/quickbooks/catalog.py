@@ -67,9 +67,10 @@ class _Index:
 class QboCatalog:
     """Implements ``billsync.core.catalog.TargetCatalog`` for one QuickBooks company."""
 
-    target = "quickbooks"
-
-    def __init__(self, client: QboClient, settings: QuickBooksSettings) -> None:
+    def __init__(
+        self, client: QboClient, settings: QuickBooksSettings, *, name: str = "quickbooks"
+    ) -> None:
+        self.target = name  # the connection's name (`BuildContext.connection`)
         self._client = client
         self._settings = settings
         self._lock = threading.Lock()

@@ -90,6 +90,7 @@ class QboClient:
         *,
         limits: RequestLimits | None = None,
         sleep: Sleep = time.sleep,
+        connection: str = "quickbooks",
     ) -> None:
         if not settings.realm_id:
             raise ConnectorError(
@@ -120,6 +121,7 @@ class QboClient:
         self.session = VendorSession(
             timeout_s=settings.timeout_s,
             ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+            connection=connection,  # two companies call one host: counted apart
         )
         # No auth_client: python-quickbooks would refresh on its own and we could not
         # store the rotated token first. It only builds URLs and parses here.

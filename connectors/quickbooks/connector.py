@@ -30,6 +30,7 @@ from billsync.core.canonical import (
     WebhookNotification,
 )
 from billsync.core.customer_identity import CustomerOwners, Resolved
+from billsync.core.naming import named
 from billsync.core.protocols import Checkpointed, ConnectorError, CredentialStore, Cursor
 
 __all__ = ["QuickBooksConnector"]
@@ -59,7 +60,11 @@ class QuickBooksConnector:
         sleep: Sleep = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         gateway: AuthGateway | None = None,
+        name: str = "quickbooks",
     ) -> None:
+        # The connection's name (`BuildContext.connection`): every invoice, money read,
+        # payment event and discrepancy leaves this facade under it.
+        self.name = name
         self.settings = settings
         self.tokens = TokenManager(settings, store, gateway=gateway, clock=clock, sleep=sleep)
         limits = RequestLimits(
@@ -69,8 +74,8 @@ class QuickBooksConnector:
             clock=monotonic,
             sleep=sleep,
         )
-        self.client = QboClient(settings, self.tokens, limits=limits, sleep=sleep)
-        self._catalog = QboCatalog(self.client, settings)
+        self.client = QboClient(settings, self.tokens, limits=limits, sleep=sleep, connection=name)
+        self._catalog = QboCatalog(self.client, settings, name=name)
         self.customers = CustomerResolver(self.client, settings, self._catalog)
         self.invoices = InvoiceWriter(
             self.client, settings, self._catalog, self.customers, clock=clock
@@ -79,11 +84,11 @@ class QuickBooksConnector:
 
     @property
     def target(self) -> str:
-        return "quickbooks"
+        return self.name
 
     @property
     def provider(self) -> str:
-        return "quickbooks"
+        return self.name
 
     # --- InvoiceTarget -----------------------------------------------------------
 
@@ -107,10 +112,11 @@ class QuickBooksConnector:
         return self.customers.resolve_many(customers, owners)
 
     def find_invoices(self, deal_id: str, *, reference: str | None = None) -> Sequence[InvoiceRef]:
-        return self.invoices.find_invoices(deal_id, reference=reference)
+        found = self.invoices.find_invoices(deal_id, reference=reference)
+        return [named(ref, self.name) for ref in found]
 
     def create_invoice(self, draft: InvoiceDraft) -> InvoiceRef:
-        return self.invoices.create_invoice(draft)
+        return named(self.invoices.create_invoice(draft), self.name)
 
     def create_invoices(
         self,
@@ -122,31 +128,37 @@ class QuickBooksConnector:
         # there is never a half-built one to resume (a finished one is adopted by the
         # engine from find_invoices before any retry).
         del found
-        return self.invoices.create_invoices(drafts)
+        made = self.invoices.create_invoices(drafts)
+        return {
+            deal: named(outcome, self.name) if isinstance(outcome, InvoiceRef) else outcome
+            for deal, outcome in made.items()
+        }
 
     def fetch_invoice(self, external_id: str) -> InvoiceRef:
-        return self.invoices.fetch_invoice(external_id)
+        return named(self.invoices.fetch_invoice(external_id), self.name)
 
     def void_invoice(self, external_id: str) -> InvoiceRef:
-        return self.invoices.void_invoice(external_id)
+        return named(self.invoices.void_invoice(external_id), self.name)
 
     def send_invoice(self, external_id: str) -> InvoiceRef:
-        return self.invoices.send_invoice(external_id)
+        return named(self.invoices.send_invoice(external_id), self.name)
 
     def take_discrepancies(self) -> list[Discrepancy]:
         """Total mismatches found by creates since the last call (the engine records them)."""
-        return self.invoices.take_discrepancies()
+        return [named(d, self.name) for d in self.invoices.take_discrepancies()]
 
     # --- PaymentFeed -------------------------------------------------------------
 
     def read_invoice_money(self, external_ids: Sequence[str]) -> Mapping[str, InvoiceMoney]:
-        return self.feed.read_invoice_money(external_ids)
+        read = self.feed.read_invoice_money(external_ids)
+        return {key: named(money, self.name) for key, money in read.items()}
 
     def events_since(self, since: Cursor | None) -> Iterator[Checkpointed[PaymentEvent]]:
-        return self.feed.events_since(since)
+        for checkpointed in self.feed.events_since(since):
+            yield Checkpointed(named(checkpointed.item, self.name), checkpointed.cursor)
 
     def resolve(self, notification: WebhookNotification) -> Sequence[PaymentEvent]:
-        return self.feed.resolve(notification)
+        return [named(hint, self.name) for hint in self.feed.resolve(notification)]
 
     @property
     def last_cursor(self) -> Cursor | None:

@@ -37,16 +37,22 @@ def build(section: QuickBooksSettings, context: BuildContext) -> ConnectorParts:
     from billsync.connectors.quickbooks.connector import QuickBooksConnector
     from billsync.connectors.quickbooks.webhooks import QboWebhookVerifier
 
+    name = context.connection_or("quickbooks")
     if not section.enabled:
+        key = context.setting("quickbooks", "enabled")
         raise plugin_problem(
-            "quickbooks.enabled",
-            "sync.targets names quickbooks but its section is not enabled: "
-            "set quickbooks.enabled: true (and its credentials) or remove it from sync.targets",
+            key,
+            f"sync.targets names {name} but it is not enabled: "
+            f"set {key}: true (and its credentials) or remove it from sync.targets",
         )
     if context.credentials is None:
         raise ValueError("the QuickBooks connector needs the ledger's credential store")
-    connector = QuickBooksConnector(section, context.credentials, sleep=context.sleep or time.sleep)
-    verifier = QboWebhookVerifier.from_settings(section) if section.verifier_token else None
+    connector = QuickBooksConnector(
+        section, context.credentials, sleep=context.sleep or time.sleep, name=name
+    )
+    verifier = None
+    if section.verifier_token:
+        verifier = QboWebhookVerifier.from_settings(section, name=name, peers=context.peers)
     return ConnectorParts(target=connector, feed=connector, webhooks=verifier)
 
 

@@ -74,14 +74,29 @@ def _reject(reason: WebhookRejectReason, message: str) -> WebhookRejected:
 
 class QboWebhookVerifier:
     """Implements ``billsync.core.protocols.WebhookVerifier`` (and
-    ``DescribesWebhookRequests``) for Intuit."""
+    ``DescribesWebhookRequests``) for Intuit.
 
-    provider = PROVIDER
+    Intuit sends the notifications of every company connected to one app to the app's
+    single webhook URL (one endpoint per app:
+    https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks). So the
+    verifier of connection ``name`` keeps its own realm's notifications and hands each
+    peer connection's realm to that peer (``peers``: realm id → connection name); the
+    server stores them under the peer. The signature is the receiving app's token over
+    the whole body, so routing by realm after it is checked is safe whichever token a
+    peer's own section holds.
+    """
+
     headers = (HEADER,)
     media_types = frozenset({"application/json"})
 
     def __init__(
-        self, verifier_tokens: Sequence[str], realm_id: str | None, *, clock: Clock = _utcnow
+        self,
+        verifier_tokens: Sequence[str],
+        realm_id: str | None,
+        *,
+        clock: Clock = _utcnow,
+        name: str = PROVIDER,
+        peers: Mapping[str, str] | None = None,
     ) -> None:
         tokens = [t for t in verifier_tokens if t]
         if not tokens:
@@ -90,14 +105,34 @@ class QboWebhookVerifier:
         self._keys = [t.encode("utf-8") for t in tokens]
         self._realm_id = realm_id
         self._clock = clock
+        self._name = name
+        self._owners = {**(peers or {}), **({realm_id: name} if realm_id else {})}
 
     def __repr__(self) -> str:
         return f"QboWebhookVerifier(realm_id={self._realm_id!r}, tokens={len(self._keys)})"
 
+    @property
+    def provider(self) -> str:
+        return self._name
+
     @classmethod
-    def from_settings(cls, settings: QuickBooksSettings) -> QboWebhookVerifier:
+    def from_settings(
+        cls,
+        settings: QuickBooksSettings,
+        *,
+        name: str = PROVIDER,
+        peers: Mapping[str, QuickBooksSettings] | None = None,
+    ) -> QboWebhookVerifier:
+        """The verifier of connection ``name``; ``peers`` are the other QuickBooks
+        connections by name (their realms are routed to them)."""
         token = settings.verifier_token.get_secret_value() if settings.verifier_token else ""
-        return cls([token], settings.realm_id)
+        realms = {s.realm_id: peer for peer, s in (peers or {}).items() if s.realm_id}
+        return cls([token], settings.realm_id, name=name, peers=realms)
+
+    def _owner(self, realm_id: str) -> str | None:
+        if self._realm_id is None:
+            return self._name  # no realm configured: every notification is ours
+        return self._owners.get(realm_id)
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookNotification]:
         self._check_signature(body, headers)
@@ -112,29 +147,31 @@ class QboWebhookVerifier:
             raise _reject(
                 WebhookRejectReason.MALFORMED, "the body is not an Intuit notification"
             ) from None
-        ours = [c for c in changes if self._realm_id is None or c[0].realm_id == self._realm_id]
-        if len(ours) < len(changes):
+        served = [(self._owner(c[0].realm_id), c) for c in changes]
+        if any(owner is None for owner, _ in served):
             # Acknowledged, never refused: Intuit retries a refused delivery (10 s, 20 s,
             # 30 s, 5 min, … then every 6 h) and holds later events until it is acknowledged.
             # https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks/best-practices
-            others = sorted({facts.realm_id for facts, _, _ in changes} - {self._realm_id})
+            others = sorted({c[0].realm_id for owner, c in served if owner is None})
             log.warning(
                 "quickbooks.webhook_other_realm",
-                dropped=len(changes) - len(ours),
-                kept=len(ours),
+                connection=self._name,
+                dropped=sum(owner is None for owner, _ in served),
+                kept=sum(owner is not None for owner, _ in served),
                 realms=others[:10],
-                reason="companies connected to the same Intuit app that quickbooks.realm_id "
-                "does not name; their events are acknowledged and not synced",
+                reason="companies connected to the same Intuit app that no QuickBooks "
+                "connection's realm_id names; their events are acknowledged and not synced",
             )
         return [
             WebhookNotification(
-                provider=PROVIDER,
+                provider=owner,
                 event_id=event_id,
                 event_type=_event_type(facts),
                 payload=json.dumps(raw, sort_keys=True, separators=(",", ":")),
                 received_at=received,
             )
-            for facts, event_id, raw in ours
+            for owner, (facts, event_id, raw) in served
+            if owner is not None
         ]
 
     def _check_signature(self, body: bytes, headers: Mapping[str, str]) -> None:

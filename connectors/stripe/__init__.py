@@ -64,10 +64,12 @@ def connect(
     sleep: Callable[[float], None] | None = None,
     now: Callable[[], datetime] | None = None,
     max_body_bytes: int | None = None,
+    name: str = "stripe",
 ) -> StripeConnector:
     """The Stripe target, feed and webhook verifier sharing one client (and so one rate
-    limit). ``session``, ``sleep`` and ``now`` are for tests."""
-    api = StripeApi(settings, session=session, sleep=sleep)
+    limit), all named by the connection ``name``. ``session``, ``sleep`` and ``now``
+    are for tests."""
+    api = StripeApi(settings, session=session, sleep=sleep, connection=name)
     verifier = None
     if settings.webhook_secrets:
         verifier = StripeWebhookVerifier(
@@ -76,10 +78,11 @@ def connect(
             tolerance_s=settings.webhook_tolerance_s,
             max_body_bytes=max_body_bytes,
             now=now,
+            name=name,
         )
     return StripeConnector(
         api=api,
-        target=StripeTarget(api, now=now),
-        feed=StripeFeed(api, now=now),
+        target=StripeTarget(api, now=now, name=name),
+        feed=StripeFeed(api, now=now, name=name),
         webhooks=verifier,
     )

@@ -65,6 +65,7 @@ from billsync.core.canonical import Customer, Discrepancy, InvoiceDraft, Invoice
 from billsync.core.customer_identity import CustomerOwners, Resolved
 from billsync.core.idempotency import short_key
 from billsync.core.logs import get_logger
+from billsync.core.naming import named
 from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.core.retrying import stops_connector
 
@@ -89,7 +90,9 @@ class StripeTarget:
         *,
         now: Callable[[], datetime] | None = None,
         recent_window: timedelta = timedelta(hours=2),
+        name: str = "stripe",
     ) -> None:
+        self._name = name  # the connection's name: every object leaves under it
         self._api = api
         self._settings = api.settings
         self._now = now or (lambda: datetime.now(UTC))
@@ -99,16 +102,16 @@ class StripeTarget:
 
     @property
     def target(self) -> str:
-        return "stripe"
+        return self._name
 
     def catalog(self) -> StripeCatalog:
         """A fresh snapshot for this run."""
-        return StripeCatalog(self._api)
+        return StripeCatalog(self._api, name=self._name)
 
     def take_discrepancies(self) -> list[Discrepancy]:
         """Total mismatches found since the last call (the list is emptied)."""
         found, self._discrepancies = self._discrepancies, []
-        return found
+        return [named(d, self._name) for d in found]
 
     def ensure_customer(self, customer: Customer) -> Customer:
         return self._customers.ensure(customer)
@@ -129,7 +132,7 @@ class StripeTarget:
         return self._customers.resolve_many(customers, owners)
 
     def fetch_invoice(self, external_id: str) -> InvoiceRef:
-        return invoice_ref(self._read.retrieve(external_id))
+        return named(invoice_ref(self._read.retrieve(external_id)), self._name)
 
     # --- lookup --------------------------------------------------------------------
 
@@ -145,7 +148,8 @@ class StripeTarget:
         search is joined with a list of recent invoices (`lookup`). Pass what this
         returns to `create_invoice` (``found``) to resume an earlier attempt.
         """
-        return [invoice_ref(inv) for inv in self._read.by_deal(deal_id, customer_id)]
+        found = self._read.by_deal(deal_id, customer_id)
+        return [named(invoice_ref(inv), self._name) for inv in found]
 
     # --- create --------------------------------------------------------------------
 
@@ -202,7 +206,7 @@ class StripeTarget:
         draft key made: one the create key replays (within Stripe's 24 h), or one of
         ``found``, what `find_invoices` returned for the deal (after the key expired)."""
         try:
-            return self._create(draft, found)
+            return named(self._create(draft, found), self._name)
         except ConnectorError as exc:
             raise exc.with_context(deal_id=draft.deal_id) from None
 

@@ -31,9 +31,8 @@ __all__ = ["STRIPE_CURRENCIES", "StripeCatalog"]  # STRIPE_CURRENCIES re-exporte
 class StripeCatalog:
     """A per-run snapshot of Stripe products and prices for `billsync.mappings.plan`."""
 
-    target = "stripe"
-
-    def __init__(self, api: StripeApi) -> None:
+    def __init__(self, api: StripeApi, *, name: str = "stripe") -> None:
+        self.target = name  # the connection's name (`BuildContext.connection`)
         self._api = api
         self._products: dict[str, dict[str, Any]] | None = None
         self._prices: dict[str, dict[str, Any]] | None = None  # active, by id

@@ -183,6 +183,7 @@ class StripeApi:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
         monotonic: Callable[[], float] | None = None,
+        connection: str = "stripe",
     ) -> None:
         if settings.api_key is None or not settings.api_key.get_secret_value():
             raise ConnectorError(
@@ -203,10 +204,15 @@ class StripeApi:
         self.livemode = "_live_" in key
         self._scrub = SecretScrubber([key], CREDENTIAL_SHAPES)
         self._sleep = sleep or time.sleep
-        if session is None and settings.ca_bundle and (settings.base_url or "").startswith("https"):
-            # Not the module-global ``stripe.ca_bundle_path``: that would change every
-            # Stripe client in the process.
-            session = VendorSession(timeout_s=settings.timeout_s, ca_bundle=str(settings.ca_bundle))
+        if session is None:
+            # Our own session, never the module-global ``stripe.ca_bundle_path``: that
+            # would change every Stripe client in the process. It names the connection,
+            # so two Stripe accounts' calls are counted apart (same host).
+            https = (settings.base_url or "https").startswith("https")
+            bundle = str(settings.ca_bundle) if settings.ca_bundle and https else None
+            session = VendorSession(
+                timeout_s=settings.timeout_s, ca_bundle=bundle, connection=connection
+            )
         http = stripe.RequestsClient(timeout=settings.timeout_s, session=session)
         self._sdk = stripe.StripeClient(
             key,

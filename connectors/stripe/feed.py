@@ -23,6 +23,7 @@ from billsync.connectors.stripe.client import SYSTEM, StripeApi
 from billsync.connectors.stripe.events import EVENT_TYPES, EventFacts
 from billsync.connectors.stripe.money import InvoiceMoneyReader
 from billsync.core.canonical import InvoiceMoney, PaymentEvent, WebhookNotification
+from billsync.core.naming import named
 from billsync.core.protocols import Checkpointed, ConnectorError, Cursor, ErrorClass
 
 __all__ = ["EVENT_TYPES", "StripeFeed"]
@@ -36,7 +37,10 @@ _MARGIN = timedelta(minutes=15)  # events near the edge may expire while we page
 class StripeFeed:
     """`PaymentFeed` for Stripe."""
 
-    def __init__(self, api: StripeApi, *, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, api: StripeApi, *, now: Callable[[], datetime] | None = None, name: str = "stripe"
+    ) -> None:
+        self._name = name  # the connection's name: every event and money read carries it
         self._api = api
         self._now = now or (lambda: datetime.now(UTC))
         self._facts = EventFacts(api, now=self._now)
@@ -46,14 +50,16 @@ class StripeFeed:
 
     @property
     def provider(self) -> str:
-        return "stripe"
+        return self._name
 
     def read_invoice_money(self, external_ids: Sequence[str]) -> dict[str, InvoiceMoney]:
         """Each invoice's money read fresh from Stripe (calls per invoice: `money`)."""
-        return self._money.read(external_ids)
+        read = self._money.read(external_ids)
+        return {key: named(money, self._name) for key, money in read.items()}
 
     def resolve(self, notification: WebhookNotification) -> list[PaymentEvent]:
-        return self._facts.facts(json.loads(notification.payload, parse_float=Decimal))
+        event = json.loads(notification.payload, parse_float=Decimal)
+        return [named(hint, self._name) for hint in self._facts.facts(event)]
 
     def events_since(self, since: Cursor | None) -> Iterator[Checkpointed[PaymentEvent]]:
         """Events after the cursor, oldest first. The cursor is ``"<created>:<event id>"``
@@ -89,7 +95,7 @@ class StripeFeed:
         self.last_cursor = since
         for event in stream:
             cursor = f"{event['created']}:{event['id']}"
-            facts = self._facts.facts(event)
+            facts = [named(hint, self._name) for hint in self._facts.facts(event)]
             for position, fact in enumerate(facts, start=1):
                 # Only the last fact of an event may move the cursor past the event.
                 yield Checkpointed(fact, cursor if position == len(facts) else previous)

@@ -20,12 +20,18 @@ def build(section: StripeSettings, context: BuildContext) -> ConnectorParts:
     from billsync.connectors.stripe import connect
 
     if not section.enabled:
+        key = context.setting("stripe", "enabled")
         raise plugin_problem(
-            "stripe.enabled",
-            "sync.targets names stripe but its section is not enabled: "
-            "set stripe.enabled: true (and stripe.api_key) or remove it from sync.targets",
+            key,
+            f"sync.targets names {context.connection_or('stripe')} but it is not enabled: "
+            f"set {key}: true (and its api_key) or remove it from sync.targets",
         )
-    stripe = connect(section, sleep=context.sleep, max_body_bytes=context.max_body_bytes)
+    stripe = connect(
+        section,
+        sleep=context.sleep,
+        max_body_bytes=context.max_body_bytes,
+        name=context.connection_or("stripe"),
+    )
     return ConnectorParts(target=stripe.target, feed=stripe.feed, webhooks=stripe.webhooks)
 
 

@@ -57,7 +57,11 @@ class StripeWebhookVerifier:
         tolerance_s: int = 300,
         max_body_bytes: int | None = None,
         now: Callable[[], datetime] | None = None,
+        name: str = "stripe",
     ) -> None:
+        # Stripe sends each account's events to that account's own endpoints, so what
+        # this verifier accepts is its connection's (named ``name``), never a peer's.
+        self._name = name
         keys = [s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets]
         self._keys = [k.encode() for k in keys if k]
         if not self._keys:
@@ -71,7 +75,7 @@ class StripeWebhookVerifier:
 
     @property
     def provider(self) -> str:
-        return "stripe"
+        return self._name
 
     def __repr__(self) -> str:
         shown = f"secrets={len(self._keys)}, api_version={self._api_version!r}"
@@ -125,7 +129,7 @@ class StripeWebhookVerifier:
             )
         try:
             return WebhookNotification(
-                provider="stripe",
+                provider=self._name,
                 event_id=str(event.get("id") or ""),
                 event_type=str(event.get("type") or ""),
                 payload=text,

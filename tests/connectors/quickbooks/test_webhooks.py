@@ -173,6 +173,33 @@ def test_a_mixed_delivery_keeps_ours(verifier: QboWebhookVerifier) -> None:
     ]
 
 
+def test_one_apps_notifications_are_routed_to_the_connection_of_each_realm() -> None:
+    """Intuit sends every realm of an app to one URL: the verifier of ``qbo_us`` keeps
+    its realm's, names ``qbo_uk`` for the UK realm, and drops a realm nobody serves."""
+    from billsync.connectors.quickbooks.settings import QuickBooksSettings
+
+    uk = QuickBooksSettings(enabled=True, realm_id="2222", client_id="a", client_secret="s")
+    us = QuickBooksSettings(
+        enabled=True, realm_id=REALM, client_id="a", client_secret="s", verifier_token=TOKEN
+    )
+    verifier = QboWebhookVerifier.from_settings(us, name="qbo_us", peers={"qbo_uk": uk})
+    events = [
+        CLOUD_PAYMENT,
+        {**CLOUD_PAYMENT, "id": "uk-1", "intuitaccountid": "2222"},
+        {**CLOUD_PAYMENT, "id": "nobody-1", "intuitaccountid": "1111"},
+    ]
+    body = cloud(*events)
+    with structlog.testing.capture_logs() as logs:
+        notes = verifier.verify(body, {"intuit-signature": sign(body)})
+    assert [(n.provider, n.event_id) for n in notes] == [
+        ("qbo_us", CLOUD_PAYMENT["id"]),
+        ("qbo_uk", "uk-1"),
+    ]
+    [logged] = logs
+    assert (logged["connection"], logged["realms"], logged["kept"]) == ("qbo_us", ["1111"], 2)
+    assert verifier.provider == "qbo_us"
+
+
 def test_another_company_is_still_checked_for_a_signature(verifier: QboWebhookVerifier) -> None:
     body = legacy(PAYMENT, realm="1111")
     with pytest.raises(WebhookRejected) as caught:
