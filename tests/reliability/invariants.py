@@ -12,7 +12,8 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from tests.e2e.test_run_e2e import expected_outcome, invoices_by_deal
+from billsync.sandbox.profiles import SINGLE, Profile
+from tests.e2e.companies import expected_outcome, invoices_by_deal, stripe_accounts
 from tests.reliability.world import ledger_rows
 
 Expected = dict[str, tuple[str | None, Decimal | None]]
@@ -20,16 +21,16 @@ OPEN_WORK = ("pending", "leased")
 UNFINISHED_DEAL_STATES = ("invoicing", "failed")
 
 
-def expectations(deals: list[dict[str, Any]]) -> Expected:
-    """What billsync must produce for each closed-won seed deal: (target, total), or
-    (None, None) for a deal it must reject."""
-    return {deal["Id"]: expected_outcome(deal) for deal in deals}
+def expectations(deals: list[dict[str, Any]], profile: Profile = SINGLE) -> Expected:
+    """What billsync must produce for each closed-won seed deal: (target connection,
+    total), or (None, None) for a deal it must reject."""
+    return {deal["Id"]: expected_outcome(deal, profile) for deal in deals}
 
 
-def in_sandbox(state: dict[str, Any], expected: Expected) -> list[str]:
-    """Exactly one live invoice per valid deal, in its target, with its total; none for
-    a rejected deal; no Stripe draft of billsync's left behind."""
-    found = invoices_by_deal(state)
+def in_sandbox(state: dict[str, Any], expected: Expected, profile: Profile = SINGLE) -> list[str]:
+    """Exactly one live invoice per valid deal, in its target (its company), with its
+    total; none for a rejected deal; no Stripe draft of billsync's left behind."""
+    found = invoices_by_deal(state, profile)
     problems: list[str] = []
     for deal_id, (target, total) in expected.items():
         invoices = found.get(deal_id, [])
@@ -49,7 +50,8 @@ def in_sandbox(state: dict[str, Any], expected: Expected) -> list[str]:
             )
     drafts = [
         i["id"]
-        for i in state["stripe"].get("invoices", [])
+        for books in stripe_accounts(state, profile).values()
+        for i in books.get("invoices", [])
         if i["status"] == "draft" and (i.get("metadata") or {}).get("billsync_deal_id")
     ]
     if drafts:
@@ -57,9 +59,9 @@ def in_sandbox(state: dict[str, Any], expected: Expected) -> list[str]:
     return problems
 
 
-def written_back(state: dict[str, Any], expected: Expected) -> list[str]:
+def written_back(state: dict[str, Any], expected: Expected, profile: Profile = SINGLE) -> list[str]:
     """Every deal shows its outcome in Salesforce: the invoice id, or the error."""
-    found = invoices_by_deal(state)
+    found = invoices_by_deal(state, profile)
     opportunities = {o["Id"]: o for o in state["salesforce"]["Opportunity"]}
     problems: list[str] = []
     for deal_id, (target, _) in expected.items():
@@ -82,11 +84,13 @@ def written_back(state: dict[str, Any], expected: Expected) -> list[str]:
     return problems
 
 
-def in_ledger(ledger_url: str, state: dict[str, Any], expected: Expected) -> list[str]:
+def in_ledger(
+    ledger_url: str, state: dict[str, Any], expected: Expected, profile: Profile = SINGLE
+) -> list[str]:
     """The ledger agrees with the targets: one finished deal row per valid deal naming
     the invoice that exists, an invoice row per live invoice with its total, no intent
     left open (an orphan), no work still queued for a finished deal."""
-    found = invoices_by_deal(state)
+    found = invoices_by_deal(state, profile)
     live = {(t, i): total for invoices in found.values() for (t, i, total) in invoices}
     deal_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in ledger_rows(ledger_url, "deals"):
@@ -127,9 +131,11 @@ def in_ledger(ledger_url: str, state: dict[str, Any], expected: Expected) -> lis
     return problems
 
 
-def everything(ledger_url: str, state: dict[str, Any], expected: Expected) -> list[str]:
+def everything(
+    ledger_url: str, state: dict[str, Any], expected: Expected, profile: Profile = SINGLE
+) -> list[str]:
     return (
-        in_sandbox(state, expected)
-        + written_back(state, expected)
-        + in_ledger(ledger_url, state, expected)
+        in_sandbox(state, expected, profile)
+        + written_back(state, expected, profile)
+        + in_ledger(ledger_url, state, expected, profile)
     )

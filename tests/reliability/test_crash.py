@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from billsync.sandbox.generate import GenerateOptions, generate_seed
 from billsync.sandbox.launcher import SandboxHandle, running_sandbox
+from billsync.sandbox.profiles import MULTI, SINGLE, Profile
 from tests.reliability import invariants
 from tests.reliability.chaos import Size
 from tests.reliability.summary import Tally
@@ -104,11 +105,20 @@ def _exit_problems(results: list[RunResult]) -> list[str]:
 
 
 def _crash_then_finish(
-    tmp_path: Path, ledger_url: str, size: Size, rng: random.Random, tally: Tally
+    tmp_path: Path,
+    ledger_url: str,
+    size: Size,
+    rng: random.Random,
+    tally: Tally,
+    profile: Profile = SINGLE,
 ) -> None:
-    seed = generate_seed(GenerateOptions(deals=size.crash_deals, random_seed=rng.randrange(10**6)))
-    expected = invariants.expectations(won_deals(seed))
-    with running_sandbox(tmp_path / "sb", seed_file=write_seed(tmp_path / "seed.json", seed)) as h:
+    options = GenerateOptions(
+        deals=size.crash_deals, random_seed=rng.randrange(10**6), profile=profile
+    )
+    seed = generate_seed(options)
+    expected = invariants.expectations(won_deals(seed), profile)
+    seed_file = write_seed(tmp_path / "seed.json", seed)
+    with running_sandbox(tmp_path / "sb", seed_file=seed_file, profile=profile.name) as h:
         env = billsync_env(ledger_url)
         h.faults({"latency_ms": LATENCY_MS, "seed": rng.randrange(10**6)})
         landed = _kill_repeatedly(h, env, tmp_path, size, rng)
@@ -119,7 +129,8 @@ def _crash_then_finish(
     tally.tried(SUITE, sum(landed.values()))
     assert sum(landed.values()) >= max(1, size.crash_kills // 2), landed
     found = tally.violated(
-        SUITE, _exit_problems(results) + invariants.everything(ledger_url, state, expected)
+        SUITE,
+        _exit_problems(results) + invariants.everything(ledger_url, state, expected, profile),
     )
     assert found == [], "\n".join(found[:30])
 
@@ -135,6 +146,16 @@ def test_sigkill_at_random_points_postgres(
     tmp_path: Path, postgres_url: str, size: Size, rng: random.Random, tally: Tally
 ) -> None:
     _crash_then_finish(tmp_path, postgres_url, size, rng, tally)
+
+
+def test_sigkill_at_random_points_several_companies(
+    tmp_path: Path, size: Size, rng: random.Random, tally: Tally
+) -> None:
+    """The same plan on one deployment serving two QuickBooks companies and two Stripe
+    accounts (issue 18): each deal is invoiced exactly once, in the company its
+    Salesforce field routes it to, whatever instant each run dies at."""
+    url = sqlite_url(tmp_path / "billsync.db")
+    _crash_then_finish(tmp_path, url, size, rng, tally, MULTI)
 
 
 # --- a kill during a QuickBooks token refresh ---------------------------------------
