@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from billsync.sandbox import jsonutil
 from billsync.sandbox.generate import GenerateOptions, generate_seed
@@ -120,3 +121,66 @@ def _invoices(ledger: Ledger, connection: str) -> list[tuple[str, Decimal]]:
             {"t": connection},
         ).all()
     return [(str(r[0]), Decimal(str(r[1]))) for r in rows]
+
+
+def test_webhooks_come_back_per_company_through_the_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`billsync serve` with the four connections: the Intuit app's one notification,
+    carrying both realms, arrives at /webhooks/qbo_us and each company's part is stored
+    under its own connection; each Stripe account's events arrive at its own route. The
+    worker applies each payment to the right company's invoice."""
+    import signal
+    import subprocess
+
+    import requests
+
+    from tests.server.live import free_port
+    from tests.server.test_serve_e2e import start_serve, wait_until
+
+    workdir = tmp_path_factory.mktemp("connections-webhooks")
+    seed = generate_seed(GenerateOptions(deals=48, random_seed=18, profile=MULTI))
+    (workdir / "seed.json").write_text(jsonutil.dumps(seed))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running_sandbox(
+        workdir, seed_file=workdir / "seed.json", profile="multi", webhook_url=base
+    ) as handle:
+        code, _summary = run_json(handle, workdir)
+        assert code in (0, 1)
+        ledger = Ledger(create_ledger_engine(f"sqlite:///{workdir / 'billsync.db'}"))
+        chosen = {name: _invoices(ledger, name)[0] for name in ("qbo_us", "qbo_uk", "stripe_eu")}
+        server = start_serve(handle.config_path, port, workdir)
+        try:
+            wait_until(lambda: requests.get(f"{base}/readyz", timeout=2).ok, 60, "readyz")
+            # Both companies' payments in one Intuit notification (one app, one URL).
+            handle.admin("POST", "quickbooks/notifications", {"hold": True})
+            for name in ("qbo_us", "qbo_uk"):
+                external_id, total = chosen[name]
+                body = {"realm_id": name, "invoice_id": external_id, "amount": str(total)}
+                handle.admin("POST", "quickbooks/payments", body)
+            handle.admin("POST", "quickbooks/notifications", {"hold": False})
+            handle.admin("POST", f"stripe/invoices/{chosen['stripe_eu'][0]}/pay", {})
+
+            def all_paid() -> bool:
+                return all(
+                    (found := ledger.get_invoice(name, external_id)) is not None
+                    and found.status == "paid"
+                    for name, (external_id, _) in chosen.items()
+                )
+
+            wait_until(all_paid, 60, "each company's payment applied to its own invoice")
+            with ledger.engine.connect() as conn:
+                stored = {
+                    str(row[0])
+                    for row in conn.execute(sa.text("SELECT DISTINCT provider FROM inbox"))
+                }
+            assert {"qbo_us", "qbo_uk", "stripe_eu"} <= stored, stored
+            assert not {"quickbooks", "stripe"} & stored, stored
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            ledger.engine.dispose()
