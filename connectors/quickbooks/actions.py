@@ -92,7 +92,6 @@ class InvoiceWriter:
         self._customers = customers
         self._clock = clock
         self._lock = threading.Lock()
-        self._doc_numbers: dict[str, str] = {}
         self._discrepancies: list[Discrepancy] = []
 
     # --- creating ------------------------------------------------------------------
@@ -142,8 +141,6 @@ class InvoiceWriter:
                 customers = {c.account_id: exc for c in missing}
         ready = []
         for draft in drafts:
-            if draft.doc_number:
-                self._doc_numbers[draft.deal_id] = draft.doc_number
             customer = customers.get(draft.customer.account_id, draft.customer)
             if isinstance(customer, ConnectorError):
                 out[draft.deal_id] = customer.with_context(deal_id=draft.deal_id)
@@ -336,10 +333,11 @@ class InvoiceWriter:
 
     def find_invoices(self, deal_id: str, *, reference: str | None = None) -> list[InvoiceRef]:
         """Invoices carrying the deal's DocNumber (``reference``: the one the invoice was
-        sent with; else as the mapping set it in this run, else the default mapping's:
-        the deal id, 21 characters at most), excluding any whose PrivateNote names a
-        different deal. Voided ones are included."""
-        number = reference or self._doc_numbers.get(deal_id, deal_id[:21])
+        or will be sent with, which the engine always passes; None: the default
+        mapping's, the deal id cut to 21 characters), excluding any whose PrivateNote
+        names a different deal. Voided ones are included. Nothing is remembered between
+        calls: what a look-up needs comes in its arguments."""
+        number = reference or deal_id[:21]
         statement = select("Invoice", f"DocNumber = {quote(number)}")
         rows = self._client.query(statement).get("Invoice", [])
         return [
