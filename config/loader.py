@@ -228,7 +228,7 @@ def _env_connection_secret_file_vars(env: Mapping[str, str]) -> list[tuple[str, 
 
 
 def _as_field_value(model: type[BaseModel], key: str, secret: str) -> str | list[str]:
-    """A list secret (e.g. stripe.webhook_secrets during a rotation) holds one value
+    """A list secret (e.g. a list of webhook secrets during a rotation) holds one value
     per line of its file; blank lines are ignored."""
     annotation = model.model_fields[key].annotation
     if get_origin(annotation) is list:
@@ -337,7 +337,7 @@ def _explain(
 
 def _without_kind_tag(loc: list[str], settings_cls: type[Settings]) -> list[str]:
     """pydantic puts the ``kind`` of a ``connections:`` entry into the error's location
-    (``connections.qbo_uk.quickbooks.realm_id``); the operator's key has no such part."""
+    (``connections.<name>.<kind>.<key>``); the operator's key has no such part."""
     if loc[:1] != [CONNECTIONS]:
         return loc
     if len(loc) > 2 and loc[2] in settings_cls.connector_specs:

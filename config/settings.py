@@ -60,7 +60,7 @@ class SyncSettings(Section):
     on_deal_change: Literal["flag", "void_and_reissue"] = "flag"
     lease_ttl_seconds: int = Field(default=90, ge=3, le=3600)
     # Where a ledger that has never run starts reading deals: closed-won deals last
-    # changed before it are history, never invoiced. Unset (and no salesforce.start_from),
+    # changed before it are history, never invoiced. Unset (and no <source>.start_from),
     # the first `billsync run` stops (exit 2) until `--since DATE` or `--backfill` chooses.
     start_from: AwareDatetime | None = None
 
@@ -210,7 +210,7 @@ class Connection:
     @property
     def label(self) -> str:
         """How people call it: the connector's label, and the name when it differs
-        from the kind ("QuickBooks (qbo_uk)")."""
+        from the kind ("Label (name)")."""
         return connection_label(self.spec.label, self.name, self.kind)
 
 

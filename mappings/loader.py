@@ -190,7 +190,7 @@ def _merge(
 
 
 _VALUE_SOURCES = frozenset({"path", "template", "value"})
-# The longest deal id the reference must hold whole (Salesforce's ids are 18 characters).
+# The longest deal id the reference must hold whole (the deal source's ids are 18 characters).
 DEAL_ID_LENGTH = 18
 
 

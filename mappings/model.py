@@ -29,7 +29,7 @@ from billsync.mappings.targets import MappingTargets
 from billsync.mappings.transforms import FunctionRegistry
 from billsync.mappings.values import DEAL_PATHS, ValueSpec, parse_value_spec
 
-# A source field path relative to the deal record (Salesforce: a SOQL path relative to
+# A source field path relative to the deal record (for a SOQL source: a path relative to
 # the Opportunity, `Billing_Platform__c`, `Account.Billing_Email__c`, `Bill_To__r.Email`).
 SOURCE_FIELD = r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*){0,5}$"
 
@@ -58,7 +58,7 @@ class _Section(BaseModel):
 
 
 class SourceSpec(_Section):
-    """Salesforce fields (on Opportunity, or `Account.<field>`) for deal attributes."""
+    """The deal source's fields (on the deal, or `Account.<field>`) for deal attributes."""
 
     target_hint: SourceField | None = "Billing_Platform__c"
     po_number: SourceField | None = None

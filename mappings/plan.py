@@ -333,7 +333,7 @@ class _DraftBuilder:
         difference = abs(deal.amount - total)
         allowed = validation.amount_tolerance
         if money.currency_exponent(deal.currency) < 2:
-            # Salesforce keeps line totals to the cent even in JPY or KRW, while the
+            # The source keeps line totals to the cent even in JPY or KRW, while the
             # invoice rounds each line to the currency's unit: half a unit per line is
             # rounding, not a pricing error.
             allowed += money.minor_unit(deal.currency) * len(deal.lines) / 2

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class Rejection:
     deal_id: str
     field: str
-    """Where the problem is, in Salesforce terms when the fix is there
+    """Where the problem is, in the deal source's terms when the fix is there
     (e.g. `OpportunityLineItem[2] 00k….ProductCode`)."""
     reason: str
     fix: str

@@ -1,10 +1,10 @@
 """See every vendor API call a process makes, per system: counts and metrics.
 
-Every connector talks HTTP through `requests` (simple-salesforce, python-quickbooks,
-intuit-oauth and stripe-python's RequestsClient all do), so one wrapper around
-`requests.Session.send` sees every call whatever library made it. Calls are
-attributed by host: the hosts the configuration points at (sandbox or real), then the
-vendors' public hosts — both declared by each connector's spec.
+Every connector talks HTTP through `requests` (the vendor SDKs the built-in connectors
+use all do), so one wrapper around `requests.Session.send` sees every call whatever
+library made it. Calls are attributed by host: the hosts the configuration points at
+(sandbox or real), then the vendors' public hosts — both declared by each connector's
+spec.
 
 Two users, possibly at once in one process: a command counts its calls for the run
 summary (`counting_api_calls`), and `billsync serve` feeds its Prometheus metrics for

@@ -18,18 +18,25 @@ from billsync.core.protocols import ReadRejection
 from billsync.mappings.plan import Planned, Planner, Rejected, plan_invoice
 from billsync.mappings.rejections import Rejection
 
-READ_FIX = "correct the record in Salesforce; billsync retries when the deal changes"
+DEAL_SOURCE = "the deal source"
+"""How operator messages name the source when its connector's label is not at hand."""
+
+
+def read_rejection(item: ReadRejection, source_label: str) -> Rejection:
+    """A deal its source could not read: the fix is in the source, by a person, and
+    billsync tries again when the deal changes there."""
+    fix = f"correct the record in {source_label}; billsync retries when the deal changes"
+    return Rejection(item.deal_id, item.field, item.reason, fix)
 
 
 def plan_deals(
-    items: Iterable[Deal | ReadRejection], planner: Planner
+    items: Iterable[Deal | ReadRejection], planner: Planner, source_label: str = DEAL_SOURCE
 ) -> Iterator[Planned | Rejected]:
     for item in items:
         if isinstance(item, Deal):
             yield plan_invoice(item, planner)
         else:
-            problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
-            yield Rejected(item.deal_id, None, (problem,))
+            yield Rejected(item.deal_id, None, (read_rejection(item, source_label),))
 
 
 @dataclass

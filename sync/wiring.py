@@ -318,4 +318,6 @@ def engine_for(
         now=utc_now,
         holder=holder,
         lease_ttl=timedelta(seconds=settings.sync.lease_ttl_seconds),
+        source_connection=settings.sync.source,
+        source_label=settings.connection(settings.sync.source).label,
     )

@@ -70,7 +70,6 @@ __all__ = [
     "PaymentEvent",
     "PaymentKind",
     "Percent",
-    "Target",
     "TargetName",
     "UtcDatetime",
     "WebhookNotification",
@@ -131,13 +130,13 @@ def _target_name(value: object) -> str:
         # are never read as template fields.
         raise PydanticCustomError(
             "target_name",
-            f"target must be a lower-case connector name such as 'stripe' (got {value!r})",
+            f"target must be a lower-case connection name such as 'billing_eu' (got {value!r})",
         )
-    return str.__str__(value)  # a Target member becomes the plain str it stands for
+    return str.__str__(value)  # a str subclass (an enum member) becomes a plain str
 
 
 TargetName = Annotated[str, BeforeValidator(_target_name)]
-"""A connector name: lower-case letters, digits and underscores, e.g. "quickbooks"."""
+"""A connection name: lower-case letters, digits and underscores, e.g. "billing_eu"."""
 
 
 def _email(value: str) -> str:
@@ -176,13 +175,6 @@ def _check_precision(amount: Decimal, currency: str, what: str) -> None:
 
 
 # --- enums -------------------------------------------------------------------------
-
-
-class Target(StrEnum):
-    """Built-in invoice targets. Fields are typed ``TargetName`` so others can be added."""
-
-    QUICKBOOKS = "quickbooks"
-    STRIPE = "stripe"
 
 
 class PaymentKind(StrEnum):
@@ -295,7 +287,7 @@ class Deal(_Model):
     terms: str | None = None
     po_number: str | None = None
     billing_contact: Contact | None = None
-    revision: UtcDatetime  # Salesforce SystemModstamp: part of the idempotency key
+    revision: UtcDatetime  # the source's revision stamp: part of the idempotency key
     target_hint: str | None = None  # raw routing field; the mapping turns it into a target
 
     def lines_total(self) -> Decimal:
@@ -592,7 +584,7 @@ class WebhookNotification(_Model):
 
 
 class Discrepancy(_Model):
-    """A disagreement between Salesforce, the ledger and a target.
+    """A disagreement between the deal source, the ledger and a target.
 
     ``expected``/``actual`` are rendered for people (Decimals as plain strings); the
     typed facts live in the ledger rows they came from.

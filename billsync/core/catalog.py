@@ -1,9 +1,9 @@
 """What the mapping layer asks a target before a draft is accepted.
 
-A target connector answers from its own data (QuickBooks Items, Terms and TaxCodes,
-fetched once per run; Stripe Products and Prices); the mapping layer never sees vendor
-objects. `MappingOnlyCatalog` answers from the mapping alone, for a dry run without
-target credentials: it cannot tell whether an item exists, and says so in its refs.
+A target connector answers from its own data (its items, terms and tax codes, fetched
+once per run); the mapping layer never sees vendor objects. `MappingOnlyCatalog`
+answers from the mapping alone, for a dry run without target credentials: it cannot
+tell whether an item exists, and says so in its refs.
 """
 
 from __future__ import annotations

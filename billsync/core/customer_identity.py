@@ -1,7 +1,7 @@
 """Which existing target customer, if any, an account may adopt: one rule for every target.
 
-Connectors find the candidates their own way (QuickBooks by DisplayName, Stripe by name
-and email search plus the account id billsync writes on its customers) and ask `decide`;
+Connectors find the candidates their own way (by display name, or by name and email
+search plus the account id billsync writes on its customers) and ask `decide`;
 the engine passes who each candidate is already linked to in the ledger (``owners``)
 and records how each link was made (``created`` | ``matched``, with the evidence).
 
@@ -12,7 +12,7 @@ candidates (same name unless said otherwise)          decision
 ====================================================  ==================================
 none with the name (email-only hits are ignored:      `NoMatch`: create a customer
 shared AP mailboxes are common)
-the record names this account (QBO Notes, Stripe      `Adopt` (evidence: account_id):
+the record names this account (in its notes or       `Adopt` (evidence: account_id):
 metadata) and no other account holds it               billsync made it, its answer lost
 one, unowned, agreeing on email, postal code or tax   `Adopt` (evidence: name and the
 id                                                    fields that agreed)
@@ -20,7 +20,7 @@ one, unowned, nothing else agreeing (or nothing to    `Ambiguous`: a person deci
 compare)
 several unowned                                       `Ambiguous`
 one owned by another account that agrees on email,    `Ambiguous` (same company twice in
-postal code or tax id                                 Salesforce? link on purpose)
+postal code or tax id                                 the source? link on purpose)
 only ones owned by other accounts, agreeing on        `NameTaken`: someone else's
 nothing but the name                                  customer; create under another name
 ====================================================  ==================================
@@ -121,7 +121,7 @@ class Resolved:
 
 @runtime_checkable
 class MatchesCustomers(Protocol):
-    """A target that resolves many customers under the identity rule (QuickBooks, Stripe)."""
+    """A target that resolves many customers under the identity rule (both built-in ones)."""
 
     def resolve_customers(
         self, customers: Sequence[Customer], owners: CustomerOwners
@@ -176,8 +176,8 @@ def decide(
 ) -> Decision:
     """The decision for ``customer`` among ``candidates`` (any order; ties keep it).
 
-    ``names``: the names the account's customer may carry in the target (QuickBooks: the
-    DisplayName and its disambiguated form). ``owners``: candidate id -> accounts it is
+    ``names``: the names the account's customer may carry in the target (e.g. a display
+    name and its disambiguated form). ``owners``: candidate id -> accounts it is
     linked to or claimed by (this account's own entries are ignored)."""
     account = customer.account_id
     wanted_names = {_name(n) for n in names}

@@ -1,8 +1,8 @@
 """Deterministic idempotency keys: one per intended write, the same on every retry.
 
-The key names the deal, the target and the deal's revision (Salesforce SystemModstamp),
-so a crash-and-retry reuses it while a changed deal gets a new one. Connectors derive
-their vendor's form from it (QuickBooks `requestid` is at most 50 characters).
+The key names the deal, the target and the deal's revision (the source's stamp), so a
+crash-and-retry reuses it while a changed deal gets a new one. Connectors derive their
+vendor's form from it (a vendor may cap a request id's length).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class SecretScrubber:
         # values would redact ordinary words; config validation keeps real ones long.
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
         # The connectors' own shapes first: they are more specific than the generic
-        # ones (a Salesforce session id after "Bearer " holds a "!" the bearer rule
+        # ones (a vendor's session id after "Bearer " may hold a "!" the bearer rule
         # would stop at, leaving the rest of the token in the line).
         self._patterns = tuple(re.compile(p) for p in patterns) + CREDENTIAL_PATTERNS
 

@@ -1,6 +1,6 @@
 """A connector's objects under the name of the connection that made them.
 
-A connector's modules build canonical objects naming their connector (``quickbooks``);
+A connector's modules build canonical objects naming their connector (its kind);
 with several companies of one kind in a deployment each must carry its connection's
 name (``qbo_uk``), because that name keys the ledger's rows, the inbox and the
 engine's routing. The connector's facade hands every object through `named` on its
@@ -21,9 +21,7 @@ from billsync.core.canonical import (
 
 __all__ = ["named"]
 
-Named = TypeVar(
-    "Named", InvoiceRef, InvoiceMoney, Discrepancy, PaymentEvent, WebhookNotification
-)
+Named = TypeVar("Named", InvoiceRef, InvoiceMoney, Discrepancy, PaymentEvent, WebhookNotification)
 
 
 def named(value: Named, connection: str) -> Named:

@@ -110,8 +110,8 @@ class BuildContext:
     wherever it names itself — its target and provider name, cursors, inbox events,
     log lines — so two companies of one kind never share ledger rows. ``peers`` are the
     other configured connections of the same kind, name → settings section: a verifier
-    that receives one vendor app's notifications for several companies (Intuit sends
-    every realm of an app to one URL) hands each to the peer that serves it
+    that receives one vendor app's notifications for several companies (some vendors
+    send every company of an app to one URL) hands each to the peer that serves it
     (`WebhookNotification.provider`).
     """
 
@@ -131,8 +131,8 @@ class BuildContext:
 
     def setting(self, kind: str, key: str) -> str:
         """Where the operator sets ``key`` of this connection, for problem messages:
-        ``quickbooks.realm_id`` for the plain section, ``connections.qbo_uk.realm_id``
-        for a named connection."""
+        ``<kind>.<key>`` for the plain section, ``connections.<name>.<key>`` for a
+        named connection."""
         name = self.connection_or(kind)
         return f"{kind}.{key}" if name == kind else f"connections.{name}.{key}"
 
@@ -151,7 +151,7 @@ class ConnectorFactory(Protocol):
 @dataclass(frozen=True)
 class ErrorHint:
     """Names what a failure is about, for one stored error ``code`` (`billsync failures
-    show`, the ops pages): "QuickBooks item 'SKU-9' is inactive or deleted".
+    show`, the ops pages): "Acme Billing item 'SKU-9' is inactive or deleted".
 
     ``says`` and ``also`` (an extra fix) are `str.format` templates over the failure's
     facts (``deal_id``, ``doc_number``, ``issue_date``, ``customer``) and the named groups
@@ -179,10 +179,11 @@ class StoredCredential:
 
 @dataclass(frozen=True)
 class CredentialReport:
-    """The health of one stored credential: ``account`` says which (a QuickBooks realm
-    id), ``facts`` is its JSON for `billsync status --json` (expiry times and flags, never
-    a secret), ``summary`` one line for people ("access token valid yes (until …); …")
-    and ``warnings`` what needs a person (each makes `billsync status` exit 1)."""
+    """The health of one stored credential: ``account`` says which (the vendor's company
+    or account id), ``facts`` is its JSON for `billsync status --json` (expiry times and
+    flags, never a secret), ``summary`` one line for people ("access token valid yes
+    (until …); …") and ``warnings`` what needs a person (each makes `billsync status`
+    exit 1)."""
 
     account: str
     facts: Mapping[str, Any]
@@ -193,7 +194,7 @@ class CredentialReport:
 @dataclass(frozen=True)
 class CredentialHealth:
     """How a connector reports the credentials it keeps in the ledger: the rows whose
-    names start with ``prefix`` are its own (``quickbooks:``), and ``report`` reads one
+    names start with ``prefix`` are its own (``<kind>:``), and ``report`` reads one
     at a time ``now`` without talking to the vendor."""
 
     prefix: str
@@ -233,9 +234,9 @@ class ConnectorSpec:
     """Everything vendor-shaped billsync needs from a connector, declared once: the
     object its entry point in the ``billsync.connectors`` group points at.
 
-    - ``name``: the entry-point name, also its settings section (``quickbooks:``);
+    - ``name``: the entry-point name, also its settings section (``acme_billing:``);
       ``label``: how people call the system in status lines and ops advice
-      ("QuickBooks").
+      ("Acme Billing").
     - ``settings``: its section model (a `ConnectorSection`; secrets as ``SecretStr``),
       validated, read from the environment and ``_FILE`` secrets, masked and scrubbed
       like the built-in sections.
@@ -263,7 +264,7 @@ class ConnectorSpec:
       store; it never imports billsync's CLI or ledger. Called only when ``billsync
       auth`` is used. None: no such command.
     - ``account``: the vendor account a settings section points at, read from the
-      section without a call (a QuickBooks realm id), or None. The ledger pins each
+      section without a call (a company or account id), or None. The ledger pins each
       connection name to it, so re-pointing a name at another company is refused at
       start-up instead of mixing two companies' rows. None: the kind alone is pinned.
     - ``mapping``: a target's part of the mapping file — its ``products``, ``tax`` and

@@ -2,11 +2,11 @@
 
 A sliding window rather than a token bucket: a bucket lets a full burst through at the
 end of one window and another at the start of the next, which a vendor counting per
-rolling window (Stripe's per-second limit, Intuit's per-minute one, the sandbox's)
-answers with 429s. The window is an exact log of when each request left.
+rolling window (a per-second or per-minute limit, the sandbox's) answers with 429s. The
+window is an exact log of when each request left.
 
 `RateLimiter` is what a client shares between its threads: one window every request
-passes, optional further windows only some requests pass (QuickBooks' batch budget),
+passes, optional further windows only some requests pass (a vendor's batch budget),
 and a pause that holds every caller after the vendor throttled one of them. The clock
 and the sleep are injected, so tests move time by hand instead of waiting.
 """

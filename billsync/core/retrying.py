@@ -5,16 +5,17 @@ are retried in the call with jittered exponential backoff, a bounded number of t
 what still fails goes to the retry queue. Whether to repeat is decided by the error the
 connector's error table made, never by the client: a retryable `ConnectorError` is
 repeated, unless its table row said "later, not now" by raising `RetryLater` (a saved
-error Stripe replays for the key's 24 h, a spent Salesforce quota, an expired query
-cursor). ``auth`` errors stop the connector for the run (`stops_connector`).
+error a vendor replays for as long as it keeps the idempotency key, a spent API quota,
+an expired query cursor). ``auth`` errors stop the connector for the run
+(`stops_connector`, the one rule every engine stage follows).
 
 The one Retry-After rule (`wait_s`): wait what the vendor asked, but never less than the
 backoff, and never more than the policy's ``max_wait_s``. Never less than the backoff:
 a Retry-After of 1 s answered to a fifth attempt is a vendor still recovering, and the
 backoff is what spreads a fleet of callers out. Capped: a vendor asking for ten minutes
 must not hold a run's worker (and its lease) for ten minutes; the call fails, the queue
-retries it later. QuickBooks sends no Retry-After: its error table sets the 60 s Intuit
-asks for (``quickbooks.throttle_wait_s``), so its cap is at least that.
+retries it later. A vendor that documents a wait but sends no Retry-After has its error
+table set that wait (a connector setting), so the connector's cap is at least that.
 
 Tests inject ``sleep`` (and ``random``): no test ever waits.
 """

@@ -39,8 +39,8 @@ INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug of ours, distinct from the docume
 
 app = typer.Typer(
     name="billsync",
-    help="Quote-to-cash sync: closed-won Salesforce deals become QuickBooks Online or "
-    "Stripe invoices exactly once, and payments flow back onto the deal.",
+    help="Quote-to-cash sync: closed-won deals from the CRM become invoices in the "
+    "accounting or billing systems exactly once, and payments flow back onto the deal.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -158,7 +158,7 @@ def demo() -> None:
 @app.command()
 def status(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Last runs, queue depth, cursors, inbox lag, open discrepancies and credential
-    health (QuickBooks tokens, Salesforce API allocation), from the ledger alone.
+    health (OAuth tokens, the deal source's API allocation), from the ledger alone.
 
     Exit codes: 0 nothing needs a person; 1 warnings are listed; 2 configuration wrong."""
     from billsync.sync.cli import status_cmd
@@ -210,8 +210,13 @@ def failures_list(
             "resolved, or all.",
         ),
     ] = "open",
-    target: Annotated[
-        str | None, typer.Option("--target", help="Only this target (or provider).")
+    connection: Annotated[
+        str | None,
+        typer.Option(
+            "--connection",
+            "--target",
+            help="Only this connection (a target or payment provider, e.g. qbo_uk).",
+        ),
     ] = None,
     error_class: Annotated[
         str | None,
@@ -238,7 +243,7 @@ def failures_list(
         raise typer.BadParameter(
             "choose open, dead, resolved or all", param_hint="--status"
         ) from None
-    failures_cmd.list_command(ctx, config, view, target, error_class, since, as_json, limit)
+    failures_cmd.list_command(ctx, config, view, connection, error_class, since, as_json, limit)
 
 
 @failures_app.command("show")
@@ -260,13 +265,14 @@ def failures_retry(
     ctx: typer.Context,
     item_ids: FailureIdsArgument = None,
     every: Annotated[
-        bool, typer.Option("--all", help="Retry every open failure (see --class, --target).")
+        bool, typer.Option("--all", help="Retry every open failure (see --class, --connection).")
     ] = False,
     error_class: Annotated[
         str | None, typer.Option("--class", help="With --all: only this error class.")
     ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="With --all: only this target.")
+    connection: Annotated[
+        str | None,
+        typer.Option("--connection", "--target", help="With --all: only this connection."),
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="Kept in the audit trail.")] = None,
     actor: ActorOption = None,
@@ -280,7 +286,7 @@ def failures_retry(
     from billsync.sync.cli import failures_cmd
 
     failures_cmd.retry_command(
-        ctx, config, item_ids or [], every, error_class, target, actor, note, as_json
+        ctx, config, item_ids or [], every, error_class, connection, actor, note, as_json
     )
 
 
@@ -288,7 +294,7 @@ def failures_retry(
 def failures_resolve(
     ctx: typer.Context,
     note: Annotated[
-        str, typer.Option("--note", help="Why (e.g. fixed by hand in QuickBooks); required.")
+        str, typer.Option("--note", help="Why (e.g. fixed by hand in the target); required.")
     ],
     item_ids: FailureIdsArgument = None,
     actor: ActorOption = None,
@@ -314,6 +320,12 @@ CurrencyOption = Annotated[
     typer.Option("--currency", help="Only this currency (ISO code).", show_default=False),
 ]
 CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
+ConnectionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--connection", help="Only this connection's invoices (e.g. qbo_uk).", show_default=False
+    ),
+]
 
 
 @report_app.command("aging")
@@ -324,11 +336,12 @@ def report_aging(
     by: Annotated[
         str | None, typer.Option("--by", help="customer: one row per customer as well.")
     ] = None,
+    connection: ConnectionOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
-    """Accounts-receivable aging by currency and bucket.
+    """Accounts-receivable aging by currency and bucket, and per connection.
 
     Open balance (total less payments and credit notes settled by the end of the as-of
     day) of every invoice issued by then that is not void, deleted or written off, by
@@ -338,7 +351,7 @@ def report_aging(
     recorded due date are aged from their issue date."""
     from billsync.sync.cli import report_cmd
 
-    report_cmd.aging_command(ctx, config, as_of, currency, by, as_json, as_csv)
+    report_cmd.aging_command(ctx, config, as_of, currency, by, as_json, as_csv, connection)
 
 
 @report_app.command("kpis")
@@ -349,6 +362,7 @@ def report_kpis(
         int, typer.Option("--days", min=1, help="Window length in days, ending at --as-of.")
     ] = 90,
     currency: CurrencyOption = None,
+    connection: ConnectionOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -378,7 +392,7 @@ def report_kpis(
     balance."""
     from billsync.sync.cli import report_cmd
 
-    report_cmd.kpis_command(ctx, config, as_of, days, currency, as_json, as_csv)
+    report_cmd.kpis_command(ctx, config, as_of, days, currency, as_json, as_csv, connection)
 
 
 def _ledger_problem(state: dict[str, object], exc: Exception) -> str | None:

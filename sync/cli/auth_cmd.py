@@ -1,7 +1,7 @@
 """`billsync auth <connector>`: each installed connector's own credentials command.
 
-A connector declares the command on its spec (``ConnectorSpec.cli``, e.g. `billsync auth
-quickbooks` connects a QuickBooks company or reports its token health); billsync mounts
+A connector declares the command on its spec (``ConnectorSpec.cli``, e.g. an OAuth
+target's command connects a company or reports its token health); billsync mounts
 it here under the connector's name. The connector imports nothing of billsync but the
 core: what it needs from the command line — its settings section, read and validated
 like every command's configuration, and the ledger's credential store — it asks for

@@ -1,6 +1,6 @@
 """`billsync customers list|link|unlink`: the account → target customer links.
 
-billsync remembers which target customer each Salesforce account invoices to, so a
+billsync remembers which target customer each source account invoices to, so a
 known customer costs no API call. When a customer is deleted or merged in the target
 out of band, invoices of that account fail with advice naming these commands: unlink
 (the next attempt finds or creates the customer again) or link to the right one, then
@@ -42,7 +42,7 @@ TargetArg = Annotated[
     str, typer.Argument(help="The target connection (e.g. qbo_uk).", show_default=False)
 ]
 AccountArg = Annotated[
-    str, typer.Argument(help="The Salesforce account id (e.g. 001…).", show_default=False)
+    str, typer.Argument(help="The account id in the deal source.", show_default=False)
 ]
 NoteOption = Annotated[
     str, typer.Option("--note", help="Why (kept in the audit trail).", show_default=False)
@@ -179,7 +179,7 @@ def link(
     customer_id: Annotated[
         str,
         typer.Argument(
-            help="The target's customer id (QuickBooks Customer Id, Stripe cus_…).",
+            help="The customer id as the target shows it.",
             show_default=False,
         ),
     ],

@@ -29,7 +29,7 @@ app = typer.Typer(help="Operator actions on one deal (reroute to another target)
 @app.command("reroute")
 def reroute_command(
     ctx: typer.Context,
-    deal_id: Annotated[str, typer.Argument(help="The Salesforce deal (Opportunity) id.")],
+    deal_id: Annotated[str, typer.Argument(help="The deal's id in the deal source.")],
     to: Annotated[str, typer.Option("--to", help="The new target connection (e.g. qbo_uk).")],
     note: Annotated[str, typer.Option("--note", help="Why (kept in the audit trail).")],
     actor: Annotated[

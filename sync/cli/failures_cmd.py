@@ -38,7 +38,7 @@ from billsync.sync.ops.render import dumps, iso
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 STAGE_WORDS = {
     "validate": "map and validate the deal into an invoice",
-    "writeback": "write the invoice's money state back onto the Salesforce opportunity",
+    "writeback": "write the invoice's money state back onto the deal in the deal source",
     "payments": "read the provider's payment events",
 }
 
@@ -69,18 +69,19 @@ def list_command(
     ctx: typer.Context,
     config: Path | None,
     view: FailureView,
-    target: str | None,
+    connection: str | None,
     error_class: str | None,
     since: str | None,
     as_json: bool,
     limit: int,
 ) -> None:
     from billsync.sync.cli.options import settings_for
+    from billsync.sync.ops.connections import from_settings
 
-    query = FailureQuery(view, target, error_class, parse_since(since), limit)
+    query = FailureQuery(view, connection, error_class, parse_since(since), limit)
     settings = settings_for(ctx, config, logs_to_stderr=True)
     with open_ledger(settings) as ledger:
-        rows = list_failures(ledger, query, settings.sync.source)
+        rows = list_failures(ledger, query, connections=from_settings(settings))
     console = Console(soft_wrap=True)
     if as_json:
         console.out(dumps([row.as_json() for row in rows]), highlight=False)
@@ -104,7 +105,7 @@ def _line(row: FailureRow) -> str:
 
 def _table(rows: list[FailureRow], view: FailureView, console: Console) -> None:
     table = Table(title=f"Failures ({view}): {len(rows)}")
-    for column in ("id", "status", "class", "code", "deal", "name", "target", "stage", "tries"):
+    for column in ("id", "status", "class", "code", "deal", "name", "connection", "stage", "tries"):
         table.add_column(column)
     table.add_column("last attempt")
     table.add_column("message", overflow="fold")
@@ -132,11 +133,12 @@ def _table(rows: list[FailureRow], view: FailureView, console: Console) -> None:
 
 def show_command(ctx: typer.Context, config: Path | None, item_id: int, as_json: bool) -> None:
     from billsync.sync.cli.options import settings_for
+    from billsync.sync.ops.connections import from_settings
 
     settings = settings_for(ctx, config, logs_to_stderr=True)
     with open_ledger(settings) as ledger:
         try:
-            detail = show_failure(ledger, item_id, settings.sync.source)
+            detail = show_failure(ledger, item_id, connections=from_settings(settings))
         except UnknownFailure as exc:
             raise _usage(str(exc)) from None
     if as_json:
@@ -152,7 +154,7 @@ def _detail_lines(detail: FailureDetail) -> list[str]:
     tries = f"{row.attempts} attempt{'s' * (row.attempts != 1)}"
     lines = [
         f"Failure {row.id}: {row.status}, {row.error_class or '-'} {row.code or ''}, {tries}",
-        f"  deal {row.deal_id or '-'}{name}; target {row.target or '-'}; stage {row.stage}; "
+        f"  deal {row.deal_id or '-'}{name}; connection {row.target or '-'}; stage {row.stage}; "
         f"failed in {row.system}",
         f"  first seen {iso(row.first_seen)}; last attempt {iso(row.last_attempt_at) or '-'}; "
         f"next attempt {iso(row.next_attempt_at) or '-'}",
@@ -227,7 +229,7 @@ def retry_command(
     item_ids: list[int],
     every: bool,
     error_class: str | None,
-    target: str | None,
+    connection: str | None,
     actor: str | None,
     note: str | None,
     as_json: bool,
@@ -235,15 +237,17 @@ def retry_command(
     from billsync.sync.cli.options import settings_for
 
     if every == bool(item_ids):
-        raise _usage("give the ids to retry, or --all (optionally with --class / --target)")
-    if item_ids and (error_class or target):
-        raise _usage("--class and --target select items for --all; with ids, give only ids")
+        raise _usage("give the ids to retry, or --all (optionally with --class / --connection)")
+    if item_ids and (error_class or connection):
+        raise _usage("--class and --connection select items for --all; with ids, give only ids")
     settings = settings_for(ctx, config, logs_to_stderr=True)
     who = actor or default_actor()
     with open_ledger(settings) as ledger:
         try:
             if every:
-                outcomes = retry_all(ledger, who, error_class=error_class, target=target, note=note)
+                outcomes = retry_all(
+                    ledger, who, error_class=error_class, connection=connection, note=note
+                )
             else:
                 outcomes = retry_failures(ledger, item_ids, who, note)
         except UnknownFailure as exc:

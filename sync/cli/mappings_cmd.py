@@ -29,7 +29,7 @@ def check(
 ) -> None:
     """Validate mapping files: every key, path and transform, with file:line errors; with
     --config also that the named items, prices, terms and tax codes exist in the targets
-    and every mapped Salesforce field exists (describe)."""
+    and every mapped source field exists (the source describes its objects)."""
     configured = config is not None or (ctx.find_root().obj or {}).get("config") is not None
     try:
         if configured:
@@ -84,7 +84,7 @@ def _product_overrides(loaded: LoadedMapping) -> str:
 @runtime_checkable
 class ChecksFields(Protocol):
     """A deal source that can say which of the fields it would read or write are missing
-    (Salesforce: describe of Opportunity, Account, OpportunityLineItem)."""
+    (the deal source's own describe of the objects it reads)."""
 
     def check_fields(self) -> Sequence[object]: ...
 
@@ -114,7 +114,7 @@ def _check_references(
     settings = settings_for(ctx, config)
     db = create_ledger_engine(settings.ledger.url)
     try:
-        upgrade_to_head(db)  # the QuickBooks tokens live in the ledger
+        upgrade_to_head(db)  # rotating OAuth tokens live in the ledger
         built = wiring.targets_for(settings, Ledger(db), wiring.new_holder())
         catalogs = {name: target.catalog() for name, target in built.targets.items()}
         return check_references(loaded.spec, catalogs, settings.sync.company_currency)

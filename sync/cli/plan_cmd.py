@@ -26,6 +26,7 @@ from billsync.core.protocols import ConnectorError, ErrorClass
 from billsync.mappings.loader import MappingError
 from billsync.mappings.plan import Rejected
 from billsync.sync.cli.options import ConfigOption, JsonOption, settings_for
+from billsync.sync.engine.cycle import deals_cursor
 from billsync.sync.engine.failures import INVOICE
 from billsync.sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
 from billsync.sync.ledger import Ledger
@@ -68,6 +69,7 @@ def plan(
     extra: dict[str, Any] = {}
     with _existing_ledger(settings) as ledger, wiring.deal_source(settings, mapping) as source:
         planner = wiring.planner_for(settings, mapping)
+        label = settings.connector_specs[settings.sync.source].label
         try:
             cursor = _start(ledger, source, since, settings, extra)
             pulled = iter(source.pull(cursor))
@@ -79,7 +81,7 @@ def plan(
                 for item in items:
                     deal_id = _deal_id(item)
                     records = [r for (deal, _t), r in known.items() if deal == deal_id]
-                    for outcome in plan_deals([item], planner):
+                    for outcome in plan_deals([item], planner, label):
                         verdict = judge(item, outcome, records, work.get(deal_id), mapping.digest)
                         if verdict.verdict is Verdict.NEW or (
                             verdict.verdict is Verdict.REJECTED and isinstance(outcome, Rejected)
@@ -131,13 +133,15 @@ def _start(
         start_from=settings.start_from(),
     )
     try:
-        start = resolve_start(ledger, source, choice, record=False)
+        start = resolve_start(
+            ledger, source, choice, source_name=settings.sync.source, record=False
+        )
     except StartNotChosen as stop:
         extra["first_run"] = {"stops": True, "won_deals": stop.won, "message": stop.message()}
         return None
     if start is not None:
         return watermark_at(start, settings.connector_specs[settings.sync.source])
-    return ledger.get_cursor("salesforce.deals") if ledger is not None else None
+    return ledger.get_cursor(deals_cursor(settings.sync.source)) if ledger is not None else None
 
 
 @contextmanager

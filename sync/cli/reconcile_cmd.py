@@ -1,4 +1,4 @@
-"""`billsync reconcile [--json] [--fix]`: the three-way comparison (Salesforce ↔ ledger ↔
+"""`billsync reconcile [--json] [--fix]`: the three-way comparison (deal source ↔ ledger ↔
 targets), shown as a table, plain lines (not a TTY) or JSON.
 
 Exit codes: 0 nothing disagrees (or only discrepancies an operator acknowledged), 1 a
@@ -50,7 +50,7 @@ def reconcile(
     fix: FixOption = False,
     limit: LimitOption = None,
 ) -> None:
-    """Compare Salesforce, the ledger and the targets; list every discrepancy."""
+    """Compare the deal source, the ledger and the targets; list every discrepancy."""
     from billsync.mappings.loader import MappingError
     from billsync.sync import wiring
     from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head

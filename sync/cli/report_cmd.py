@@ -54,9 +54,10 @@ def aging_command(
     by: str | None,
     as_json: bool,
     as_csv: bool,
+    connection: str | None = None,
 ) -> None:
     from billsync.sync.cli.options import settings_for
-    from billsync.sync.ops.aging import BUCKETS, aging
+    from billsync.sync.ops.aging import BUCKETS, aging, connection_cell
 
     _one_format(as_json, as_csv)
     if by not in (None, "customer"):
@@ -64,7 +65,9 @@ def aging_command(
     day, code = parse_as_of(as_of), parse_currency(currency)
     settings = settings_for(ctx, config, logs_to_stderr=True)
     with open_ledger(settings) as ledger:
-        report = aging(ledger, day, currency=code, by_customer=by == "customer")
+        report = aging(
+            ledger, day, currency=code, connection=connection, by_customer=by == "customer"
+        )
     if as_json:
         typer.echo(dumps(report.as_json()))
         return
@@ -75,16 +78,22 @@ def aging_command(
     table.add_column("currency")
     if report.customers is not None:
         table.add_column("customer")
-    for name in (*BUCKETS, "total"):
+    else:
+        table.add_column("connection")
+    columns = (*BUCKETS, "total")
+    for name in columns:
         table.add_column(name, justify="right")
     document = report.as_json()
     for currency_code, totals in document["currencies"].items():
         for row in document.get("customers", []):
             if row["currency"] == currency_code:
-                amounts = [row[name] for name in (*BUCKETS, "total")]
-                table.add_row(currency_code, row["customer"], *amounts)
-        first = [currency_code] + (["(all customers)"] if report.customers is not None else [])
-        table.add_row(*first, *[totals[name] for name in (*BUCKETS, "total")])
+                table.add_row(currency_code, row["customer"], *[row[n] for n in columns])
+        for name, figures in document["connections"].items():
+            if currency_code in figures:
+                shown = connection_cell(name) if report.customers is not None else name
+                table.add_row(currency_code, shown, *[figures[currency_code][n] for n in columns])
+        everyone = "(all customers)" if report.customers is not None else "(all connections)"
+        table.add_row(currency_code, everyone, *[totals[name] for name in columns])
     console = Console(soft_wrap=True)
     console.print(table)
     if report.without_due_date:
@@ -105,6 +114,7 @@ def kpis_command(
     currency: str | None,
     as_json: bool,
     as_csv: bool,
+    connection: str | None = None,
 ) -> None:
     from billsync.sync.cli.options import settings_for
     from billsync.sync.ops.kpis import kpis
@@ -113,7 +123,7 @@ def kpis_command(
     day, code = parse_as_of(as_of), parse_currency(currency)
     settings = settings_for(ctx, config, logs_to_stderr=True)
     with open_ledger(settings) as ledger:
-        report = kpis(ledger, day, days=days, currency=code)
+        report = kpis(ledger, day, days=days, currency=code, connection=connection)
     document = report.as_json()
     if as_json:
         typer.echo(dumps(document))

@@ -114,7 +114,7 @@ def _start_cursor(
     """The watermark to read from on this run (None: the stored one); a never-run ledger
     with no start chosen stops here, before any write (exit 2)."""
     try:
-        start = resolve_start(ledger, engine.source, choice)
+        start = resolve_start(ledger, engine.source, choice, source_name=engine.source_name)
     except StartNotChosen as stop:
         typer.echo(f"billsync run: {stop.message()}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None

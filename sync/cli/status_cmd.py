@@ -37,17 +37,20 @@ def open_ledger(settings: Settings) -> Iterator[Ledger]:
 
 def status(ctx: typer.Context, config: Path | None, as_json: bool) -> None:
     from billsync.sync.cli.options import settings_for
+    from billsync.sync.ops.connections import from_settings
     from billsync.sync.ops.status import build_status
 
     settings = settings_for(ctx, config, logs_to_stderr=True)
-    specs = settings.connector_specs
+    known = from_settings(settings)
     with open_ledger(settings) as ledger:
-        report = build_status(ledger, datetime.now(UTC), source=settings.sync.source, specs=specs)
+        report = build_status(
+            ledger, datetime.now(UTC), source=settings.sync.source, connections=known
+        )
     document = report.as_json()
     if as_json:
         typer.echo(dumps(document))
     else:
-        for line in lines(document, {name: spec.label for name, spec in specs.items()}):
+        for line in lines(document, {name: view.label for name, view in known.views.items()}):
             typer.echo(line)
     raise typer.Exit(1 if report.warnings else 0)
 
@@ -56,10 +59,22 @@ def _counts(counts: dict[str, Any]) -> str:
     return ", ".join(f"{name} {n}" for name, n in counts.items() if n) or "none"
 
 
+def _connection_line(row: Mapping[str, Any]) -> str:
+    state = "enabled" if row["enabled"] else "disabled"
+    stopped = row["stopped_in_last_run"]
+    said = f"; the last run stopped calling it: {stopped}" if stopped else ""
+    return (
+        f"  {row['name']:16} {row['label']} ({row['role']}, {state}); credentials "
+        f"{row['credential_health']}; open failures {row['open_failures']}{said}"
+    )
+
+
 def lines(document: dict[str, Any], labels: Mapping[str, str]) -> list[str]:
     """The status as text: one section per concern, warnings last; ``labels`` name the
-    connectors (``ConnectorSpec.label``) whose credentials are reported."""
-    out = [f"billsync status as of {document['as_of']}", "", "Last runs:"]
+    configured connections ("Ledgerly (ledgerly_uk)") whose credentials are reported."""
+    out = [f"billsync status as of {document['as_of']}", "", "Connections:"]
+    out += [_connection_line(row) for row in document["connections"]] or ["  none"]
+    out += ["Last runs:"]
     for run in document["runs"]:
         outcome = run["outcome"] or "unfinished"
         counts = _counts(run["counts"])

@@ -24,7 +24,7 @@ from billsync.core.customer_identity import (
     ambiguous_error,
 )
 from billsync.core.protocols import ConnectorError, EnsuresCustomers, ErrorClass, InvoiceTarget
-from billsync.sync.engine.summary import RunSummary
+from billsync.sync.engine.summary import CONNECTOR_STOPPED, RunSummary
 from billsync.sync.ledger import Fence, Ledger
 
 _Batch = Callable[[Sequence[Customer]], Mapping[str, Customer | Resolved | ConnectorError]]
@@ -36,7 +36,8 @@ class Customers:
     ledger: Ledger
     summary: RunSummary
     fence: Fence | None
-    stop: Callable[[str, ConnectorError], None]
+    stop: Callable[[str, ConnectorError], bool]
+    """Stops the target when the error is one that stops a connector; True if it did."""
 
     def resolve(
         self, connector: InvoiceTarget, wanted: Sequence[Customer]
@@ -72,8 +73,7 @@ class Customers:
         try:
             outcomes = batch(list(unlinked.values()))
         except ConnectorError as error:
-            if error.error_class == ErrorClass.AUTH:
-                self.stop(target, error)
+            self.stop(target, error)
             return {**resolved, **{account: error for account in unlinked}}
         with self.ledger.fenced(self.fence):
             for account, outcome in outcomes.items():
@@ -102,8 +102,7 @@ class Customers:
     ) -> Customer | ConnectorError:
         """Link a resolved customer (method and evidence kept), or pass the error on."""
         if isinstance(outcome, ConnectorError):
-            if outcome.error_class == ErrorClass.AUTH:
-                self.stop(target, outcome)
+            self.stop(target, outcome)
             return outcome
         method: str | None = None
         evidence: dict[str, Any] | None = None
@@ -134,15 +133,17 @@ class Customers:
             return wanted.model_copy(update={"external_id": linked})
         if target in self.summary.stopped:
             return ConnectorError(
-                system=target, error_class=ErrorClass.AUTH, message=self.summary.stopped[target]
+                system=target,
+                error_class=ErrorClass.AUTH,
+                code=CONNECTOR_STOPPED,
+                message=self.summary.stopped[target],
             )
         if self.fence is not None:
             self.fence.check()  # ensure_customer may create one: a vendor write
         try:
             customer = connector.ensure_customer(wanted)
         except ConnectorError as error:
-            if error.error_class == ErrorClass.AUTH:
-                self.stop(target, error)
+            self.stop(target, error)
             return error
         if customer.external_id:
             with self.ledger.fenced(self.fence):

@@ -50,12 +50,12 @@ from billsync.sync.engine.recording import Job
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.engine.writeback import WriteBackStage
 from billsync.sync.ledger import Fence, LeaseLost, Ledger
-from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
+from billsync.sync.ledger.ops_reads import quota_cursor, quota_cursor_value
+from billsync.sync.planning import DEAL_SOURCE
 
 log = get_logger("billsync.engine")
 
 RUN_LEASE = "run"
-DEALS_CURSOR = "salesforce.deals"
 BATCH_SIZE = 200
 LEASE_TTL = timedelta(seconds=90)
 WORK_LEASE = timedelta(minutes=10)
@@ -95,6 +95,23 @@ class Engine:
     lease_ttl: timedelta = LEASE_TTL
     """Short, and renewed by a heartbeat while the run is alive: a run killed by SIGKILL
     or a lost container blocks the next one for at most this long."""
+    source_connection: str | None = None
+    """The deal source's connection (`sync.source`); None: the name the source gives
+    itself (`DealSource.system`)."""
+    source_label: str = DEAL_SOURCE
+    """How messages to operators name the deal source (its connector spec's label)."""
+
+    @property
+    def source_name(self) -> str:
+        """The name of the deal source's rows in the ledger (its cursors)."""
+        return self.source_connection or self.source.system
+
+
+def deals_cursor(source: str) -> str:
+    """The deal source's watermark row, named after its connection: ``<source>.deals``.
+    The plain source section is the connection named after its kind, so a ledger written
+    before connections existed keeps reading its row."""
+    return f"{source}.deals"
 
 
 class _Heartbeat(threading.Thread):
@@ -176,7 +193,15 @@ def _stages(
         )
         ledger.rearm_invalid_work(engine.mapping.digest)
         invoicing = InvoiceStage(
-            ledger, engine.targets, engine.planner, failures, summary, run_id, engine.now, fence
+            ledger,
+            engine.targets,
+            engine.planner,
+            failures,
+            summary,
+            run_id,
+            engine.now,
+            fence,
+            source_label=engine.source_label,
         )
         if "pull" in stages or "invoice" in stages:
             _pull_and_invoice(engine, fence, invoicing, summary, since)
@@ -207,21 +232,21 @@ def _stages(
 
 
 def _record_quota(engine: Engine) -> None:
-    """Keep the source's API allocation as last seen (Salesforce reports it on every
-    response), so `billsync status` can show it between runs."""
+    """Keep the source's API allocation as last seen (a source that `ReportsQuota` reads
+    it off its responses), so `billsync status` can show it between runs."""
     if not isinstance(engine.source, ReportsQuota):
         return
     quota = engine.source.quota
     if quota.max is None:
         return
     engine.ledger.set_cursor(
-        QUOTA_CURSOR,
+        quota_cursor(engine.source_name),
         quota_cursor_value(quota.used, quota.max, str(quota.floor_percent), quota.stopped),
     )
 
 
 def _record_refused_credentials(engine: Engine, summary: RunSummary) -> None:
-    """Keep each refusal of credentials (e.g. QuickBooks invalid_grant) where
+    """Keep each refusal of credentials (e.g. a revoked OAuth grant) where
     `billsync auth … --status` and `billsync status` read it between runs."""
     for system in sorted(summary.auth_failed):
         engine.ledger.set_cursor(
@@ -253,7 +278,8 @@ def _pull_and_invoice(
     since: Cursor | None,
 ) -> None:
     ledger = engine.ledger
-    cursor = since if since is not None else ledger.get_cursor(DEALS_CURSOR)
+    watermark = deals_cursor(engine.source_name)
+    cursor = since if since is not None else ledger.get_cursor(watermark)
     batch: list[Deal | ReadRejection] = []
     last: Cursor | None = None
 
@@ -267,7 +293,7 @@ def _pull_and_invoice(
         except ConnectorError as error:
             # Nothing of this batch is known to be recorded: keep the watermark where it
             # is, so the next run reads these deals again (the ledger dedupes them).
-            _stopped(summary, error, "invoice")
+            summary.connector_stopped(error.system, error, stage="invoice")
             raise _BatchFailed from None
         if not renew(engine, fence):
             raise LeaseLost(fence)  # the watermark stays: the new holder owns it now
@@ -276,7 +302,7 @@ def _pull_and_invoice(
             # attention): a crash before this line re-reads the batch, and the ledger
             # turns the re-read into look-ups, never into second invoices.
             with ledger.fenced(fence):
-                ledger.set_cursor(DEALS_CURSOR, last)
+                ledger.set_cursor(watermark, last)
         if engine.progress is not None:
             engine.progress(summary)
 
@@ -290,23 +316,11 @@ def _pull_and_invoice(
     except _BatchFailed:
         return
     except ConnectorError as error:
-        _stopped(summary, error, "pull")
+        summary.connector_stopped(error.system, error, stage="pull")
         try:
             flush()  # what was read before the failure is still processed and recorded
         except _BatchFailed:
             return
-
-
-def _stopped(summary: RunSummary, error: ConnectorError, stage: str) -> None:
-    summary.connector_stopped(error.system, error)
-    log.error(
-        "connector.stopped",
-        target=error.system,
-        stage=stage,
-        error_class=str(error.error_class),
-        code=error.code,
-        message=error.message,
-    )
 
 
 def _retry(engine: Engine, fence: Fence, invoicing: InvoiceStage, summary: RunSummary) -> None:
@@ -368,7 +382,7 @@ def _replan(
     try:
         deals = list(source.fetch_deals(list(items)))
     except ConnectorError as error:
-        _stopped(summary, error, "retry")
+        summary.connector_stopped(error.system, error, stage="retry")
         return
     summary.retried += len(deals)
     invoicing.process(deals)

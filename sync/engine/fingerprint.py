@@ -1,7 +1,7 @@
-"""A deal's content revision: what billing depends on, not when Salesforce stamped it.
+"""A deal's content revision: what billing depends on, not when the source stamped it.
 
-Salesforce bumps SystemModstamp on every write — including billsync's own write-back —
-so the stamp cannot tell "the deal changed" from "we wrote to it". The fingerprint
+A deal source moves a record's revision stamp on every write — including billsync's
+own write-back — so the stamp cannot tell "the deal changed" from "we wrote to it". The fingerprint
 hashes exactly what an invoice is made of (account, currency, amount, lines), so a
 write-back leaves it unchanged and a real change after invoicing is detected.
 """
@@ -47,7 +47,7 @@ def describe_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]
 
 
 def full_fingerprint(deal: Deal) -> str:
-    """Everything about the deal but Salesforce's stamp: a rejected deal is planned again
+    """Everything about the deal but the source's stamp: a rejected deal is planned again
     only when something that could be its fix (routing, terms, account, …) changed."""
     data = deal.model_dump(mode="json", exclude={"revision"})
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))

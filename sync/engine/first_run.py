@@ -2,7 +2,7 @@
 
 Connecting billsync to a real org must not invoice every closed-won deal ever. So the
 first run needs a start: `--since DATE`, `sync.start_from` (or the connector's own
-`salesforce.start_from`), or an explicit `--backfill`. Without one it stops before any
+`<source>.start_from`), or an explicit `--backfill`. Without one it stops before any
 write (exit 2) and says how many closed-won deals exist, counted with one cheap query.
 
 The choice is recorded in the ledger (cursor `sync.start`, JSON) the first time, so the
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from billsync.core.plugins import ConnectorSpec, plugin_problem
 from billsync.core.protocols import CountsWonDeals
-from billsync.sync.engine.cycle import DEALS_CURSOR
+from billsync.sync.engine.cycle import deals_cursor
 from billsync.sync.ledger import Ledger
 
 START_CURSOR = "sync.start"
@@ -59,23 +59,30 @@ class StartChoice:
 
 
 def resolve_start(
-    ledger: Ledger | None, source: object, choice: StartChoice, *, record: bool = True
+    ledger: Ledger | None,
+    source: object,
+    choice: StartChoice,
+    *,
+    source_name: str,
+    record: bool = True,
 ) -> datetime | None:
     """Where this run reads deals from when that is not the stored watermark; None: the
     stored watermark (or the source's own default) applies.
 
     Raises `StartNotChosen` on a never-run ledger with no choice and closed-won deals
     in the source (an empty source needs no choice: everything in it later is new).
-    ``ledger`` None: none exists yet; ``record`` False: decide, write nothing (plan).
+    ``ledger`` None: none exists yet; ``record`` False: decide, write nothing (plan);
+    ``source_name``: the source's connection, whose watermark row says it has run.
     """
     cursors: Ledger | _ReadOnly = ledger if record and ledger is not None else _ReadOnly(ledger)
+    watermark = deals_cursor(source_name)
     if choice.since is not None:
-        _record_first(cursors, "since", choice.since)
+        _record_first(cursors, watermark, "since", choice.since)
         return choice.since
     if choice.backfill:
-        _record_first(cursors, "backfill", None)
+        _record_first(cursors, watermark, "backfill", None)
         return BACKFILL_FROM
-    if cursors.get_cursor(DEALS_CURSOR):
+    if cursors.get_cursor(watermark):
         return None
     recorded = _recorded(cursors)
     if recorded is not None:
@@ -84,12 +91,12 @@ def resolve_start(
             return BACKFILL_FROM
         return datetime.fromisoformat(start) if start else choice.start_from
     if choice.start_from is not None:
-        _record_first(cursors, "start_from", choice.start_from)
+        _record_first(cursors, watermark, "start_from", choice.start_from)
         return choice.start_from
     won = source.count_won_deals() if isinstance(source, CountsWonDeals) else None
     if won != 0:
         raise StartNotChosen(won)
-    _record_first(cursors, "empty_source", None)
+    _record_first(cursors, watermark, "empty_source", None)
     return None
 
 
@@ -132,10 +139,12 @@ def _recorded(ledger: Ledger | _ReadOnly) -> dict[str, str | None] | None:
     return value if isinstance(value, dict) else None
 
 
-def _record_first(ledger: Ledger | _ReadOnly, how: str, start: datetime | None) -> None:
+def _record_first(
+    ledger: Ledger | _ReadOnly, watermark: str, how: str, start: datetime | None
+) -> None:
     """Record the first run's choice once; later choices (a `--since` re-read) are
     per run and leave it alone."""
-    if ledger.get_cursor(DEALS_CURSOR) or _recorded(ledger) is not None:
+    if ledger.get_cursor(watermark) or _recorded(ledger) is not None:
         return
     value = {"how": how, "from": start.astimezone(UTC).isoformat() if start else None}
     ledger.set_cursor(START_CURSOR, json.dumps(value))

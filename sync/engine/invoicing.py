@@ -46,11 +46,11 @@ from billsync.sync.engine.failures import FailureRecorder, rejected_before
 from billsync.sync.engine.fingerprint import deal_fingerprint, full_fingerprint
 from billsync.sync.engine.known import KnownDeals
 from billsync.sync.engine.recording import Job, Recorder, missing_outcome
-from billsync.sync.engine.summary import RunSummary
+from billsync.sync.engine.summary import CONNECTOR_STOPPED, RunSummary
 from billsync.sync.engine.writeback import queue_writeback
 from billsync.sync.ledger import Fence, IntentConflict, Ledger
 from billsync.sync.ledger.models import DealRecord, DealState, WorkStatus
-from billsync.sync.planning import READ_FIX
+from billsync.sync.planning import DEAL_SOURCE, read_rejection
 
 log = get_logger("billsync.engine")
 
@@ -66,6 +66,8 @@ class InvoiceStage:
     now: Callable[[], datetime]
     fence: Fence | None = None
     """The run's lease claim; None only for tools that run outside a cycle."""
+    source_label: str = DEAL_SOURCE
+    """How messages to operators name the deal source (its connector's label)."""
     _jobs: dict[str, list[Job]] = field(default_factory=lambda: defaultdict(list))
 
     def __post_init__(self) -> None:
@@ -91,7 +93,7 @@ class InvoiceStage:
             for target, batch_jobs in jobs.items():
                 self.invoice(target, batch_jobs)
             return
-        # One worker per target: QuickBooks and Stripe are invoiced at the same time,
+        # One worker per target: the targets are invoiced at the same time,
         # each on its own batch path and inside its own client-side rate limits. The
         # workers share only the ledger (transactional) and the summary (locked).
         with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="invoice") as pool:
@@ -106,12 +108,12 @@ class InvoiceStage:
         if isinstance(item, Deal):
             self._triage(item, known)
         else:
-            problem = Rejection(item.deal_id, item.field, item.reason, READ_FIX)
+            problem = read_rejection(item, self.source_label)
             name = item.deal_name
             with self.ledger.fenced(self.fence):
                 if not self._shown_before(item.deal_id, problem.message(), known):
-                    # The reason goes onto the deal, once: rewriting it would bump
-                    # SystemModstamp and bring the deal back on every run.
+                    # The reason goes onto the deal, once: rewriting it would move
+                    # the deal's revision stamp and bring it back on every run.
                     queue_writeback(
                         self.ledger,
                         item.deal_id,
@@ -144,7 +146,7 @@ class InvoiceStage:
         whole = full_fingerprint(deal)
         if self._rejected_before(deal.id, (whole, fingerprint), known):
             # Same content, same mapping, already rejected and shown on the deal:
-            # nothing to redo (and no write-back that would bump SystemModstamp again).
+            # nothing to redo (and no write-back that would move the revision stamp again).
             # One an operator resolved stays resolved: it needs no attention any more.
             work = known.work(deal.id)
             if work is not None and work.status == WorkStatus.DEAD:
@@ -243,7 +245,7 @@ class InvoiceStage:
                 ref = self.recorder.adopt(job, finished)
                 self.recorder.routing_changed(job, ref, routed_to)
             return False
-        if found:  # a half-built draft (Stripe): resumed by the retry in its own target
+        if found:  # a half-built draft: resumed by the retry in its own target
             self._routing_blocked(deal.id, target, routed_to, "a draft invoice exists there")
             return False
         with self.ledger.fenced(self.fence):
@@ -362,8 +364,8 @@ class InvoiceStage:
             except ConnectorError as error:
                 self._failed(job, error)
                 continue
-            # A draft is an attempt that stopped half-way (Stripe builds an invoice in
-            # steps): only a finished invoice is adopted; create resumes the draft.
+            # A draft is an attempt that stopped half-way (a target that builds an
+            # invoice in steps): only a finished invoice is adopted; create resumes it.
             finished = [ref for ref in found if ref.status != InvoiceStatus.DRAFT]
             if finished:
                 adopted.append((job, finished))
@@ -443,25 +445,14 @@ class InvoiceStage:
         error = ConnectorError(
             system=target,
             error_class=ErrorClass.AUTH,
-            code="CONNECTOR_STOPPED",
+            code=CONNECTOR_STOPPED,
             message=self.summary.stopped[target],
         )
         for job in jobs:
             self._failed(job, error)
 
-    def _stop(self, target: str, error: ConnectorError) -> None:
-        if error.error_class == ErrorClass.AUTH and error.code != "CONNECTOR_STOPPED":
-            self.summary.auth_failed.add(target)
-        if target not in self.summary.stopped:
-            self.summary.stopped[target] = error.message
-            log.error(
-                "connector.stopped",
-                target=target,
-                stage="invoice",
-                error_class=str(error.error_class),
-                code=error.code,
-                message=error.message,
-            )
+    def _stop(self, target: str, error: ConnectorError) -> bool:
+        return self.summary.stop_if_refused(target, error, stage="invoice")
 
 
 # A rejection moves these to needs-attention; an open intent (the create may have

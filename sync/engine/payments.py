@@ -19,7 +19,6 @@ from billsync.core.logs import get_logger
 from billsync.core.protocols import (
     ConnectorError,
     Cursor,
-    ErrorClass,
     PaymentFeed,
     ReportsLastCursor,
 )
@@ -158,8 +157,7 @@ class PaymentStage:
                     pending = []
             self.money.settle(feed, pending)
         except ConnectorError as error:
-            if error.error_class == ErrorClass.AUTH:
-                self.summary.connector_stopped(provider, error)
+            self.summary.stop_if_refused(provider, error, stage="payments")
             self.failures.failed(
                 PAYMENT,
                 f"{provider}:feed",
@@ -169,8 +167,8 @@ class PaymentStage:
             )
             self.summary.failures += 1
             return  # the cursor stays where the last settled chunk left it
-        # A feed may know a later position than its last event (QBO: the time of the
-        # CDC query), so a quiet account does not age past the 30-day look-back.
+        # A feed may know a later position than its last event (the time of its
+        # change query), so a quiet account does not age past the feed's look-back.
         final = (feed.last_cursor if isinstance(feed, ReportsLastCursor) else None) or last
         if final:
             self.ledger.set_cursor(name, final)

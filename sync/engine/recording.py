@@ -70,8 +70,8 @@ class Job:
 
 def oldest_first(found: Sequence[InvoiceRef]) -> list[InvoiceRef]:
     """A deterministic choice among several matches: live before voided, then oldest.
-    Numeric ids (QuickBooks) count up; other targets list oldest first (Stripe sorts by
-    ``created``), so their order is kept."""
+    Numeric ids count up (a target that numbers its records); other targets list
+    oldest first (by creation time), so their order is kept."""
     numeric = all(ref.external_id.isdigit() for ref in found)
 
     def key(item: tuple[int, InvoiceRef]) -> tuple[int, int]:
@@ -89,7 +89,8 @@ class Recorder:
     summary: RunSummary
     run_id: str
     now: Callable[[], datetime]
-    stop: Callable[[str, ConnectorError], None]
+    stop: Callable[[str, ConnectorError], bool]
+    """Stops the target when the error is one that stops a connector; True if it did."""
 
     def adopt(self, job: Job, found: Sequence[InvoiceRef]) -> InvoiceRef:
         """Adopt one of the invoices a look-up found (live before voided, then oldest);
@@ -242,13 +243,12 @@ class Recorder:
     def failed(self, job: Job, error: ConnectorError) -> None:
         error = error.with_context(deal_id=job.deal_id)
         deal_id, target = job.deal_id, job.target
-        if error.error_class == ErrorClass.AUTH:
-            self.stop(target, error)
+        refused = self.stop(target, error)
         permanent = error.error_class in PERMANENT
         state = DealState.NEEDS_ATTENTION if permanent else DealState.FAILED
-        if error.error_class != ErrorClass.AUTH:
-            # After an auth failure the call never reached the target: the intent stays
-            # `invoicing` and the next run looks it up before creating.
+        if not refused:
+            # After refused credentials the call never reached the target: the intent
+            # stays `invoicing` and the next run looks it up before creating.
             self.ledger.set_deal_state(deal_id, target, state, last_error=error.message)
         if permanent:  # queued first, as in the stage's needs-attention path
             queue_writeback(self.ledger, deal_id, target, self.now(), error=error.message)
@@ -258,8 +258,8 @@ class Recorder:
 
 def deal_content(deal: Deal) -> str:
     """What an invoice of the deal would bill now, in the terms of `invoiced_content`:
-    the lines' total before tax (what the draft is made of), and Salesforce's Amount when
-    it says otherwise."""
+    the lines' total before tax (what the draft is made of), and the deal's own amount
+    when it says otherwise."""
     total = deal.lines_total()
     text = f"amount {_show(total, deal.currency)} {deal.currency}, {_lines(len(deal.lines))}"
     if deal.amount != total:
@@ -307,7 +307,7 @@ def _lines(count: int) -> str:
 
 def _due_date(draft: InvoiceDraft, issued: date) -> date | None:
     """The due date the draft asked for, when the target did not say (the target's own,
-    e.g. QuickBooks' DueDate from SalesTermRef, comes first)."""
+    derived from its payment terms, comes first)."""
     if draft.due_date is not None:
         return draft.due_date
     if draft.days_until_due is not None:

@@ -7,12 +7,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from billsync.core.logs import get_logger
 from billsync.core.protocols import ConnectorError, ErrorClass
+from billsync.core.retrying import stops_connector
+
+log = get_logger("billsync.engine")
 
 EXIT_CLEAN = 0
 EXIT_FAILURES = 1
 EXIT_CONFIG = 2
 EXIT_LEASE_HELD = 3
+CONNECTOR_STOPPED = "CONNECTOR_STOPPED"
+"""The code of the error given to work a stopped connector was never sent (not a new
+refusal: it does not count as one more auth failure)."""
 
 
 @dataclass
@@ -42,12 +49,31 @@ class RunSummary:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
 
-    def connector_stopped(self, system: str, error: ConnectorError) -> None:
-        """A connector stops for the rest of the run (refused credentials, quota)."""
+    def connector_stopped(self, system: str, error: ConnectorError, *, stage: str) -> None:
+        """The one place a connector stops for the rest of the run (refused credentials,
+        a failed pull, the source's quota floor); logged once per connector."""
         with self._lock:
+            first = system not in self.stopped
             self.stopped.setdefault(system, error.message)
-            if error.error_class == ErrorClass.AUTH and error.code != "CONNECTOR_STOPPED":
+            if error.error_class == ErrorClass.AUTH and error.code != CONNECTOR_STOPPED:
                 self.auth_failed.add(system)
+        if first:
+            log.error(
+                "connector.stopped",
+                target=system,
+                stage=stage,
+                error_class=str(error.error_class),
+                code=error.code,
+                message=error.message,
+            )
+
+    def stop_if_refused(self, system: str, error: ConnectorError, *, stage: str) -> bool:
+        """Stop ``system`` when ``error`` is one that stops a connector (the one rule,
+        `stops_connector`); True when it did."""
+        if not stops_connector(error):
+            return False
+        self.connector_stopped(system, error, stage=stage)
+        return True
 
     def finish(self) -> None:
         self.duration_s = round(time.monotonic() - self.started, 3)

@@ -3,8 +3,8 @@
 Work comes from the queue: the invoice stage queues a write-back for every deal it
 invoices (and for every deal that needs attention, so the reason shows on the deal);
 the payment stage queues one whenever an invoice's money changes. Only queued deals are
-written, so unchanged deals are never rewritten. Writes go out in batches of up to 200
-(Salesforce sObject Collections); per-deal failures go back to the queue.
+written, so unchanged deals are never rewritten. Writes go out in the source's batches
+(`DealSource.write_back`); per-deal failures go back to the queue.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from billsync.core.canonical import DealWriteBack, InvoiceStatus, MoneyFact
 from billsync.core.logs import get_logger
 from billsync.core.money_state import billing_status, derive, last_payment_date
-from billsync.core.protocols import ConnectorError, DealSource, ErrorClass
+from billsync.core.protocols import ConnectorError, DealSource
 from billsync.sync.engine.failures import WRITEBACK, FailureRecorder
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.ledger import Ledger
@@ -69,8 +69,7 @@ class WriteBackStage:
             failed = self.sink.write_back(updates, errors)
         except ConnectorError as whole:
             failed = {deal_id: whole for deal_id in by_deal}
-            if whole.error_class in (ErrorClass.AUTH, ErrorClass.RATE_LIMITED):
-                self.summary.connector_stopped(self.sink.system, whole)
+            self.summary.stop_if_refused(self.sink.system, whole, stage="writeback")
         with self.ledger.batch():  # the chunk's outcomes in one transaction
             for deal_id, item in by_deal.items():
                 problem = failed.get(deal_id)

@@ -54,8 +54,11 @@ class ArInvoice:
 
 
 class ArReads(Store):
-    def ar_invoices(self, issued_by: date, *, currency: str | None = None) -> list[ArInvoice]:
-        """Invoices issued on or before ``issued_by``, any status."""
+    def ar_invoices(
+        self, issued_by: date, *, currency: str | None = None, target: str | None = None
+    ) -> list[ArInvoice]:
+        """Invoices issued on or before ``issued_by``, any status; ``target``: only
+        those of this connection."""
         ic = invoices.c
         next_day = datetime.combine(issued_by + timedelta(days=1), time(0), tzinfo=UTC)
         query = sa.select(invoices).where(
@@ -66,6 +69,8 @@ class ArReads(Store):
         )
         if currency is not None:
             query = query.where(ic.currency == currency)
+        if target is not None:
+            query = query.where(ic.target == target)
         with self._read() as conn:
             rows = conn.execute(query.order_by(ic.target, ic.external_id)).all()
         return [
@@ -77,12 +82,17 @@ class ArReads(Store):
             for r in rows
         ]  # fmt: skip
 
-    def ar_facts(self, *, currency: str | None = None) -> dict[tuple[str, str], list[MoneyFact]]:
-        """The live facts of every invoice, per (target, external id), oldest first."""
+    def ar_facts(
+        self, *, currency: str | None = None, target: str | None = None
+    ) -> dict[tuple[str, str], list[MoneyFact]]:
+        """The live facts of every invoice (of connection ``target``), per (target,
+        external id), oldest first."""
         pc = payments.c
         query = sa.select(payments).where(pc.voided_at.is_(None))
         if currency is not None:
             query = query.where(pc.currency == currency)
+        if target is not None:
+            query = query.where(pc.invoice_target == target)
         with self._read() as conn:
             rows = conn.execute(query.order_by(pc.occurred_at, pc.id)).all()
         by_invoice: dict[tuple[str, str], list[Any]] = defaultdict(list)

@@ -66,7 +66,7 @@ class Store:
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._write_lock = _writer_lock(engine)
         self._clock = clock
-        # Per thread: the QuickBooks and Stripe invoice workers batch independently.
+        # Per thread: the per-target invoice workers batch independently.
         self._batches = threading.local()
 
     @contextmanager

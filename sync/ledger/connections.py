@@ -2,8 +2,8 @@
 
 A connection's name keys its rows everywhere (invoices, payments, customer links,
 cursors, inbox events). If the configuration later points that name at another
-company — a different QuickBooks realm, or another connector kind — those rows would
-be read against the wrong books: invoices "missing", payments tombstoned, customers
+company — another account of the same kind, or another connector kind — those rows
+would be read against the wrong books: invoices "missing", payments tombstoned, customers
 linked across legal entities. So the first time a name is used the ledger records its
 kind and, when the connector can tell it without a call, its account; every later
 start compares and refuses a change with the key to restore.

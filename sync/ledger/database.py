@@ -110,7 +110,7 @@ def json_dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, separators=(",", ":"), sort_keys=True)
 
 
-# Fractional JSON numbers (e.g. amounts in a QuickBooks payload) come back as Decimal,
+# Fractional JSON numbers (e.g. amounts in a vendor payload) come back as Decimal,
 # so reading a stored payload can never introduce a float into a money path.
 json_loads = functools.partial(json.loads, parse_float=Decimal)
 

@@ -1,4 +1,4 @@
-"""Recorded disagreements between Salesforce, the ledger and the target.
+"""Recorded disagreements between the deal source, the ledger and the target.
 
 Reconciliation runs every cycle and finds the same problem again and again; it must
 be recorded once and stay one open row until it is resolved. History is kept: once

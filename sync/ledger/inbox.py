@@ -1,8 +1,8 @@
 """The webhook inbox: verified events stored raw, acknowledged, processed later.
 
-The receiver must answer within milliseconds (Intuit wants < 3 s), so it only
-stores; background workers claim events and process them. Claims expire, so an
-event held by a crashed worker is picked up again.
+The receiver must answer within milliseconds (vendors time a delivery out within
+seconds and send it again), so it only stores; background workers claim events and
+process them. Claims expire, so an event held by a crashed worker is picked up again.
 """
 
 from __future__ import annotations

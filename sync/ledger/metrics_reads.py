@@ -12,7 +12,8 @@ scanned in Python. On SQLite:
 - inbox lag: ``ix_inbox_status_id`` finds the open events; done events are skipped;
 - queue depth: ``GROUP BY status`` over ``ix_work_items_status_next_attempt_at``
   (a covering index: the table itself is not read);
-- open failures: the same index finds the open items, then their error class;
+- open failures: the same index finds the open items, then their error class (and,
+  per connection, the connection their payload names: the open items are few);
 - invoices created: ``GROUP BY target`` over ``ix_invoices_deal_id_target``
   (covering);
 - last run per outcome: ``GROUP BY outcome`` over ``runs``, one row per cycle
@@ -23,13 +24,16 @@ scanned in Python. On SQLite:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from billsync.sync.ledger.base import Store
 from billsync.sync.ledger.models import InboxStatus, WorkStatus
+from billsync.sync.ledger.ops_reads import payload_connection
 from billsync.sync.ledger.queue import WORK_FAILED
 from billsync.sync.ledger.schema import audit, inbox, invoices, runs, work_items
 
@@ -51,6 +55,8 @@ class MetricsSnapshot:
     """Work items whose last attempt failed and that are not closed, per error class."""
     failed_attempts_by_class: dict[str, int]
     """Every failed attempt ever recorded (audit rows ``work.failed``), per class."""
+    open_failures_by_connection: dict[tuple[str, str], int] = field(default_factory=dict)
+    """The open failures per (connection, error class), for items that name one."""
 
 
 class MetricsReads(Store):
@@ -88,13 +94,16 @@ class MetricsReads(Store):
                 .where(invoices.c.deal_id.is_not(None))
                 .group_by(invoices.c.target)
             ).all()
+            # Per connection and class in one query; the per-class figures are its sums
+            # (a rejected deal's item names no connection: it counts under class only).
+            connection = payload_connection()
             failing = conn.execute(
-                sa.select(work_items.c.last_error_class, sa.func.count())
+                sa.select(connection, work_items.c.last_error_class, sa.func.count())
                 .where(
                     work_items.c.status.in_(_OPEN_WORK),
                     work_items.c.last_error_class.is_not(None),
                 )
-                .group_by(work_items.c.last_error_class)
+                .group_by(connection, work_items.c.last_error_class)
             ).all()
             error_class = audit.c.details["error_class"].as_string()
             attempts = conn.execute(
@@ -109,6 +118,17 @@ class MetricsReads(Store):
             work_items_by_status=depth,
             last_run_finished_at={str(outcome): at for outcome, at in last_runs},
             invoices_created_by_target={str(target): int(n) for target, n in created},
-            open_failures_by_class={str(cls): int(n) for cls, n in failing},
+            open_failures_by_class=_per_class(failing),
             failed_attempts_by_class={str(cls): int(n) for cls, n in attempts if cls},
+            open_failures_by_connection={
+                (str(name), str(cls)): int(n) for name, cls, n in failing if name is not None
+            },
         )
+
+
+def _per_class(rows: Sequence[Any]) -> dict[str, int]:
+    """(connection, class, count) rows summed per class."""
+    found: dict[str, int] = {}
+    for _connection, cls, n in rows:
+        found[str(cls)] = found.get(str(cls), 0) + int(n)
+    return found

@@ -41,10 +41,15 @@ from billsync.sync.ledger.schema import (
 
 _c = work_items.c
 
-QUOTA_CURSOR = "salesforce.quota"
-"""A cursors row holding the Salesforce API allocation as last seen by a run (JSON:
-``used``, ``max``, ``floor_percent``, ``stopped``), written by `quota_cursor_value`.
-Not a feed position: `status` shows it under credential health, not under cursors."""
+QUOTA_SUFFIX = ".quota"
+
+
+def quota_cursor(source: str) -> str:
+    """The cursors row holding the deal source's API allocation as last seen by a run
+    (JSON: ``used``, ``max``, ``floor_percent``, ``stopped``), written by
+    `quota_cursor_value`, named after the source's connection (``<source>.quota``).
+    Not a feed position: `status` shows it under the source's quota, not under cursors."""
+    return f"{source}{QUOTA_SUFFIX}"
 
 
 class FailureView(StrEnum):
@@ -70,15 +75,16 @@ def _view_condition(view: FailureView) -> sa.ColumnElement[bool]:
     return sa.or_(retrying, dead, resolved)
 
 
-def _payload_target() -> sa.ColumnElement[Any]:
-    # Invoice and write-back items name a target; payment-feed items a provider.
+def payload_connection() -> sa.ColumnElement[Any]:
+    """A work item's connection: invoice and write-back items name their target,
+    payment-feed items their provider (both hold the connection's name)."""
     return sa.func.coalesce(_c.payload["target"].as_string(), _c.payload["provider"].as_string())
 
 
 def quota_cursor_value(
     used: int | None, maximum: int | None, floor_percent: str, stopped: bool
 ) -> str:
-    """The QUOTA_CURSOR value for a run to store (the format `status` reads back)."""
+    """The `quota_cursor` value for a run to store (the format `status` reads back)."""
     return json.dumps(
         {"used": used, "max": maximum, "floor_percent": floor_percent, "stopped": stopped}
     )
@@ -116,12 +122,12 @@ class OpsReads(Store):
     ) -> list[WorkItem]:
         """Failed work items in ``view``, newest activity first.
 
-        ``target`` matches the item's target (or provider); ``since`` keeps items whose
-        last activity (``updated_at``: the last failure, retry or resolve) is at or
-        after it."""
+        ``target`` matches the item's connection (its target or provider); ``since``
+        keeps items whose last activity (``updated_at``: the last failure, retry or
+        resolve) is at or after it."""
         query = sa.select(work_items).where(_view_condition(FailureView(view)))
         if target is not None:
-            query = query.where(_payload_target() == target)
+            query = query.where(payload_connection() == target)
         if error_class is not None:
             query = query.where(_c.last_error_class == error_class)
         if since is not None:
@@ -188,6 +194,17 @@ class OpsReads(Store):
                 .group_by(_c.last_error_class)
             ).all()
         return {str(cls or "unknown"): int(n) for cls, n in rows}
+
+    def open_failures_by_connection(self) -> dict[str, int]:
+        """Open failures per connection (items that name none are left out)."""
+        connection = payload_connection()
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(connection, sa.func.count())
+                .where(_view_condition(FailureView.OPEN), connection.is_not(None))
+                .group_by(connection)
+            ).all()
+        return {str(name): int(n) for name, n in rows}
 
     def all_cursors(self) -> list[CursorRow]:
         with self._read() as conn:

@@ -26,7 +26,7 @@ NAMING_CONVENTION = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
-# Identifier widths: Salesforce ids are 18 characters, vendor ids are short, but
+# Identifier widths: deal-source ids are 18 characters, vendor ids are short, but
 # 64/255 leave room for other sources without a migration.
 _DEAL_ID = 64
 _TARGET = 32
@@ -72,7 +72,7 @@ deals = sa.Table(
     sa.Column("deal_id", sa.String(_DEAL_ID), primary_key=True),
     sa.Column("target", sa.String(_TARGET), primary_key=True),
     sa.Column("state", sa.String(32), nullable=False),
-    sa.Column("revision", sa.String(64), nullable=False),  # Salesforce SystemModstamp
+    sa.Column("revision", sa.String(64), nullable=False),  # the source's change stamp
     sa.Column("idempotency_key", sa.String(255), nullable=False, unique=True),
     sa.Column("intent_at", UTCDateTime(), nullable=False),
     sa.Column("external_invoice_id", sa.String(_EXTERNAL_ID), nullable=True),
@@ -106,7 +106,7 @@ invoices = sa.Table(
     # calendar dates as the invoice shows them, not instants.
     sa.Column("issue_date", sa.Date(), nullable=True),
     sa.Column("due_date", sa.Date(), nullable=True),
-    # The source account billed (Salesforce Account id): one customer across targets;
+    # The source account billed (the deal source's account id): one customer across targets;
     # its id in a target is in customer_links.
     sa.Column("account_id", sa.String(_DEAL_ID), nullable=True),
     sa.Column("customer_name", sa.Text(), nullable=True),
@@ -213,7 +213,7 @@ work_items = sa.Table(
     sa.Index("ix_work_items_status_next_attempt_at", "status", "next_attempt_at"),
 )
 
-# Disagreements between Salesforce, the ledger and the target. History is kept, so a
+# Disagreements between the deal source, the ledger and the target. History is kept, so a
 # (kind, deal, target) can have many resolved rows but only one open row: open_key
 # holds "kind|deal|target" while open and NULL once resolved, and is unique. That is
 # a partial unique index that works the same on SQLite and PostgreSQL, including
@@ -234,7 +234,7 @@ discrepancies = sa.Table(
     sa.Index("ix_discrepancies_deal_id", "deal_id"),
 )
 
-# Watermarks and feed cursors (Salesforce SystemModstamp, Stripe event id, QBO CDC time).
+# Watermarks and feed cursors (the source's change stamp, a target's event id or time).
 cursors = sa.Table(
     "cursors",
     metadata,
@@ -244,7 +244,7 @@ cursors = sa.Table(
 )
 
 # The connections this ledger has served (migration 0011): each name's connector kind
-# and, once its connector names it (a QuickBooks realm id), the vendor account. Rows
+# and, once its connector names it (a company or account id), the vendor account. Rows
 # keyed by a connection's name (invoices, payments, customer links, cursors) belong to
 # that account; a configuration that points the name at another account or kind is
 # refused at start-up instead of mixing two companies' books.

@@ -36,7 +36,7 @@ class CursorStore(Store):
 class CredentialStore(Store):
     """Rotating OAuth tokens with optimistic concurrency.
 
-    QuickBooks rotates the refresh token on every refresh and the old one soon stops
+    A vendor may rotate the refresh token on every refresh, the old one soon to stop
     working, so losing a save means a manual reconnect. The refresher loads
     (data, version), refreshes, and saves with that version; if another process saved
     first the save returns False and the caller reloads instead of clobbering the

@@ -10,15 +10,19 @@ Table-driven, in three layers:
    ``CLASS_FIX`` by error class.
 2. **The object** comes from the connector's hints (``ConnectorSpec.error_hints``): per
    stored code, patterns over the vendor's own words and the failure's payload name
-   what is wrong ("QuickBooks item 'SKU-9' … is inactive or deleted").
+   what is wrong ("Ledgerly item 'SKU-9' … is inactive or deleted").
 3. **What happens next** follows from the class and the item's status: billsync retries
    transient work by itself; permanent work waits for a change or an operator.
 
 Deals rejected by billsync's own validation (code ``VALIDATION``) carry their problems
 (field, reason, fix) in the payload and are rendered from those.
 
-The connectors are the installed ones (`billsync.core.plugins.installed_specs`) unless
-the caller passes its own; a system no connector is installed for is named as stored.
+A failure names the *connection* it happened in (``qbo_uk``); its error table, hints
+and label are its connector's, found through the connection's kind
+(`billsync.sync.ops.connections.Connections`). The connectors are the installed ones
+(`billsync.core.plugins.installed_specs`), each the one connection named after its kind,
+unless the caller passes its own; a system no connector is installed for is named as
+stored.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-from billsync.core.plugins import ConnectorSpec, ErrorHint, installed_specs
+from billsync.core.plugins import ConnectorSpec, ErrorHint
 from billsync.core.protocols import ErrorClass, ErrorRule
+from billsync.sync.ops.connections import Connections, from_specs, installed
 
 VALIDATION = "VALIDATION"
 
@@ -46,38 +50,26 @@ CLASS_FIX: Mapping[str, str] = {
     "(`billsync config check`) and reconnect if they were revoked",
     ErrorClass.CONFLICT: "billsync refetches and retries; if it persists, find who keeps "
     "editing the record in {system}",
-    ErrorClass.INVALID_DATA: "correct the deal in Salesforce or the mapping file",
+    ErrorClass.INVALID_DATA: "correct the deal in {source} or the mapping file",
     ErrorClass.NOT_FOUND: "restore the object in {system}, or resolve this failure with a note",
 }
-
-
-@cache
-def _installed() -> Specs:
-    """The installed connectors' specs, loaded once per process."""
-    return installed_specs()[0]
-
-
-def label(system: str, specs: Specs) -> str:
-    spec = specs.get(system)
-    return spec.label if spec is not None else system
 
 
 # --- layer 1: the connectors' error tables ------------------------------------------
 
 
-def connector_rules(system: str, specs: Specs) -> tuple[tuple[str | None, ErrorRule], ...]:
+def connector_rules(spec: ConnectorSpec | None) -> tuple[tuple[str | None, ErrorRule], ...]:
     """The error table of a connector ((stored code or None, rule) pairs), its vendor
     SDK imported on first use; empty for a connector that declares none or is not
     installed."""
-    spec = specs.get(system)
     if spec is None or spec.error_rules is None:
         return ()
     return tuple(spec.error_rules())
 
 
-def find_fix(system: str, code: str | None, message: str, specs: Specs) -> str | None:
-    """The fix of the table row that produced ``message``, or None."""
-    candidates = [(c, rule) for c, rule in connector_rules(system, specs) if rule.fix in message]
+def find_fix(spec: ConnectorSpec | None, code: str | None, message: str) -> str | None:
+    """The fix of the row of ``spec``'s table that produced ``message``, or None."""
+    candidates = [(c, rule) for c, rule in connector_rules(spec) if rule.fix in message]
     if not candidates:
         return None
     exact = [rule for c, rule in candidates if code is not None and c == code]
@@ -170,6 +162,8 @@ class FailureFacts:
     deal_name: str | None
     payload: Mapping[str, Any]
     next_attempt_at: datetime | None
+    source: str | None = None
+    """The deal source's connection (where a deal is corrected); None: the default's."""
 
 
 @dataclass(frozen=True)
@@ -195,15 +189,15 @@ def _deal_ref(facts: FailureFacts) -> str:
     return f"deal {facts.deal_id}" if facts.deal_id else "no particular deal"
 
 
-def _subject(facts: FailureFacts, specs: Specs) -> str:
+def _subject(facts: FailureFacts, known: Connections) -> str:
     deal = _deal_ref(facts)
-    target = label(str(facts.payload.get("target") or facts.system), specs)
+    target = known.label(str(facts.payload.get("target") or facts.system))
     if facts.stage == "invoice":
         return f"Creating the {target} invoice for {deal}"
     if facts.stage == "writeback":  # the system is the deal source
-        return f"Writing the billing status back to {label(facts.system, specs)} for {deal}"
+        return f"Writing the billing status back to {known.label(facts.system)} for {deal}"
     if facts.stage == "payments":
-        return f"Reading {label(facts.system, specs)} payment events"
+        return f"Reading {known.label(facts.system)} payment events"
     return f"The {facts.stage} step for {deal}"
 
 
@@ -249,7 +243,7 @@ _OPERATION = re.compile(r"^[A-Z][A-Za-z]+ [^:]*? failed: ")
 
 
 def _vendor_words(system: str, code: str | None, said: str | None) -> str:
-    """'(Stripe resource_missing, HTTP 400: "No such price")': the code and status
+    """'(Ledgerly missing_price, HTTP 400: "No such price")': the code and status
     once, then the vendor's own words, if any beyond them."""
     tag = f"{system} {code}" if code else system
     words = _OPERATION.sub("", said or "").strip()
@@ -267,34 +261,41 @@ def _vendor_words(system: str, code: str | None, said: str | None) -> str:
     return f'({tag}: "{words}")' if words else f"({tag})"
 
 
-def advise(facts: FailureFacts, specs: Specs | None = None) -> Advice:
-    """One actionable sentence for a stored failure; ``specs``: the connectors to read
-    error tables, hints and labels from (default: the installed ones)."""
+def advise(
+    facts: FailureFacts, specs: Specs | None = None, connections: Connections | None = None
+) -> Advice:
+    """One actionable sentence for a stored failure. ``connections``: the configured
+    connections, to reach a failure's connector through its connection; else
+    ``specs``, the connectors to read error tables, hints and labels from (default:
+    the installed ones), each the connection named after its kind."""
     if facts.code == VALIDATION:
         validated = _validation(facts)
         if validated is not None:
             return validated
-    specs = _installed() if specs is None else specs
+    known = connections or (installed() if specs is None else from_specs(specs))
     system = facts.system
-    fix = find_fix(system, facts.code, facts.message, specs)
+    spec = known.spec(system)
+    fix = find_fix(spec, facts.code, facts.message)
     if fix is None:  # stored under another system (e.g. billsync's own): any table that fits
-        found = (find_fix(name, facts.code, facts.message, specs) for name in specs)
+        found = (find_fix(other, facts.code, facts.message) for other in known.specs.values())
         fix = next((f for f in found if f), None)
     said, parsed_fix = split_message(facts.message, fix)
     error_class = facts.error_class or ErrorClass.INVALID_DATA
     fix = fix or parsed_fix or CLASS_FIX.get(error_class, CLASS_FIX[ErrorClass.INVALID_DATA])
-    fix = fix.replace("{system}", label(system, specs))
+    source_name = facts.source or known.source
+    source = known.label(source_name) if source_name else "the deal source"
+    fix = fix.replace("{system}", known.label(system)).replace("{source}", source)
     retries = error_class in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.CONFLICT)
-    spec = specs.get(system)
     hints = spec.error_hints if spec is not None else ()
     hint = _hinted(hints, facts.code, facts.message, _facts(facts.payload, facts.deal_id))
-    vendor = _vendor_words(label(system, specs), facts.code, said)
+    # The vendor's code is the connector's, whichever connection met it.
+    vendor = _vendor_words(spec.label if spec is not None else system, facts.code, said)
     fix = fix.rstrip(". ")
     if hint is not None:
         says, extra = hint
         also = f"; {extra}" if extra else ""
-        sentence = f"{_subject(facts, specs)} failed: {says} {vendor}. What to do: {fix}{also}."
+        sentence = f"{_subject(facts, known)} failed: {says} {vendor}. What to do: {fix}{also}."
     else:
-        sentence = f"{_subject(facts, specs)} failed {vendor}. What to do: {fix}."
+        sentence = f"{_subject(facts, known)} failed {vendor}. What to do: {fix}."
     sentence = f"{sentence} {_next(facts, retries)}"
     return Advice(sentence, fix, said, retries)

@@ -14,8 +14,12 @@ date on that date:
     90+       more than 90
 
 Per currency, never summed across currencies; ``total`` is the sum of the buckets.
+``connections`` gives the same per connection (the company or account that issued the
+invoice: ``books_us``, ``payments_eu``; a single-company ledger's connections are named
+after their kinds), each connection's totals per currency; the per-currency totals
+are the sums over connections. ``connection`` filters the whole report to one.
 ``--by customer`` adds one row per (currency, customer), the customer being the source
-account billed (one customer billed in QuickBooks and in Stripe is one row). Invoices
+account billed (one customer billed in two targets is one row). Invoices
 without a recorded due date are aged from their issue date (due on receipt) and
 counted in ``without_due_date``, so the figure is conservative rather than flattering.
 """
@@ -83,26 +87,50 @@ class AgingReport:
     currencies: dict[str, AgingRow]
     customers: list[AgingRow] | None
     without_due_date: int
+    connections: dict[str, dict[str, AgingRow]] = field(default_factory=dict)
+    """Connection → currency → its totals."""
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
             "as_of": self.as_of.isoformat(),
             "currencies": {c: row.as_json() for c, row in sorted(self.currencies.items())},
+            "connections": {
+                name: {c: row.as_json() for c, row in sorted(rows.items())}
+                for name, rows in sorted(self.connections.items())
+            },
         }
         if self.customers is not None:
             document["customers"] = [row.as_json() for row in self.customers]
         document["without_due_date"] = self.without_due_date
         return document
 
+    def by_connection(self, currency: str) -> list[tuple[str, AgingRow]]:
+        """Each connection's totals in ``currency``, by name."""
+        return [
+            (name, rows[currency])
+            for name, rows in sorted(self.connections.items())
+            if currency in rows
+        ]
+
     def csv(self) -> str:
+        """One row per customer (with ``--by customer``), then per connection
+        ("(connection qbo_us)" in the customer column, so the columns stay those of a
+        single-company report), then the currency's total ("(all customers)")."""
         header = ["currency", "customer", *BUCKETS, "total"]
         rows: list[list[object]] = []
         for currency, row in sorted(self.currencies.items()):
             for customer in self.customers or []:
                 if customer.currency == currency:
                     rows.append(_csv_row(customer, customer.customer))
+            for name, subtotal in self.by_connection(currency):
+                rows.append(_csv_row(subtotal, connection_cell(name)))
             rows.append(_csv_row(row, "(all customers)"))
         return csv_text(header, rows)
+
+
+def connection_cell(name: str) -> str:
+    """How a connection's subtotal row is named in the customer column."""
+    return f"(connection {name})"
 
 
 def _csv_row(row: AgingRow, customer: str | None) -> list[object]:
@@ -119,6 +147,7 @@ def age_book(book: Book, *, by_customer: bool = False) -> AgingReport:
     """The aging of an already loaded book (pure: no ledger access)."""
     as_of = book.as_of
     currencies = {currency: AgingRow(currency) for currency in book.currencies()}
+    connections: dict[str, dict[str, AgingRow]] = {}
     customers: dict[tuple[str, str], AgingRow] = {}
     undated = 0
     for invoice in book.invoices:
@@ -129,6 +158,8 @@ def age_book(book: Book, *, by_customer: bool = False) -> AgingReport:
             undated += 1
         name = bucket((as_of - due_date(invoice)).days)
         currencies[invoice.currency].add(name, balance)
+        mine = connections.setdefault(invoice.target, {})
+        mine.setdefault(invoice.currency, AgingRow(invoice.currency)).add(name, balance)
         if by_customer:
             key = _customer_key(invoice)
             row = customers.get(key)
@@ -139,10 +170,16 @@ def age_book(book: Book, *, by_customer: bool = False) -> AgingReport:
     ordered = None
     if by_customer:
         ordered = sorted(customers.values(), key=lambda r: (r.currency, -r.total, r.customer or ""))
-    return AgingReport(as_of, currencies, ordered, undated)
+    return AgingReport(as_of, currencies, ordered, undated, connections)
 
 
 def aging(
-    ledger: Ledger, as_of: date, *, currency: str | None = None, by_customer: bool = False
+    ledger: Ledger,
+    as_of: date,
+    *,
+    currency: str | None = None,
+    connection: str | None = None,
+    by_customer: bool = False,
 ) -> AgingReport:
-    return age_book(Book.load(ledger, as_of, currency), by_customer=by_customer)
+    book = Book.load(ledger, as_of, currency, connection=connection)
+    return age_book(book, by_customer=by_customer)

@@ -54,9 +54,17 @@ class Book:
     facts: dict[tuple[str, str], list[MoneyFact]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, ledger: Ledger, as_of: date, currency: str | None = None) -> Book:
-        invoices = ledger.ar_invoices(as_of, currency=currency)
-        return cls(as_of, invoices, ledger.ar_facts(currency=currency))
+    def load(
+        cls,
+        ledger: Ledger,
+        as_of: date,
+        currency: str | None = None,
+        *,
+        connection: str | None = None,
+    ) -> Book:
+        """The book of one currency and/or one connection (None: all of them)."""
+        invoices = ledger.ar_invoices(as_of, currency=currency, target=connection)
+        return cls(as_of, invoices, ledger.ar_facts(currency=currency, target=connection))
 
     def known(self, invoice: ArInvoice, day: date) -> list[MoneyFact]:
         """The invoice's facts that had happened by the end of ``day``, oldest first."""

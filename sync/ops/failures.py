@@ -6,6 +6,10 @@ rows count, and the ``open | dead | resolved | all`` views, are defined in
 audit row (who, what, the note, the status before) in the same transaction as the
 change.
 
+Each failure names its *connection* (``qbo_uk``): the target or payment provider its
+work item is for, as the ledger stores it; the log filters by it. ``system`` is where
+it failed: billsync itself, the deal source (write-backs) or that connection.
+
 Times: ``first_seen`` is when the item was first queued (its row's creation);
 ``last_attempt_at`` is the latest failed attempt recorded in the audit trail
 (``work.failed`` rows), else the row's last update when that was the failure itself,
@@ -25,6 +29,7 @@ from billsync.sync.ledger.models import AuditEntry
 from billsync.sync.ledger.ops_reads import FailureView
 from billsync.sync.ledger.queue import WORK_FAILED
 from billsync.sync.ops.advice import VALIDATION, Advice, FailureFacts, advise
+from billsync.sync.ops.connections import Connections, installed
 from billsync.sync.ops.render import iso
 
 ATTEMPT_ACTION = WORK_FAILED
@@ -53,15 +58,28 @@ def default_actor() -> str:
 # --- one line of the log --------------------------------------------------------------
 
 
-def failing_system(item: WorkItem, source: str = "salesforce") -> str:
+def _source(source: str | None, connections: Connections | None) -> str:
+    """The deal source's connection: as given, else the configured or installed one."""
+    if source:
+        return source
+    return (connections or installed()).source or "source"
+
+
+def connection_of(item: WorkItem) -> str | None:
+    """The connection a work item is for: its target (invoices, write-backs) or its
+    payment provider (payment feeds)."""
+    found = item.payload.get("target") or item.payload.get("provider")
+    return str(found) if found else None
+
+
+def failing_system(item: WorkItem, source: str) -> str:
     """Which system the failure came from: billsync itself for a rejected deal, the
-    source for write-backs, the provider for payment feeds, else the target."""
-    payload = item.payload
+    source for write-backs, else the item's connection (its target or provider)."""
     if item.last_error_code == VALIDATION:
         return "billsync"
     if item.kind == "writeback":
         return source
-    return str(payload.get("provider") or payload.get("target") or "unknown")
+    return connection_of(item) or "unknown"
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class FailureRow:
     deal_id: str | None
     deal_name: str | None
     target: str | None
+    """The item's connection (kept under this name for scripts that read it)."""
     system: str
     stage: str
     error_class: str | None
@@ -89,6 +108,7 @@ class FailureRow:
             "deal_id": self.deal_id,
             "deal_name": self.deal_name,
             "target": self.target,
+            "connection": self.target,
             "system": self.system,
             "stage": self.stage,
             "error_class": self.error_class,
@@ -112,19 +132,16 @@ def _last_attempt(item: WorkItem, history: Sequence[AuditEntry]) -> datetime | N
     return item.updated_at if item.last_error_class is not None else None
 
 
-def failure_row(
-    item: WorkItem, history: Sequence[AuditEntry], source: str = "salesforce"
-) -> FailureRow:
+def failure_row(item: WorkItem, history: Sequence[AuditEntry], source: str) -> FailureRow:
     payload = item.payload
     deal_id = payload.get("deal_id")
-    target = payload.get("target") or payload.get("provider")
     waiting = item.status in (WorkStatus.PENDING, WorkStatus.LEASED)
     return FailureRow(
         id=item.id,
         kind=item.kind,
         deal_id=str(deal_id) if deal_id else None,
         deal_name=str(payload["deal_name"]) if payload.get("deal_name") else None,
-        target=str(target) if target else None,
+        target=connection_of(item),
         system=failing_system(item, source),
         stage=str(payload.get("stage") or item.kind),
         error_class=item.last_error_class,
@@ -141,19 +158,24 @@ def failure_row(
 @dataclass(frozen=True)
 class FailureQuery:
     view: FailureView = FailureView.OPEN
-    target: str | None = None
+    connection: str | None = None
     error_class: str | None = None
     since: datetime | None = None
     limit: int = 1000
 
 
 def list_failures(
-    ledger: Ledger, query: FailureQuery, source: str = "salesforce"
+    ledger: Ledger,
+    query: FailureQuery,
+    source: str | None = None,
+    connections: Connections | None = None,
 ) -> list[FailureRow]:
-    """Failures matching ``query``, most recent activity first."""
+    """Failures matching ``query``, most recent activity first. ``source``: the deal
+    source's connection (default: the configured or installed one)."""
+    source = _source(source, connections)
     items = ledger.failures(
         query.view,
-        target=query.target,
+        target=query.connection,
         error_class=query.error_class,
         since=query.since,
         limit=query.limit,
@@ -287,8 +309,16 @@ def _attempt_history(row: FailureRow, history: Sequence[AuditEntry]) -> list[dic
     ]
 
 
-def show_failure(ledger: Ledger, item_id: int, source: str = "salesforce") -> FailureDetail:
-    """Everything about one failure; UnknownFailure if the id names none."""
+def show_failure(
+    ledger: Ledger,
+    item_id: int,
+    source: str | None = None,
+    connections: Connections | None = None,
+) -> FailureDetail:
+    """Everything about one failure; UnknownFailure if the id names none. Its advice
+    reads the error table of the connection's connector (``connections``; default:
+    each installed connector the connection named after its kind)."""
+    source = _source(source, connections)
     item = ledger.get_work(item_id)
     if item is None or not ledger.is_failure(item):
         raise UnknownFailure(item_id)
@@ -308,10 +338,11 @@ def show_failure(ledger: Ledger, item_id: int, source: str = "salesforce") -> Fa
         deal_name=row.deal_name,
         payload=item.payload,
         next_attempt_at=row.next_attempt_at,
+        source=source,
     )
     return FailureDetail(
         row=row,
-        advice=advise(facts),
+        advice=advise(facts, connections=connections),
         attempted=_attempted(item),
         deal=_deal(ledger, row.deal_id),
         attempts=_attempt_history(row, history),
@@ -393,12 +424,12 @@ def retry_all(
     actor: str,
     *,
     error_class: str | None = None,
-    target: str | None = None,
+    connection: str | None = None,
     note: str | None = None,
 ) -> list[ActionOutcome]:
-    """Retry every open failure (optionally of one class or target)."""
+    """Retry every open failure (optionally of one class or connection)."""
     items = ledger.failures(
-        FailureView.OPEN, target=target, error_class=error_class, limit=1_000_000
+        FailureView.OPEN, target=connection, error_class=error_class, limit=1_000_000
     )
     items = [item for item in items if item.status != WorkStatus.LEASED]
     items.sort(key=lambda item: item.id)

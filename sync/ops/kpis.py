@@ -15,8 +15,8 @@ Money figures are per currency and never summed across currencies.
 - Billing accuracy = invoices issued in the window whose deal has no billing
   discrepancy (``BILLING_KINDS``, open or resolved) ÷ all invoices billsync issued in
   the window, × 100. Payment-side discrepancies (a partial or over-payment, a payment
-  for an unknown invoice) and Salesforce write-back ones describe what customers or
-  Salesforce did, not the invoice, so they do not count against it.
+  for an unknown invoice) and deal-source write-back ones describe what customers or
+  the deal source did, not the invoice, so they do not count against it.
 - Average days to pay: over the invoices settled in the window, the mean of
   (settlement day − issue day), where the settlement is the payment or credit after
   which nothing is due (`Book.settled_on`). A later refund or dispute does not undo it:
@@ -28,6 +28,8 @@ Money figures are per currency and never summed across currencies.
   count and amount (``written_off``, the balance due) per currency. The ledger keeps no
   date for the write-off itself, so this is every write-off to date, not only those in
   the window.
+
+``connection`` restricts every figure to one connection's invoices (``qbo_uk``).
 
 Ratios and day counts are decimal strings rounded half up to one place.
 """
@@ -232,11 +234,16 @@ def _billing(ledger: Ledger, invoices: list[ArInvoice], start: date, end: date) 
 
 
 def kpis(
-    ledger: Ledger, as_of: date, *, days: int = DEFAULT_DAYS, currency: str | None = None
+    ledger: Ledger,
+    as_of: date,
+    *,
+    days: int = DEFAULT_DAYS,
+    currency: str | None = None,
+    connection: str | None = None,
 ) -> KpiReport:
     if days < 1:
         raise ValueError("the KPI window needs at least one day")
-    book = Book.load(ledger, as_of, currency)
+    book = Book.load(ledger, as_of, currency, connection=connection)
     start = as_of - timedelta(days=days)
     aged = age_book(book).currencies
     at_start, at_end = _ar_by_currency(book, start), _ar_by_currency(book, as_of)

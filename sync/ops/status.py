@@ -9,11 +9,16 @@
   feed stopped being read);
 - inbox: webhook events per status and the lag (age of the oldest unprocessed one);
 - discrepancies: open ones per kind;
-- credentials: per connector that declares ``credential_health`` (its `ConnectorSpec`),
-  one report per credential it keeps in the ledger (e.g. a QuickBooks company's token
-  expiries), each with a ``summary`` line and its ``warnings``;
+- connections: each connection in use (the deal source, the targets, any other enabled
+  one): name, connector kind and label, enabled, role, its open failures, its cursors,
+  whether the last finished run stopped calling it, and a one-word credential health;
+- credentials: per connection whose connector declares ``credential_health`` (its
+  `ConnectorSpec`), one report per credential it keeps in the ledger (e.g. a company's
+  token expiries), each with a ``summary`` line and its ``warnings``. A stored
+  credential belongs to the connection of that kind whose section points at its
+  account (`ConnectorSpec.account`), else to the connection named after the kind;
 - source_quota: the deal source's API allocation as a run last saw it, when a run
-  recorded it (``QUOTA_CURSOR``), else marked unknown.
+  recorded it (`quota_cursor`), else marked unknown.
 - customers: target customers linked to two or more accounts (issue 16: a second link
   is an operator's deliberate act; each one is listed so it stays one).
 
@@ -30,9 +35,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from billsync.core.plugins import ConnectorSpec, StoredCredential, installed_specs
+from billsync.core.plugins import ConnectorSpec, StoredCredential
 from billsync.sync.ledger import Ledger, Run
-from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, CursorRow
+from billsync.sync.ledger.ops_reads import CursorRow, quota_cursor
+from billsync.sync.ops.connections import Connections, from_specs, installed
 from billsync.sync.ops.render import age_seconds, iso
 
 RUNS_SHOWN = 5
@@ -88,27 +94,72 @@ def _cursor(row: CursorRow, now: datetime) -> dict[str, Any]:
 
 
 def credential_reports(
-    ledger: Ledger, spec: ConnectorSpec, now: datetime
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """A connector's reports on the credentials it keeps in the ledger (JSON) and their
-    warnings, each naming the connector and the account ("QuickBooks 9130: …")."""
-    health = spec.credential_health
-    if health is None:
-        return [], []
-    reports: list[dict[str, Any]] = []
+    ledger: Ledger, known: Connections, now: datetime
+) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Per connection, the reports of its connector on the credentials it keeps in the
+    ledger (JSON), and their warnings, each naming the connection and the account
+    ("Ledgerly 9130: …", "Ledgerly (ledgerly_uk) 9131: …"). Every connection in use, and
+    each connector's own section, whose connector reports credentials has an entry,
+    empty when nothing is stored."""
+    shown = {view.name for view in known.in_use()} | set(known.specs)
+    reports: dict[str, list[dict[str, Any]]] = {
+        name: []
+        for name in known.views
+        if name in shown
+        and (spec := known.spec(name)) is not None
+        and spec.credential_health is not None
+    }
     warnings: list[str] = []
-    for row in ledger.credential_rows(health.prefix):
-        report = health.report(StoredCredential(row.name, row.data, row.updated_at), now)
-        named = f"{spec.label} {report.account}"
-        facts = {**report.facts, "summary": f"{named}: {report.summary}"}
-        reports.append({**facts, "warnings": list(report.warnings)})
-        warnings.extend(f"{named}: {warning}" for warning in report.warnings)
+    for kind, spec in known.specs.items():
+        health = spec.credential_health
+        if health is None:
+            continue
+        for row in ledger.credential_rows(health.prefix):
+            report = health.report(StoredCredential(row.name, row.data, row.updated_at), now)
+            owner = known.owner(kind, report.account)
+            named = f"{known.label(owner)} {report.account}"
+            facts = {**report.facts, "summary": f"{named}: {report.summary}"}
+            reports.setdefault(owner, []).append({**facts, "warnings": list(report.warnings)})
+            warnings.extend(f"{named}: {warning}" for warning in report.warnings)
     return reports, warnings
+
+
+def _health(reports: list[dict[str, Any]] | None) -> str:
+    """One word for a connection's credentials: ``ok``, ``warning``, ``none stored``,
+    or ``not reported`` (its connector keeps none in the ledger)."""
+    if reports is None:
+        return "not reported"
+    if not reports:
+        return "none stored"
+    return "warning" if any(report["warnings"] for report in reports) else "ok"
+
+
+def connection_rows(
+    known: Connections,
+    credentials: Mapping[str, list[dict[str, Any]]],
+    open_failures: Mapping[str, int],
+    cursors: list[dict[str, Any]],
+    last_stopped: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """One entry per connection in use: who it is, and what the ledger knows of it."""
+    rows = []
+    for view in known.in_use():
+        mine = [c["name"] for c in cursors if c["name"].startswith(f"{view.name}.")]
+        rows.append(
+            {
+                **view.as_json(),
+                "credential_health": _health(credentials.get(view.name)),
+                "open_failures": open_failures.get(view.name, 0),
+                "cursors": mine,
+                "stopped_in_last_run": last_stopped.get(view.name),
+            }
+        )
+    return rows
 
 
 def source_quota(row: CursorRow | None, now: datetime) -> dict[str, Any]:
     """The deal source's allocation as a run last recorded it, or unknown. It is a
-    daily rolling count (Salesforce's), so the figure is as old as ``recorded_at``."""
+    rolling count the source reports, so the figure is as old as ``recorded_at``."""
     if row is None:
         return {
             "known": False,
@@ -138,11 +189,13 @@ def build_status(
     *,
     source: str,
     specs: Mapping[str, ConnectorSpec] | None = None,
+    connections: Connections | None = None,
     runs: int = RUNS_SHOWN,
 ) -> Status:
     """The status document. ``source`` names the deal source (``sync.source``: whose
-    API allocation runs record); ``specs`` are the connectors whose credentials are
-    reported (default: the installed ones)."""
+    API allocation runs record); ``connections`` are the configured connections
+    (default: each of ``specs``, else of the installed connectors, the connection
+    named after its kind)."""
     warnings: list[str] = []
     recent = [_run(run, now) for run in ledger.recent_runs(runs)]
     lease = ledger.get_lease(RUN_LEASE)
@@ -161,22 +214,28 @@ def build_status(
         )
 
     cursor_rows = ledger.all_cursors()
-    quota_row = next((row for row in cursor_rows if row.name == QUOTA_CURSOR), None)
-    cursors = [_cursor(row, now) for row in cursor_rows if row.name != QUOTA_CURSOR]
+    quota_name = quota_cursor(source)
+    quota_row = next((row for row in cursor_rows if row.name == quota_name), None)
+    cursors = [_cursor(row, now) for row in cursor_rows if row.name != quota_name]
 
     lag = ledger.inbox_lag(now)
     if lag > INBOX_LAG_WARNING:
         warnings.append(f"webhook events wait {int(lag.total_seconds())} s to be processed")
 
     open_by_kind = ledger.open_discrepancy_counts()
-    specs = installed_specs()[0] if specs is None else specs
-    credentials: dict[str, list[dict[str, Any]]] = {}
-    for name, spec in specs.items():
-        if spec.credential_health is not None:
-            credentials[name], said = credential_reports(ledger, spec, now)
-            warnings.extend(said)
-    source_spec = specs.get(source)
-    source_label = source_spec.label if source_spec is not None else source
+    if connections is None:
+        connections = installed(source) if specs is None else from_specs(specs, source)
+    credentials, said = credential_reports(ledger, connections, now)
+    warnings.extend(said)
+    source_label = connections.label(source)
+    finished = next((run for run in recent if run["outcome"] is not None), None)
+    listed = connection_rows(
+        connections,
+        credentials,
+        ledger.open_failures_by_connection(),
+        cursors,
+        finished["stopped"] if finished else {},
+    )
     quota = {"system": source, "label": source_label, **source_quota(quota_row, now)}
     if quota.get("stopped_by_floor"):
         warnings.append(f"the last run stopped calling {source_label} at the quota floor")
@@ -204,6 +263,7 @@ def build_status(
         "cursors": cursors,
         "inbox": {"lag_s": int(lag.total_seconds()), "by_status": ledger.inbox_counts()},
         "discrepancies": {"open": sum(open_by_kind.values()), "by_kind": open_by_kind},
+        "connections": listed,
         "credentials": credentials,
         "source_quota": quota,
         "customers": {"shared": shared},

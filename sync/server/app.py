@@ -23,6 +23,7 @@ from billsync.core.logs import get_logger
 from billsync.core.protocols import WebhookVerifier
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.base import utc_now
+from billsync.sync.ops.connections import Connections
 from billsync.sync.server.health import health_router
 from billsync.sync.server.ops import OpsContext, install_ops
 from billsync.sync.server.ops.auth import token_problem
@@ -61,11 +62,15 @@ class ServerParts:
     """How many wrong ops tokens a client, and everyone, may try (`ops.throttle`)."""
     ops_secure_cookie: bool | None = None
     """The ops session cookie's Secure flag; None: set it when the request is https."""
-    source: str = "salesforce"
+    source: str = ""
+    """The deal source's connection name (``sync.source``), for the ops pages."""
     clock: Callable[[], datetime] = utc_now
+    ops_connections: Connections | None = None
+    """The configured connections the ops pages and API show (`ops.connections`); None:
+    each installed connector is the one connection named after its kind."""
     connections: tuple[str, ...] = ()
     """Every target connection this server serves: a verifier may hand a notification
-    to a same-kind peer (one Intuit app notifies for all its companies), stored under
+    to a same-kind peer (one vendor app may notify for all its companies), stored under
     that peer only when it is served here. Empty: the verifiers' own names."""
 
 
@@ -126,6 +131,7 @@ def create_app(parts: ServerParts) -> FastAPI:
             token=parts.ops_token,
             clock=parts.clock,
             source=parts.source,
+            connections=parts.ops_connections,
             secure_cookie=parts.ops_secure_cookie,
             # The ledger's random key, shared by every worker; never one derived from
             # the token (the login form would be an offline oracle for it).

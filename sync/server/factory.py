@@ -21,6 +21,7 @@ from billsync.sync.apicalls import hosts_from_settings, install_api_call_observe
 from billsync.sync.engine.cycle import LeaseHeld, run_cycle
 from billsync.sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
+from billsync.sync.ops.connections import from_settings
 from billsync.sync.server.app import ServerParts, create_app
 from billsync.sync.server.cron import CronSchedule
 from billsync.sync.server.metrics import Metrics
@@ -69,6 +70,7 @@ def build_app(settings: Settings, *, schedule: CronSchedule | None = None) -> Fa
         source=settings.sync.source,
         clock=wiring.utc_now,
         connections=tuple(built.targets),
+        ops_connections=from_settings(settings),
     )
     return create_app(parts)
 
@@ -78,7 +80,7 @@ def scheduled_run(settings: Settings, ledger: Ledger) -> None:
     engine = wiring.engine_for(settings, ledger)
     choice = StartChoice(start_from=settings.start_from())
     try:
-        start = resolve_start(ledger, engine.source, choice)
+        start = resolve_start(ledger, engine.source, choice, source_name=engine.source_name)
     except StartNotChosen as stop:
         log.error("schedule.start_not_chosen", reason=stop.message())
         return

@@ -10,11 +10,18 @@ Two kinds of numbers, kept apart because they come from different places:
   are left out and ``billsync_ledger_up`` is 0: the scrape still succeeds, so the
   alert says "ledger down" rather than "target down".
 - **Process-local**: webhook deliveries this process answered, and the vendor API
-  calls it made (the inbox worker resolving Intuit notifications, scheduled runs),
+  calls it made (the inbox worker resolving webhook notifications, scheduled runs),
   fed by `billsync.sync.apicalls.install_api_call_observer`. With ``--workers N`` each worker
   keeps its own and a scrape is answered by whichever worker accepts it, so these
   counters jump between workers' values; scale with replicas of one worker each (each
   its own scrape target) where they matter.
+
+Connections: every series that concerns one connection carries its name (``qbo_uk``;
+a single-company deployment's are named after their kinds). Labels that held the
+connector's name before connections existed keep their names for the dashboards that
+query them and now hold the connection: ``target`` on invoices created, ``provider``
+on webhook deliveries, ``system`` on API calls. A family new with connections labels it
+``connection`` (open failures per connection).
 
 Each `Metrics` owns its registry (never prometheus_client's global one), so tests and
 several app instances in one process do not collide.
@@ -120,7 +127,7 @@ def _families(snapshot: MetricsSnapshot | None, now: datetime) -> Iterator[Metri
     )
     created = CounterMetricFamily(
         "billsync_invoices_created",
-        "Invoices billsync created in each target (from the ledger; each invoice once).",
+        "Invoices billsync created in each target connection (from the ledger; each invoice once).",
         labels=["target"],
     )
     failures = CounterMetricFamily(
@@ -134,6 +141,14 @@ def _families(snapshot: MetricsSnapshot | None, now: datetime) -> Iterator[Metri
         "Work items whose last attempt failed and that await a retry or an operator, "
         "per error class.",
         labels=["class"],
+    )
+    # Beside billsync_open_failures rather than a label added to it, so the sums and
+    # alerts already written on that family keep their meaning.
+    connection_failures = GaugeMetricFamily(
+        "billsync_connection_open_failures",
+        "Open failures (as billsync_open_failures) per connection the work item is for "
+        "(a target or payment provider) and error class; only pairs that have some.",
+        labels=["connection", "class"],
     )
     if snapshot is not None:
         oldest = snapshot.oldest_open_inbox_at
@@ -150,7 +165,9 @@ def _families(snapshot: MetricsSnapshot | None, now: datetime) -> Iterator[Metri
             failures.add_metric([cls], n)
         for cls, n in sorted((every_class | snapshot.open_failures_by_class).items()):
             open_failures.add_metric([cls], n)
-    yield from (lag, depth, last_run, created, failures, open_failures)
+        for (connection, cls), n in sorted(snapshot.open_failures_by_connection.items()):
+            connection_failures.add_metric([connection, cls], n)
+    yield from (lag, depth, last_run, created, failures, open_failures, connection_failures)
 
 
 class Metrics:
@@ -178,14 +195,14 @@ class Metrics:
         self._webhook_events.labels(UNKNOWN_CONNECTION, NOT_CONFIGURED)
         self._api_calls = Counter(
             "billsync_api_calls",
-            "Vendor API calls made by this process, per system and HTTP status "
-            "(error: no response).",
+            "Vendor API calls made by this process, per connection (label system) and HTTP "
+            "status (error: no response).",
             ["system", "status"],
             registry=self.registry,
         )
         self._api_latency = Histogram(
             "billsync_api_latency_seconds",
-            "Duration of vendor API calls made by this process, per system.",
+            "Duration of vendor API calls made by this process, per connection (label system).",
             ["system"],
             buckets=API_LATENCY_BUCKETS,
             registry=self.registry,

@@ -1,7 +1,7 @@
 """`POST /webhooks/<connection>`: verify, store, answer.
 
 One route serves every connection that has a webhook verifier, by the connection's name
-(today a connector's name: ``/webhooks/stripe``, ``/webhooks/quickbooks``). The server
+(a connector's own name for its plain section, or a ``connections:`` name). The server
 names no provider: everything provider-shaped comes from the verifier, so a new
 connector's webhooks need no change here.
 

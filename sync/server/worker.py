@@ -1,9 +1,9 @@
 """The background worker of `billsync serve`: drains the webhook inbox with the
 engine's payment stage, then writes the new money state back onto the deals.
 
-The receiver only stores (Intuit wants an answer within 3 s and holds later events
-behind a failed one), so everything slow happens here: fetching what an Intuit
-notification only names, applying payments, the Salesforce write-back. The worker
+The receiver only stores (a vendor wants an answer within seconds and may hold later
+events behind a failed one), so everything slow happens here: fetching what a
+notification only names, applying payments, the deal source's write-back. The worker
 wakes when the receiver stored something and otherwise every ``poll_seconds``, so
 events stored by another replica (or left by a previous process) are not forgotten.
 """

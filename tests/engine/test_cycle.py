@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from billsync.core.idempotency import invoice_key
 from billsync.mappings.loader import load_mappings
 from billsync.mappings.plan import Planner
-from billsync.sync.engine.cycle import DEALS_CURSOR, LeaseHeld, run_cycle
+from billsync.sync.engine.cycle import LeaseHeld, deals_cursor, run_cycle
 from billsync.sync.engine.fingerprint import deal_fingerprint
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import DealState, WorkStatus
@@ -50,7 +50,7 @@ def test_happy_path_then_nothing_to_do(ledger: Ledger, clock: Clock) -> None:
     assert target.per_deal() == {d.id: 1 for d in deals}
     assert states(ledger, deals) == [DealState.INVOICED] * 7
     assert target.customer_calls == 3  # three accounts, each resolved once
-    assert ledger.get_cursor(DEALS_CURSOR) is not None
+    assert ledger.get_cursor(deals_cursor("salesforce")) is not None
     invoice = ledger.invoice_for_deal(deals[0].id, "quickbooks")
     assert invoice is not None and invoice.total == Decimal("100.00")
     assert [a.action for a in ledger.audit_for(f"deal:{deals[0].id}")] == ["invoice.created"]

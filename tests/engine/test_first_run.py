@@ -9,7 +9,7 @@ import pytest
 
 from billsync.core.plugins import ConnectorPluginError, ConnectorSpec
 from billsync.core.settings import SourceSection
-from billsync.sync.engine.cycle import DEALS_CURSOR
+from billsync.sync.engine.cycle import deals_cursor
 from billsync.sync.engine.first_run import (
     BACKFILL_FROM,
     StartChoice,
@@ -22,6 +22,7 @@ from billsync.sync.ledger import Ledger
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 MAR = datetime(2026, 3, 1, tzinfo=UTC)
+SOURCE = "salesforce"
 
 
 class Counting:
@@ -36,7 +37,7 @@ class Counting:
 
 def test_a_fresh_ledger_with_no_choice_stops_with_the_count(ledger: Ledger) -> None:
     with pytest.raises(StartNotChosen) as stop:
-        resolve_start(ledger, Counting(500), StartChoice())
+        resolve_start(ledger, Counting(500), StartChoice(), source_name=SOURCE)
     assert stop.value.won == 500
     assert "500 closed-won deals exist" in stop.value.message()
     assert "--since" in stop.value.message() and "--backfill" in stop.value.message()
@@ -45,16 +46,16 @@ def test_a_fresh_ledger_with_no_choice_stops_with_the_count(ledger: Ledger) -> N
 
 def test_a_source_that_cannot_count_still_stops(ledger: Ledger) -> None:
     with pytest.raises(StartNotChosen) as stop:
-        resolve_start(ledger, object(), StartChoice())
+        resolve_start(ledger, object(), StartChoice(), source_name=SOURCE)
     assert stop.value.won is None
     assert "could not count" in stop.value.message()
 
 
 def test_an_empty_source_needs_no_choice_and_is_recorded(ledger: Ledger) -> None:
-    assert resolve_start(ledger, Counting(0), StartChoice()) is None
+    assert resolve_start(ledger, Counting(0), StartChoice(), source_name=SOURCE) is None
     assert recorded_start(ledger) == {"how": "empty_source", "from": None}
     source = Counting(40)  # deals won since are new: no question asked again
-    assert resolve_start(ledger, source, StartChoice()) is None
+    assert resolve_start(ledger, source, StartChoice(), source_name=SOURCE) is None
     assert source.calls == 0
 
 
@@ -71,21 +72,23 @@ def test_the_first_choice_is_used_and_recorded(
     ledger: Ledger, choice: StartChoice, start: datetime, recorded: dict[str, str | None]
 ) -> None:
     source = Counting(500)
-    assert resolve_start(ledger, source, choice) == start
+    assert resolve_start(ledger, source, choice, source_name=SOURCE) == start
     assert recorded_start(ledger) == recorded
     assert source.calls == 0
     # The next run with no flags (its first read found nothing: no watermark yet)
     # starts from the same place instead of asking again or reading everything.
-    assert resolve_start(ledger, source, StartChoice()) == start
+    assert resolve_start(ledger, source, StartChoice(), source_name=SOURCE) == start
 
 
 def test_a_ledger_with_a_watermark_reads_from_it(ledger: Ledger) -> None:
-    ledger.set_cursor(DEALS_CURSOR, "2026-05-01T00:00:00.000Z|006000000000001AAA")
+    ledger.set_cursor(deals_cursor(SOURCE), "2026-05-01T00:00:00.000Z|006000000000001AAA")
     source = Counting(500)
-    assert resolve_start(ledger, source, StartChoice()) is None
+    assert resolve_start(ledger, source, StartChoice(), source_name=SOURCE) is None
     assert source.calls == 0
     assert recorded_start(ledger) is None  # an existing deployment is not a first run
-    assert resolve_start(ledger, source, StartChoice(since=JAN)) == JAN  # a re-read window
+    assert (
+        resolve_start(ledger, source, StartChoice(since=JAN), source_name=SOURCE) == JAN
+    )  # a re-read window
     assert recorded_start(ledger) is None
 
 

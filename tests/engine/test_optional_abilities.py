@@ -19,7 +19,7 @@ from billsync.core.protocols import (
 from billsync.sync.engine.cycle import run_cycle
 from billsync.sync.engine.payments import feed_cursor_name
 from billsync.sync.ledger import Ledger
-from billsync.sync.ledger.ops_reads import QUOTA_CURSOR
+from billsync.sync.ledger.ops_reads import quota_cursor
 from tests.engine.fakes import Clock, FakeFeed, FakeSource, FakeTarget, build, make_deal
 
 
@@ -64,7 +64,7 @@ def test_the_fakes_have_exactly_the_abilities_they_declare() -> None:
 
 def test_a_source_reporting_its_quota_has_it_recorded(ledger: Ledger, clock: Clock) -> None:
     run_cycle(build(ledger, QuotaSource([make_deal(1)]), FakeTarget(), clock))
-    recorded = ledger.get_cursor(QUOTA_CURSOR)
+    recorded = ledger.get_cursor(quota_cursor("salesforce"))
     assert recorded is not None
     assert json.loads(recorded) == {
         "used": 900,
@@ -79,10 +79,10 @@ def test_a_quota_not_reported_yet_or_not_at_all_records_nothing(
 ) -> None:
     target = FakeTarget()
     run_cycle(build(ledger, FakeSource([make_deal(1)]), target, clock))
-    assert ledger.get_cursor(QUOTA_CURSOR) is None
+    assert ledger.get_cursor(quota_cursor("salesforce")) is None
     unreported = QuotaSource([make_deal(2)], quota=FakeQuota(used=None, max=None))
     run_cycle(build(ledger, unreported, target, clock))
-    assert ledger.get_cursor(QUOTA_CURSOR) is None
+    assert ledger.get_cursor(quota_cursor("salesforce")) is None
 
 
 def test_a_quiet_feed_moves_its_cursor_only_when_it_reports_one(

@@ -9,7 +9,7 @@ from pathlib import Path
 from billsync.core.idempotency import invoice_key
 from billsync.mappings.loader import load_mappings
 from billsync.mappings.plan import Planner
-from billsync.sync.engine.cycle import DEALS_CURSOR, run_cycle
+from billsync.sync.engine.cycle import deals_cursor, run_cycle
 from billsync.sync.ledger import Ledger
 from billsync.sync.ledger.models import WorkStatus
 from tests.engine.fakes import Clock, FakeSource, FakeTarget, build, invalid, make_deal
@@ -28,7 +28,7 @@ def rejected_then_resolved(ledger: Ledger, clock: Clock, source: FakeSource, dea
 def reread(ledger: Ledger) -> None:
     """The deal comes round again unchanged (the overlap window, a --since re-read, a
     write-back that bumped SystemModstamp)."""
-    ledger.set_cursor(DEALS_CURSOR, "")
+    ledger.set_cursor(deals_cursor("salesforce"), "")
 
 
 def test_a_resolved_rejection_stays_resolved_when_the_deal_is_read_again(

@@ -19,7 +19,7 @@ def book_cli(sqlite_cli: Cli, sqlite_ledger: Ledger) -> Cli:
 
 def test_aging_json_shape(book_cli: Cli) -> None:
     report = book_cli.json("report", "aging", "--as-of", "2026-03-31", "--json")
-    assert set(report) == {"as_of", "currencies", "without_due_date"}
+    assert set(report) == {"as_of", "currencies", "connections", "without_due_date"}
     assert report["as_of"] == "2026-03-31"
     for figures in report["currencies"].values():
         assert list(figures) == ["current", "1-30", "31-60", "61-90", "90+", "total"]

@@ -10,7 +10,7 @@ import pytest
 
 from billsync.connectors.quickbooks.tokens import TokenSet
 from billsync.sync.ledger import Ledger
-from billsync.sync.ledger.ops_reads import QUOTA_CURSOR, quota_cursor_value
+from billsync.sync.ledger.ops_reads import quota_cursor, quota_cursor_value
 from tests.ops.conftest import Cli, Clock
 
 ACCESS = "eyJhbGciOiJIUzI1NiJ9.ACCESS-TOKEN-DISTINCTIVE-7731"
@@ -36,7 +36,7 @@ def fill(ledger: Ledger) -> None:
     ledger.fail_work(item.id, "invalid_data", "610", "inactive item", now, True)
     ledger.set_cursor("salesforce.deals", "2026-11-23T10:00:00.000Z|006B")
     ledger.set_cursor("stripe.events", "evt_123")
-    ledger.set_cursor(QUOTA_CURSOR, quota_cursor_value(14200, 15000, "10", True))
+    ledger.set_cursor(quota_cursor("salesforce"), quota_cursor_value(14200, 15000, "10", True))
     ledger.store_inbox_event("stripe", "evt_1", b"{}", {"event_type": "invoice.paid"})
     ledger.record_discrepancy("invoice_total_mismatch", "006C", "quickbooks", "1", "2")
     ledger.record_discrepancy("writeback_missing", "006D", "quickbooks", None, None)

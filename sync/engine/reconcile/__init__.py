@@ -1,4 +1,4 @@
-"""Three-way reconciliation (DESIGN.md "Reconciliation"): Salesforce (what was sold) ↔
+"""Three-way reconciliation (DESIGN.md "Reconciliation"): deal source (what was sold) ↔
 ledger (what we did) ↔ target (what exists).
 
 One pass, in this order (run.py):
@@ -14,7 +14,7 @@ One pass, in this order (run.py):
    each invoice's money read fresh through its feed (``read_invoice_money``) against
    the ledger's, both ways (``invoice_money_mismatch``), and against the target's own
    figures (``target_figures_unexplained``; money.py);
-3. Salesforce ↔ ledger: won deals the pull has passed but the ledger never saw, when
+3. deal source ↔ ledger: won deals the pull has passed but the ledger never saw, when
    the deal source can list won deal ids (queued for the next run to invoice), and
    invoiced deals no longer won (``deal_lost_after_invoice``), when it can read deal
    stages (optional abilities in billsync.core.protocols; deals.py);
@@ -27,7 +27,7 @@ Rules for every check:
   facts agree. An invoice that could not be read this pass keeps its rows open.
 - the target is the truth about what exists: a void or deletion found out of band and
   an edited total are written into the ledger (status, total) and the deal's write-back
-  is queued, so balances, AR and Salesforce are right while the discrepancy stays open
+  is queued, so balances, AR and the deal source are right while the discrepancy stays open
   for a person to look at.
 - ``fix`` does only mechanical things: queue lost write-backs again, and record the
   target's read of an invoice whose money the ledger has wrong (the deal's write-back

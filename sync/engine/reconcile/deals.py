@@ -1,9 +1,9 @@
 """The deal side: ``closed_won_not_invoiced`` and ``deal_lost_after_invoice``.
 
 - Deals the ledger holds with no invoice and no work that will make one (ledger only).
-- Won deals the pull has passed but the ledger never saw (Salesforce ↔ ledger, when the
+- Won deals the pull has passed but the ledger never saw (deal source ↔ ledger, when the
   deal source can list won deal ids): e.g. a deal whose transaction committed with a
-  SystemModstamp older than the watermark minus the overlap. Each is recorded and
+  revision stamp older than the watermark minus the overlap. Each is recorded and
   queued as an invoice work item without a draft, which the next run's retry stage
   reads from the source by id and invoices like any pulled deal; the row closes when
   the deal reaches the invoice stage (or the failure log takes it over).

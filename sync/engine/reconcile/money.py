@@ -13,8 +13,8 @@ holds, field by field, whichever way they differ:
   queues the deal's write-back and closes the row once the ledger agrees.
 - ``target_figures_unexplained``: the target's own figures disagree with its facts —
   its reported balance is not total − paid − credited, or its reported amount paid is
-  neither the payments nor the payments and credits (QuickBooks reports
-  ``TotalAmt − Balance``, which credit memos lower too). billsync's model does not
+  neither the payments nor the payments and credits (a target may report total −
+  balance as paid, which credit notes lower too). billsync's model does not
   explain the target's books there; nothing is fixed, a person looks.
 
 A row is re-verified every pass: it closes when the sides agree, and its amounts are

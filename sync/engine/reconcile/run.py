@@ -55,7 +55,7 @@ def reconcile(
     Call it holding the run lease (the cycle does; so does `billsync reconcile`): it
     writes ledger state, and a concurrent run would show half-done work as discrepancies.
     """
-    from billsync.sync.engine.cycle import DEALS_CURSOR, LEASE_TTL, RUN_LEASE
+    from billsync.sync.engine.cycle import LEASE_TTL, RUN_LEASE, deals_cursor
 
     ledger = engine.ledger
     summary = summary or RunSummary(f"reconcile-{uuid.uuid4()}")
@@ -72,7 +72,7 @@ def reconcile(
             now=engine.now,
             fix=fix,
             summary=summary,
-            deals_cursor=ledger.get_cursor(DEALS_CURSOR),
+            deals_cursor=ledger.get_cursor(deals_cursor(engine.source_name)),
             limit=limit,
             heartbeat=heartbeat,
         )

@@ -7,7 +7,7 @@ money.py).
 
 The target is the truth about what exists: a void or deletion found out of band and an
 edited total are written into the ledger (status, total) and the deal's write-back is
-queued, so balances, AR and Salesforce are right while the discrepancy stays open for a
+queued, so balances, AR and the deal source are right while the discrepancy stays open for a
 person to look at. When the target's money was read too, the correction records that
 read (`Ledger.record_invoice_money`), so the ledger's money status follows. An invoice
 that could not be read this pass keeps its rows open.
@@ -24,9 +24,9 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from billsync.core.canonical import DiscrepancyKind, InvoiceMoney, InvoiceRef, InvoiceStatus
-from billsync.core.logs import get_logger
 from billsync.core.money_state import MoneyStatus
 from billsync.core.protocols import ConnectorError, ErrorClass, InvoiceTarget, PaymentFeed
+from billsync.core.retrying import stops_connector
 from billsync.sync.engine.money_sync import deal_state_for
 from billsync.sync.engine.reconcile.money import check_money, state_of
 from billsync.sync.engine.reconcile.readback import MoneyOutcome, candidates, outcomes
@@ -37,8 +37,6 @@ from billsync.sync.ledger.models import InvoiceRecord
 if TYPE_CHECKING:
     from billsync.sync.engine.reconcile.recorder import Reconciler
 
-log = get_logger("billsync.engine")
-
 SUSPICIOUS_ALL_MISSING = 3
 """If every invoice read from a target (at least this many) is not found, the connection
 is more likely pointed at the wrong company or account than every invoice deleted."""
@@ -47,7 +45,8 @@ GONE = frozenset({InvoiceStatus.VOID.value, InvoiceStatus.DELETED.value})
 
 
 class _Stop(Exception):
-    """The target answered auth or rate_limited: stop reading it this pass."""
+    """The target refused the credentials (it is stopped for the run) or is throttling:
+    stop reading it this pass."""
 
 
 class TargetPass:
@@ -142,7 +141,7 @@ class TargetPass:
         if invoice.status not in GONE:
             return invoice
         # The ledger says void or deleted, the target says it is live: the target is the
-        # truth about what exists (e.g. a QBO payment void that was read as an invoice void).
+        # truth about what exists (e.g. a payment void that was read as an invoice void).
         return self._correct(
             invoice, ref.status.value, invoice.total, deal_id, read=read, restore=True
         )
@@ -324,19 +323,12 @@ class TargetPass:
 
     def _failed(self, what: str, error: ConnectorError) -> None:
         self.rec.report.error(self.target, f"{what}: {error}")
-        if error.error_class in (ErrorClass.AUTH, ErrorClass.RATE_LIMITED):
-            if self.rec.summary is not None:
-                self.rec.summary.stopped.setdefault(self.target, error.message)
-                if error.error_class == ErrorClass.AUTH:
-                    self.rec.summary.auth_failed.add(self.target)
-            log.error(
-                "connector.stopped",
-                target=self.target,
-                stage="reconcile",
-                error_class=str(error.error_class),
-                code=error.code,
-                message=error.message,
-            )
+        refused = stops_connector(error)
+        if refused and self.rec.summary is not None:
+            self.rec.summary.connector_stopped(self.target, error, stage="reconcile")
+        # A throttled target is only left alone for the rest of this pass: reading back
+        # is optional work, and the next pass continues where this one stopped.
+        if refused or error.error_class is ErrorClass.RATE_LIMITED:
             raise _Stop(self.target)
 
 

@@ -120,19 +120,29 @@ def api_router(ctx: OpsContext) -> APIRouter:
             raise _invalid("currency", value, f"'{value}' is not an ISO 4217 currency code")
         return value
 
+    Connection = Annotated[
+        str | None,
+        Query(max_length=64, description="only this connection (a target or provider)"),
+    ]
+
     @router.get("/failures", response_model=list[models.Failure], summary="List failures")
     def get_failures(
         _actor: Actor,
         status: Annotated[FailureView, Query(description="which failures")] = FailureView.OPEN,
-        target: Annotated[str | None, Query(max_length=64)] = None,
+        connection: Connection = None,
+        target: Annotated[
+            str | None, Query(max_length=64, description="the former name of connection")
+        ] = None,
         error_class: Annotated[str | None, Query(alias="class", max_length=64)] = None,
         since: Annotated[
             datetime | None, Query(description="last activity at or after (UTC if no zone)")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     ) -> Any:
-        query = FailureQuery(status, target, error_class, utc(since) if since else None, limit)
-        return plain([row.as_json() for row in list_failures(ctx.ledger, query, ctx.source)])
+        moment = utc(since) if since else None
+        query = FailureQuery(status, connection or target, error_class, moment, limit)
+        rows = list_failures(ctx.ledger, query, connections=ctx.known())
+        return plain([row.as_json() for row in rows])
 
     @router.get(
         "/failures/{item_id}",
@@ -141,14 +151,14 @@ def api_router(ctx: OpsContext) -> APIRouter:
     )
     def get_failure(_actor: Actor, item_id: ItemId) -> Any:
         try:
-            return plain(show_failure(ctx.ledger, item_id, ctx.source).as_json())
+            return plain(show_failure(ctx.ledger, item_id, connections=ctx.known()).as_json())
         except UnknownFailure as exc:
             raise NotFound(str(exc)) from None
 
     @router.post(
         "/failures/retry",
         response_model=models.ActionReport,
-        summary="Retry several failures, or all open ones (of a class / target)",
+        summary="Retry several failures, or all open ones (of a class / connection)",
     )
     def post_retry_many(
         who: Actor, body: Annotated[models.RetryIds | models.RetryAll, Body()]
@@ -156,8 +166,8 @@ def api_router(ctx: OpsContext) -> APIRouter:
         try:
             if isinstance(body, models.RetryAll):
                 outcomes = retry_all(
-                    ctx.ledger, who, error_class=body.error_class, target=body.target,
-                    note=body.note,
+                    ctx.ledger, who, error_class=body.error_class,
+                    connection=body.connection or body.target, note=body.note,
                 )  # fmt: skip
             else:
                 outcomes = retry_failures(ctx.ledger, body.ids, who, body.note)
@@ -239,23 +249,27 @@ def api_router(ctx: OpsContext) -> APIRouter:
 
     @router.get("/status", response_model=models.Status, summary="billsync status")
     def get_status(_actor: Actor) -> Any:
-        return plain(build_status(ctx.ledger, ctx.clock(), source=ctx.source).as_json())
+        known = ctx.known()
+        report = build_status(ctx.ledger, ctx.clock(), source=known.source, connections=known)
+        return plain(report.as_json())
 
     @router.get(
         "/reports/aging",
         response_model=models.Aging,
         response_model_exclude_unset=True,
-        summary="AR aging per currency (and per customer)",
+        summary="AR aging per currency and connection (and per customer)",
     )
     def get_aging(
         _actor: Actor,
         as_of: AsOf = None,
         currency: Currency = None,
+        connection: Connection = None,
         by: Annotated[Literal["customer"] | None, Query(description="rows per customer")] = None,
     ) -> Any:
         report = aging(
-            ctx.ledger, day(as_of), currency=currency_code(currency), by_customer=by == "customer"
-        )
+            ctx.ledger, day(as_of), currency=currency_code(currency), connection=connection,
+            by_customer=by == "customer",
+        )  # fmt: skip
         return plain(report.as_json())
 
     @router.get("/reports/kpis", response_model=models.Kpis, summary="AR KPIs over a window")
@@ -264,8 +278,12 @@ def api_router(ctx: OpsContext) -> APIRouter:
         as_of: AsOf = None,
         days: Annotated[int, Query(ge=1, le=3650, description="window length")] = DEFAULT_DAYS,
         currency: Currency = None,
+        connection: Connection = None,
     ) -> Any:
-        report = kpis(ctx.ledger, day(as_of), days=days, currency=currency_code(currency))
+        report = kpis(
+            ctx.ledger, day(as_of), days=days, currency=currency_code(currency),
+            connection=connection,
+        )  # fmt: skip
         return plain(report.as_json())
 
     return router

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pydantic import SecretStr
 
 from billsync.sync.ledger import Ledger
+from billsync.sync.ops.connections import Connections, installed
 from billsync.sync.server.ops.signing import Signer
 from billsync.sync.server.ops.throttle import LoginThrottle
 
@@ -29,8 +30,12 @@ class OpsContext:
     token: SecretStr | None
     """None turns /ops and /api off: they answer 404 with ``OFF_SENTENCE``."""
     clock: Callable[[], datetime]
-    source: str = "salesforce"
-    """The deal source's connector name (a write-back failure happened there)."""
+    source: str = ""
+    """The deal source's connection (a write-back failure happened there); empty: the
+    one of ``connections``, else the installed deal source."""
+    connections: Connections | None = None
+    """The configured connections (`billsync.sync.ops.connections.from_settings`); None:
+    each installed connector is the one connection named after its kind."""
     secure_cookie: bool | None = None
     """Mark the session cookie Secure: True/False, or None to follow the request's
     scheme (https directly, or X-Forwarded-Proto from a trusted proxy)."""
@@ -42,3 +47,9 @@ class OpsContext:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     on_login_refused: Callable[[str], None] = _ignore
     """Told the `throttle.Refusal` of every refused token (the /metrics counter)."""
+
+    def known(self) -> Connections:
+        """The connections the pages and the API show, group and filter by."""
+        if self.connections is not None:
+            return self.connections
+        return installed(self.source or None)

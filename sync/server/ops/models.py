@@ -29,8 +29,11 @@ class Failure(_Out):
     kind: str
     deal_id: str | None
     deal_name: str | None
-    target: str | None
-    system: str = Field(description="where it failed: billsync, the source or a target")
+    target: str | None = Field(description="the item's connection (its former name)")
+    connection: str | None = Field(
+        description="the connection (target or payment provider) the item is for"
+    )
+    system: str = Field(description="where it failed: billsync, the source or a connection")
     stage: str
     error_class: str | None
     code: str | None
@@ -102,10 +105,12 @@ class RetryIds(_Request):
 
 
 class RetryAll(_Request):
-    """Retry every open failure, optionally only those of one class and/or target."""
+    """Retry every open failure, optionally only those of one class and/or connection
+    (``target``: its former name)."""
 
     all: Literal[True]
     error_class: str | None = Field(default=None, alias="class", max_length=64)
+    connection: str | None = Field(default=None, max_length=64)
     target: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=2000)
 
@@ -195,6 +200,22 @@ class Customers(_Out):
     )
 
 
+class StatusConnection(_Out):
+    name: str
+    kind: str = Field(description="the connector kind (its entry-point name)")
+    label: str
+    enabled: bool
+    role: Literal["source", "target", "unused"]
+    credential_health: str = Field(
+        description="ok, warning, none stored, or not reported (the connector keeps none)"
+    )
+    open_failures: int
+    cursors: list[str]
+    stopped_in_last_run: str | None = Field(
+        description="why the last finished run stopped calling it, if it did"
+    )
+
+
 class Status(_Out):
     as_of: Moment
     runs: list[StatusRun]
@@ -203,8 +224,11 @@ class Status(_Out):
     cursors: list[Cursor]
     inbox: Inbox
     discrepancies: DiscrepancyCounts
+    connections: list[StatusConnection] = Field(
+        description="each connection in use: the deal source, the targets, other enabled ones"
+    )
     credentials: dict[str, list[dict[str, Any]]] = Field(
-        description="per connector that reports credential health, one entry per stored "
+        description="per connection that reports credential health, one entry per stored "
         "credential: expiry times, a summary line and warnings, never a secret"
     )
     source_quota: dict[str, Any] = Field(
@@ -236,6 +260,9 @@ class AgingCustomer(AgingBuckets):
 class Aging(_Out):
     as_of: Day
     currencies: dict[str, AgingBuckets]
+    connections: dict[str, dict[str, AgingBuckets]] = Field(
+        description="per connection, its totals per currency"
+    )
     customers: list[AgingCustomer] | None = Field(default=None, description="only with by=customer")
     without_due_date: int
 

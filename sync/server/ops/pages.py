@@ -68,6 +68,7 @@ def failures_router(ctx: OpsContext, pages: Pages) -> APIRouter:
         request: Request,
         session: SessionDep,
         status: str = "open",
+        connection: str = "",
         target: str = "",
         error_class: Annotated[str, Query(alias="class")] = "",
         since: str = "",
@@ -83,8 +84,11 @@ def failures_router(ctx: OpsContext, pages: Pages) -> APIRouter:
         except ValueError as exc:
             problems.append(f"Active since: {exc}; the filter was left out.")
             moment = None
-        query = FailureQuery(view, target.strip() or None, error_class or None, moment, LIST_LIMIT)
-        rows = [row.as_json() for row in list_failures(ctx.ledger, query, ctx.source)]
+        # ``target``: the filter's name before connections; old bookmarks keep working.
+        chosen = (connection or target).strip()
+        known = ctx.known()
+        query = FailureQuery(view, chosen or None, error_class or None, moment, LIST_LIMIT)
+        rows = [row.as_json() for row in list_failures(ctx.ledger, query, connections=known)]
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return pages.page(
             request,
@@ -95,11 +99,12 @@ def failures_router(ctx: OpsContext, pages: Pages) -> APIRouter:
             truncated=len(rows) == LIST_LIMIT,
             filters={
                 "status": view.value,
-                "target": target,
+                "connection": chosen,
                 "error_class": error_class,
                 "since": since,
             },
             views=[v.value for v in FailureView],
+            connections=known.billing(),
             classes=CLASSES,
             error=" ".join(problems) or None,
             back=here,
@@ -109,7 +114,7 @@ def failures_router(ctx: OpsContext, pages: Pages) -> APIRouter:
     def failure_page(request: Request, session: SessionDep, item_id: str) -> Response:
         number = _item_id(item_id)
         try:
-            detail = show_failure(ctx.ledger, number, ctx.source)
+            detail = show_failure(ctx.ledger, number, connections=ctx.known())
         except UnknownFailure:
             raise NotFound(
                 f"There is no failure with id {number}: it may have succeeded since "

@@ -77,7 +77,10 @@ def reports_router(ctx: OpsContext, pages: Pages) -> APIRouter:
 
     @router.get("/ops/runs")
     def runs_page(request: Request, session: SessionDep) -> Response:
-        report = build_status(ctx.ledger, ctx.clock(), source=ctx.source, runs=RUNS_SHOWN)
+        known = ctx.known()
+        report = build_status(
+            ctx.ledger, ctx.clock(), source=known.source, connections=known, runs=RUNS_SHOWN
+        )
         status = plain(report.as_json())
         present = {name for run in status["runs"] for name in run["counts"]}
         return pages.page(
@@ -91,9 +94,16 @@ def reports_router(ctx: OpsContext, pages: Pages) -> APIRouter:
 
     @router.get("/ops/reports/aging")
     def aging_page(
-        request: Request, session: SessionDep, as_of: str = "", currency: str = "", by: str = ""
+        request: Request,
+        session: SessionDep,
+        as_of: str = "",
+        currency: str = "",
+        connection: str = "",
+        by: str = "",
     ) -> Response:
         today = ctx.clock().date()
+        known = ctx.known()
+        chosen = connection.strip()
         error, report, chart = None, None, None
         try:
             day = parse_as_of(as_of.strip(), today)
@@ -101,7 +111,10 @@ def reports_router(ctx: OpsContext, pages: Pages) -> APIRouter:
         except ValueError as exc:
             error, day = str(exc), today
         else:
-            found = aging(ctx.ledger, day, currency=code, by_customer=by == "customer")
+            found = aging(
+                ctx.ledger, day, currency=code, connection=chosen or None,
+                by_customer=by == "customer",
+            )  # fmt: skip
             report = plain(found.as_json())
             chart = aging_chart(report["as_of"], report["currencies"])
         return pages.page(
@@ -111,6 +124,9 @@ def reports_router(ctx: OpsContext, pages: Pages) -> APIRouter:
             active="aging",
             as_of=day.isoformat(),
             currency=currency.strip().upper(),
+            connection=chosen,
+            connections=known.billing(),
+            labels={name: view.label for name, view in known.views.items()},
             by_customer=by == "customer",
             report=report,
             chart=chart,
