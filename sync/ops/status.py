@@ -124,6 +124,22 @@ def credential_reports(
     return reports, warnings
 
 
+@dataclass(frozen=True)
+class CredentialWarnings:
+    """`billsync.sync.server.metrics.CredentialSource` over the ledger: per connection
+    whose connector reports on its stored credentials, the number of warnings now."""
+
+    ledger: Ledger
+    connections: Connections
+
+    def credential_warnings(self, now: datetime) -> dict[str, int]:
+        reports, _ = credential_reports(self.ledger, self.connections, now)
+        return {
+            name: sum(len(report["warnings"]) for report in found)
+            for name, found in reports.items()
+        }
+
+
 def _health(reports: list[dict[str, Any]] | None) -> str:
     """One word for a connection's credentials: ``ok``, ``warning``, ``none stored``,
     or ``not reported`` (its connector keeps none in the ledger)."""

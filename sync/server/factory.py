@@ -22,6 +22,7 @@ from billsync.sync.engine.cycle import LeaseHeld, run_cycle
 from billsync.sync.engine.first_run import StartChoice, StartNotChosen, resolve_start, watermark_at
 from billsync.sync.ledger import Ledger, create_ledger_engine, upgrade_to_head
 from billsync.sync.ops.connections import from_settings
+from billsync.sync.ops.status import CredentialWarnings
 from billsync.sync.server.app import ServerParts, create_app
 from billsync.sync.server.cron import CronSchedule
 from billsync.sync.server.metrics import Metrics
@@ -52,7 +53,10 @@ def build_app(settings: Settings, *, schedule: CronSchedule | None = None) -> Fa
             fix="their payments arrive by polling only; to receive their events at "
             "/webhooks/<name>, set the webhook secret in each one's settings section",
         )
-    metrics = Metrics(ledger, now=wiring.utc_now)
+    connections = from_settings(settings)
+    metrics = Metrics(
+        ledger, now=wiring.utc_now, credentials=CredentialWarnings(ledger, connections)
+    )
     uninstall = install_api_call_observer(hosts_from_settings(settings), metrics.api_call)
     scheduler = None
     if schedule is not None:
@@ -70,7 +74,7 @@ def build_app(settings: Settings, *, schedule: CronSchedule | None = None) -> Fa
         source=settings.sync.source,
         clock=wiring.utc_now,
         connections=tuple(built.targets),
-        ops_connections=from_settings(settings),
+        ops_connections=connections,
     )
     return create_app(parts)
 

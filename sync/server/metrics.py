@@ -21,7 +21,8 @@ a single-company deployment's are named after their kinds). Labels that held the
 connector's name before connections existed keep their names for the dashboards that
 query them and now hold the connection: ``target`` on invoices created, ``provider``
 on webhook deliveries, ``system`` on API calls. A family new with connections labels it
-``connection`` (open failures per connection).
+``connection`` (open failures per connection; credential warnings per connection, from
+each connector's health report, `billsync.core.plugins.CredentialHealth`).
 
 Each `Metrics` owns its registry (never prometheus_client's global one), so tests and
 several app instances in one process do not collide.
@@ -29,7 +30,7 @@ several app instances in one process do not collide.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -103,6 +104,46 @@ class LedgerCollector:
             return
         yield from _ledger_up(1)
         yield from _families(snapshot, now)
+
+
+class CredentialSource(Protocol):
+    def credential_warnings(self, now: datetime) -> Mapping[str, int]:
+        """Per connection whose connector reports on the credentials it keeps in the
+        ledger, how many warnings the reports give now (0: all fine)."""
+        ...
+
+
+class CredentialCollector:
+    """``billsync_credential_warnings{connection}``: what `billsync status` says of each
+    connection's stored credentials (refresh token or connection limit running out),
+    read at scrape time, so an alert fires before a company has to reconnect."""
+
+    def __init__(self, source: CredentialSource, now: Clock) -> None:
+        self._source = source
+        self._now = now
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        try:
+            warnings = self._source.credential_warnings(self._now())
+        except SQLAlchemyError as exc:  # billsync_ledger_up already says the ledger is down
+            log.warning("metrics.credentials_unreadable", error=type(exc).__name__)
+            return
+        for connection, count in sorted(warnings.items()):
+            family.add_metric([connection], count)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "billsync_credential_warnings",
+            "Warnings of each connection's stored credentials as its connector reports "
+            "them (as billsync status; 0: fine).",
+            labels=["connection"],
+        )
 
 
 def _ledger_up(value: int) -> Iterator[Metric]:
@@ -180,7 +221,13 @@ class Metrics:
         uninstall = install_api_call_observer(hosts_from_settings(s), metrics.api_call)
     """
 
-    def __init__(self, ledger: MetricsSource, *, now: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        ledger: MetricsSource,
+        *,
+        now: Clock = utc_now,
+        credentials: CredentialSource | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         # The label is still called provider (dashboards query it); its value is the
         # connection's name, the one in /webhooks/<connection>.
@@ -217,6 +264,8 @@ class Metrics:
         for reason in Refusal:
             self._login_refusals.labels(str(reason))
         self.registry.register(LedgerCollector(ledger, now))
+        if credentials is not None:
+            self.registry.register(CredentialCollector(credentials, now))
 
     def webhook_connections(self, names: Iterable[str]) -> None:
         """The connections whose webhooks the app serves: every (connection, outcome)

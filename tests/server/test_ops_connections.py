@@ -117,3 +117,39 @@ def test_pages_filter_and_show_each_connection(served: Served) -> None:
     )
     runs = page("/ops/runs")
     assert all(f'<th scope="row">{name}</th>' in runs for name in TARGETS)
+
+
+def test_metrics_report_each_connections_credential_warnings(tmp_path: Path) -> None:
+    """billsync_credential_warnings{connection}: each QuickBooks company's stored token
+    as `billsync status` reports it; one whose refresh token runs out soon warns."""
+    from datetime import timedelta
+
+    from billsync.connectors.quickbooks.tokens import TokenSet
+    from billsync.sync.ops.status import CredentialWarnings
+    from tests.ops.companies_fixture import REALMS
+
+    db = create_ledger_engine(f"sqlite:///{tmp_path / 'billsync.db'}")
+    upgrade_to_head(db)
+    ledger = Ledger(db, clock=Clock(NOW))
+    seed_companies(ledger, NOW)
+    connections = from_settings(load_settings(write_config(tmp_path), environ={}))
+    metrics = Metrics(ledger, now=Clock(NOW), credentials=CredentialWarnings(ledger, connections))
+    body = metrics.render()[0].decode()
+    assert 'billsync_credential_warnings{connection="qbo_us"} 0.0' in body
+    assert 'billsync_credential_warnings{connection="qbo_uk"} 0.0' in body
+
+    realm = REALMS["qbo_uk"]
+    stored = ledger.load_credentials(f"quickbooks:{realm}")
+    assert stored is not None
+    expiring = TokenSet(
+        refresh_token="REFRESH-SOON", access_token="ACCESS-SOON",
+        access_expires_at=NOW + timedelta(minutes=40),
+        refresh_expires_at=NOW + timedelta(days=5),
+        refresh_issued_at=NOW - timedelta(days=95), connected_at=NOW - timedelta(days=400),
+    )  # fmt: skip
+    assert ledger.save_credentials(f"quickbooks:{realm}", expiring.to_data(), stored[1])
+    body = metrics.render()[0].decode()
+    assert 'billsync_credential_warnings{connection="qbo_uk"} 1.0' in body
+    assert 'billsync_credential_warnings{connection="qbo_us"} 0.0' in body
+    assert "REFRESH-SOON" not in body
+    db.dispose()
