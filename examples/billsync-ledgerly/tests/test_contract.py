@@ -25,6 +25,9 @@ REVISION = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 class LedgerlyHarness:
     fake: FakeLedgerly
     name: str = "ledgerly"
+    """The connection under test: what every part must name itself (the contract
+    checks it); ``kind`` is the connector it is a connection of."""
+    kind: str = "ledgerly"
     missing_invoice_id: str = "inv_99999"
     sleeps: list[float] = field(default_factory=list)
     credentials: MemoryCredentials = field(default_factory=MemoryCredentials)
@@ -39,11 +42,14 @@ class LedgerlyHarness:
             **settings,
         }
         environ = {f"BILLSYNC_LEDGERLY__{key.upper()}": value for key, value in values.items()}
-        section = load_settings(None, environ=environ).connector(self.name)
+        section = load_settings(None, environ=environ).connector(self.kind)
         context = BuildContext(
-            holder="contract", credentials=self.credentials, sleep=self.sleeps.append
+            holder="contract",
+            credentials=self.credentials,
+            sleep=self.sleeps.append,
+            connection=self.name,
         )
-        return build_connector(self.name, section, context)
+        return build_connector(self.kind, section, context)
 
     def build(self) -> ConnectorParts:
         return self._build()
@@ -102,3 +108,12 @@ class TestLedgerly(InvoiceTargetContract):
     @pytest.fixture
     def harness(self, fake: FakeLedgerly) -> LedgerlyHarness:
         return LedgerlyHarness(fake)
+
+
+class TestLedgerlyAsASecondConnection(InvoiceTargetContract):
+    """The same contract for a second Ledgerly account (``connections.ledgerly_uk``):
+    every part names itself by the connection, never by the connector's kind."""
+
+    @pytest.fixture
+    def harness(self, fake: FakeLedgerly) -> LedgerlyHarness:
+        return LedgerlyHarness(fake, name="ledgerly_uk")
