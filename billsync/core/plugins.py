@@ -210,6 +210,11 @@ class CommandContext(Protocol):
     def section(self) -> Any:
         """The connector's validated settings section (its `ConnectorSpec.settings`)."""
 
+    @property
+    def connection(self) -> str:
+        """The connection the command acts on: the connector's own name for its plain
+        section, or the one ``billsync auth --connection NAME`` chose."""
+
     def credentials(self, *, create: bool) -> CredentialStore | None:
         """The ledger's credential store. ``create``: create or migrate the ledger first
         (to store credentials); otherwise None when the ledger does not exist yet at this

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from billsync.connectors.quickbooks.errors import SYSTEM
+from billsync.connectors.quickbooks.errors import SYSTEM, auth_command
 from billsync.connectors.quickbooks.oauth import AuthGateway
 from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.tokens import (
@@ -77,7 +77,9 @@ class TokenManager:
         gateway: AuthGateway | None = None,
         clock: Clock = _utcnow,
         sleep: Sleep = time.sleep,
+        connection: str = SYSTEM,
     ) -> None:
+        self._connect_with = auth_command(connection)
         if not settings.realm_id:
             raise ConnectorError(
                 system=SYSTEM,
@@ -185,7 +187,7 @@ class TokenManager:
                 system=SYSTEM,
                 error_class=ErrorClass.AUTH,
                 message=f"QuickBooks company {self.settings.realm_id} is not connected; "
-                "run `billsync auth quickbooks`",
+                f"run {self._connect_with}",
                 code="NOT_CONNECTED",
             )
         data, version = loaded

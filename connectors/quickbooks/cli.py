@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlparse
 
 import typer
 
+from billsync.connectors.quickbooks.errors import auth_command
 from billsync.connectors.quickbooks.settings import QuickBooksSettings
 from billsync.connectors.quickbooks.tokens import TokenSet, credential_name, token_health
 from billsync.core.plugins import CommandContext, CommandOpener
@@ -193,7 +194,8 @@ def _status(opened: CommandContext, realm: str | None, as_json: bool) -> int:
             else ""
         )
         raise _fail(
-            f"QuickBooks company {realm} is not connected{hint}: run `billsync auth quickbooks`"
+            f"QuickBooks company {realm} is not connected{hint}: "
+            f"run {auth_command(opened.connection)}"
         )
     now = datetime.now(UTC)
     tokens = TokenSet.from_data(loaded[0])
@@ -214,7 +216,7 @@ def _status(opened: CommandContext, realm: str | None, as_json: bool) -> int:
     if refused is not None:
         report["warnings"] = [
             f"a sync run on {refused['at']} was refused: {refused['message']}; "
-            "reconnect: run `billsync auth quickbooks`",
+            f"reconnect: run {auth_command(opened.connection)}",
             *health.warnings,
         ]
     if as_json:

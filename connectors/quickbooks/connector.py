@@ -66,7 +66,9 @@ class QuickBooksConnector:
         # payment event and discrepancy leaves this facade under it.
         self.name = name
         self.settings = settings
-        self.tokens = TokenManager(settings, store, gateway=gateway, clock=clock, sleep=sleep)
+        self.tokens = TokenManager(
+            settings, store, gateway=gateway, clock=clock, sleep=sleep, connection=name
+        )
         limits = RequestLimits(
             requests_per_minute=settings.requests_per_minute,
             max_concurrent=settings.max_concurrent,

@@ -53,6 +53,15 @@ _T, _R, _A = ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH
 _C, _I, _N = ErrorClass.CONFLICT, ErrorClass.INVALID_DATA, ErrorClass.NOT_FOUND
 RECONNECT = "run `billsync auth quickbooks` to reconnect the company"
 
+
+def auth_command(connection: str = SYSTEM) -> str:
+    """The command that connects this connection's company: the plain section's, or
+    ``--connection`` naming one of several QuickBooks companies."""
+    if connection == SYSTEM:
+        return "`billsync auth quickbooks`"
+    return f"`billsync auth --connection {connection} quickbooks`"
+
+
 FAULT_CODES: dict[int, Rule] = {
     # Fault.Error[].code -> what to do next (api-facts §2.8; only the first error is sent).
     100: Rule(_A, f"QuickBooks refused the app's permission; {RECONNECT} as a company admin"),

@@ -46,6 +46,10 @@ class LedgerCommandContext:
     section: Any
     database: Engine
 
+    @property
+    def connection(self) -> str:
+        return self.system
+
     def credentials(self, *, create: bool) -> CredentialStore | None:
         from billsync.sync.ledger import Ledger, is_current, upgrade_to_head
         from billsync.sync.ledger.credential_store import LedgerCredentialStore

@@ -265,6 +265,20 @@ def test_not_connected_without_a_stored_or_configured_token(qbo: Qbo) -> None:
     assert "billsync auth quickbooks" in caught.value.message
 
 
+def test_a_named_connection_says_how_to_connect_that_company(qbo: Qbo) -> None:
+    connector = QuickBooksConnector(
+        qbo.settings(refresh_token=None),
+        qbo.store("test-process"),
+        clock=qbo.time.now,
+        sleep=qbo.time.sleep,
+        monotonic=qbo.time.monotonic,
+        name="qbo_uk",
+    )
+    with pytest.raises(ConnectorError) as caught:
+        connector.catalog().preferences()
+    assert "run `billsync auth --connection qbo_uk quickbooks`" in caught.value.message
+
+
 @responses.activate
 def test_discovery_comes_from_the_configured_url_and_never_from_intuit(qbo: Qbo) -> None:
     document = {
