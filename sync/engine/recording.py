@@ -16,7 +16,7 @@ from typing import Any
 from billsync.core import money
 from billsync.core.canonical import Deal, DiscrepancyKind, InvoiceDraft, InvoiceRef, InvoiceStatus
 from billsync.core.logs import get_logger
-from billsync.core.protocols import ConnectorError, ErrorClass
+from billsync.core.protocols import ConnectorError, ErrorClass, InvoiceTarget
 from billsync.sync.engine.failures import INVOICE, PERMANENT, FailureRecorder
 from billsync.sync.engine.summary import RunSummary
 from billsync.sync.engine.writeback import queue_writeback
@@ -66,6 +66,17 @@ class Job:
         draft = InvoiceDraft.model_validate(payload["draft"])
         name = str(payload.get("deal_name") or "")
         return cls(draft.deal_id, name, draft, fingerprint, True, (reference,))
+
+
+def find_all(connector: InvoiceTarget, job: Job) -> list[InvoiceRef]:
+    """Every invoice for the deal under each reference it was (or is) sent with, once
+    each, in the target's order (oldest first): what a job whose attempt may have
+    reached the target looks up before anything is created."""
+    found: dict[str, InvoiceRef] = {}
+    for reference in job.lookups():
+        for ref in connector.find_invoices(job.deal_id, reference=reference):
+            found.setdefault(ref.external_id, ref)
+    return list(found.values())
 
 
 def oldest_first(found: Sequence[InvoiceRef]) -> list[InvoiceRef]:
