@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -55,6 +56,31 @@ def wait_for_invoices(handle: SandboxHandle, at_least: int, timeout_s: float = 6
     raise AssertionError(f"no {at_least} invoices within {timeout_s} s")
 
 
+def freeze_outside_a_write(pid: int, database: Path, attempts: int = 200) -> None:
+    """SIGSTOP the run, at a moment it holds no SQLite write lock.
+
+    SQLite admits one writer at a time: a process frozen inside a ledger write
+    transaction (a few milliseconds, e.g. recording a batch's outcomes) blocks every
+    other writer until it resumes, and the second run can only give up with "database
+    is locked". That is SQLite's nature, not what this test is about (the lease and the
+    fence after a freeze), and a first CI run met it by chance. So: stop, probe for the
+    write lock, and if the frozen run holds it, let it finish that transaction and stop
+    it again."""
+    for _ in range(attempts):
+        os.kill(pid, signal.SIGSTOP)
+        probe = sqlite3.connect(database, timeout=0.2, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.005)
+        finally:
+            probe.close()
+    raise AssertionError("the run never left its ledger write transaction")
+
+
 def test_a_run_frozen_past_its_lease_writes_nothing_after_resuming(
     tmp_path: Path, size: Size, rng: random.Random, tally: Tally
 ) -> None:
@@ -69,7 +95,7 @@ def test_a_run_frozen_past_its_lease_writes_nothing_after_resuming(
         frozen = start_run(h.config_path, env, tmp_path, log)
         try:
             wait_for_invoices(h, 1)
-            os.kill(frozen.pid, signal.SIGSTOP)
+            freeze_outside_a_write(frozen.pid, tmp_path / "billsync.db")
             billed = invoices_per_deal(h.state())
             waiting = [d for d in deals if d not in billed]
             assert waiting, "the frozen run had invoiced everything before it was stopped"
